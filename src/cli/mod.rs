@@ -1,0 +1,181 @@
+//! The `dist-zero` command line: run a scenario, run the demo, run the benchmarks.
+//!
+//! Exit status: 0 when every output is correct; 1 when a run completed but some output is wrong,
+//! or a node failed during it; 2 for bad input or usage (one clear line on stderr).
+
+mod bench;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::hardware::Mode;
+use crate::scenario::{simulate, Report, RunOptions, Scenario, Workload};
+use crate::settings::Settings;
+
+/// Runs with at least this many users show a progress bar (on a terminal, without `--json`).
+const PROGRESS_MIN_USERS: usize = 500;
+
+/// Exit status: the run completed and every output is correct.
+pub const EXIT_CORRECT: u8 = 0;
+/// Exit status: the run completed but some output is wrong, or a node failed.
+pub const EXIT_WRONG: u8 = 1;
+/// Exit status: bad input or usage.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Write a distributed program once; run it simulated, in containers, or in the cloud.
+#[derive(Debug, Parser)]
+#[command(name = "dist-zero", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a sum-network scenario file.
+    Run {
+        /// The scenario (JSON; see the README for its format).
+        scenario: PathBuf,
+        /// Replaces the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print exactly one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Which hardware to run on.
+        #[arg(long, value_enum, default_value_t = Mode::Simulated)]
+        mode: Mode,
+    },
+    /// Generate a sum-network scenario and run it (simulated).
+    Demo {
+        /// Machines in the system.
+        #[arg(long, default_value_t = 3)]
+        machines: u32,
+        /// Users, spread over the machines.
+        #[arg(long, default_value_t = 6)]
+        users: u32,
+        /// Increments each user makes.
+        #[arg(long, default_value_t = 4)]
+        increments: u32,
+        /// Seed of the generated scenario and of the run.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Simulated milliseconds to run.
+        #[arg(long, default_value_t = 1000)]
+        run_ms: u64,
+        /// Print exactly one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the simulator on large sum networks and print wall time and events per second.
+    Bench(bench::BenchArgs),
+}
+
+/// Parses the process arguments, runs the command, and returns its exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => return fail(EXIT_BAD_INPUT, &error),
+    };
+    init_logging(&settings);
+    ExitCode::from(execute(cli.command))
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one command and returns its exit status.
+pub fn execute(command: Command) -> u8 {
+    match command {
+        Command::Run {
+            scenario,
+            seed,
+            json,
+            mode,
+        } => {
+            let scenario = match Scenario::load(&scenario) {
+                Ok(scenario) => scenario,
+                Err(error) => return report_error(EXIT_BAD_INPUT, &error),
+            };
+            match mode {
+                Mode::Simulated => run_simulated(&scenario, seed, json),
+                Mode::Virtual | Mode::Cloud => report_error(
+                    EXIT_BAD_INPUT,
+                    &format!(
+                        "{mode} mode is not available in this build; run with --mode simulated"
+                    ),
+                ),
+            }
+        }
+        Command::Demo {
+            machines,
+            users,
+            increments,
+            seed,
+            run_ms,
+            json,
+        } => {
+            if machines == 0 {
+                return report_error(EXIT_BAD_INPUT, &"--machines must be at least 1");
+            }
+            let workload = Workload {
+                machines,
+                users,
+                increments,
+                run_ms,
+                seed,
+            };
+            run_simulated(&workload.scenario(), None, json)
+        }
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+fn run_simulated(scenario: &Scenario, seed: Option<u64>, json: bool) -> u8 {
+    let options = RunOptions {
+        seed,
+        keep_trace_text: false,
+        progress: !json
+            && scenario.users.len() >= PROGRESS_MIN_USERS
+            && std::io::stderr().is_terminal(),
+    };
+    match simulate(scenario, &options) {
+        Ok(run) => print_report(&run.report, json),
+        Err(crate::scenario::RunError::Scenario(error)) => report_error(EXIT_BAD_INPUT, &error),
+        Err(error) => report_error(EXIT_WRONG, &error),
+    }
+}
+
+fn print_report(report: &Report, json: bool) -> u8 {
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{report}");
+    }
+    if report.correct {
+        EXIT_CORRECT
+    } else {
+        EXIT_WRONG
+    }
+}
+
+fn report_error(code: u8, error: &dyn std::fmt::Display) -> u8 {
+    eprintln!("dist-zero: {error}");
+    code
+}
+
+fn fail(code: u8, error: &dyn std::fmt::Display) -> ExitCode {
+    ExitCode::from(report_error(code, error))
+}

@@ -1,0 +1,91 @@
+//! Hardware: creates machines, moves bytes between them and passes time — the only layer where
+//! the modes differ. The scenario runner drives any of them through [`Hardware`].
+
+pub mod simulated;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::manager::NodeState;
+use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+
+pub use simulated::{FailureReport, SimulatedHardware};
+
+/// Which kind of hardware a system runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every machine in this process, virtual time, a seeded network.
+    Simulated,
+    /// Every machine a real process in its own Docker container on this host.
+    Virtual,
+    /// Every machine a provisioned cloud instance.
+    Cloud,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Simulated => "simulated",
+            Mode::Virtual => "virtual",
+            Mode::Cloud => "cloud",
+        })
+    }
+}
+
+/// Why the hardware could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum HardwareError {
+    /// A node raised an error; the report carries the message trace that led to it.
+    #[error("{0}")]
+    NodeFailed(Box<FailureReport>),
+    /// A machine index beyond the system's machines.
+    #[error("machine {machine} is out of range: the system has {machines} machines (0..={})", machines.saturating_sub(1))]
+    NoSuchMachine {
+        /// The index asked for.
+        machine: MachineId,
+        /// How many machines there are.
+        machines: usize,
+    },
+    /// A machine stopped answering or died during the run.
+    #[error("machine {machine} was lost: {reason}")]
+    MachineLost {
+        /// The machine.
+        machine: MachineId,
+        /// What was observed.
+        reason: String,
+    },
+    /// The hardware's own infrastructure failed (Docker, a cloud API, a socket).
+    #[error("{0}")]
+    Infrastructure(String),
+}
+
+/// A running system of machines, as the scenario runner sees it. Times are milliseconds since the
+/// system started: virtual in the simulator, real elsewhere.
+pub trait Hardware {
+    /// Which mode this is.
+    fn mode(&self) -> Mode;
+
+    /// How many machines the system has.
+    fn machine_count(&self) -> usize;
+
+    /// Milliseconds since the system started.
+    fn now_ms(&self) -> u64;
+
+    /// Starts a node from `config` on `machine`, now.
+    fn spawn(
+        &mut self,
+        machine: MachineId,
+        config: &NodeConfig,
+    ) -> Result<NodeHandle, HardwareError>;
+
+    /// Delivers `message` to node `to` from outside the system.
+    fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError>;
+
+    /// Lets the system run until `at_ms` (does nothing if that time has passed).
+    fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError>;
+
+    /// The state of every node on every machine, machine by machine.
+    fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError>;
+}

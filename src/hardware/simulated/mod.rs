@@ -1,0 +1,336 @@
+//! Simulated mode: every machine in this process, virtual time, a seeded network.
+//!
+//! Event-driven: a priority queue ordered by (time, sequence number) holds message arrivals and
+//! timer wake-ups, so the cost of a run grows with the number of events, not with nodes × time.
+//! Deterministic: one seed drives the network's latencies and every machine's random generator,
+//! and nothing else (no clock, no thread, no hash-map order) reaches the event order.
+
+mod cause;
+mod network;
+mod trace;
+
+pub use cause::{FailureReport, Hop};
+pub use network::{LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError};
+pub use trace::Trace;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use super::{Hardware, HardwareError, Mode};
+use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager, NodeState};
+use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+use crate::node::{NodeRegistry, TimerId};
+use cause::Cause;
+use network::Network;
+
+/// Counters a simulated run keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimulationStats {
+    /// Events processed (arrivals and timer wake-ups).
+    pub events: u64,
+    /// Messages handed to a node.
+    pub messages_delivered: u64,
+    /// Envelopes addressed to a node or machine that does not exist.
+    pub undeliverable: u64,
+}
+
+/// What a simulated system is made of.
+#[derive(Debug, Clone)]
+pub struct SimulationConfig {
+    /// How many machines (at least one).
+    pub machines: u32,
+    /// The one seed every random choice derives from.
+    pub seed: u64,
+    /// The network model.
+    pub network: NetworkConfig,
+    /// Keep the full text trace (every event as a line) besides its hash.
+    pub keep_trace_text: bool,
+}
+
+enum Event {
+    Arrive {
+        from: MachineId,
+        to: MachineId,
+        envelope: Envelope,
+        cause: Cause,
+    },
+    Wake {
+        machine: MachineId,
+        timer: TimerId,
+        cause: Cause,
+    },
+}
+
+struct Scheduled {
+    at_us: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_us, self.seq) == (other.at_us, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at_us, self.seq).cmp(&(other.at_us, other.seq))
+    }
+}
+
+/// Any number of machines in one process, on virtual time.
+pub struct SimulatedHardware {
+    managers: Vec<NodeManager>,
+    network: Network,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    now_us: u64,
+    next_seq: u64,
+    scratch: Vec<Effect>,
+    trace: Trace,
+    stats: SimulationStats,
+    seed: u64,
+}
+
+impl SimulatedHardware {
+    /// A system of `config.machines` machines whose nodes come from `registry`.
+    pub fn new(
+        config: SimulationConfig,
+        registry: Arc<NodeRegistry>,
+    ) -> Result<Self, NetworkConfigError> {
+        let network = Network::new(&config.network, config.seed)?;
+        let managers = (0..config.machines.max(1))
+            .map(|index| NodeManager::new(MachineId(index), Arc::clone(&registry), config.seed))
+            .collect();
+        Ok(SimulatedHardware {
+            managers,
+            network,
+            queue: BinaryHeap::new(),
+            now_us: 0,
+            next_seq: 0,
+            scratch: Vec::new(),
+            trace: Trace::new(config.keep_trace_text),
+            stats: SimulationStats::default(),
+            seed: config.seed,
+        })
+    }
+
+    /// The seed this system runs on.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SimulationStats {
+        self.stats
+    }
+
+    /// The event trace so far (its hash, and its text if it was kept).
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Virtual microseconds since the system started.
+    pub fn now_us(&self) -> u64 {
+        self.now_us
+    }
+
+    /// Runs for `ms` more virtual milliseconds.
+    pub fn run_for(&mut self, ms: u64) -> Result<(), HardwareError> {
+        self.run_until(self.now_ms() + ms)
+    }
+
+    fn machine_index(&self, machine: MachineId) -> Result<usize, HardwareError> {
+        if machine.index() < self.managers.len() {
+            Ok(machine.index())
+        } else {
+            Err(HardwareError::NoSuchMachine {
+                machine,
+                machines: self.managers.len(),
+            })
+        }
+    }
+
+    fn schedule(&mut self, at_us: u64, event: Event) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.push(Reverse(Scheduled { at_us, seq, event }));
+    }
+
+    /// Processes the earliest event.
+    fn step(&mut self, scheduled: Scheduled) -> Result<(), HardwareError> {
+        self.now_us = scheduled.at_us;
+        self.stats.events += 1;
+        match scheduled.event {
+            Event::Arrive {
+                from,
+                to,
+                envelope,
+                cause,
+            } => {
+                self.trace.arrive(self.now_us, from, to, &envelope);
+                let cause = match &envelope {
+                    Envelope::Deliver {
+                        from,
+                        to: id,
+                        message,
+                    } => Some(Hop::after(
+                        cause,
+                        self.now_us,
+                        *from,
+                        NodeHandle {
+                            id: *id,
+                            machine: to,
+                        },
+                        message.clone(),
+                    )),
+                    Envelope::Spawn { .. } | Envelope::Terminate { .. } => cause,
+                };
+                let is_delivery = matches!(envelope, Envelope::Deliver { .. });
+                match self.managers[to.index()].handle(self.now_us, envelope) {
+                    Ok(Handled::Done) if is_delivery => self.stats.messages_delivered += 1,
+                    Ok(Handled::Done) => {}
+                    Ok(Handled::NoSuchNode(_)) => self.stats.undeliverable += 1,
+                    Err(failure) => return Err(self.failed(failure, cause)),
+                }
+                self.carry_effects(to, &cause);
+            }
+            Event::Wake {
+                machine,
+                timer,
+                cause,
+            } => {
+                self.trace.wake(self.now_us, machine, timer);
+                if let Err(failure) = self.managers[machine.index()].fire_timer(self.now_us, timer)
+                {
+                    return Err(self.failed(failure, cause));
+                }
+                self.carry_effects(machine, &cause);
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns what machine `machine` asked for into scheduled events.
+    fn carry_effects(&mut self, machine: MachineId, cause: &Cause) {
+        let mut effects = std::mem::take(&mut self.scratch);
+        self.managers[machine.index()].drain_effects(&mut effects);
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Transmit { to, envelope } => {
+                    if to.index() >= self.managers.len() {
+                        self.stats.undeliverable += 1;
+                        continue;
+                    }
+                    let at_us = self.network.arrival_us(self.now_us, machine, to);
+                    self.schedule(
+                        at_us,
+                        Event::Arrive {
+                            from: machine,
+                            to,
+                            envelope,
+                            cause: cause.clone(),
+                        },
+                    );
+                }
+                Effect::Wake { at_us, timer } => self.schedule(
+                    at_us.max(self.now_us),
+                    Event::Wake {
+                        machine,
+                        timer,
+                        cause: cause.clone(),
+                    },
+                ),
+            }
+        }
+        self.scratch = effects;
+    }
+
+    fn failed(&self, failure: NodeFailure, cause: Cause) -> HardwareError {
+        HardwareError::NodeFailed(Box::new(FailureReport::new(
+            failure,
+            self.now_us,
+            self.seed,
+            cause.as_ref(),
+        )))
+    }
+}
+
+impl Hardware for SimulatedHardware {
+    fn mode(&self) -> Mode {
+        Mode::Simulated
+    }
+
+    fn machine_count(&self) -> usize {
+        self.managers.len()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now_us / 1000
+    }
+
+    fn spawn(
+        &mut self,
+        machine: MachineId,
+        config: &NodeConfig,
+    ) -> Result<NodeHandle, HardwareError> {
+        let index = self.machine_index(machine)?;
+        let handle = self.managers[index]
+            .start_node(self.now_us, config)
+            .map_err(|failure| self.failed(failure, None))?;
+        self.trace
+            .spawn(self.now_us, machine, handle.id, config.kind());
+        self.carry_effects(machine, &None);
+        Ok(handle)
+    }
+
+    fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError> {
+        self.machine_index(to.machine)?;
+        self.schedule(
+            self.now_us,
+            Event::Arrive {
+                from: to.machine,
+                to: to.machine,
+                envelope: Envelope::Deliver {
+                    from: None,
+                    to: to.id,
+                    message,
+                },
+                cause: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
+        let limit_us = at_ms.saturating_mul(1000);
+        while let Some(Reverse(next)) = self.queue.peek() {
+            if next.at_us > limit_us {
+                break;
+            }
+            let Some(Reverse(scheduled)) = self.queue.pop() else {
+                break;
+            };
+            self.step(scheduled)?;
+        }
+        self.now_us = self.now_us.max(limit_us);
+        Ok(())
+    }
+
+    fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
+        Ok(self
+            .managers
+            .iter()
+            .flat_map(NodeManager::node_states)
+            .collect())
+    }
+}

@@ -1,0 +1,114 @@
+//! The event trace of a simulated run: always its hash, optionally its full text.
+
+use std::fmt::Write;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::manager::Envelope;
+use crate::messages::{MachineId, NodeId};
+use crate::node::TimerId;
+
+/// Every event of a run, folded into an XXH3 hash (a fixed, portable algorithm) and, when asked
+/// for, written out one line per event. Two runs with the same seed and binary have the same hash
+/// and byte-identical text.
+pub struct Trace {
+    hasher: Xxh3,
+    text: Option<String>,
+}
+
+impl Trace {
+    /// An empty trace; `keep_text` keeps the lines too.
+    pub fn new(keep_text: bool) -> Self {
+        Trace {
+            hasher: Xxh3::new(),
+            text: keep_text.then(String::new),
+        }
+    }
+
+    /// The hash of every event so far, as 16 hex digits.
+    pub fn hash(&self) -> String {
+        format!("{:016x}", self.hasher.digest())
+    }
+
+    /// The trace text, if it was kept.
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_deref()
+    }
+
+    pub(super) fn arrive(
+        &mut self,
+        at_us: u64,
+        from: MachineId,
+        to: MachineId,
+        envelope: &Envelope,
+    ) {
+        let (code, node, kind) = match envelope {
+            Envelope::Deliver {
+                to: id, message, ..
+            } => (1u8, *id, message.kind()),
+            Envelope::Spawn { id, config } => (2, *id, config.kind()),
+            Envelope::Terminate { id } => (3, *id, ""),
+        };
+        self.fold(at_us, code, from.0, to.0, node);
+        self.hasher.update(kind.as_bytes());
+        if let Some(text) = &mut self.text {
+            let _ = match envelope {
+                Envelope::Deliver {
+                    from: sender,
+                    message,
+                    ..
+                } => {
+                    let sender =
+                        sender.map_or_else(|| String::from("outside"), |h| h.id.to_string());
+                    writeln!(
+                        text,
+                        "{at_us} {from}->{to} deliver {sender} --{kind}--> {node} {}",
+                        message.as_value()
+                    )
+                }
+                Envelope::Spawn { .. } => {
+                    writeln!(text, "{at_us} {from}->{to} spawn {node} {kind}")
+                }
+                Envelope::Terminate { .. } => {
+                    writeln!(text, "{at_us} {from}->{to} terminate {node}")
+                }
+            };
+        }
+    }
+
+    pub(super) fn wake(&mut self, at_us: u64, machine: MachineId, timer: TimerId) {
+        self.fold(
+            at_us,
+            4,
+            machine.0,
+            machine.0,
+            NodeId {
+                origin: 0,
+                serial: 0,
+            },
+        );
+        self.hasher.update(&timer.0.to_le_bytes());
+        if let Some(text) = &mut self.text {
+            let _ = writeln!(text, "{at_us} {machine} timer {}", timer.0);
+        }
+    }
+
+    pub(super) fn spawn(&mut self, at_us: u64, machine: MachineId, node: NodeId, kind: &str) {
+        self.fold(at_us, 5, machine.0, machine.0, node);
+        self.hasher.update(kind.as_bytes());
+        if let Some(text) = &mut self.text {
+            let _ = writeln!(text, "{at_us} {machine} start {node} {kind}");
+        }
+    }
+
+    fn fold(&mut self, at_us: u64, code: u8, from: u32, to: u32, node: NodeId) {
+        let mut bytes = [0u8; 25];
+        bytes[..8].copy_from_slice(&at_us.to_le_bytes());
+        bytes[8] = code;
+        bytes[9..13].copy_from_slice(&from.to_le_bytes());
+        bytes[13..17].copy_from_slice(&to.to_le_bytes());
+        bytes[17..21].copy_from_slice(&node.origin.to_le_bytes());
+        bytes[21..25].copy_from_slice(&node.serial.to_le_bytes());
+        self.hasher.update(&bytes);
+    }
+}

@@ -1,0 +1,82 @@
+//! The controller a node is handed for one callback.
+
+use rand::RngCore;
+
+use super::{Core, Effect, Envelope};
+use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+use crate::node::{MachineController, NodeError, TimerId};
+
+/// Borrows the manager's shared parts for the duration of one node callback.
+pub(super) struct Context<'a> {
+    core: &'a mut Core,
+    me: NodeHandle,
+}
+
+impl<'a> Context<'a> {
+    pub(super) fn new(core: &'a mut Core, me: NodeHandle) -> Self {
+        Context { core, me }
+    }
+}
+
+impl MachineController for Context<'_> {
+    fn me(&self) -> NodeHandle {
+        self.me
+    }
+
+    fn machine(&self) -> MachineId {
+        self.core.machine
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.core.now_us / 1000
+    }
+
+    fn send(&mut self, to: NodeHandle, message: Message) {
+        self.core.effects.push(Effect::Transmit {
+            to: to.machine,
+            envelope: Envelope::Deliver {
+                from: Some(self.me),
+                to: to.id,
+                message,
+            },
+        });
+    }
+
+    fn spawn(&mut self, machine: MachineId, config: NodeConfig) -> Result<NodeHandle, NodeError> {
+        // Build once here so that a bad config fails in the spawning node, where it can be
+        // handled, rather than later on the remote machine.
+        self.core.registry.build(&config)?;
+        let id = self.core.allocate_id();
+        self.core.effects.push(Effect::Transmit {
+            to: machine,
+            envelope: Envelope::Spawn { id, config },
+        });
+        Ok(NodeHandle { id, machine })
+    }
+
+    fn set_timer(&mut self, after_ms: u64, tag: u64) -> TimerId {
+        let timer = TimerId(self.core.next_timer);
+        self.core.next_timer += 1;
+        self.core.timers.insert(timer, (self.me.id, tag));
+        self.core.effects.push(Effect::Wake {
+            at_us: self.core.now_us + after_ms.saturating_mul(1000),
+            timer,
+        });
+        timer
+    }
+
+    fn cancel_timer(&mut self, timer: TimerId) {
+        self.core.timers.remove(&timer);
+    }
+
+    fn random(&mut self) -> &mut dyn RngCore {
+        &mut self.core.rng
+    }
+
+    fn terminate(&mut self, node: NodeHandle) {
+        self.core.effects.push(Effect::Transmit {
+            to: node.machine,
+            envelope: Envelope::Terminate { id: node.id },
+        });
+    }
+}

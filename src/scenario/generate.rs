@@ -1,0 +1,93 @@
+//! Generated workloads: the demo's and the benchmarks' scenarios.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{Scenario, UserSpec};
+use crate::hardware::simulated::NetworkConfig;
+use crate::messages::Message;
+
+/// How long after the last action every output has surely converged: two network hops of
+/// latency, plus a sum node's batching interval, with room to spare.
+const SETTLE_MS: u64 = 300;
+
+/// The shape of a generated sum-network scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// Machines in the system.
+    pub machines: u32,
+    /// Users, spread over the machines.
+    pub users: u32,
+    /// Increments each user makes.
+    pub increments: u32,
+    /// Length of the run in milliseconds.
+    pub run_ms: u64,
+    /// Seed of the generator and of the run.
+    pub seed: u64,
+}
+
+impl Workload {
+    /// The scenario: users join during the first tenth of the run, on machines drawn at random,
+    /// and make increments of 1 to 5 at random times, all early enough to settle before the end.
+    pub fn scenario(&self) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let machines = self.machines.max(1);
+        let join_window = (self.run_ms / 10).max(1);
+        let users = (0..self.users)
+            .map(|index| {
+                let join_ms = rng.random_range(0..join_window);
+                let active_ms = self.run_ms.saturating_sub(join_ms + SETTLE_MS).max(1);
+                let mut times: Vec<u64> = (0..self.increments)
+                    .map(|_| rng.random_range(0..active_ms))
+                    .collect();
+                times.sort_unstable();
+                let actions = times
+                    .into_iter()
+                    .map(|at_ms| {
+                        let amount: i64 = rng.random_range(1..=5);
+                        let mut fields = serde_json::Map::new();
+                        fields.insert("amount".into(), amount.into());
+                        (at_ms as i64, Message::tagged("increment", fields))
+                    })
+                    .collect();
+                UserSpec {
+                    name: format!("user {index}"),
+                    machine: rng.random_range(0..machines),
+                    join_ms: join_ms as i64,
+                    actions,
+                }
+            })
+            .collect();
+        Scenario {
+            machines,
+            run_ms: self.run_ms,
+            seed: self.seed,
+            network: NetworkConfig::default(),
+            users,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_generated_scenarios_are_valid_and_reproducible() {
+        let workload = Workload {
+            machines: 4,
+            users: 30,
+            increments: 5,
+            run_ms: 1000,
+            seed: 9,
+        };
+        let scenario = workload.scenario();
+        scenario.validate().expect("valid");
+        assert_eq!(scenario.users.len(), 30);
+        assert_eq!(scenario, workload.scenario());
+        for user in &scenario.users {
+            let last = user.actions.last().map_or(0, |(at, _)| *at);
+            assert!(user.join_ms + last + SETTLE_MS as i64 <= 1000);
+        }
+    }
+}

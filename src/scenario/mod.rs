@@ -1,0 +1,13 @@
+//! Scenarios: a JSON description of a sum-network run (machines, users, their actions, the
+//! network), a generator for demo and benchmark scenarios, and the runner that plays one on any
+//! [`Hardware`](crate::hardware::Hardware) and reports the outcome.
+
+mod format;
+mod generate;
+mod report;
+mod runner;
+
+pub use format::{Scenario, ScenarioError, UserSpec};
+pub use generate::Workload;
+pub use report::Report;
+pub use runner::{run_scenario, simulate, Outcome, Progress, RunError, RunOptions, SimulatedRun};

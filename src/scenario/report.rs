@@ -1,0 +1,128 @@
+//! The report of a scenario run: one JSON object, or a readable summary.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::hardware::Mode;
+
+/// How many outputs the readable summary lists before it only counts them.
+const LISTED_OUTPUTS: usize = 12;
+
+/// What a run did and whether every output converged to the total.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The mode it ran in.
+    pub mode: Mode,
+    /// The seed it ran on.
+    pub seed: u64,
+    /// How many machines.
+    pub machines: u32,
+    /// How many users.
+    pub users: usize,
+    /// How long the system ran (virtual milliseconds in simulated mode, real ones elsewhere).
+    pub simulated_ms: u64,
+    /// Wall-clock milliseconds the run took.
+    pub wall_ms: f64,
+    /// Events processed.
+    pub events: u64,
+    /// Messages handed to nodes.
+    pub messages_delivered: u64,
+    /// Envelopes for nodes or machines that did not exist.
+    pub undeliverable: u64,
+    /// Hash of the event trace (simulated mode): equal for equal seeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_hash: Option<String>,
+    /// The sum of every increment.
+    pub expected_total: i64,
+    /// User name → that user's output total (`null` if it has none).
+    pub outputs: BTreeMap<String, Option<i64>>,
+    /// Whether every output equals `expected_total`.
+    pub correct: bool,
+}
+
+impl Report {
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"error\": \"cannot encode report: {e}\"}}"))
+    }
+
+    fn wrong_outputs(&self) -> usize {
+        self.outputs
+            .values()
+            .filter(|total| **total != Some(self.expected_total))
+            .count()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "DistZero sum network, {} mode, seed {}",
+            self.mode, self.seed
+        )?;
+        let speed = if self.wall_ms > 0.0 {
+            format!(
+                " ({:.0}x real time)",
+                self.simulated_ms as f64 / self.wall_ms
+            )
+        } else {
+            String::new()
+        };
+        writeln!(
+            f,
+            "  {} machines, {} users: {} ms of system time in {:.1} ms of wall time{speed}",
+            self.machines, self.users, self.simulated_ms, self.wall_ms
+        )?;
+        writeln!(
+            f,
+            "  {} events, {} messages delivered",
+            self.events, self.messages_delivered
+        )?;
+        if let Some(hash) = &self.trace_hash {
+            writeln!(f, "  trace hash {hash}")?;
+        }
+        writeln!(f, "  expected total: {}", self.expected_total)?;
+        let width = self
+            .outputs
+            .keys()
+            .take(LISTED_OUTPUTS)
+            .map(String::len)
+            .max()
+            .unwrap_or(0);
+        for (user, total) in self.outputs.iter().take(LISTED_OUTPUTS) {
+            let (shown, mark) = match total {
+                Some(total) if *total == self.expected_total => (total.to_string(), "ok"),
+                Some(total) => (total.to_string(), "WRONG"),
+                None => (String::from("no output"), "WRONG"),
+            };
+            writeln!(f, "    {user:<width$}  {shown:>8}  {mark}")?;
+        }
+        if self.outputs.len() > LISTED_OUTPUTS {
+            writeln!(
+                f,
+                "    ... and {} more users",
+                self.outputs.len() - LISTED_OUTPUTS
+            )?;
+        }
+        if self.correct {
+            write!(
+                f,
+                "correct: all {} outputs equal {}",
+                self.outputs.len(),
+                self.expected_total
+            )
+        } else {
+            write!(
+                f,
+                "WRONG: {} of {} outputs differ from {}",
+                self.wrong_outputs(),
+                self.outputs.len(),
+                self.expected_total
+            )
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Settings: the one module that reads the environment.
+//!
+//! Variables come from the OS environment first, then from a `.env` file in the working directory
+//! (not checked in; `.env.template` is, with working defaults). No other module reads environment
+//! variables; a test below enforces that.
+
+use std::path::{Path, PathBuf};
+
+/// Which environment DistZero runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Tests and CI.
+    Test,
+    /// A developer's machine.
+    Development,
+    /// Real deployments.
+    Production,
+}
+
+/// A setting that is present but unusable, or a `.env` file that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// A variable has a value outside what it accepts.
+    #[error("environment variable {name}={value} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it accepts.
+        reason: &'static str,
+    },
+    /// `.env` exists but is malformed.
+    #[error("cannot read {path}: {reason}")]
+    DotEnv {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Everything DistZero takes from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `DIST_ZERO_ENV`: test, development or production (default test).
+    pub environment: Environment,
+    /// `DIST_ZERO_LOG`: the log filter (default `warn`).
+    pub log_filter: String,
+    /// `DOCKER_HOST`: the Docker Engine endpoint (default the local socket).
+    pub docker_host: String,
+    /// `DIST_ZERO_RUNS_DIR`: where runs keep their files (default `.tmp`).
+    pub runs_dir: PathBuf,
+    /// `DIST_ZERO_IMAGE`: the machine image's name (default `dist-zero-machine`).
+    pub machine_image: String,
+}
+
+impl Settings {
+    /// Reads the OS environment, then `.env` in the working directory if there is one.
+    pub fn load() -> Result<Self, SettingsError> {
+        let dotenv = read_dotenv(Path::new(".env"))?;
+        Self::from_lookup(|name| std::env::var(name).ok().or_else(|| lookup(&dotenv, name)))
+    }
+
+    /// Builds settings from any variable lookup (for tests and embedding).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let environment = match get("DIST_ZERO_ENV").as_deref() {
+            None | Some("test") => Environment::Test,
+            Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(SettingsError::Invalid {
+                    name: "DIST_ZERO_ENV",
+                    value: other.to_owned(),
+                    reason: "expected test, development or production",
+                })
+            }
+        };
+        Ok(Settings {
+            environment,
+            log_filter: get("DIST_ZERO_LOG").unwrap_or_else(|| "warn".into()),
+            docker_host: get("DOCKER_HOST").unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+            runs_dir: get("DIST_ZERO_RUNS_DIR")
+                .map_or_else(|| PathBuf::from(".tmp"), PathBuf::from),
+            machine_image: get("DIST_ZERO_IMAGE").unwrap_or_else(|| "dist-zero-machine".into()),
+        })
+    }
+}
+
+fn read_dotenv(path: &Path) -> Result<Vec<(String, String)>, SettingsError> {
+    let Ok(entries) = dotenvy::from_path_iter(path) else {
+        return Ok(Vec::new());
+    };
+    entries
+        .map(|entry| {
+            entry.map_err(|e| SettingsError::DotEnv {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn lookup(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_settings_default_to_the_test_environment() {
+        let settings = Settings::from_lookup(|_| None).expect("defaults");
+        assert_eq!(settings.environment, Environment::Test);
+        assert_eq!(settings.runs_dir, PathBuf::from(".tmp"));
+    }
+
+    #[test]
+    fn simulated_invalid_environment_names_the_variable() {
+        let error =
+            Settings::from_lookup(|name| (name == "DIST_ZERO_ENV").then(|| "staging".into()))
+                .expect_err("invalid");
+        assert!(error.to_string().contains("DIST_ZERO_ENV=staging"));
+    }
+
+    #[test]
+    fn simulated_the_template_parses_to_working_settings() {
+        let template = Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.template");
+        let pairs = read_dotenv(&template).expect("template parses");
+        assert!(lookup(&pairs, "DIST_ZERO_ENV").is_some());
+        let settings = Settings::from_lookup(|name| lookup(&pairs, name)).expect("valid");
+        assert_eq!(settings.environment, Environment::Test);
+    }
+
+    /// Only this module may read the environment.
+    #[test]
+    fn simulated_no_module_but_settings_reads_the_environment() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let forbidden = [
+            "std::env::var",
+            "env::var(",
+            "env::vars(",
+            "env::var_os(",
+            "dotenvy::",
+        ];
+        let mut offenders = Vec::new();
+        let mut stack = vec![src.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("src is readable").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|ext| ext == "rs")
+                    && path != src.join("settings.rs")
+                {
+                    let text = std::fs::read_to_string(&path).expect("source is readable");
+                    if forbidden.iter().any(|pattern| text.contains(pattern)) {
+                        offenders.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "environment read outside settings: {offenders:?}"
+        );
+    }
+}
