@@ -9,10 +9,15 @@
 //! - [`node`] and the built-in [`sum_network`]: state machines written against the controller;
 //! - [`messages`]: handles and JSON messages.
 //!
+//! With the `docker` feature, `machine` is the process that runs one machine of a virtual-mode
+//! system in real time, and `hardware::docker` runs a system of them in containers.
+//!
 //! [`settings`] is the only module that reads the environment.
 
 pub mod cli;
 pub mod hardware;
+#[cfg(feature = "docker")]
+pub mod machine;
 pub mod manager;
 pub mod messages;
 pub mod node;

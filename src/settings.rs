@@ -53,6 +53,8 @@ pub struct Settings {
     pub runs_dir: PathBuf,
     /// `DIST_ZERO_IMAGE`: the machine image's name (default `dist-zero-machine`).
     pub machine_image: String,
+    /// `DIST_ZERO_MACHINE_LOG`: the log filter of virtual-mode machines (default `info`).
+    pub machine_log_filter: String,
 }
 
 impl Settings {
@@ -83,6 +85,7 @@ impl Settings {
             runs_dir: get("DIST_ZERO_RUNS_DIR")
                 .map_or_else(|| PathBuf::from(".tmp"), PathBuf::from),
             machine_image: get("DIST_ZERO_IMAGE").unwrap_or_else(|| "dist-zero-machine".into()),
+            machine_log_filter: get("DIST_ZERO_MACHINE_LOG").unwrap_or_else(|| "info".into()),
         })
     }
 }

@@ -4,6 +4,14 @@
 //! or a node failed during it; 2 for bad input or usage (one clear line on stderr).
 
 mod bench;
+#[cfg(feature = "docker")]
+mod bench_virtual;
+#[cfg(feature = "docker")]
+mod clean;
+#[cfg(feature = "docker")]
+mod machine;
+#[cfg(feature = "docker")]
+pub mod run_virtual;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -74,6 +82,15 @@ pub enum Command {
     },
     /// Measure the simulator on large sum networks and print wall time and events per second.
     Bench(bench::BenchArgs),
+    /// Measure virtual mode: container start-up, machine-to-machine round trips, sum throughput.
+    #[cfg(feature = "docker")]
+    BenchVirtual(bench_virtual::BenchVirtualArgs),
+    /// Run one machine of a virtual-mode system (what each container runs).
+    #[cfg(feature = "docker")]
+    Machine(machine::MachineArgs),
+    /// Remove every container, network and image that earlier virtual-mode runs left behind.
+    #[cfg(feature = "docker")]
+    Clean,
 }
 
 /// Parses the process arguments, runs the command, and returns its exit status.
@@ -83,7 +100,10 @@ pub fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(error) => return fail(EXIT_BAD_INPUT, &error),
     };
-    init_logging(&settings);
+    // A machine process logs to its own files (see `machine::logging`).
+    if !cli.command.is_machine() {
+        init_logging(&settings);
+    }
     ExitCode::from(execute(cli.command))
 }
 
@@ -94,6 +114,16 @@ fn init_logging(settings: &Settings) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+impl Command {
+    fn is_machine(&self) -> bool {
+        #[cfg(feature = "docker")]
+        if matches!(self, Command::Machine(_)) {
+            return true;
+        }
+        false
+    }
 }
 
 /// Runs one command and returns its exit status.
@@ -111,7 +141,14 @@ pub fn execute(command: Command) -> u8 {
             };
             match mode {
                 Mode::Simulated => run_simulated(&scenario, seed, json),
-                Mode::Virtual | Mode::Cloud => report_error(
+                #[cfg(feature = "docker")]
+                Mode::Virtual => run_virtual::run(&scenario, seed, json),
+                #[cfg(not(feature = "docker"))]
+                Mode::Virtual => report_error(
+                    EXIT_BAD_INPUT,
+                    &"virtual mode is not available in this build; rebuild with `--features docker`",
+                ),
+                Mode::Cloud => report_error(
                     EXIT_BAD_INPUT,
                     &format!(
                         "{mode} mode is not available in this build; run with --mode simulated"
@@ -140,6 +177,15 @@ pub fn execute(command: Command) -> u8 {
             run_simulated(&workload.scenario(), None, json)
         }
         Command::Bench(args) => bench::run(&args),
+        #[cfg(feature = "docker")]
+        Command::BenchVirtual(args) => bench_virtual::run(&args),
+        #[cfg(feature = "docker")]
+        Command::Machine(args) => machine::run(&args),
+        #[cfg(feature = "docker")]
+        Command::Clean => match Settings::load() {
+            Ok(settings) => clean::run(&settings),
+            Err(error) => report_error(EXIT_BAD_INPUT, &error),
+        },
     }
 }
 

@@ -1,6 +1,8 @@
 //! Hardware: creates machines, moves bytes between them and passes time — the only layer where
 //! the modes differ. The scenario runner drives any of them through [`Hardware`].
 
+#[cfg(feature = "docker")]
+pub mod docker;
 pub mod simulated;
 
 use std::fmt;
@@ -59,6 +61,18 @@ pub enum HardwareError {
     /// The hardware's own infrastructure failed (Docker, a cloud API, a socket).
     #[error("{0}")]
     Infrastructure(String),
+    /// The hardware cannot be reached at all (e.g. the Docker daemon is not running); the message
+    /// says how to fix it.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A node raised an error on a machine in another process (virtual or cloud mode).
+    #[error("a node on machine {machine} failed: {failure}")]
+    RemoteNodeFailed {
+        /// The machine.
+        machine: MachineId,
+        /// The failure, as that machine reported it.
+        failure: String,
+    },
 }
 
 /// A running system of machines, as the scenario runner sees it. Times are milliseconds since the

@@ -1,0 +1,202 @@
+//! `dist-zero bench-virtual`: what virtual mode costs — time to start N containers, message
+//! round trips between two machines, and sum-network throughput end to end.
+
+use std::time::{Duration, Instant};
+
+use crate::hardware::docker::{DockerHardware, VirtualConfig};
+use crate::hardware::{Hardware, HardwareError};
+use crate::messages::{MachineId, Message, NodeHandle};
+use crate::settings::Settings;
+use crate::sum_network::{
+    InputNode, OutputLeafNode, OutputNode, RecordedUser, SumMessage, SumNode,
+};
+
+use super::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
+
+/// How long the throughput run may take to converge.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What to measure.
+#[derive(Debug, clap::Args)]
+pub struct BenchVirtualArgs {
+    /// System sizes whose start-up time is measured.
+    #[arg(long, value_delimiter = ',', default_values_t = [3u32, 10, 30])]
+    pub sizes: Vec<u32>,
+    /// Round trips measured between two machines.
+    #[arg(long, default_value_t = 2000)]
+    pub round_trips: u32,
+    /// Users in the throughput run (spread over 3 machines).
+    #[arg(long, default_value_t = 6)]
+    pub users: u32,
+    /// Increments each user makes in the throughput run, all at once.
+    #[arg(long, default_value_t = 5000)]
+    pub increments: u32,
+}
+
+/// Runs the measurements and prints them; returns the exit status.
+pub fn run(args: &BenchVirtualArgs) -> u8 {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => return report_error(EXIT_BAD_INPUT, &error),
+    };
+    let binary = match std::env::current_exe() {
+        Ok(binary) => binary,
+        Err(error) => {
+            return report_error(EXIT_WRONG, &format!("cannot find this executable: {error}"))
+        }
+    };
+    let config = |machines: u32| VirtualConfig::new(machines, 0, binary.clone(), settings.clone());
+    match measure(args, &config) {
+        Ok(()) => EXIT_CORRECT,
+        Err(error @ HardwareError::Unavailable(_)) => report_error(EXIT_BAD_INPUT, &error),
+        Err(error) => report_error(EXIT_WRONG, &error),
+    }
+}
+
+fn measure(
+    args: &BenchVirtualArgs,
+    config: &dyn Fn(u32) -> VirtualConfig,
+) -> Result<(), HardwareError> {
+    let begun = Instant::now();
+    DockerHardware::start(&config(1))?.finish()?;
+    println!(
+        "warm-up (image built or found, 1 machine): {:.0} ms",
+        ms(begun.elapsed())
+    );
+
+    println!("start-up:");
+    for &machines in &args.sizes {
+        let begun = Instant::now();
+        let hardware = DockerHardware::start(&config(machines))?;
+        let started = begun.elapsed();
+        let begun = Instant::now();
+        hardware.finish()?;
+        println!(
+            "  {machines:>3} machines: ready in {:>7.0} ms, removed in {:>6.0} ms",
+            ms(started),
+            ms(begun.elapsed())
+        );
+    }
+
+    let mut pair = DockerHardware::start(&config(2))?;
+    let mut trips = pair.round_trips(MachineId(0), MachineId(1), args.round_trips)?;
+    pair.finish()?;
+    trips.sort_unstable();
+    println!(
+        "round trip m0 -> m1 ({} pings): median {:.0} us, p99 {:.0} us, min {:.0} us, max {:.0} us",
+        trips.len(),
+        percentile(&trips, 50.0),
+        percentile(&trips, 99.0),
+        percentile(&trips, 0.0),
+        percentile(&trips, 100.0)
+    );
+
+    let mut system = DockerHardware::start(&config(3))?;
+    let (increments, elapsed) = throughput(&mut system, args.users, args.increments)?;
+    let stats = system.stats()?;
+    system.finish()?;
+    println!(
+        "sum throughput ({} users on 3 machines, {increments} increments): converged in {:.0} ms, \
+         {:.0} increments/s end to end ({} events, {} messages delivered)",
+        args.users,
+        ms(elapsed),
+        increments as f64 / elapsed.as_secs_f64(),
+        stats.events,
+        stats.messages_delivered
+    );
+    Ok(())
+}
+
+/// Builds a sum network, lets every user play `increments` increments at once, and times how
+/// long until every output shows the total.
+fn throughput(
+    hardware: &mut DockerHardware,
+    users: u32,
+    increments: u32,
+) -> Result<(u64, Duration), HardwareError> {
+    let encode = |e: crate::node::NodeError| HardwareError::Infrastructure(e.to_string());
+    let root = MachineId(0);
+    let sum = hardware.spawn(root, &SumNode::config())?;
+    let input = hardware.spawn(root, &InputNode::config(vec![sum]).map_err(encode)?)?;
+    let output = hardware.spawn(root, &OutputNode::config(vec![sum]).map_err(encode)?)?;
+    let machines = u32::try_from(hardware.machine_count()).unwrap_or(1).max(1);
+    let increment = SumMessage::Increment { amount: 1 }
+        .to_message()
+        .map_err(encode)?;
+    for user in 0..users {
+        let add = SumMessage::AddKid {
+            machine: MachineId(user % machines),
+            user: format!("user {user}"),
+            recording: None,
+        };
+        hardware.send(output, add.to_message().map_err(encode)?)?;
+    }
+    let settle = hardware.now_ms() + 300;
+    hardware.run_until(settle)?;
+    let begun = Instant::now();
+    for user in 0..users {
+        let actions = (0..increments).map(|_| (0, increment.clone())).collect();
+        let recording = RecordedUser::new(format!("user {user}"), actions)
+            .map_err(|e| HardwareError::Infrastructure(e.to_string()))?;
+        let add = SumMessage::AddKid {
+            machine: MachineId(user % machines),
+            user: format!("user {user}"),
+            recording: Some(recording),
+        };
+        send(hardware, input, add.to_message().map_err(encode)?)?;
+    }
+    let total = i64::from(users) * i64::from(increments);
+    loop {
+        let states = hardware.node_states()?;
+        let converged = states
+            .iter()
+            .filter(|node| node.node_type == OutputLeafNode::TYPE)
+            .filter(|node| node.state.get("total").and_then(|t| t.as_i64()) == Some(total))
+            .count();
+        if converged == users as usize {
+            return Ok((u64::try_from(total).unwrap_or(0), begun.elapsed()));
+        }
+        if begun.elapsed() > CONVERGE_TIMEOUT {
+            return Err(HardwareError::Infrastructure(format!(
+                "only {converged} of {users} outputs reached {total} within {CONVERGE_TIMEOUT:?}"
+            )));
+        }
+        let next = hardware.now_ms() + 20;
+        hardware.run_until(next)?;
+    }
+}
+
+fn send(
+    hardware: &mut DockerHardware,
+    to: NodeHandle,
+    message: Message,
+) -> Result<(), HardwareError> {
+    hardware.send(to, message)
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// The `p`th percentile of sorted durations, in microseconds (nearest rank).
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_percentiles_pick_by_rank() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&sorted, 0.0), 1.0);
+        assert_eq!(percentile(&sorted, 50.0), 51.0);
+        assert_eq!(percentile(&sorted, 100.0), 100.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+}

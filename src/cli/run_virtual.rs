@@ -1,0 +1,121 @@
+//! `dist-zero run --mode virtual`: the same scenario and the same report as simulated mode, with
+//! every machine in its own Docker container.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::hardware::docker::{DockerHardware, VirtualConfig};
+use crate::hardware::{Hardware, HardwareError, Mode};
+use crate::scenario::{run_scenario, Progress, Report, RunError, Scenario};
+use crate::settings::Settings;
+
+use super::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
+
+/// A virtual run's report and where its logs are.
+pub struct VirtualRun {
+    /// The report, as in simulated mode (`mode` is virtual, no trace hash).
+    pub report: Report,
+    /// The run's id.
+    pub run_id: String,
+    /// The host directory holding one log directory per machine.
+    pub logs: PathBuf,
+    /// Milliseconds it took to build or find the image and start every machine.
+    pub startup_ms: f64,
+}
+
+/// Why a virtual run failed, and the exit status that goes with it.
+fn exit_status(error: &RunError) -> u8 {
+    match error {
+        RunError::Scenario(_) | RunError::Hardware(HardwareError::Unavailable(_)) => EXIT_BAD_INPUT,
+        RunError::Hardware(_) => EXIT_WRONG,
+    }
+}
+
+/// Runs `scenario` in containers, printing the report; returns the exit status.
+pub fn run(scenario: &Scenario, seed: Option<u64>, json: bool) -> u8 {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => return report_error(EXIT_BAD_INPUT, &error),
+    };
+    let binary = match std::env::current_exe() {
+        Ok(binary) => binary,
+        Err(error) => {
+            return report_error(EXIT_WRONG, &format!("cannot find this executable: {error}"))
+        }
+    };
+    let progress = !json && std::io::stderr().is_terminal();
+    match execute(scenario, seed, binary, settings, progress) {
+        Ok(run) => print(&run, json),
+        Err(error) => report_error(exit_status(&error), &error),
+    }
+}
+
+/// Starts the containers, plays the scenario, gathers the report, removes the containers.
+pub fn execute(
+    scenario: &Scenario,
+    seed: Option<u64>,
+    binary: PathBuf,
+    settings: Settings,
+    progress: bool,
+) -> Result<VirtualRun, RunError> {
+    scenario.validate()?;
+    let seed = seed.unwrap_or(scenario.seed);
+    let config = VirtualConfig::new(scenario.machines, seed, binary, settings);
+    let begun = Instant::now();
+    let mut hardware = DockerHardware::start(&config)?;
+    let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
+    let progress = Progress::new(scenario.run_ms, progress);
+    let started = Instant::now();
+    let outcome = run_scenario(&mut hardware, scenario, &progress)?;
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let stats = hardware.stats()?;
+    let report = Report {
+        mode: Mode::Virtual,
+        seed,
+        machines: scenario.machines,
+        users: scenario.users.len(),
+        simulated_ms: hardware.now_ms(),
+        wall_ms,
+        events: stats.events,
+        messages_delivered: stats.messages_delivered,
+        undeliverable: stats.undeliverable,
+        trace_hash: None,
+        correct: outcome.correct(),
+        expected_total: outcome.expected_total,
+        outputs: outcome.outputs,
+    };
+    let run = VirtualRun {
+        report,
+        run_id: hardware.run_id().to_owned(),
+        logs: hardware.logs_dir().to_path_buf(),
+        startup_ms,
+    };
+    hardware.finish()?;
+    Ok(run)
+}
+
+fn print(run: &VirtualRun, json: bool) -> u8 {
+    if json {
+        let mut value = serde_json::to_value(&run.report).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert("run_id".into(), run.run_id.clone().into());
+            object.insert("logs".into(), run.logs.display().to_string().into());
+            object.insert("startup_ms".into(), run.startup_ms.into());
+        }
+        println!("{value}");
+    } else {
+        println!("{}", run.report);
+        println!(
+            "run {}: machines started in {:.0} ms; logs in {}/m<i>/ (machine.log, machine.jsonl)",
+            run.run_id,
+            run.startup_ms,
+            run.logs.display()
+        );
+    }
+    if run.report.correct {
+        EXIT_CORRECT
+    } else {
+        EXIT_WRONG
+    }
+}

@@ -1,0 +1,138 @@
+//! A machine process's configuration: which machine it is, where the others are, its secret.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::messages::MachineId;
+
+/// Everything one machine process needs to know, given to it as JSON on its command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConfig {
+    /// The run this machine belongs to.
+    pub run_id: String,
+    /// This machine's index.
+    pub machine: MachineId,
+    /// The address book: machine `i`'s peer address is entry `i` (IP addresses, never names).
+    pub peers: Vec<SocketAddr>,
+    /// The run's secret: every control request and peer connection must present it.
+    pub token: String,
+    /// The run's seed; this machine's random generator derives from it.
+    pub seed: u64,
+    /// Port for connections from other machines.
+    pub peer_port: u16,
+    /// Port for control requests from the process that runs the system.
+    pub control_port: u16,
+    /// Directory for this machine's logs (`machine.log`, `machine.jsonl`).
+    pub log_dir: PathBuf,
+    /// Log filter (tracing-subscriber `EnvFilter` syntax).
+    #[serde(default = "default_log_filter")]
+    pub log_filter: String,
+}
+
+fn default_log_filter() -> String {
+    "info".into()
+}
+
+/// Why a machine config is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineConfigError {
+    /// Not valid JSON, or not the expected fields.
+    #[error("the machine config is not valid: {0}")]
+    Parse(#[from] serde_json::Error),
+    /// The config file cannot be read.
+    #[error("cannot read the machine config {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The fields contradict each other.
+    #[error("the machine config is not valid: {0}")]
+    Invalid(String),
+}
+
+impl MachineConfig {
+    /// Parses and validates a config from JSON text.
+    pub fn parse(text: &str) -> Result<Self, MachineConfigError> {
+        let config: MachineConfig = serde_json::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &std::path::Path) -> Result<Self, MachineConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| MachineConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Checks that the fields fit together.
+    pub fn validate(&self) -> Result<(), MachineConfigError> {
+        if self.machine.index() >= self.peers.len() {
+            return Err(MachineConfigError::Invalid(format!(
+                "machine {} is not in the address book of {} machines",
+                self.machine,
+                self.peers.len()
+            )));
+        }
+        if self.token.is_empty() {
+            return Err(MachineConfigError::Invalid("the token is empty".into()));
+        }
+        if self.peer_port == self.control_port {
+            return Err(MachineConfigError::Invalid(format!(
+                "peer and control ports are both {}",
+                self.peer_port
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> MachineConfig {
+        MachineConfig {
+            run_id: "dz-test".into(),
+            machine: MachineId(1),
+            peers: vec![
+                "10.0.0.2:7000".parse().expect("addr"),
+                "10.0.0.3:7000".parse().expect("addr"),
+            ],
+            token: "t".into(),
+            seed: 3,
+            peer_port: 7000,
+            control_port: 7001,
+            log_dir: "/logs".into(),
+            log_filter: "info".into(),
+        }
+    }
+
+    #[test]
+    fn virtual_machine_config_round_trips() {
+        let text = serde_json::to_string(&sample()).expect("encodes");
+        assert_eq!(MachineConfig::parse(&text).expect("parses"), sample());
+    }
+
+    #[test]
+    fn virtual_machine_outside_the_address_book_is_refused() {
+        let mut config = sample();
+        config.machine = MachineId(2);
+        let text = serde_json::to_string(&config).expect("encodes");
+        let error = MachineConfig::parse(&text).expect_err("invalid");
+        assert!(error.to_string().contains("address book"), "{error}");
+    }
+
+    #[test]
+    fn virtual_garbage_config_is_an_error() {
+        assert!(MachineConfig::parse("{\"run_id\": 3}").is_err());
+        assert!(MachineConfig::parse("not json").is_err());
+    }
+}

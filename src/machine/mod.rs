@@ -1,0 +1,157 @@
+//! The machine process: one machine of a virtual-mode system, in real time.
+//!
+//! It drives a [`NodeManager`] with the real clock and real sockets, exactly as the simulator
+//! drives one with virtual time: envelopes arriving from other machines (over TCP, in
+//! [frames](frame)) go to [`NodeManager::handle`], its `Wake` effects become timers, its `Transmit`
+//! effects go to the other machines' peer ports. A second port takes [control
+//! requests](protocol::ControlRequest) from the process that runs the system; each must carry the
+//! run's token. Bad input on either port is logged and survived.
+
+pub mod client;
+pub mod config;
+mod control;
+mod core;
+pub mod frame;
+pub mod logging;
+mod peers;
+pub mod protocol;
+
+pub use client::{ControlClient, ControlError};
+pub use config::{MachineConfig, MachineConfigError};
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::manager::NodeManager;
+use crate::messages::MachineId;
+use crate::node::NodeRegistry;
+use control::ControlContext;
+use peers::Identity;
+
+/// Why a machine process could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    /// The config is unusable.
+    #[error(transparent)]
+    Config(#[from] MachineConfigError),
+    /// The log files cannot be opened.
+    #[error(transparent)]
+    Logging(#[from] logging::LoggingError),
+    /// A port cannot be opened, or the runtime cannot start.
+    #[error("cannot {what}: {reason}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+/// Runs a machine until it is told to shut down or receives SIGTERM or Ctrl-C. Sets up logging
+/// into the config's log directory first.
+pub fn run(config: &MachineConfig, registry: Arc<NodeRegistry>) -> Result<(), MachineError> {
+    config.validate()?;
+    logging::init(&config.log_dir, &config.log_filter)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| MachineError::Io {
+            what: "start the async runtime".into(),
+            reason: e.to_string(),
+        })?;
+    runtime.block_on(serve(config, registry))
+}
+
+/// Serves a machine on the current tokio runtime until shutdown.
+pub async fn serve(
+    config: &MachineConfig,
+    registry: Arc<NodeRegistry>,
+) -> Result<(), MachineError> {
+    let bind = |port: u16| async move {
+        TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
+            .await
+            .map_err(|e| MachineError::Io {
+                what: format!("listen on port {port}"),
+                reason: e.to_string(),
+            })
+    };
+    let peer_listener = bind(config.peer_port).await?;
+    let control_listener = bind(config.control_port).await?;
+
+    let identity = Identity {
+        me: config.machine,
+        token: config.token.clone(),
+    };
+    let bad_frames = Arc::new(AtomicU64::new(0));
+    let (inputs, input_queue) = mpsc::unbounded_channel();
+    let (shutdown, shutdown_watch) = watch::channel(false);
+    let shutdown = Arc::new(shutdown);
+
+    let outbound = config
+        .peers
+        .iter()
+        .enumerate()
+        .map(|(index, addr)| {
+            let to = MachineId(u32::try_from(index).unwrap_or(u32::MAX));
+            (to != config.machine).then(|| peers::link(identity.clone(), to, *addr))
+        })
+        .collect();
+    let manager = NodeManager::new(config.machine, registry, config.seed);
+    let core = core::Core::new(manager, outbound, Arc::clone(&bad_frames));
+
+    tokio::spawn(peers::serve(
+        peer_listener,
+        config.token.clone(),
+        inputs.clone(),
+        Arc::clone(&bad_frames),
+    ));
+    tokio::spawn(control::serve(
+        control_listener,
+        ControlContext {
+            identity,
+            peers: Arc::new(config.peers.clone()),
+            inputs,
+            shutdown: Arc::clone(&shutdown),
+            bad_frames,
+        },
+    ));
+    tokio::spawn(signals(Arc::clone(&shutdown)));
+
+    tracing::info!(
+        run = %config.run_id,
+        machine = %config.machine,
+        machines = config.peers.len(),
+        peer_port = config.peer_port,
+        control_port = config.control_port,
+        "machine ready"
+    );
+    core.run(input_queue, shutdown_watch).await;
+    tracing::info!(machine = %config.machine, "machine stopped");
+    Ok(())
+}
+
+/// Turns SIGTERM (what `docker stop` sends) and Ctrl-C into a shutdown.
+async fn signals(shutdown: Arc<watch::Sender<bool>>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            tracing::warn!("cannot listen for SIGTERM");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    shutdown.send_replace(true);
+}

@@ -1,0 +1,248 @@
+//! What travels on a machine's two ports: peer frames between machines, and control requests
+//! from the process that runs the system. Both are JSON in [frames](super::frame).
+//!
+//! The enums here are externally tagged (`{"variant": {...}}`) on purpose: serde decodes those
+//! in one pass, while internally tagged ones buffer their fields first, which a
+//! [`Message`] (kept as raw JSON) cannot be decoded from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manager::{Envelope, NodeState};
+use crate::messages::{MachineId, Message, NodeConfig, NodeHandle, NodeId};
+
+/// One frame on a machine-to-machine connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerFrame {
+    /// First frame of every connection: who is calling, and the run's secret.
+    Hello {
+        /// The calling machine.
+        from: MachineId,
+        /// The run's secret token.
+        token: String,
+    },
+    /// An envelope for the receiving machine's NodeManager, carried as is.
+    Envelope {
+        /// The envelope.
+        envelope: Envelope,
+    },
+    /// Asks the receiver to answer [`PeerFrame::Pong`] at once (round-trip measurement).
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// The answer to a [`PeerFrame::Ping`].
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+}
+
+/// A control request as it travels: the request and the run's secret token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Authorized {
+    /// The run's secret token; requests without the right one are refused.
+    pub token: String,
+    /// The request.
+    pub request: ControlRequest,
+}
+
+/// What the process running the system may ask a machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlRequest {
+    /// Are you alive? Answered with [`ControlResponse::Status`].
+    Status,
+    /// Start a node from `config` on this machine.
+    StartNode {
+        /// The node's config.
+        config: NodeConfig,
+    },
+    /// Deliver `message` to node `to` on this machine, from outside the system.
+    Deliver {
+        /// The receiving node.
+        to: NodeId,
+        /// The message.
+        message: Message,
+    },
+    /// The state of every node on this machine.
+    NodeStates,
+    /// Measure `count` round trips to machine `to` over a dedicated peer connection.
+    PingPeer {
+        /// The other machine.
+        to: MachineId,
+        /// How many round trips.
+        count: u32,
+    },
+    /// Stop the machine process.
+    Shutdown,
+}
+
+/// A machine's answer to a control request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlResponse {
+    /// The machine is alive; its counters so far.
+    Status {
+        /// The counters.
+        stats: MachineStats,
+    },
+    /// The node was started.
+    Started {
+        /// Its handle.
+        handle: NodeHandle,
+    },
+    /// The message was handed to the machine's NodeManager.
+    Delivered {
+        /// Whether a node took it (false: the machine has no such node).
+        taken: bool,
+    },
+    /// Every node's state, in creation order.
+    NodeStates {
+        /// The states.
+        nodes: Vec<WireNodeState>,
+    },
+    /// Round-trip times in microseconds, in the order measured.
+    RoundTrips {
+        /// The times.
+        micros: Vec<u64>,
+    },
+    /// The machine is shutting down.
+    ShuttingDown,
+    /// The request lacked the run's token; the connection is closed after this.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// The request was understood but failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Counters one machine keeps, as the simulator keeps them for the whole system.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineStats {
+    /// Envelope arrivals and timer firings.
+    pub events: u64,
+    /// Messages handed to a node.
+    pub messages_delivered: u64,
+    /// Envelopes for nodes or machines that do not exist.
+    pub undeliverable: u64,
+    /// Frames refused as malformed, oversized or unauthenticated.
+    pub bad_frames: u64,
+    /// Node failures so far, as text (the first few).
+    pub failures: Vec<String>,
+}
+
+/// A node's state as it travels from a machine to the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireNodeState {
+    /// The node.
+    pub handle: NodeHandle,
+    /// Its type.
+    pub node_type: String,
+    /// Its state.
+    pub state: serde_json::Value,
+}
+
+impl From<NodeState> for WireNodeState {
+    fn from(node: NodeState) -> Self {
+        WireNodeState {
+            handle: node.handle,
+            node_type: node.node_type,
+            state: node.state,
+        }
+    }
+}
+
+impl From<WireNodeState> for NodeState {
+    fn from(node: WireNodeState) -> Self {
+        NodeState {
+            handle: node.handle,
+            node_type: node.node_type,
+            state: node.state,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_control_requests_round_trip_through_json() {
+        let request = Authorized {
+            token: "secret".into(),
+            request: ControlRequest::PingPeer {
+                to: MachineId(1),
+                count: 3,
+            },
+        };
+        let text = serde_json::to_string(&request).expect("encodes");
+        assert!(text.contains(r#""ping_peer""#), "{text}");
+        let back: Authorized = serde_json::from_str(&text).expect("decodes");
+        assert_eq!(back, request);
+    }
+
+    #[test]
+    fn virtual_a_request_without_a_token_does_not_parse() {
+        let parsed = serde_json::from_str::<Authorized>(r#"{"request":"status"}"#);
+        assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn virtual_control_requests_carry_messages() {
+        let message =
+            Message::new(serde_json::json!({"type": "increment", "amount": 2})).expect("message");
+        let request = Authorized {
+            token: "t".into(),
+            request: ControlRequest::Deliver {
+                to: NodeId {
+                    origin: 0,
+                    serial: 1,
+                },
+                message,
+            },
+        };
+        let text = serde_json::to_string(&request).expect("encodes");
+        let back: Authorized = serde_json::from_slice(text.as_bytes()).expect("decodes");
+        assert_eq!(back, request);
+    }
+
+    #[test]
+    fn virtual_peer_frames_carry_deliveries() {
+        let envelope = Envelope::Deliver {
+            from: None,
+            to: NodeId {
+                origin: 0,
+                serial: 1,
+            },
+            message: Message::new(serde_json::json!({"type": "increment", "amount": 2}))
+                .expect("message"),
+        };
+        let frame = PeerFrame::Envelope {
+            envelope: envelope.clone(),
+        };
+        let text = serde_json::to_string(&frame).expect("encodes");
+        let back: PeerFrame = serde_json::from_slice(text.as_bytes()).expect("decodes");
+        assert_eq!(back, PeerFrame::Envelope { envelope });
+    }
+
+    #[test]
+    fn virtual_peer_frames_carry_envelopes_as_is() {
+        let envelope = Envelope::Terminate {
+            id: NodeId {
+                origin: 1,
+                serial: 2,
+            },
+        };
+        let frame = PeerFrame::Envelope {
+            envelope: envelope.clone(),
+        };
+        let text = serde_json::to_string(&frame).expect("encodes");
+        let back: PeerFrame = serde_json::from_str(&text).expect("decodes");
+        assert_eq!(back, PeerFrame::Envelope { envelope });
+    }
+}
