@@ -1,0 +1,70 @@
+//! The sum network in containers: the same scenarios as simulated mode, the same outcome.
+#![cfg(feature = "docker")]
+
+mod virtual_support;
+
+use std::path::Path;
+
+use dist_zero::hardware::docker::DockerHardware;
+use dist_zero::hardware::{Hardware, Mode};
+use dist_zero::scenario::{run_scenario, Progress, Scenario};
+
+fn run_in_containers(scenario: &Scenario) -> (dist_zero::scenario::Outcome, String) {
+    let mut hardware = DockerHardware::start(&virtual_support::config(scenario.machines))
+        .expect("containers start");
+    assert_eq!(hardware.mode(), Mode::Virtual);
+    assert_eq!(hardware.machine_count(), scenario.machines as usize);
+    let run_id = hardware.run_id().to_owned();
+    let outcome = run_scenario(
+        &mut hardware,
+        scenario,
+        &Progress::new(scenario.run_ms, false),
+    )
+    .expect("scenario runs");
+    let logs = hardware.logs_dir().to_path_buf();
+    hardware.finish().expect("clean finish");
+    for machine in ["m0", "m1", "m2"].iter().take(scenario.machines as usize) {
+        let text = std::fs::read_to_string(logs.join(machine).join("machine.log"))
+            .expect("human log on the host");
+        assert!(text.contains("machine ready"), "{machine}: {text}");
+        let json = std::fs::read_to_string(logs.join(machine).join("machine.jsonl"))
+            .expect("JSON log on the host");
+        let first = json.lines().next().expect("a JSON line");
+        serde_json::from_str::<serde_json::Value>(first).expect("valid JSON log line");
+    }
+    (outcome, run_id)
+}
+
+#[test]
+fn virtual_sum_of_two_users_reaches_four_in_three_containers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sum_of_two.json");
+    let scenario = Scenario::load(&path).expect("example loads");
+    let (outcome, run_id) = run_in_containers(&scenario);
+    assert_eq!(outcome.expected_total, 4);
+    assert!(outcome.correct(), "{outcome:?}");
+    assert_eq!(outcome.outputs.len(), 2);
+    assert!(virtual_support::leftovers(&run_id).is_empty());
+}
+
+#[test]
+fn virtual_three_recorded_users_reach_six() {
+    let scenario = Scenario::parse(
+        r#"{
+          "machines": 3, "run_ms": 800, "seed": 4,
+          "users": [
+            {"name": "ann", "machine": 0, "join_ms": 10,
+             "actions": [[20, {"type": "increment", "amount": 1}]]},
+            {"name": "bob", "machine": 1, "join_ms": 20,
+             "actions": [[10, {"type": "increment", "amount": 1}], [40, {"type": "increment", "amount": 1}]]},
+            {"name": "cyd", "machine": 2, "join_ms": 40,
+             "actions": [[50, {"type": "increment", "amount": 3}]]}
+          ]
+        }"#,
+    )
+    .expect("scenario parses");
+    let (outcome, run_id) = run_in_containers(&scenario);
+    assert_eq!(outcome.expected_total, 6);
+    assert!(outcome.correct(), "{outcome:?}");
+    assert_eq!(outcome.outputs.values().flatten().sum::<i64>(), 18);
+    assert!(virtual_support::leftovers(&run_id).is_empty());
+}
