@@ -43,9 +43,12 @@ impl MachineController for Context<'_> {
     }
 
     fn spawn(&mut self, machine: MachineId, config: NodeConfig) -> Result<NodeHandle, NodeError> {
-        // Build once here so that a bad config fails in the spawning node, where it can be
-        // handled, rather than later on the remote machine.
-        self.core.registry.build(&config)?;
+        // Only the type is checked here: a config that does not fit its type fails when the
+        // target machine builds it, as a failure of the new node (building it here as well would
+        // copy every config one more time).
+        if !self.core.registry.knows(config.kind()) {
+            return Err(NodeError::UnknownNodeType(config.kind().to_owned()));
+        }
         let id = self.core.allocate_id();
         self.core.effects.push(Effect::Transmit {
             to: machine,

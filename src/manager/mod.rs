@@ -11,12 +11,12 @@ mod envelope;
 
 pub use envelope::Envelope;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::Serialize;
 
 use crate::messages::{MachineId, NodeConfig, NodeHandle, NodeId};
@@ -87,14 +87,16 @@ struct Core {
     now_us: u64,
     next_serial: u32,
     next_timer: u64,
-    timers: BTreeMap<TimerId, (NodeId, u64)>,
+    /// Pending timers; looked up and removed, never iterated, so hash order cannot leak.
+    timers: FxHashMap<TimerId, (NodeId, u64)>,
     rng: ChaCha8Rng,
     effects: Vec<Effect>,
 }
 
 /// Holds and drives the nodes of one machine.
 pub struct NodeManager {
-    nodes: IndexMap<NodeId, Slot>,
+    /// Iterated in insertion order (IndexMap), hashed with Fx for speed.
+    nodes: IndexMap<NodeId, Slot, FxBuildHasher>,
     core: Core,
 }
 
@@ -105,14 +107,14 @@ impl NodeManager {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(u64::from(machine.0) + 1);
         NodeManager {
-            nodes: IndexMap::new(),
+            nodes: IndexMap::default(),
             core: Core {
                 machine,
                 registry,
                 now_us: 0,
                 next_serial: 0,
                 next_timer: 0,
-                timers: BTreeMap::new(),
+                timers: FxHashMap::default(),
                 rng,
                 effects: Vec::new(),
             },
@@ -171,7 +173,10 @@ impl NodeManager {
                 Ok(Handled::Done)
             }
             Envelope::Terminate { id } => match self.nodes.shift_remove(&id) {
-                Some(_) => Ok(Handled::Done),
+                Some(_) => {
+                    self.core.timers.retain(|_, (owner, _)| *owner != id);
+                    Ok(Handled::Done)
+                }
                 None => Ok(Handled::NoSuchNode(id)),
             },
         }
@@ -194,6 +199,11 @@ impl NodeManager {
         slot.node
             .timer(&mut ctl, tag)
             .map_err(|error| failure(me, &slot.node_type, error))
+    }
+
+    /// Whether the last call produced effects that have not been drained yet.
+    pub fn has_effects(&self) -> bool {
+        !self.core.effects.is_empty()
     }
 
     /// Moves every effect produced since the last call onto the end of `into`, in order.

@@ -1,9 +1,13 @@
 //! The JSON message every node sends and receives.
 
-use std::sync::Arc;
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// What is wrong with a would-be message or with its contents.
@@ -30,23 +34,38 @@ pub enum MessageError {
 
 /// A JSON object with a string `"type"` key — the unit nodes exchange.
 ///
-/// Cloning is cheap (the JSON is shared behind an `Arc`), so a node can broadcast one message to
-/// thousands of receivers without copying it. The invariant (object with a string `"type"`) is
-/// checked once, when the message is made or parsed, so receivers never re-validate it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message(Arc<Value>);
+/// A message is kept as its wire form: validated, compact JSON text, with its `"type"` read out
+/// once. Cloning is cheap (shared behind an `Arc`), so a node can broadcast one message to
+/// thousands of receivers without copying it, and every mode — the simulator included — runs
+/// the real serialization: what a node decodes is always what went over the wire.
+#[derive(Clone)]
+pub struct Message(Arc<Inner>);
+
+struct Inner {
+    json: Box<RawValue>,
+    kind: Box<str>,
+    /// The first typed reading of `json`, shared by every receiver of this message (a broadcast
+    /// to thousands of nodes is decoded once).
+    decoded: OnceLock<Box<dyn Any + Send + Sync>>,
+}
 
 /// A node's configuration: a message whose `"type"` names the node type to create.
 pub type NodeConfig = Message;
+
+/// Just the `"type"` of a JSON object; every other key is skipped (but still syntax-checked).
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+}
 
 impl Message {
     /// Wraps a JSON value, checking that it is an object with a string `"type"`.
     pub fn new(value: Value) -> Result<Self, MessageError> {
         match &value {
-            Value::Object(map) => match map.get("type") {
-                Some(Value::String(_)) => Ok(Message(Arc::new(value))),
-                _ => Err(MessageError::MissingType),
-            },
+            Value::Object(_) => {
+                Self::from_raw(serde_json::value::to_raw_value(&value).map_err(encode_error)?)
+            }
             Value::Null => Err(MessageError::NotAnObject("null")),
             Value::Bool(_) => Err(MessageError::NotAnObject("a boolean")),
             Value::Number(_) => Err(MessageError::NotAnObject("a number")),
@@ -58,61 +77,128 @@ impl Message {
     /// A message of type `kind` carrying `fields` (a `"type"` among them is replaced).
     pub fn tagged(kind: &str, mut fields: serde_json::Map<String, Value>) -> Self {
         fields.insert("type".to_owned(), Value::String(kind.to_owned()));
-        Message(Arc::new(Value::Object(fields)))
+        let json = serde_json::value::to_raw_value(&fields).unwrap_or_else(|_| empty_object());
+        Message(Arc::new(Inner {
+            json,
+            kind: kind.into(),
+            decoded: OnceLock::new(),
+        }))
     }
 
     /// Encodes a typed message (usually an enum with `#[serde(tag = "type")]`).
     pub fn encode<T: Serialize>(typed: &T) -> Result<Self, MessageError> {
-        let value = serde_json::to_value(typed).map_err(|e| MessageError::Encode(e.to_string()))?;
-        Message::new(value)
+        Self::from_raw(serde_json::value::to_raw_value(typed).map_err(encode_error)?)
     }
 
     /// The message's `"type"`.
     pub fn kind(&self) -> &str {
-        self.0
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        &self.0.kind
     }
 
     /// Reads the message as a typed value, naming the message type and the problem on failure.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, MessageError> {
-        T::deserialize(&*self.0).map_err(|e| MessageError::Malformed {
+        serde_json::from_str(self.0.json.get()).map_err(|e| MessageError::Malformed {
             kind: self.kind().to_owned(),
             reason: e.to_string(),
         })
     }
 
-    /// The message as plain JSON.
-    pub fn as_value(&self) -> &Value {
-        &self.0
+    /// Reads the message with `parse` once and shares the result with every later reader that
+    /// asks for the same type. Decoding is a pure function of the JSON text, so this changes
+    /// nothing but the cost. Failures are not cached.
+    pub fn decode_shared<T>(
+        &self,
+        parse: impl FnOnce(&Message) -> Result<T, MessageError>,
+    ) -> Result<T, MessageError>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        if let Some(known) = self.0.decoded.get().and_then(|any| any.downcast_ref::<T>()) {
+            return Ok(known.clone());
+        }
+        let value = parse(self)?;
+        let _ = self.0.decoded.set(Box::new(value.clone()));
+        Ok(value)
+    }
+
+    /// The message as compact JSON text (its wire form).
+    pub fn as_json(&self) -> &str {
+        self.0.json.get()
     }
 
     /// The message's wire form: compact JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&*self.0).unwrap_or_default()
+        self.as_json().as_bytes().to_vec()
     }
 
     /// Parses a message from its wire form.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, MessageError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| MessageError::Malformed {
+        let text = std::str::from_utf8(bytes).map_err(|e| MessageError::Malformed {
             kind: String::from("?"),
             reason: e.to_string(),
         })?;
-        Message::new(value)
+        let raw =
+            RawValue::from_string(text.trim().to_owned()).map_err(|e| MessageError::Malformed {
+                kind: String::from("?"),
+                reason: e.to_string(),
+            })?;
+        Self::from_raw(raw)
+    }
+
+    /// Checks raw JSON is an object with a string `"type"`, and keeps that type.
+    fn from_raw(json: Box<RawValue>) -> Result<Self, MessageError> {
+        let text = json.get();
+        if !text.starts_with('{') {
+            return Err(MessageError::NotAnObject(match text.as_bytes().first() {
+                Some(b'[') => "an array",
+                Some(b'"') => "a string",
+                Some(b'n') => "null",
+                Some(b't' | b'f') => "a boolean",
+                _ => "a number",
+            }));
+        }
+        let header: Header<'_> =
+            serde_json::from_str(text).map_err(|_| MessageError::MissingType)?;
+        let kind: Box<str> = header.kind.ok_or(MessageError::MissingType)?.into();
+        Ok(Message(Arc::new(Inner {
+            json,
+            kind,
+            decoded: OnceLock::new(),
+        })))
+    }
+}
+
+fn encode_error(error: serde_json::Error) -> MessageError {
+    MessageError::Encode(error.to_string())
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string(String::from("{}"))
+        .unwrap_or_else(|_| unreachable!("`{{}}` is valid JSON"))
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_json() == other.as_json()
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_json())
     }
 }
 
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        self.0.json.serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        Message::new(value).map_err(serde::de::Error::custom)
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Message::from_raw(raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -121,7 +207,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(tag = "type", rename_all = "snake_case")]
     enum Sample {
         Increment { amount: i64 },
@@ -142,6 +228,21 @@ mod tests {
             Err(MessageError::MissingType)
         );
         assert!(Message::new(json!({"type": "increment"})).is_ok());
+        assert_eq!(
+            Message::from_bytes(b"[1]"),
+            Err(MessageError::NotAnObject("an array"))
+        );
+    }
+
+    #[test]
+    fn simulated_messages_nested_in_json_keep_their_wire_form() {
+        let inner = Message::new(json!({"type": "increment", "amount": 3})).expect("valid");
+        let outer = json!({"actions": [[5, inner.clone()]]});
+        let back: Vec<(u64, Message)> =
+            serde_json::from_value(outer["actions"].clone()).expect("parses from a value");
+        assert_eq!(back[0].1, inner);
+        let text = serde_json::to_string(&outer).expect("serializes");
+        assert_eq!(text, r#"{"actions":[[5,{"amount":3,"type":"increment"}]]}"#);
     }
 
     #[test]
@@ -155,6 +256,21 @@ mod tests {
     }
 
     #[test]
+    fn simulated_shared_decoding_gives_every_reader_the_same_value() {
+        let message = Message::encode(&Sample::Increment { amount: 5 }).expect("encodes");
+        let copy = message.clone();
+        let first = message
+            .decode_shared(|m| m.decode::<Sample>())
+            .expect("decodes");
+        let second = copy
+            .decode_shared(|_| -> Result<Sample, MessageError> { Err(MessageError::MissingType) })
+            .expect("served from the shared reading");
+        assert_eq!(first, second);
+        let other: Result<i64, _> = message.decode_shared(|_| Ok(9));
+        assert_eq!(other, Ok(9));
+    }
+
+    #[test]
     fn simulated_decode_names_the_message_and_the_problem() {
         let message = Message::new(json!({"type": "increment", "amount": "x"})).expect("valid");
         let error = message.decode::<Sample>().expect_err("mistyped");
@@ -165,7 +281,15 @@ mod tests {
 
     #[test]
     fn simulated_garbage_bytes_are_an_error_not_a_panic() {
-        for garbage in [&b""[..], b"{", b"\xff\xfe", b"[]", b"{\"type\":1}"] {
+        for garbage in [
+            &b""[..],
+            b"{",
+            b"\xff\xfe",
+            b"[]",
+            b"{\"type\":1}",
+            b"{\"type\":\"a\"} x",
+            b"7",
+        ] {
             assert!(Message::from_bytes(garbage).is_err());
         }
     }

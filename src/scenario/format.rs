@@ -145,7 +145,7 @@ impl Scenario {
                     );
                 }
                 previous = *at_ms;
-                match message.decode::<SumMessage>() {
+                match SumMessage::read(message) {
                     Ok(SumMessage::Increment { .. }) => {}
                     Ok(_) => {
                         return invalid(
@@ -171,7 +171,7 @@ impl Scenario {
         self.users
             .iter()
             .flat_map(|user| &user.actions)
-            .filter_map(|(_, message)| match message.decode::<SumMessage>() {
+            .filter_map(|(_, message)| match SumMessage::read(message) {
                 Ok(SumMessage::Increment { amount }) => Some(amount),
                 _ => None,
             })

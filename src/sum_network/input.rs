@@ -53,7 +53,7 @@ impl Node for InputNode {
         _sender: Option<NodeHandle>,
         message: &Message,
     ) -> Result<(), NodeError> {
-        match message.decode::<SumMessage>()? {
+        match SumMessage::read(message)? {
             SumMessage::AddKid {
                 machine,
                 user,
@@ -138,7 +138,7 @@ impl InputLeafNode {
         ctl: &mut dyn MachineController,
         message: &Message,
     ) -> Result<(), NodeError> {
-        if let SumMessage::Increment { amount } = message.decode::<SumMessage>()? {
+        if let SumMessage::Increment { amount } = SumMessage::read(message)? {
             self.sent_total += amount;
         }
         for receiver in &self.receivers {
@@ -149,11 +149,11 @@ impl InputLeafNode {
 }
 
 impl Node for InputLeafNode {
+    /// Sets a timer for the first action only; each action's timer sets the next one, so a
+    /// leaf has at most one timer pending however long its recording is.
     fn start(&mut self, ctl: &mut dyn MachineController) -> Result<(), NodeError> {
-        if let Some(recording) = &self.recording {
-            for (index, (at_ms, _)) in recording.actions().iter().enumerate() {
-                ctl.set_timer(*at_ms, index as u64);
-            }
+        if let Some((at_ms, _)) = self.recording.as_ref().and_then(|r| r.actions().first()) {
+            ctl.set_timer(*at_ms, 0);
         }
         Ok(())
     }
@@ -164,7 +164,7 @@ impl Node for InputLeafNode {
         _sender: Option<NodeHandle>,
         message: &Message,
     ) -> Result<(), NodeError> {
-        match message.decode::<SumMessage>()? {
+        match SumMessage::read(message)? {
             SumMessage::Increment { .. } => self.forward(ctl, message),
             SumMessage::AddReceiver { node } => {
                 self.receivers.push(node);
@@ -180,12 +180,19 @@ impl Node for InputLeafNode {
     }
 
     fn timer(&mut self, ctl: &mut dyn MachineController, tag: u64) -> Result<(), NodeError> {
-        let action = self
+        let index = tag as usize;
+        let actions = self
             .recording
             .as_ref()
-            .and_then(|recording| recording.actions().get(tag as usize))
-            .map(|(_, message)| message.clone())
+            .map(RecordedUser::actions)
+            .unwrap_or_default();
+        let (at_ms, action) = actions
+            .get(index)
+            .map(|(at_ms, message)| (*at_ms, message.clone()))
             .ok_or_else(|| NodeError::Protocol(format!("no recorded action {tag}")))?;
+        if let Some((next_ms, _)) = actions.get(index + 1) {
+            ctl.set_timer(next_ms - at_ms, tag + 1);
+        }
         self.actions_played += 1;
         self.forward(ctl, &action)
     }

@@ -53,7 +53,7 @@ impl Node for OutputNode {
         _sender: Option<NodeHandle>,
         message: &Message,
     ) -> Result<(), NodeError> {
-        match message.decode::<SumMessage>()? {
+        match SumMessage::read(message)? {
             SumMessage::AddKid { machine, user, .. } => {
                 let leaf_config = Message::encode(&OutputLeafConfig {
                     kind: OutputLeafNode::TYPE.to_owned(),
@@ -123,7 +123,7 @@ impl Node for OutputLeafNode {
         _sender: Option<NodeHandle>,
         message: &Message,
     ) -> Result<(), NodeError> {
-        match message.decode::<SumMessage>()? {
+        match SumMessage::read(message)? {
             SumMessage::Increment { amount } => {
                 self.total += amount;
                 Ok(())

@@ -73,7 +73,7 @@ impl Node for SumNode {
         _sender: Option<NodeHandle>,
         message: &Message,
     ) -> Result<(), NodeError> {
-        match message.decode::<SumMessage>()? {
+        match SumMessage::read(message)? {
             SumMessage::Increment { amount } => {
                 self.unsent += amount;
                 if !self.tick_pending {

@@ -7,14 +7,14 @@
 
 mod cause;
 mod network;
+mod queue;
 mod trace;
 
 pub use cause::{FailureReport, Hop};
 pub use network::{LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError};
+pub use queue::{QueueFull, MAX_PENDING_EVENTS};
 pub use trace::Trace;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use super::{Hardware, HardwareError, Mode};
@@ -23,6 +23,7 @@ use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::{NodeRegistry, TimerId};
 use cause::Cause;
 use network::Network;
+use queue::EventQueue;
 
 /// Counters a simulated run keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,39 +63,12 @@ enum Event {
     },
 }
 
-struct Scheduled {
-    at_us: u64,
-    seq: u64,
-    event: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_us, self.seq) == (other.at_us, other.seq)
-    }
-}
-
-impl Eq for Scheduled {}
-
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at_us, self.seq).cmp(&(other.at_us, other.seq))
-    }
-}
-
 /// Any number of machines in one process, on virtual time.
 pub struct SimulatedHardware {
     managers: Vec<NodeManager>,
     network: Network,
-    queue: BinaryHeap<Reverse<Scheduled>>,
+    queue: EventQueue<Event>,
     now_us: u64,
-    next_seq: u64,
     scratch: Vec<Effect>,
     trace: Trace,
     stats: SimulationStats,
@@ -114,9 +88,8 @@ impl SimulatedHardware {
         Ok(SimulatedHardware {
             managers,
             network,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             now_us: 0,
-            next_seq: 0,
             scratch: Vec::new(),
             trace: Trace::new(config.keep_trace_text),
             stats: SimulationStats::default(),
@@ -144,6 +117,11 @@ impl SimulatedHardware {
         self.now_us
     }
 
+    /// Events scheduled and not yet processed.
+    pub fn pending_events(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Runs for `ms` more virtual milliseconds.
     pub fn run_for(&mut self, ms: u64) -> Result<(), HardwareError> {
         self.run_until(self.now_ms() + ms)
@@ -160,17 +138,10 @@ impl SimulatedHardware {
         }
     }
 
-    fn schedule(&mut self, at_us: u64, event: Event) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.queue.push(Reverse(Scheduled { at_us, seq, event }));
-    }
-
-    /// Processes the earliest event.
-    fn step(&mut self, scheduled: Scheduled) -> Result<(), HardwareError> {
-        self.now_us = scheduled.at_us;
+    /// Processes one event that is due now.
+    fn step(&mut self, event: Event) -> Result<(), HardwareError> {
         self.stats.events += 1;
-        match scheduled.event {
+        match event {
             Event::Arrive {
                 from,
                 to,
@@ -178,14 +149,14 @@ impl SimulatedHardware {
                 cause,
             } => {
                 self.trace.arrive(self.now_us, from, to, &envelope);
-                let cause = match &envelope {
+                // The hop that this delivery adds to the causal chain; built only if the delivery
+                // has consequences (effects or a failure), which most deliveries do not.
+                let delivery = match &envelope {
                     Envelope::Deliver {
                         from,
                         to: id,
                         message,
-                    } => Some(Hop::after(
-                        cause,
-                        self.now_us,
+                    } => Some((
                         *from,
                         NodeHandle {
                             id: *id,
@@ -193,16 +164,25 @@ impl SimulatedHardware {
                         },
                         message.clone(),
                     )),
-                    Envelope::Spawn { .. } | Envelope::Terminate { .. } => cause,
+                    Envelope::Spawn { .. } | Envelope::Terminate { .. } => None,
+                };
+                let now_us = self.now_us;
+                let extend = move |cause: Cause| match delivery {
+                    Some((sender, receiver, message)) => {
+                        Some(Hop::after(cause, now_us, sender, receiver, message))
+                    }
+                    None => cause,
                 };
                 let is_delivery = matches!(envelope, Envelope::Deliver { .. });
                 match self.managers[to.index()].handle(self.now_us, envelope) {
                     Ok(Handled::Done) if is_delivery => self.stats.messages_delivered += 1,
                     Ok(Handled::Done) => {}
                     Ok(Handled::NoSuchNode(_)) => self.stats.undeliverable += 1,
-                    Err(failure) => return Err(self.failed(failure, cause)),
+                    Err(failure) => return Err(self.failed(failure, extend(cause))),
                 }
-                self.carry_effects(to, &cause);
+                if self.managers[to.index()].has_effects() {
+                    self.carry_effects(to, &extend(cause))?;
+                }
             }
             Event::Wake {
                 machine,
@@ -214,15 +194,16 @@ impl SimulatedHardware {
                 {
                     return Err(self.failed(failure, cause));
                 }
-                self.carry_effects(machine, &cause);
+                self.carry_effects(machine, &cause)?;
             }
         }
         Ok(())
     }
 
     /// Turns what machine `machine` asked for into scheduled events.
-    fn carry_effects(&mut self, machine: MachineId, cause: &Cause) {
+    fn carry_effects(&mut self, machine: MachineId, cause: &Cause) -> Result<(), HardwareError> {
         let mut effects = std::mem::take(&mut self.scratch);
+        let mut outcome = Ok(());
         self.managers[machine.index()].drain_effects(&mut effects);
         for effect in effects.drain(..) {
             match effect {
@@ -232,27 +213,26 @@ impl SimulatedHardware {
                         continue;
                     }
                     let at_us = self.network.arrival_us(self.now_us, machine, to);
-                    self.schedule(
-                        at_us,
-                        Event::Arrive {
-                            from: machine,
-                            to,
-                            envelope,
-                            cause: cause.clone(),
-                        },
-                    );
+                    let event = Event::Arrive {
+                        from: machine,
+                        to,
+                        envelope,
+                        cause: cause.clone(),
+                    };
+                    outcome = outcome.and(self.queue.push(at_us, event));
                 }
-                Effect::Wake { at_us, timer } => self.schedule(
-                    at_us.max(self.now_us),
-                    Event::Wake {
+                Effect::Wake { at_us, timer } => {
+                    let event = Event::Wake {
                         machine,
                         timer,
                         cause: cause.clone(),
-                    },
-                ),
+                    };
+                    outcome = outcome.and(self.queue.push(at_us.max(self.now_us), event));
+                }
             }
         }
         self.scratch = effects;
+        outcome.map_err(|full| HardwareError::Infrastructure(full.to_string()))
     }
 
     fn failed(&self, failure: NodeFailure, cause: Cause) -> HardwareError {
@@ -289,38 +269,32 @@ impl Hardware for SimulatedHardware {
             .map_err(|failure| self.failed(failure, None))?;
         self.trace
             .spawn(self.now_us, machine, handle.id, config.kind());
-        self.carry_effects(machine, &None);
+        self.carry_effects(machine, &None)?;
         Ok(handle)
     }
 
     fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError> {
         self.machine_index(to.machine)?;
-        self.schedule(
-            self.now_us,
-            Event::Arrive {
-                from: to.machine,
-                to: to.machine,
-                envelope: Envelope::Deliver {
-                    from: None,
-                    to: to.id,
-                    message,
-                },
-                cause: None,
+        let event = Event::Arrive {
+            from: to.machine,
+            to: to.machine,
+            envelope: Envelope::Deliver {
+                from: None,
+                to: to.id,
+                message,
             },
-        );
-        Ok(())
+            cause: None,
+        };
+        self.queue
+            .push(self.now_us, event)
+            .map_err(|full| HardwareError::Infrastructure(full.to_string()))
     }
 
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
         let limit_us = at_ms.saturating_mul(1000);
-        while let Some(Reverse(next)) = self.queue.peek() {
-            if next.at_us > limit_us {
-                break;
-            }
-            let Some(Reverse(scheduled)) = self.queue.pop() else {
-                break;
-            };
-            self.step(scheduled)?;
+        while let Some((at_us, event)) = self.queue.pop_due(limit_us) {
+            self.now_us = at_us;
+            self.step(event)?;
         }
         self.now_us = self.now_us.max(limit_us);
         Ok(())

@@ -1,10 +1,9 @@
 //! The simulated network: seeded latencies, first-in first-out per pair of machines.
 
-use std::collections::HashMap;
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::messages::MachineId;
@@ -149,7 +148,7 @@ pub(super) struct Network {
     latency: Latency,
     rng: ChaCha8Rng,
     /// Arrival time of the latest message on each link; looked up only, never iterated.
-    link_tail_us: HashMap<(MachineId, MachineId), u64>,
+    link_tail_us: FxHashMap<(MachineId, MachineId), u64>,
 }
 
 impl Network {
@@ -159,7 +158,7 @@ impl Network {
         Ok(Network {
             latency: Latency::from_spec(&config.latency_ms)?,
             rng,
-            link_tail_us: HashMap::new(),
+            link_tail_us: FxHashMap::default(),
         })
     }
 

@@ -63,7 +63,7 @@ impl Trace {
                     writeln!(
                         text,
                         "{at_us} {from}->{to} deliver {sender} --{kind}--> {node} {}",
-                        message.as_value()
+                        message.as_json()
                     )
                 }
                 Envelope::Spawn { .. } => {
