@@ -64,11 +64,15 @@ pub fn clean(docker_host: &str) -> Result<Cleaned, HardwareError> {
                 v: true,
                 ..Default::default()
             };
-            docker
-                .remove_container(&id, Some(options))
-                .await
-                .map_err(failed("remove a container"))?;
-            cleaned.containers.push(name);
+            match docker.remove_container(&id, Some(options)).await {
+                Ok(()) => cleaned.containers.push(name),
+                // Removed meanwhile (e.g. by the run that made it).
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404 | 409,
+                    ..
+                }) => {}
+                Err(error) => return Err(failed("remove a container")(error)),
+            }
         }
 
         let networks = docker
@@ -88,7 +92,7 @@ pub fn clean(docker_host: &str) -> Result<Cleaned, HardwareError> {
 
         let images = docker
             .list_images(Some(ListImagesOptions {
-                all: true,
+                all: false,
                 filters,
                 ..Default::default()
             }))
@@ -104,11 +108,14 @@ pub fn clean(docker_host: &str) -> Result<Cleaned, HardwareError> {
                 force: true,
                 ..Default::default()
             };
-            docker
-                .remove_image(&image.id, Some(options), None)
-                .await
-                .map_err(failed("remove an image"))?;
-            cleaned.images.push(name);
+            match docker.remove_image(&image.id, Some(options), None).await {
+                Ok(_) => cleaned.images.push(name),
+                // Already removed along with another tag of the same image.
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(error) => return Err(failed("remove an image")(error)),
+            }
         }
         Ok(cleaned)
     })

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use bollard::query_parameters::BuildImageOptions;
+use bollard::query_parameters::{BuildImageOptions, ListImagesOptions, RemoveImageOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
 
@@ -71,7 +71,34 @@ impl ImageSource {
                 )));
             }
         }
+        self.prune_older(docker).await;
         Ok(())
+    }
+
+    /// Removes images built from earlier binaries (best effort: one still in use stays).
+    async fn prune_older(&self, docker: &Docker) {
+        let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_ALL}=true")])]);
+        let options = ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let Ok(images) = docker.list_images(Some(options)).await else {
+            return;
+        };
+        let repository = self.tag.split(':').next().unwrap_or_default();
+        for image in images {
+            let ours = image.labels.get(LABEL_BINARY) == Some(&self.hash);
+            let same_name = image
+                .repo_tags
+                .iter()
+                .any(|tag| tag.split(':').next() == Some(repository));
+            if !ours && same_name {
+                let removed = docker
+                    .remove_image(&image.id, None::<RemoveImageOptions>, None)
+                    .await;
+                tracing::debug!(image = %image.id, ok = removed.is_ok(), "pruned an older machine image");
+            }
+        }
     }
 
     /// A tar archive holding the Dockerfile and the binary.
