@@ -1,0 +1,300 @@
+//! Property tests of simulated mode (proptest).
+//!
+//! - Convergence: for random users (1..30), actions (amounts -5..=20 at random times), machines
+//!   (1..8), join times, latency models and seeds, once the run lasts 500 ms past the last join
+//!   plus the last action time, every user's output equals the total of all increments.
+//! - Robustness (fuzz-ish): no JSON value, string or byte string makes `Message::from_bytes` or
+//!   `Scenario::parse` panic; a JSON object with a string `"type"` is always a message and
+//!   anything else never is.
+//! - Scenarios the parser accepts, with extreme (but valid) numbers, run without panicking.
+//!
+//! Case counts are kept small so the whole file runs in a few seconds in a debug build.
+
+use std::sync::Arc;
+
+use dist_zero::hardware::simulated::{
+    LatencyDistribution, LatencySpec, NetworkConfig, SimulationConfig,
+};
+use dist_zero::hardware::{Hardware, SimulatedHardware};
+use dist_zero::messages::Message;
+use dist_zero::node::NodeRegistry;
+use dist_zero::scenario::{run_scenario, simulate, Progress, RunOptions, Scenario, UserSpec};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+/// One generated user: a raw machine number (reduced modulo the machine count), a join time and
+/// `(time, amount)` actions in any order (sorted before use).
+#[derive(Debug, Clone)]
+struct GeneratedUser {
+    machine: u32,
+    join_ms: u64,
+    actions: Vec<(u64, i64)>,
+}
+
+fn user_strategy() -> impl Strategy<Value = GeneratedUser> {
+    (
+        any::<u32>(),
+        0u64..400,
+        prop::collection::vec((0u64..400, -5i64..=20), 0..6),
+    )
+        .prop_map(|(machine, join_ms, actions)| GeneratedUser {
+            machine,
+            join_ms,
+            actions,
+        })
+}
+
+fn latency_strategy() -> impl Strategy<Value = LatencySpec> {
+    prop_oneof![
+        (0.0f64..40.0, 0.0f64..10.0).prop_map(|(mean, stddev)| LatencySpec {
+            mean,
+            stddev,
+            ..LatencySpec::default()
+        }),
+        (0.0f64..30.0, 0.0f64..30.0).prop_map(|(a, b)| LatencySpec {
+            distribution: LatencyDistribution::Uniform,
+            min: a.min(b),
+            max: a.max(b),
+            ..LatencySpec::default()
+        }),
+        (0.0f64..50.0).prop_map(|mean| LatencySpec {
+            distribution: LatencyDistribution::Constant,
+            mean,
+            ..LatencySpec::default()
+        }),
+    ]
+}
+
+fn increment(amount: i64) -> Message {
+    Message::new(json!({"type": "increment", "amount": amount})).expect("an increment is valid")
+}
+
+/// The scenario for generated users, lasting 500 ms past the last join plus the last action.
+fn scenario_of(
+    machines: u32,
+    users: &[GeneratedUser],
+    latency: LatencySpec,
+    seed: u64,
+) -> Scenario {
+    let last_join = users.iter().map(|user| user.join_ms).max().unwrap_or(0);
+    let last_action = users
+        .iter()
+        .flat_map(|user| user.actions.iter().map(|(at, _)| *at))
+        .max()
+        .unwrap_or(0);
+    let users = users
+        .iter()
+        .enumerate()
+        .map(|(index, user)| {
+            let mut actions = user.actions.clone();
+            actions.sort_by_key(|(at, _)| *at);
+            UserSpec {
+                name: format!("user {index}"),
+                machine: user.machine % machines,
+                join_ms: user.join_ms as i64,
+                actions: actions
+                    .into_iter()
+                    .map(|(at, amount)| (at as i64, increment(amount)))
+                    .collect(),
+            }
+        })
+        .collect();
+    Scenario {
+        machines,
+        run_ms: last_join + last_action + 500,
+        seed,
+        network: NetworkConfig {
+            latency_ms: latency,
+        },
+        users,
+    }
+}
+
+/// Any JSON value, nested a few levels.
+fn json_strategy() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        ".{0,12}".prop_map(Value::String),
+        prop_oneof![
+            Just("type"),
+            Just("increment"),
+            Just("amount"),
+            Just("machines"),
+            Just("users"),
+        ]
+        .prop_map(|s| Value::String(s.to_owned())),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(key_strategy(), inner, 0..6)
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+        ]
+    })
+}
+
+/// Object keys: mostly the names DistZero looks for, so parsing gets past the first check.
+fn key_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop_oneof![
+            Just("type"),
+            Just("amount"),
+            Just("machines"),
+            Just("run_ms"),
+            Just("seed"),
+            Just("users"),
+            Just("network"),
+            Just("name"),
+            Just("machine"),
+            Just("join_ms"),
+            Just("actions"),
+        ]
+        .prop_map(str::to_owned),
+        1 => "[a-z_]{0,8}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn simulated_every_output_converges_to_the_total(
+        machines in 1u32..8,
+        users in prop::collection::vec(user_strategy(), 1..30),
+        latency in latency_strategy(),
+        seed in any::<u64>(),
+    ) {
+        let scenario = scenario_of(machines, &users, latency, seed);
+        let total: i64 = users
+            .iter()
+            .flat_map(|user| user.actions.iter().map(|(_, amount)| *amount))
+            .sum();
+        prop_assert_eq!(scenario.expected_total(), total);
+
+        let report = simulate(&scenario, &RunOptions::default())
+            .map_err(|e| TestCaseError::fail(e.to_string()))?
+            .report;
+        prop_assert_eq!(report.outputs.len(), users.len());
+        for (user, output) in &report.outputs {
+            prop_assert_eq!(*output, Some(total), "user {} of {:?}", user, report.outputs);
+        }
+        prop_assert!(report.correct);
+        prop_assert_eq!(report.seed, seed);
+        prop_assert_eq!(report.simulated_ms, scenario.run_ms);
+    }
+
+    #[test]
+    fn simulated_any_json_value_is_a_message_exactly_when_it_is_a_typed_object(
+        value in json_strategy(),
+    ) {
+        let bytes = serde_json::to_vec(&value).expect("a JSON value serializes");
+        let parsed = Message::from_bytes(&bytes);
+        match value.as_object().and_then(|object| object.get("type")) {
+            Some(Value::String(kind)) => {
+                let message = parsed.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(message.kind(), kind.as_str());
+                // What comes back is the same JSON, and it round-trips through the wire form.
+                let back: Value = serde_json::from_str(message.as_json()).expect("valid JSON");
+                prop_assert_eq!(&back, &value);
+                prop_assert_eq!(Message::from_bytes(&message.to_bytes()), Ok(message.clone()));
+            }
+            _ => prop_assert!(parsed.is_err(), "{} was accepted", value),
+        }
+        // And as a scenario: an error or a scenario, never a panic.
+        let text = String::from_utf8(bytes).expect("JSON is UTF-8");
+        let _ = Scenario::parse(&text);
+    }
+
+    #[test]
+    fn simulated_arbitrary_text_and_bytes_never_panic_the_parsers(
+        text in ".{0,64}",
+        bytes in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let _ = Message::from_bytes(text.as_bytes());
+        let _ = Message::from_bytes(&bytes);
+        if let Ok(scenario) = Scenario::parse(&text) {
+            prop_assert!(scenario.machines >= 1);
+        }
+    }
+
+    #[test]
+    fn simulated_scenario_shaped_json_never_panics_the_parser(
+        machines in json_strategy(),
+        run_ms in json_strategy(),
+        name in json_strategy(),
+        machine in json_strategy(),
+        join_ms in json_strategy(),
+        actions in json_strategy(),
+        amount in json_strategy(),
+    ) {
+        let documents = [
+            json!({"machines": machines, "run_ms": run_ms, "users": [
+                {"name": name, "machine": machine, "join_ms": join_ms, "actions": actions}
+            ]}),
+            json!({"machines": 2, "run_ms": 10, "users": [
+                {"name": "u", "machine": 1, "join_ms": 0,
+                 "actions": [[0, {"type": "increment", "amount": amount}]]}
+            ]}),
+        ];
+        for document in documents {
+            if let Ok(scenario) = Scenario::parse(&document.to_string()) {
+                prop_assert!(scenario.validate().is_ok());
+                prop_assert!(scenario.users.iter().all(|user| user.machine < scenario.machines));
+            }
+        }
+    }
+}
+
+/// Runs a scenario the parser accepted, on a hardware built by hand, for at most `limit_ms`.
+fn run_accepted(text: &str, limit_ms: u64) -> Result<bool, String> {
+    let mut scenario = Scenario::parse(text).map_err(|e| e.to_string())?;
+    scenario.run_ms = scenario.run_ms.min(limit_ms);
+    let mut hardware = SimulatedHardware::new(
+        SimulationConfig {
+            machines: scenario.machines,
+            seed: scenario.seed,
+            network: scenario.network.clone(),
+            keep_trace_text: false,
+        },
+        Arc::new(NodeRegistry::with_builtins()),
+    )
+    .map_err(|e| e.to_string())?;
+    let outcome = run_scenario(&mut hardware, &scenario, &Progress::new(0, false))
+        .map_err(|e| e.to_string())?;
+    assert!(hardware.now_ms() <= limit_ms.max(scenario.run_ms));
+    Ok(outcome.correct())
+}
+
+#[test]
+#[ignore = "bug: an accepted scenario whose action time is near i64::MAX overflows `now_us + after_ms * 1000` in the manager's set_timer (src/manager/context.rs) and panics in debug builds"]
+fn simulated_accepted_scenario_with_a_huge_action_time_does_not_panic() {
+    let text = format!(
+        r#"{{"machines": 2, "run_ms": 200, "users": [{{"name": "u", "machine": 1,
+            "actions": [[0, {{"type": "increment", "amount": 1}}], [{}, {{"type": "increment", "amount": 1}}]]}}]}}"#,
+        i64::MAX
+    );
+    let outcome = std::panic::catch_unwind(|| run_accepted(&text, 200));
+    assert!(
+        outcome.is_ok(),
+        "a scenario the parser accepted panicked the simulator"
+    );
+}
+
+#[test]
+#[ignore = "bug: an accepted scenario whose increments sum past i64::MAX panics on `sent_total += amount` in InputLeafNode::forward (src/sum_network/input.rs), and would again in SumNode, OutputLeafNode and Scenario::expected_total, in debug builds"]
+fn simulated_accepted_scenario_with_overflowing_amounts_does_not_panic() {
+    let text = format!(
+        r#"{{"machines": 1, "run_ms": 200, "users": [{{"name": "u", "machine": 0,
+            "actions": [[0, {{"type": "increment", "amount": {max}}}], [1, {{"type": "increment", "amount": {max}}}]]}}]}}"#,
+        max = i64::MAX
+    );
+    let outcome = std::panic::catch_unwind(|| run_accepted(&text, 200));
+    assert!(
+        outcome.is_ok(),
+        "a scenario the parser accepted panicked the simulator"
+    );
+}
