@@ -1,0 +1,348 @@
+//! The `dist-zero` binary in simulated mode, run as a user runs it.
+//!
+//! `run FILE --json` prints exactly one JSON object with the report's fields and exits 0 when
+//! correct; `--seed` overrides the scenario's seed; `demo --json` is correct; the readable summary
+//! says `correct`; a run whose outputs have not converged exits 1; and every kind of bad input —
+//! unreadable file, invalid JSON, missing or mistyped field, machine out of range, actions out of
+//! order, negative time, unavailable mode, unknown subcommand or flag — exits 2 with one line on
+//! stderr naming the problem.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+fn dist_zero(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dist-zero"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DIST_ZERO_LOG", "warn")
+        .env("DIST_ZERO_ENV", "test")
+        .output()
+        .expect("the dist-zero binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// Runs `args` and parses the single JSON object it must print.
+fn json_report(args: &[&str]) -> (Output, Value) {
+    let output = dist_zero(args);
+    let text = stdout(&output);
+    assert_eq!(
+        text.trim_end().lines().count(),
+        1,
+        "exactly one line on stdout, got:\n{text}\nstderr:\n{}",
+        stderr(&output)
+    );
+    let report: Value = serde_json::from_str(text.trim_end()).expect("stdout is one JSON value");
+    assert!(report.is_object(), "{report}");
+    (output, report)
+}
+
+/// A scenario file with `contents` in a fresh temporary directory, removed on drop.
+struct TempScenario {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl TempScenario {
+    fn new(name: &str, contents: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "dist-zero-simulated-cli-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, contents).expect("the scenario is written");
+        TempScenario { dir, path }
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().expect("a UTF-8 temp path")
+    }
+}
+
+impl Drop for TempScenario {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `run FILE` on `contents` and checks it is rejected as bad input with one stderr line
+/// containing every one of `needles`.
+fn assert_bad_scenario(name: &str, contents: &str, needles: &[&str]) {
+    let scenario = TempScenario::new(name, contents);
+    let output = dist_zero(&["run", scenario.path(), "--json"]);
+    assert_bad_input(&output, needles);
+}
+
+fn assert_bad_input(output: &Output, needles: &[&str]) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "exit status; stderr:\n{err}");
+    assert_eq!(stdout(output), "", "nothing on stdout");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
+    assert!(err.starts_with("dist-zero: "), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "`{needle}` missing from: {err}");
+    }
+}
+
+#[test]
+fn simulated_cli_run_json_prints_one_correct_report() {
+    let path = example("sum_of_two.json");
+    let path = path.to_str().expect("UTF-8 path");
+    let (output, report) = json_report(&["run", path, "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    for key in [
+        "mode",
+        "seed",
+        "simulated_ms",
+        "wall_ms",
+        "events",
+        "messages_delivered",
+        "expected_total",
+        "outputs",
+        "correct",
+    ] {
+        assert!(report.get(key).is_some(), "`{key}` missing from {report}");
+    }
+    assert_eq!(report["mode"], "simulated");
+    assert_eq!(report["seed"], 1);
+    assert_eq!(report["simulated_ms"], 700);
+    assert!(report["wall_ms"].is_number(), "{report}");
+    assert!(report["events"].as_u64().is_some_and(|n| n > 0), "{report}");
+    assert!(
+        report["messages_delivered"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+    assert_eq!(report["expected_total"], 4);
+    assert_eq!(
+        report["outputs"],
+        serde_json::json!({"user b": 4, "user c": 4})
+    );
+    assert_eq!(report["correct"], true);
+}
+
+#[test]
+fn simulated_cli_seed_flag_overrides_the_scenario_seed() {
+    let path = example("sum_of_two.json");
+    let path = path.to_str().expect("UTF-8 path");
+    let (output, report) = json_report(&["run", path, "--seed", "5", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(report["seed"], 5);
+    assert_eq!(report["correct"], true);
+    let (_, original) = json_report(&["run", path, "--json"]);
+    assert_eq!(original["seed"], 1);
+    assert_ne!(
+        report["trace_hash"], original["trace_hash"],
+        "another seed, another run"
+    );
+}
+
+#[test]
+fn simulated_cli_same_seed_gives_the_same_trace_hash() {
+    let path = example("three_users.json");
+    let path = path.to_str().expect("UTF-8 path");
+    let (first_output, first) = json_report(&["run", path, "--json"]);
+    let (_, second) = json_report(&["run", path, "--json"]);
+    assert_eq!(first_output.status.code(), Some(0));
+    assert!(first["trace_hash"].is_string(), "{first}");
+    assert_eq!(first["trace_hash"], second["trace_hash"]);
+    assert_eq!(first["events"], second["events"]);
+    assert_eq!(first["expected_total"], 6);
+    assert_eq!(first["correct"], true);
+}
+
+#[test]
+fn simulated_cli_example_scenarios_are_correct() {
+    for name in ["sum_of_two.json", "three_users.json", "late_joiner.json"] {
+        let path = example(name);
+        let (output, report) = json_report(&["run", path.to_str().expect("UTF-8"), "--json"]);
+        assert_eq!(output.status.code(), Some(0), "{name}: {report}");
+        assert_eq!(report["correct"], true, "{name}: {report}");
+    }
+}
+
+#[test]
+fn simulated_cli_demo_json_is_correct() {
+    let (output, report) = json_report(&["demo", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(report["mode"], "simulated");
+    assert_eq!(report["correct"], true);
+    assert_eq!(report["users"], 6);
+    assert_eq!(report["machines"], 3);
+    assert_eq!(report["outputs"].as_object().map(|o| o.len()), Some(6));
+
+    let (output, report) = json_report(&[
+        "demo",
+        "--machines",
+        "5",
+        "--users",
+        "40",
+        "--increments",
+        "3",
+        "--seed",
+        "9",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(report["seed"], 9);
+    assert_eq!(report["users"], 40);
+    assert_eq!(report["correct"], true);
+}
+
+#[test]
+fn simulated_cli_human_summary_says_correct() {
+    let path = example("sum_of_two.json");
+    let output = dist_zero(&["run", path.to_str().expect("UTF-8 path")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(!text.trim_start().starts_with('{'), "not JSON:\n{text}");
+    assert!(text.contains("simulated mode, seed 1"), "{text}");
+    assert!(text.contains("expected total: 4"), "{text}");
+    assert!(text.contains("user b"), "{text}");
+    assert!(text.contains("correct"), "{text}");
+    assert!(!text.contains("WRONG"), "{text}");
+
+    let demo = dist_zero(&["demo"]);
+    assert_eq!(demo.status.code(), Some(0));
+    assert!(
+        stdout(&demo).contains("correct: all 6 outputs"),
+        "{}",
+        stdout(&demo)
+    );
+}
+
+#[test]
+fn simulated_cli_unconverged_run_exits_one() {
+    // Cut off before the last increment (user c's, at 140 ms) reaches the outputs.
+    let text = std::fs::read_to_string(example("sum_of_two.json"))
+        .expect("the example is readable")
+        .replace("\"run_ms\": 700", "\"run_ms\": 100");
+    assert!(
+        text.contains("\"run_ms\": 100"),
+        "the example changed shape"
+    );
+    let scenario = TempScenario::new("unconverged", &text);
+    let (output, report) = json_report(&["run", scenario.path(), "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert_eq!(report["correct"], false);
+    assert_eq!(report["expected_total"], 4);
+
+    let human = dist_zero(&["run", scenario.path()]);
+    assert_eq!(human.status.code(), Some(1));
+    assert!(stdout(&human).contains("WRONG"), "{}", stdout(&human));
+}
+
+#[test]
+fn simulated_cli_unreadable_file_is_bad_input() {
+    let missing = std::env::temp_dir().join(format!(
+        "dist-zero-simulated-cli-{}-does-not-exist.json",
+        std::process::id()
+    ));
+    let missing = missing.to_str().expect("UTF-8 path");
+    let output = dist_zero(&["run", missing, "--json"]);
+    assert_bad_input(&output, &["cannot read scenario", missing]);
+}
+
+#[test]
+fn simulated_cli_invalid_json_is_bad_input() {
+    assert_bad_scenario(
+        "invalid-json",
+        r#"{"machines": 2, "run_ms": "#,
+        &["invalid scenario", "EOF"],
+    );
+}
+
+#[test]
+fn simulated_cli_missing_field_is_bad_input() {
+    assert_bad_scenario(
+        "missing-machines",
+        r#"{"run_ms": 100, "users": []}"#,
+        &["missing field", "machines"],
+    );
+}
+
+#[test]
+fn simulated_cli_mistyped_field_is_bad_input() {
+    assert_bad_scenario(
+        "mistyped-machine",
+        r#"{"machines": 2, "run_ms": 100, "users": [{"name": "a", "machine": "one"}]}"#,
+        &["users[0].machine", "invalid type"],
+    );
+}
+
+#[test]
+fn simulated_cli_machine_out_of_range_is_bad_input() {
+    assert_bad_scenario(
+        "machine-out-of-range",
+        r#"{"machines": 2, "run_ms": 100, "users": [{"name": "a", "machine": 0}, {"name": "b", "machine": 5}]}"#,
+        &["users[1].machine", "out of range"],
+    );
+}
+
+#[test]
+fn simulated_cli_actions_out_of_order_are_bad_input() {
+    assert_bad_scenario(
+        "out-of-order",
+        r#"{"machines": 1, "run_ms": 100, "users": [{"name": "a", "machine": 0, "actions": [
+            [40, {"type": "increment", "amount": 1}],
+            [10, {"type": "increment", "amount": 1}]]}]}"#,
+        &["users[0].actions[1]", "in order"],
+    );
+}
+
+#[test]
+fn simulated_cli_negative_time_is_bad_input() {
+    assert_bad_scenario(
+        "negative-action",
+        r#"{"machines": 1, "run_ms": 100, "users": [{"name": "a", "machine": 0, "actions": [
+            [-3, {"type": "increment", "amount": 1}]]}]}"#,
+        &["users[0].actions[0]", "negative"],
+    );
+    assert_bad_scenario(
+        "negative-join",
+        r#"{"machines": 1, "run_ms": 100, "users": [{"name": "a", "machine": 0, "join_ms": -10}]}"#,
+        &["users[0].join_ms", "negative"],
+    );
+}
+
+#[test]
+fn simulated_cli_unavailable_mode_is_bad_input() {
+    let path = example("sum_of_two.json");
+    let output = dist_zero(&["run", path.to_str().expect("UTF-8 path"), "--mode", "cloud"]);
+    assert_bad_input(&output, &["cloud"]);
+}
+
+#[test]
+fn simulated_cli_unknown_subcommand_or_flag_exits_two() {
+    let unknown = dist_zero(&["frobnicate"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("frobnicate"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert_eq!(stdout(&unknown), "");
+
+    let path = example("sum_of_two.json");
+    let flag = dist_zero(&["run", path.to_str().expect("UTF-8 path"), "--bogus"]);
+    assert_eq!(flag.status.code(), Some(2), "{}", stderr(&flag));
+    assert!(stderr(&flag).contains("--bogus"), "{}", stderr(&flag));
+    assert_eq!(stdout(&flag), "");
+
+    let bad_seed = dist_zero(&["run", path.to_str().expect("UTF-8 path"), "--seed", "-1"]);
+    assert_eq!(bad_seed.status.code(), Some(2), "{}", stderr(&bad_seed));
+}
