@@ -5,14 +5,18 @@
 
 use std::sync::Arc;
 
-use dist_zero::hardware::simulated::{
-    LatencyDistribution, LatencySpec, NetworkConfig, SimulationConfig,
-};
+use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};
 use dist_zero::scenario::{simulate, RunOptions, Scenario, SimulatedRun, Workload};
 use serde::Deserialize;
+use serde_json::json;
+
+/// A network with the given `latency_ms`, read from JSON as a scenario's would be.
+fn network(latency_ms: serde_json::Value) -> NetworkConfig {
+    serde_json::from_value(json!({ "latency_ms": latency_ms })).expect("a valid network")
+}
 
 fn example_scenario() -> Scenario {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sum_of_two.json");
@@ -25,7 +29,7 @@ fn run(scenario: &Scenario, seed: Option<u64>) -> SimulatedRun {
         &RunOptions {
             seed,
             keep_trace_text: true,
-            progress: false,
+            ..RunOptions::default()
         },
     )
     .expect("the scenario runs")
@@ -68,14 +72,7 @@ fn simulated_keeping_the_text_does_not_change_the_hash() {
 #[test]
 fn simulated_different_seeds_give_different_traces() {
     let mut scenario = example_scenario();
-    scenario.network = NetworkConfig {
-        latency_ms: LatencySpec {
-            distribution: LatencyDistribution::Uniform,
-            min: 5.0,
-            max: 60.0,
-            ..LatencySpec::default()
-        },
-    };
+    scenario.network = network(json!({"distribution": "uniform", "min": 5.0, "max": 60.0}));
     let one = run(&scenario, Some(1));
     let two = run(&scenario, Some(2));
     assert_eq!(one.report.seed, 1);
@@ -92,13 +89,7 @@ fn simulated_constant_latency_traces_do_not_depend_on_the_network_seed() {
     // With constant latency and no node drawing random numbers, the seed has nothing to choose:
     // the event sequence is the same for every seed. (A check that the hash covers only events.)
     let mut scenario = example_scenario();
-    scenario.network = NetworkConfig {
-        latency_ms: LatencySpec {
-            distribution: LatencyDistribution::Constant,
-            mean: 10.0,
-            ..LatencySpec::default()
-        },
-    };
+    scenario.network = network(json!({"distribution": "constant", "mean": 10.0}));
     let one = run(&scenario, Some(1));
     let two = run(&scenario, Some(99));
     assert_eq!(text(&one), text(&two));
@@ -275,13 +266,7 @@ fn simulated_node_random_numbers_are_reproducible_from_the_seed() {
 #[ignore = "bug in src/hardware/simulated/trace.rs: the trace hash folds in each message's type but not its contents, so runs that deliver different payloads at the same times hash equal"]
 fn simulated_trace_hash_covers_message_contents() {
     // Constant latency: both seeds give the same event times; only the random payloads differ.
-    let constant = NetworkConfig {
-        latency_ms: LatencySpec {
-            distribution: LatencyDistribution::Constant,
-            mean: 10.0,
-            ..LatencySpec::default()
-        },
-    };
+    let constant = network(json!({"distribution": "constant", "mean": 10.0}));
     let one = chatter_run(1, constant.clone());
     let two = chatter_run(2, constant);
     assert_ne!(one.drawn, two.drawn, "the seeds drew different numbers");

@@ -10,15 +10,8 @@
 //!
 //! Case counts are kept small so the whole file runs in a few seconds in a debug build.
 
-use std::sync::Arc;
-
-use dist_zero::hardware::simulated::{
-    LatencyDistribution, LatencySpec, NetworkConfig, SimulationConfig,
-};
-use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::Message;
-use dist_zero::node::NodeRegistry;
-use dist_zero::scenario::{run_scenario, simulate, Progress, RunOptions, Scenario, UserSpec};
+use dist_zero::scenario::{simulate, RunOptions, Scenario};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -44,70 +37,54 @@ fn user_strategy() -> impl Strategy<Value = GeneratedUser> {
         })
 }
 
-fn latency_strategy() -> impl Strategy<Value = LatencySpec> {
+/// A `latency_ms` object: normal, uniform or constant.
+fn latency_strategy() -> impl Strategy<Value = Value> {
     prop_oneof![
-        (0.0f64..40.0, 0.0f64..10.0).prop_map(|(mean, stddev)| LatencySpec {
-            mean,
-            stddev,
-            ..LatencySpec::default()
+        (0.0f64..40.0, 0.0f64..10.0).prop_map(
+            |(mean, stddev)| json!({"distribution": "normal", "mean": mean, "stddev": stddev})
+        ),
+        (0.0f64..30.0, 0.0f64..30.0).prop_map(|(a, b)| {
+            json!({"distribution": "uniform", "min": a.min(b), "max": a.max(b)})
         }),
-        (0.0f64..30.0, 0.0f64..30.0).prop_map(|(a, b)| LatencySpec {
-            distribution: LatencyDistribution::Uniform,
-            min: a.min(b),
-            max: a.max(b),
-            ..LatencySpec::default()
-        }),
-        (0.0f64..50.0).prop_map(|mean| LatencySpec {
-            distribution: LatencyDistribution::Constant,
-            mean,
-            ..LatencySpec::default()
-        }),
+        (0.0f64..50.0).prop_map(|mean| json!({"distribution": "constant", "mean": mean})),
     ]
 }
 
-fn increment(amount: i64) -> Message {
-    Message::new(json!({"type": "increment", "amount": amount})).expect("an increment is valid")
-}
-
 /// The scenario for generated users, lasting 500 ms past the last join plus the last action.
-fn scenario_of(
-    machines: u32,
-    users: &[GeneratedUser],
-    latency: LatencySpec,
-    seed: u64,
-) -> Scenario {
+/// Built as JSON and parsed, as a user's scenario file would be.
+fn scenario_of(machines: u32, users: &[GeneratedUser], latency: Value, seed: u64) -> Scenario {
     let last_join = users.iter().map(|user| user.join_ms).max().unwrap_or(0);
     let last_action = users
         .iter()
         .flat_map(|user| user.actions.iter().map(|(at, _)| *at))
         .max()
         .unwrap_or(0);
-    let users = users
+    let users: Vec<Value> = users
         .iter()
         .enumerate()
         .map(|(index, user)| {
             let mut actions = user.actions.clone();
             actions.sort_by_key(|(at, _)| *at);
-            UserSpec {
-                name: format!("user {index}"),
-                machine: user.machine % machines,
-                join_ms: user.join_ms as i64,
-                actions: actions
-                    .into_iter()
-                    .map(|(at, amount)| (at as i64, increment(amount)))
-                    .collect(),
-            }
+            let actions: Vec<Value> = actions
+                .into_iter()
+                .map(|(at, amount)| json!([at, {"type": "increment", "amount": amount}]))
+                .collect();
+            json!({
+                "name": format!("user {index}"),
+                "machine": user.machine % machines,
+                "join_ms": user.join_ms,
+                "actions": actions,
+            })
         })
         .collect();
-    Scenario {
-        machines,
-        run_ms: last_join + last_action + 500,
-        seed,
-        network: NetworkConfig {
-            latency_ms: latency,
-        },
-        users,
-    }
+    let document = json!({
+        "machines": machines,
+        "run_ms": last_join + last_action + 500,
+        "seed": seed,
+        "network": {"latency_ms": latency},
+        "users": users,
+    });
+    Scenario::parse(&document.to_string()).expect("a generated scenario is valid")
 }
 
 /// Any JSON value, nested a few levels.
@@ -249,24 +226,12 @@ proptest! {
     }
 }
 
-/// Runs a scenario the parser accepted, on a hardware built by hand, for at most `limit_ms`.
+/// Runs a scenario the parser accepted, for at most `limit_ms`; whether it was correct.
 fn run_accepted(text: &str, limit_ms: u64) -> Result<bool, String> {
     let mut scenario = Scenario::parse(text).map_err(|e| e.to_string())?;
     scenario.run_ms = scenario.run_ms.min(limit_ms);
-    let mut hardware = SimulatedHardware::new(
-        SimulationConfig {
-            machines: scenario.machines,
-            seed: scenario.seed,
-            network: scenario.network.clone(),
-            keep_trace_text: false,
-        },
-        Arc::new(NodeRegistry::with_builtins()),
-    )
-    .map_err(|e| e.to_string())?;
-    let outcome = run_scenario(&mut hardware, &scenario, &Progress::new(0, false))
-        .map_err(|e| e.to_string())?;
-    assert!(hardware.now_ms() <= limit_ms.max(scenario.run_ms));
-    Ok(outcome.correct())
+    let run = simulate(&scenario, &RunOptions::default()).map_err(|e| e.to_string())?;
+    Ok(run.report.correct)
 }
 
 #[test]
