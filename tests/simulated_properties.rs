@@ -174,9 +174,10 @@ proptest! {
             Some(Value::String(kind)) => {
                 let message = parsed.map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(message.kind(), kind.as_str());
-                // What comes back is the same JSON, and it round-trips through the wire form.
-                let back: Value = serde_json::from_str(message.as_json()).expect("valid JSON");
-                prop_assert_eq!(&back, &value);
+                // The wire form is the text that came in, byte for byte (comparing parsed values
+                // instead would trip over serde_json's default, not exactly rounded, float
+                // parsing), and it round-trips.
+                prop_assert_eq!(message.as_json().as_bytes(), &bytes[..]);
                 prop_assert_eq!(Message::from_bytes(&message.to_bytes()), Ok(message.clone()));
             }
             _ => prop_assert!(parsed.is_err(), "{} was accepted", value),
