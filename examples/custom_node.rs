@@ -163,6 +163,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             seed,
             network: NetworkConfig::default(),
             keep_trace_text: false,
+            reliable: true,
         },
         Arc::new(registry),
     )?;

@@ -197,6 +197,7 @@ fn hardware(seed: u64) -> SimulatedHardware {
             }))
             .expect("a constant latency network is valid"),
             keep_trace_text: false,
+            reliable: true,
         },
         Arc::new(registry()),
     )

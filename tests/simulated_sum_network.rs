@@ -41,6 +41,7 @@ fn hardware(machines: u32, seed: u64) -> SimulatedHardware {
             seed,
             network: NetworkConfig::default(),
             keep_trace_text: false,
+            reliable: true,
         },
         Arc::new(NodeRegistry::with_builtins()),
     )

@@ -12,9 +12,10 @@ mod clean;
 mod machine;
 #[cfg(feature = "docker")]
 pub mod run_virtual;
+mod sweep;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,16 @@ pub enum Command {
         /// Which hardware to run on.
         #[arg(long, value_enum, default_value_t = Mode::Simulated)]
         mode: Mode,
+        /// Run every seed of a range A..B (B excluded) in parallel and report the failing ones,
+        /// each with the command that replays it (simulated mode).
+        #[arg(long, conflicts_with_all = ["seed", "trace"])]
+        seeds: Option<sweep::SeedRange>,
+        /// Write the run's event trace to this file, one event a line (simulated mode).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Turn the runtime's reliable delivery off, to see what the faults do without it.
+        #[arg(long)]
+        unreliable: bool,
     },
     /// Generate a sum-network scenario and run it (simulated).
     Demo {
@@ -130,25 +141,45 @@ impl Command {
 pub fn execute(command: Command) -> u8 {
     match command {
         Command::Run {
-            scenario,
+            scenario: path,
             seed,
             json,
             mode,
+            seeds,
+            trace,
+            unreliable,
         } => {
-            let scenario = match Scenario::load(&scenario) {
+            let scenario = match Scenario::load(&path) {
                 Ok(scenario) => scenario,
                 Err(error) => return report_error(EXIT_BAD_INPUT, &error),
             };
-            match mode {
-                Mode::Simulated => run_simulated(&scenario, seed, json),
+            if mode != Mode::Simulated && (seeds.is_some() || trace.is_some()) {
+                return report_error(EXIT_BAD_INPUT, &"--seeds and --trace need --mode simulated");
+            }
+            let reliable = unreliable.then_some(false);
+            match (mode, seeds) {
+                (Mode::Simulated, Some(range)) => {
+                    let report = sweep::sweep(&scenario, &path, &range, reliable);
+                    if json {
+                        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                    } else {
+                        println!("{report}");
+                    }
+                    if report.failing.is_empty() {
+                        EXIT_CORRECT
+                    } else {
+                        EXIT_WRONG
+                    }
+                }
+                (Mode::Simulated, None) => run_simulated(&scenario, seed, json, trace.as_deref(), reliable),
                 #[cfg(feature = "docker")]
-                Mode::Virtual => run_virtual::run(&scenario, seed, json),
+                (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json),
                 #[cfg(not(feature = "docker"))]
-                Mode::Virtual => report_error(
+                (Mode::Virtual, _) => report_error(
                     EXIT_BAD_INPUT,
                     &"virtual mode is not available in this build; rebuild with `--features docker`",
                 ),
-                Mode::Cloud => report_error(
+                (Mode::Cloud, _) => report_error(
                     EXIT_BAD_INPUT,
                     &format!(
                         "{mode} mode is not available in this build; run with --mode simulated"
@@ -174,7 +205,7 @@ pub fn execute(command: Command) -> u8 {
                 run_ms,
                 seed,
             };
-            run_simulated(&workload.scenario(), None, json)
+            run_simulated(&workload.scenario(), None, json, None, None)
         }
         Command::Bench(args) => bench::run(&args),
         #[cfg(feature = "docker")]
@@ -189,16 +220,33 @@ pub fn execute(command: Command) -> u8 {
     }
 }
 
-fn run_simulated(scenario: &Scenario, seed: Option<u64>, json: bool) -> u8 {
+fn run_simulated(
+    scenario: &Scenario,
+    seed: Option<u64>,
+    json: bool,
+    trace: Option<&Path>,
+    reliable: Option<bool>,
+) -> u8 {
     let options = RunOptions {
         seed,
-        keep_trace_text: false,
+        keep_trace_text: trace.is_some(),
+        reliable,
         progress: !json
             && scenario.users.len() >= PROGRESS_MIN_USERS
             && std::io::stderr().is_terminal(),
     };
     match simulate(scenario, &options) {
-        Ok(run) => print_report(&run.report, json),
+        Ok(run) => {
+            if let (Some(path), Some(text)) = (trace, &run.trace_text) {
+                if let Err(error) = std::fs::write(path, text) {
+                    return report_error(
+                        EXIT_BAD_INPUT,
+                        &format!("cannot write the trace to {}: {error}", path.display()),
+                    );
+                }
+            }
+            print_report(&run.report, json)
+        }
         Err(crate::scenario::RunError::Scenario(error)) => report_error(EXIT_BAD_INPUT, &error),
         Err(error) => report_error(EXIT_WRONG, &error),
     }

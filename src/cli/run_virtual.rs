@@ -81,6 +81,7 @@ pub fn execute(
         messages_delivered: stats.messages_delivered,
         undeliverable: stats.undeliverable,
         trace_hash: None,
+        faults: None,
         correct: outcome.correct(),
         expected_total: outcome.expected_total,
         outputs: outcome.outputs,

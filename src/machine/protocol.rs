@@ -145,6 +145,9 @@ pub struct WireNodeState {
     pub node_type: String,
     /// Its state.
     pub state: serde_json::Value,
+    /// What the reliable link layer did for it.
+    #[serde(default)]
+    pub counters: crate::manager::LinkCounters,
 }
 
 impl From<NodeState> for WireNodeState {
@@ -153,6 +156,7 @@ impl From<NodeState> for WireNodeState {
             handle: node.handle,
             node_type: node.node_type,
             state: node.state,
+            counters: node.counters,
         }
     }
 }
@@ -163,6 +167,7 @@ impl From<WireNodeState> for NodeState {
             handle: node.handle,
             node_type: node.node_type,
             state: node.state,
+            counters: node.counters,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use rand::RngCore;
 
-use super::{Core, Effect, Envelope};
+use super::{Core, Effect, Envelope, TimerTarget};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::{MachineController, NodeError, TimerId};
 
@@ -58,14 +58,10 @@ impl MachineController for Context<'_> {
     }
 
     fn set_timer(&mut self, after_ms: u64, tag: u64) -> TimerId {
-        let timer = TimerId(self.core.next_timer);
-        self.core.next_timer += 1;
-        self.core.timers.insert(timer, (self.me.id, tag));
-        self.core.effects.push(Effect::Wake {
-            at_us: self.core.now_us + after_ms.saturating_mul(1000),
-            timer,
-        });
-        timer
+        self.core.set_timer(
+            after_ms.saturating_mul(1000),
+            TimerTarget::Node(self.me.id, tag),
+        )
     }
 
     fn cancel_timer(&mut self, timer: TimerId) {

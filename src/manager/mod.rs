@@ -8,20 +8,24 @@
 
 mod context;
 mod envelope;
+mod link;
 
 pub use envelope::Envelope;
+pub use link::{LinkCounters, ACK_DELAY_MS, INITIAL_RETRANSMIT_MS, MAX_RETRANSMIT_MS};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::{FxBuildHasher, FxHashMap};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::messages::{MachineId, NodeConfig, NodeHandle, NodeId};
 use crate::node::{Node, NodeError, NodeRegistry, TimerId};
 use context::Context;
+use link::{AckRange, Link};
 
 /// Something the hardware must do on a machine's behalf.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +68,7 @@ pub struct NodeFailure {
 }
 
 /// One node's observable state, as reported to tests, scenario reports and control requests.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeState {
     /// The node.
     pub handle: NodeHandle,
@@ -72,11 +76,34 @@ pub struct NodeState {
     pub node_type: String,
     /// What [`Node::state`] returned.
     pub state: serde_json::Value,
+    /// What the reliable link layer did for this node's messages.
+    #[serde(default)]
+    pub counters: LinkCounters,
+}
+
+/// What a NodeManager has done since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagerStats {
+    /// Messages handed to a node.
+    pub delivered: u64,
+    /// Envelopes for nodes this machine does not have.
+    pub undeliverable: u64,
+    /// What the reliable link layer did, over all of this machine's links.
+    pub link: LinkCounters,
 }
 
 struct Slot {
     node: Box<dyn Node>,
     node_type: String,
+    counters: LinkCounters,
+}
+
+/// Who a timer wakes: a node, or the link layer's work for one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerTarget {
+    Node(NodeId, u64),
+    Retransmit(MachineId),
+    Acknowledge(MachineId),
 }
 
 /// The part of a NodeManager that a node's controller may touch while the node itself is
@@ -88,7 +115,7 @@ struct Core {
     next_serial: u32,
     next_timer: u64,
     /// Pending timers; looked up and removed, never iterated, so hash order cannot leak.
-    timers: FxHashMap<TimerId, (NodeId, u64)>,
+    timers: FxHashMap<TimerId, TimerTarget>,
     rng: ChaCha8Rng,
     effects: Vec<Effect>,
 }
@@ -98,6 +125,11 @@ pub struct NodeManager {
     /// Iterated in insertion order (IndexMap), hashed with Fx for speed.
     nodes: IndexMap<NodeId, Slot, FxBuildHasher>,
     core: Core,
+    /// The reliable link to each peer machine, by peer.
+    links: BTreeMap<MachineId, Link>,
+    /// Whether envelopes to other machines go through the link layer.
+    reliable: bool,
+    stats: ManagerStats,
 }
 
 impl NodeManager {
@@ -108,6 +140,9 @@ impl NodeManager {
         rng.set_stream(u64::from(machine.0) + 1);
         NodeManager {
             nodes: IndexMap::default(),
+            links: BTreeMap::new(),
+            reliable: true,
+            stats: ManagerStats::default(),
             core: Core {
                 machine,
                 registry,
@@ -131,6 +166,23 @@ impl NodeManager {
         &self.core.registry
     }
 
+    /// Turns the reliable link layer on (the default) or off. Off, envelopes to other machines
+    /// are sent once and whatever the network loses stays lost — useful to show what the layer
+    /// is for. Every machine of a system must agree.
+    pub fn set_reliable(&mut self, reliable: bool) {
+        self.reliable = reliable;
+    }
+
+    /// What this machine has done so far.
+    pub fn stats(&self) -> ManagerStats {
+        self.stats
+    }
+
+    /// Packets sent to other machines and not yet acknowledged.
+    pub fn unacknowledged(&self) -> usize {
+        self.links.values().map(Link::unacknowledged).sum()
+    }
+
     /// A fresh node id, unique across the system.
     pub fn allocate_id(&mut self) -> NodeId {
         self.core.allocate_id()
@@ -151,11 +203,50 @@ impl NodeManager {
     }
 
     /// Handles an envelope that reached this machine at `now_us`.
+    ///
+    /// A link-layer packet may make several payloads deliverable at once (when it fills a gap);
+    /// they are handled in order, and the result is that of the last.
     pub fn handle(&mut self, now_us: u64, envelope: Envelope) -> Result<Handled, NodeFailure> {
         self.core.now_us = now_us;
         match envelope {
+            Envelope::Sequenced { from, seq, payload } => {
+                let link = self.links.entry(from).or_default();
+                let (received, schedule_ack) = link.receive(seq, *payload);
+                if schedule_ack {
+                    self.core
+                        .set_timer(ACK_DELAY_MS * 1000, TimerTarget::Acknowledge(from));
+                }
+                if received.duplicate {
+                    self.stats.link.duplicates_suppressed += 1;
+                }
+                let mut outcome = Handled::Done;
+                for payload in received.deliverable {
+                    outcome = self.handle_payload(payload)?;
+                }
+                Ok(outcome)
+            }
+            Envelope::Ack { from, upto, also } => {
+                let link = self.links.entry(from).or_default();
+                let settled = link.acknowledge(now_us, &AckRange { upto, also });
+                for sender in settled.credited {
+                    self.stats.link.acknowledged += 1;
+                    if let Some(slot) = sender.and_then(|id| self.nodes.get_mut(&id)) {
+                        slot.counters.acknowledged += 1;
+                    }
+                }
+                self.retransmit(from, settled.resend);
+                Ok(Handled::Done)
+            }
+            payload => self.handle_payload(payload),
+        }
+    }
+
+    fn handle_payload(&mut self, envelope: Envelope) -> Result<Handled, NodeFailure> {
+        let now_us = self.core.now_us;
+        let outcome = match envelope {
             Envelope::Deliver { from, to, message } => {
                 let Some(slot) = self.nodes.get_mut(&to) else {
+                    self.stats.undeliverable += 1;
                     return Ok(Handled::NoSuchNode(to));
                 };
                 let me = NodeHandle {
@@ -166,39 +257,76 @@ impl NodeManager {
                 slot.node
                     .receive(&mut ctl, from, &message)
                     .map_err(|error| failure(me, &slot.node_type, error))?;
-                Ok(Handled::Done)
+                self.stats.delivered += 1;
+                Handled::Done
             }
             Envelope::Spawn { id, config } => {
                 self.create(now_us, id, &config)?;
-                Ok(Handled::Done)
+                Handled::Done
             }
             Envelope::Terminate { id } => match self.nodes.shift_remove(&id) {
                 Some(_) => {
-                    self.core.timers.retain(|_, (owner, _)| *owner != id);
-                    Ok(Handled::Done)
+                    self.core.timers.retain(
+                        |_, target| !matches!(target, TimerTarget::Node(owner, _) if *owner == id),
+                    );
+                    Handled::Done
                 }
-                None => Ok(Handled::NoSuchNode(id)),
+                None => Handled::NoSuchNode(id),
             },
-        }
+            Envelope::Sequenced { .. } | Envelope::Ack { .. } => Handled::Done,
+        };
+        Ok(outcome)
     }
 
     /// Fires `timer` at `now_us`. A timer that was cancelled, or whose node is gone, does nothing.
     pub fn fire_timer(&mut self, now_us: u64, timer: TimerId) -> Result<(), NodeFailure> {
         self.core.now_us = now_us;
-        let Some((id, tag)) = self.core.timers.remove(&timer) else {
-            return Ok(());
-        };
-        let Some(slot) = self.nodes.get_mut(&id) else {
-            return Ok(());
-        };
-        let me = NodeHandle {
-            id,
-            machine: self.core.machine,
-        };
-        let mut ctl = Context::new(&mut self.core, me);
-        slot.node
-            .timer(&mut ctl, tag)
-            .map_err(|error| failure(me, &slot.node_type, error))
+        match self.core.timers.remove(&timer) {
+            None => Ok(()),
+            Some(TimerTarget::Node(id, tag)) => {
+                let Some(slot) = self.nodes.get_mut(&id) else {
+                    return Ok(());
+                };
+                let me = NodeHandle {
+                    id,
+                    machine: self.core.machine,
+                };
+                let mut ctl = Context::new(&mut self.core, me);
+                slot.node
+                    .timer(&mut ctl, tag)
+                    .map_err(|error| failure(me, &slot.node_type, error))
+            }
+            Some(TimerTarget::Retransmit(peer)) => {
+                let link = self.links.entry(peer).or_default();
+                let (due, next_check) = link.due_retransmissions(now_us);
+                self.retransmit(peer, due);
+                if let Some(at_us) = next_check {
+                    self.core
+                        .set_timer(at_us.saturating_sub(now_us), TimerTarget::Retransmit(peer));
+                }
+                Ok(())
+            }
+            Some(TimerTarget::Acknowledge(peer)) => {
+                let AckRange { upto, also } = self.links.entry(peer).or_default().take_ack();
+                let from = self.core.machine;
+                self.core.effects.push(Effect::Transmit {
+                    to: peer,
+                    envelope: Envelope::Ack { from, upto, also },
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends packets to `peer` again, crediting their senders.
+    fn retransmit(&mut self, peer: MachineId, packets: Vec<(u64, Envelope, Option<NodeId>)>) {
+        for (seq, payload, sender) in packets {
+            self.stats.link.retransmitted += 1;
+            if let Some(slot) = sender.and_then(|id| self.nodes.get_mut(&id)) {
+                slot.counters.retransmitted += 1;
+            }
+            self.core.transmit_packet(peer, seq, payload);
+        }
     }
 
     /// Whether the last call produced effects that have not been drained yet.
@@ -207,7 +335,43 @@ impl NodeManager {
     }
 
     /// Moves every effect produced since the last call onto the end of `into`, in order.
+    /// Payloads for other machines are first handed to the reliable link layer, which numbers
+    /// them, keeps them for retransmission, and sends them as `Sequenced` packets.
     pub fn drain_effects(&mut self, into: &mut Vec<Effect>) {
+        if !self.reliable {
+            into.append(&mut self.core.effects);
+            return;
+        }
+        let effects = std::mem::take(&mut self.core.effects);
+        for effect in effects {
+            match effect {
+                Effect::Transmit { to, envelope }
+                    if to != self.core.machine && envelope.is_payload() =>
+                {
+                    let sender = match &envelope {
+                        Envelope::Deliver { from, .. } => from.map(|handle| handle.id),
+                        _ => None,
+                    };
+                    self.stats.link.sent += 1;
+                    if let Some(slot) = sender.and_then(|id| self.nodes.get_mut(&id)) {
+                        slot.counters.sent += 1;
+                    }
+                    let now_us = self.core.now_us;
+                    let (seq, check) =
+                        self.links
+                            .entry(to)
+                            .or_default()
+                            .send(now_us, envelope.clone(), sender);
+                    self.core.transmit_packet(to, seq, envelope);
+                    if let Some(at_us) = check {
+                        self.core
+                            .set_timer(at_us.saturating_sub(now_us), TimerTarget::Retransmit(to));
+                    }
+                }
+                other => self.core.effects.push(other),
+            }
+        }
+        // Effects the link layer added (packets, timers) come after the node's own, in order.
         into.append(&mut self.core.effects);
     }
 
@@ -237,6 +401,7 @@ impl NodeManager {
             },
             node_type: slot.node_type.clone(),
             state: slot.node.state(),
+            counters: slot.counters,
         }
     }
 
@@ -255,12 +420,42 @@ impl NodeManager {
         let mut ctl = Context::new(&mut self.core, me);
         node.start(&mut ctl)
             .map_err(|error| failure(me, &node_type, error))?;
-        self.nodes.insert(id, Slot { node, node_type });
+        self.nodes.insert(
+            id,
+            Slot {
+                node,
+                node_type,
+                counters: LinkCounters::default(),
+            },
+        );
         Ok(())
     }
 }
 
 impl Core {
+    /// Schedules a timer for `target` after `after_us`.
+    fn set_timer(&mut self, after_us: u64, target: TimerTarget) -> TimerId {
+        let timer = TimerId(self.next_timer);
+        self.next_timer += 1;
+        self.timers.insert(timer, target);
+        self.effects.push(Effect::Wake {
+            at_us: self.now_us.saturating_add(after_us),
+            timer,
+        });
+        timer
+    }
+
+    fn transmit_packet(&mut self, to: MachineId, seq: u64, payload: Envelope) {
+        self.effects.push(Effect::Transmit {
+            to,
+            envelope: Envelope::Sequenced {
+                from: self.machine,
+                seq,
+                payload: Box::new(payload),
+            },
+        });
+    }
+
     fn allocate_id(&mut self) -> NodeId {
         let serial = self.next_serial;
         self.next_serial += 1;

@@ -145,8 +145,20 @@ impl Message {
         Self::from_raw(raw)
     }
 
-    /// Checks raw JSON is an object with a string `"type"`, and keeps that type.
+    /// Checks raw JSON is an object with a string `"type"`, and keeps that type. JSON with
+    /// white space (pretty-printed, from a file) is rewritten compactly, so a message's text is
+    /// the same however it was written.
     fn from_raw(json: Box<RawValue>) -> Result<Self, MessageError> {
+        let json = if json.get().bytes().any(|b| b.is_ascii_whitespace()) {
+            let value: Value =
+                serde_json::from_str(json.get()).map_err(|e| MessageError::Malformed {
+                    kind: String::from("?"),
+                    reason: e.to_string(),
+                })?;
+            serde_json::value::to_raw_value(&value).map_err(encode_error)?
+        } else {
+            json
+        };
         let text = json.get();
         if !text.starts_with('{') {
             return Err(MessageError::NotAnObject(match text.as_bytes().first() {
@@ -253,6 +265,15 @@ mod tests {
         let back = Message::from_bytes(&wire).expect("parses");
         assert_eq!(back, message);
         assert_eq!(back.decode::<Sample>(), Ok(Sample::Increment { amount: 7 }));
+    }
+
+    #[test]
+    fn simulated_messages_are_kept_compact_however_they_were_written() {
+        let pretty =
+            Message::from_bytes(b"{ \"type\" : \"increment\",\n  \"amount\": 2 }").expect("valid");
+        assert_eq!(pretty.as_json(), r#"{"amount":2,"type":"increment"}"#);
+        let spaced = Message::from_bytes(br#"{"type":"say","text":"a b"}"#).expect("valid");
+        assert_eq!(spaced.as_json(), r#"{"text":"a b","type":"say"}"#);
     }
 
     #[test]

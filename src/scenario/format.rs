@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hardware::simulated::NetworkConfig;
+use crate::hardware::simulated::{NetworkConfig, NetworkConfigError};
 use crate::messages::{MachineId, Message};
 use crate::sum_network::{RecordedUser, SumMessage};
 
@@ -28,6 +28,9 @@ pub enum ScenarioError {
         /// What serde said.
         reason: String,
     },
+    /// The network or fault settings are out of range.
+    #[error("invalid scenario: {0}")]
+    Network(#[from] NetworkConfigError),
     /// The JSON is well formed but its contents are not a runnable scenario.
     #[error("invalid scenario: {field}: {reason}")]
     Invalid {
@@ -65,12 +68,23 @@ pub struct Scenario {
     /// The seed of every random choice (default 0).
     #[serde(default)]
     pub seed: u64,
-    /// The network model.
+    /// The network model: latency and faults.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// Whether the runtime's reliable delivery (sequence numbers, acknowledgements,
+    /// retransmission) runs between machines. On unless a run is to show what it is for.
+    #[serde(default = "reliable_by_default")]
+    pub reliable_delivery: bool,
     /// The users.
     #[serde(default)]
     pub users: Vec<UserSpec>,
+}
+
+/// The most machines a scenario may ask for.
+pub const MAX_MACHINES: u32 = 100_000;
+
+fn reliable_by_default() -> bool {
+    true
 }
 
 impl Scenario {
@@ -100,12 +114,16 @@ impl Scenario {
     /// Checks what JSON types alone cannot: ranges, order, uniqueness, message shapes.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let invalid = |field: String, reason: String| Err(ScenarioError::Invalid { field, reason });
-        if self.machines == 0 {
+        if self.machines == 0 || self.machines > MAX_MACHINES {
             return invalid(
                 "machines".into(),
-                "a system needs at least one machine".into(),
+                format!(
+                    "{} machines: a system has from 1 to {MAX_MACHINES} machines",
+                    self.machines
+                ),
             );
         }
+        let mut magnitude: u64 = 0;
         let mut names = BTreeSet::new();
         for (index, user) in self.users.iter().enumerate() {
             let at = |field: &str| format!("users[{index}].{field}");
@@ -146,7 +164,15 @@ impl Scenario {
                 }
                 previous = *at_ms;
                 match SumMessage::read(message) {
-                    Ok(SumMessage::Increment { .. }) => {}
+                    Ok(SumMessage::Increment { amount }) => {
+                        magnitude = magnitude.saturating_add(amount.unsigned_abs());
+                        if magnitude > i64::MAX as u64 {
+                            return invalid(
+                                field,
+                                "the increments' amounts add up beyond what a 64-bit total can hold".into(),
+                            );
+                        }
+                    }
                     Ok(_) => {
                         return invalid(
                             field,
@@ -160,10 +186,7 @@ impl Scenario {
                 }
             }
         }
-        self.network.validate().map_err(|e| ScenarioError::Invalid {
-            field: "network".into(),
-            reason: e.to_string(),
-        })
+        Ok(self.network.validate(self.machines)?)
     }
 
     /// The sum of every increment every user makes: what each output must converge to.

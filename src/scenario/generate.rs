@@ -63,6 +63,7 @@ impl Workload {
             run_ms: self.run_ms,
             seed: self.seed,
             network: NetworkConfig::default(),
+            reliable_delivery: true,
             users,
         }
     }

@@ -7,7 +7,7 @@ mod generate;
 mod report;
 mod runner;
 
-pub use format::{Scenario, ScenarioError, UserSpec};
+pub use format::{Scenario, ScenarioError, UserSpec, MAX_MACHINES};
 pub use generate::Workload;
-pub use report::Report;
+pub use report::{FaultReport, Report};
 pub use runner::{run_scenario, simulate, Outcome, Progress, RunError, RunOptions, SimulatedRun};

@@ -5,7 +5,40 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::hardware::simulated::FaultCounters;
 use crate::hardware::Mode;
+use crate::manager::LinkCounters;
+
+/// What the network's faults did and what reliable delivery did about them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FaultReport {
+    /// Transmissions lost to the drop rule.
+    pub dropped: u64,
+    /// Transmissions delivered twice.
+    pub duplicated: u64,
+    /// Transmissions held back so that later ones overtook them.
+    pub reordered: u64,
+    /// Transmissions lost to a partition.
+    pub partitioned: u64,
+    /// Packets the link layer sent again.
+    pub retransmitted: u64,
+    /// Packets received twice and dropped by the link layer.
+    pub duplicates_suppressed: u64,
+}
+
+impl FaultReport {
+    /// Combines the network's and the link layer's counters.
+    pub fn new(faults: &FaultCounters, link: &LinkCounters) -> Self {
+        FaultReport {
+            dropped: faults.dropped,
+            duplicated: faults.duplicated,
+            reordered: faults.reordered,
+            partitioned: faults.partitioned,
+            retransmitted: link.retransmitted,
+            duplicates_suppressed: link.duplicates_suppressed,
+        }
+    }
+}
 
 /// How many outputs the readable summary lists before it only counts them.
 const LISTED_OUTPUTS: usize = 12;
@@ -34,6 +67,9 @@ pub struct Report {
     /// Hash of the event trace (simulated mode): equal for equal seeds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_hash: Option<String>,
+    /// What the faults did and what reliable delivery did about them (simulated mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultReport>,
     /// The sum of every increment.
     pub expected_total: i64,
     /// User name → that user's output total (`null` if it has none).
@@ -84,6 +120,21 @@ impl fmt::Display for Report {
         )?;
         if let Some(hash) = &self.trace_hash {
             writeln!(f, "  trace hash {hash}")?;
+        }
+        if let Some(faults) = self
+            .faults
+            .filter(|faults| *faults != FaultReport::default())
+        {
+            writeln!(
+                f,
+                "  faults: {} dropped, {} duplicated, {} reordered, {} cut by partitions; {} retransmitted, {} duplicates suppressed",
+                faults.dropped,
+                faults.duplicated,
+                faults.reordered,
+                faults.partitioned,
+                faults.retransmitted,
+                faults.duplicates_suppressed
+            )?;
         }
         writeln!(f, "  expected total: {}", self.expected_total)?;
         let width = self

@@ -6,12 +6,15 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{Report, Scenario, ScenarioError};
+use super::{FaultReport, Report, Scenario, ScenarioError};
 use crate::hardware::simulated::{SimulatedHardware, SimulationConfig};
 use crate::hardware::{Hardware, HardwareError};
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
 use crate::sum_network::{InputNode, OutputLeafNode, OutputNode, SumMessage, SumNode};
+
+/// How many times at most the progress bar moves while the runner advances to a time.
+const PROGRESS_STEPS: u64 = 200;
 
 /// Why a scenario run did not produce a report.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,8 @@ pub struct RunOptions {
     pub keep_trace_text: bool,
     /// Show a progress bar on standard error.
     pub progress: bool,
+    /// Replaces the scenario's `reliable_delivery`.
+    pub reliable: Option<bool>,
 }
 
 /// Progress through a run's time, shown as a bar when asked for.
@@ -141,16 +146,19 @@ pub fn run_scenario(
     })
 }
 
-/// Runs the hardware forward to `to_ms` in steps, moving the progress bar as it goes.
+/// Runs the hardware forward to `to_ms` in at most [`PROGRESS_STEPS`] steps (none shorter than
+/// 50 ms), moving the progress bar as it goes; the number of steps never grows with the length
+/// of the run.
 fn advance(
     hardware: &mut dyn Hardware,
     to_ms: u64,
     progress: &Progress,
 ) -> Result<(), HardwareError> {
-    const STEP_MS: u64 = 50;
+    const MIN_STEP_MS: u64 = 50;
     let mut at = hardware.now_ms();
+    let step = (to_ms.saturating_sub(at) / PROGRESS_STEPS).max(MIN_STEP_MS);
     while at < to_ms {
-        at = (at + STEP_MS).min(to_ms);
+        at = at.saturating_add(step).min(to_ms);
         hardware.run_until(at)?;
         progress.advance(at);
     }
@@ -174,12 +182,10 @@ pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Result<SimulatedRu
         seed,
         network: scenario.network.clone(),
         keep_trace_text: options.keep_trace_text,
+        reliable: options.reliable.unwrap_or(scenario.reliable_delivery),
     };
     let mut hardware = SimulatedHardware::new(config, Arc::new(NodeRegistry::with_builtins()))
-        .map_err(|e| ScenarioError::Invalid {
-            field: "network".into(),
-            reason: e.to_string(),
-        })?;
+        .map_err(ScenarioError::from)?;
     let progress = Progress::new(scenario.run_ms, options.progress);
     let started = Instant::now();
     let outcome = run_scenario(&mut hardware, scenario, &progress)?;
@@ -196,6 +202,7 @@ pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Result<SimulatedRu
         messages_delivered: stats.messages_delivered,
         undeliverable: stats.undeliverable,
         trace_hash: Some(hardware.trace().hash()),
+        faults: Some(FaultReport::new(&stats.faults, &stats.link)),
         correct: outcome.correct(),
         expected_total: outcome.expected_total,
         outputs: outcome.outputs,

@@ -139,7 +139,7 @@ impl InputLeafNode {
         message: &Message,
     ) -> Result<(), NodeError> {
         if let SumMessage::Increment { amount } = SumMessage::read(message)? {
-            self.sent_total += amount;
+            self.sent_total = super::add_to_total(self.sent_total, amount)?;
         }
         for receiver in &self.receivers {
             ctl.send(*receiver, message.clone());

@@ -18,7 +18,17 @@ pub use protocol::SumMessage;
 pub use recorded_user::{RecordedUser, RecordedUserError};
 pub use sum::{SumNode, DEFAULT_SEND_INTERVAL_MS};
 
-use crate::node::NodeRegistry;
+use crate::node::{NodeError, NodeRegistry};
+
+/// Adds `amount` to a running total, as a node error rather than a panic or a wrap-around if the
+/// total would leave the range of an `i64`.
+fn add_to_total(total: i64, amount: i64) -> Result<i64, NodeError> {
+    total.checked_add(amount).ok_or_else(|| {
+        NodeError::Protocol(format!(
+            "adding {amount} to the total {total} overflows a 64-bit integer"
+        ))
+    })
+}
 
 /// Registers the sum network's node types.
 pub fn register(registry: &mut NodeRegistry) {

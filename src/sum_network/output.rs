@@ -125,7 +125,7 @@ impl Node for OutputLeafNode {
     ) -> Result<(), NodeError> {
         match SumMessage::read(message)? {
             SumMessage::Increment { amount } => {
-                self.total += amount;
+                self.total = super::add_to_total(self.total, amount)?;
                 Ok(())
             }
             _ => Err(NodeError::UnexpectedMessage {

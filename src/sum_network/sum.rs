@@ -75,7 +75,7 @@ impl Node for SumNode {
     ) -> Result<(), NodeError> {
         match SumMessage::read(message)? {
             SumMessage::Increment { amount } => {
-                self.unsent += amount;
+                self.unsent = super::add_to_total(self.unsent, amount)?;
                 if !self.tick_pending {
                     self.tick_pending = true;
                     ctl.set_timer(self.interval_ms, 0);
@@ -113,7 +113,7 @@ impl Node for SumNode {
         for receiver in &self.receivers {
             ctl.send(*receiver, batch.clone());
         }
-        self.sent_total += self.unsent;
+        self.sent_total = super::add_to_total(self.sent_total, self.unsent)?;
         self.unsent = 0;
         Ok(())
     }

@@ -11,14 +11,17 @@ mod queue;
 mod trace;
 
 pub use cause::{FailureReport, Hop};
-pub use network::{LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError};
+pub use network::{
+    FaultCounters, FaultRule, LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError,
+    Partition, Pause,
+};
 pub use queue::{QueueFull, MAX_PENDING_EVENTS};
 pub use trace::Trace;
 
 use std::sync::Arc;
 
 use super::{Hardware, HardwareError, Mode};
-use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager, NodeState};
+use crate::manager::{Effect, Envelope, LinkCounters, NodeFailure, NodeManager, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::{NodeRegistry, TimerId};
 use cause::Cause;
@@ -34,6 +37,10 @@ pub struct SimulationStats {
     pub messages_delivered: u64,
     /// Envelopes addressed to a node or machine that does not exist.
     pub undeliverable: u64,
+    /// What the network's faults did.
+    pub faults: FaultCounters,
+    /// What the reliable link layer did, over every machine.
+    pub link: LinkCounters,
 }
 
 /// What a simulated system is made of.
@@ -47,6 +54,8 @@ pub struct SimulationConfig {
     pub network: NetworkConfig,
     /// Keep the full text trace (every event as a line) besides its hash.
     pub keep_trace_text: bool,
+    /// Run the reliable link layer between machines (on unless a test shows what it is for).
+    pub reliable: bool,
 }
 
 enum Event {
@@ -71,7 +80,9 @@ pub struct SimulatedHardware {
     now_us: u64,
     scratch: Vec<Effect>,
     trace: Trace,
-    stats: SimulationStats,
+    events: u64,
+    /// Envelopes for machines the system does not have.
+    no_such_machine: u64,
     seed: u64,
 }
 
@@ -81,9 +92,15 @@ impl SimulatedHardware {
         config: SimulationConfig,
         registry: Arc<NodeRegistry>,
     ) -> Result<Self, NetworkConfigError> {
-        let network = Network::new(&config.network, config.seed)?;
-        let managers = (0..config.machines.max(1))
-            .map(|index| NodeManager::new(MachineId(index), Arc::clone(&registry), config.seed))
+        let machines = config.machines.max(1);
+        let network = Network::new(&config.network, machines, config.seed)?;
+        let managers = (0..machines)
+            .map(|index| {
+                let mut manager =
+                    NodeManager::new(MachineId(index), Arc::clone(&registry), config.seed);
+                manager.set_reliable(config.reliable);
+                manager
+            })
             .collect();
         Ok(SimulatedHardware {
             managers,
@@ -92,7 +109,8 @@ impl SimulatedHardware {
             now_us: 0,
             scratch: Vec::new(),
             trace: Trace::new(config.keep_trace_text),
-            stats: SimulationStats::default(),
+            events: 0,
+            no_such_machine: 0,
             seed: config.seed,
         })
     }
@@ -102,9 +120,26 @@ impl SimulatedHardware {
         self.seed
     }
 
-    /// Counters so far.
+    /// Counters so far, summed over every machine.
     pub fn stats(&self) -> SimulationStats {
-        self.stats
+        let mut stats = SimulationStats {
+            events: self.events,
+            undeliverable: self.no_such_machine,
+            faults: self.network.counters(),
+            ..SimulationStats::default()
+        };
+        for manager in &self.managers {
+            let machine = manager.stats();
+            stats.messages_delivered += machine.delivered;
+            stats.undeliverable += machine.undeliverable;
+            stats.link.add(&machine.link);
+        }
+        stats
+    }
+
+    /// Packets sent between machines and not yet acknowledged, over every machine.
+    pub fn unacknowledged(&self) -> usize {
+        self.managers.iter().map(NodeManager::unacknowledged).sum()
     }
 
     /// The event trace so far (its hash, and its text if it was kept).
@@ -138,9 +173,24 @@ impl SimulatedHardware {
         }
     }
 
-    /// Processes one event that is due now.
+    /// The machine an event happens on.
+    fn machine_of(event: &Event) -> MachineId {
+        match event {
+            Event::Arrive { to, .. } => *to,
+            Event::Wake { machine, .. } => *machine,
+        }
+    }
+
+    /// Processes one event that is due now, or, if its machine is paused, puts it off until the
+    /// machine goes on (events put off keep their relative order).
     fn step(&mut self, event: Event) -> Result<(), HardwareError> {
-        self.stats.events += 1;
+        if let Some(resume_us) = self
+            .network
+            .paused_until(Self::machine_of(&event), self.now_us)
+        {
+            return self.schedule(resume_us, event);
+        }
+        self.events += 1;
         match event {
             Event::Arrive {
                 from,
@@ -151,12 +201,12 @@ impl SimulatedHardware {
                 self.trace.arrive(self.now_us, from, to, &envelope);
                 // The hop that this delivery adds to the causal chain; built only if the delivery
                 // has consequences (effects or a failure), which most deliveries do not.
-                let delivery = match &envelope {
-                    Envelope::Deliver {
+                let delivery = match envelope.payload() {
+                    Some(Envelope::Deliver {
                         from,
                         to: id,
                         message,
-                    } => Some((
+                    }) => Some((
                         *from,
                         NodeHandle {
                             id: *id,
@@ -164,7 +214,7 @@ impl SimulatedHardware {
                         },
                         message.clone(),
                     )),
-                    Envelope::Spawn { .. } | Envelope::Terminate { .. } => None,
+                    _ => None,
                 };
                 let now_us = self.now_us;
                 let extend = move |cause: Cause| match delivery {
@@ -173,12 +223,8 @@ impl SimulatedHardware {
                     }
                     None => cause,
                 };
-                let is_delivery = matches!(envelope, Envelope::Deliver { .. });
-                match self.managers[to.index()].handle(self.now_us, envelope) {
-                    Ok(Handled::Done) if is_delivery => self.stats.messages_delivered += 1,
-                    Ok(Handled::Done) => {}
-                    Ok(Handled::NoSuchNode(_)) => self.stats.undeliverable += 1,
-                    Err(failure) => return Err(self.failed(failure, extend(cause))),
+                if let Err(failure) = self.managers[to.index()].handle(self.now_us, envelope) {
+                    return Err(self.failed(failure, extend(cause)));
                 }
                 if self.managers[to.index()].has_effects() {
                     self.carry_effects(to, &extend(cause))?;
@@ -200,26 +246,56 @@ impl SimulatedHardware {
         Ok(())
     }
 
-    /// Turns what machine `machine` asked for into scheduled events.
+    fn schedule(&mut self, at_us: u64, event: Event) -> Result<(), HardwareError> {
+        self.queue
+            .push(at_us, event)
+            .map_err(|full| HardwareError::Infrastructure(full.to_string()))
+    }
+
+    /// Turns what machine `machine` asked for into scheduled events, through the network's
+    /// latency and faults.
     fn carry_effects(&mut self, machine: MachineId, cause: &Cause) -> Result<(), HardwareError> {
         let mut effects = std::mem::take(&mut self.scratch);
-        let mut outcome = Ok(());
         self.managers[machine.index()].drain_effects(&mut effects);
+        let mut outcome = Ok(());
         for effect in effects.drain(..) {
             match effect {
                 Effect::Transmit { to, envelope } => {
                     if to.index() >= self.managers.len() {
-                        self.stats.undeliverable += 1;
+                        self.no_such_machine += 1;
                         continue;
                     }
-                    let at_us = self.network.arrival_us(self.now_us, machine, to);
-                    let event = Event::Arrive {
-                        from: machine,
-                        to,
-                        envelope,
-                        cause: cause.clone(),
-                    };
-                    outcome = outcome.and(self.queue.push(at_us, event));
+                    match self
+                        .network
+                        .transmit(self.now_us, machine, to, envelope.kind())
+                    {
+                        [Some(first), Some(second)] => {
+                            let copy = Event::Arrive {
+                                from: machine,
+                                to,
+                                envelope: envelope.clone(),
+                                cause: cause.clone(),
+                            };
+                            outcome = outcome.and(self.schedule(second, copy));
+                            let event = Event::Arrive {
+                                from: machine,
+                                to,
+                                envelope,
+                                cause: cause.clone(),
+                            };
+                            outcome = outcome.and(self.schedule(first, event));
+                        }
+                        [Some(at_us), None] | [None, Some(at_us)] => {
+                            let event = Event::Arrive {
+                                from: machine,
+                                to,
+                                envelope,
+                                cause: cause.clone(),
+                            };
+                            outcome = outcome.and(self.schedule(at_us, event));
+                        }
+                        [None, None] => {}
+                    }
                 }
                 Effect::Wake { at_us, timer } => {
                     let event = Event::Wake {
@@ -227,12 +303,12 @@ impl SimulatedHardware {
                         timer,
                         cause: cause.clone(),
                     };
-                    outcome = outcome.and(self.queue.push(at_us.max(self.now_us), event));
+                    outcome = outcome.and(self.schedule(at_us.max(self.now_us), event));
                 }
             }
         }
         self.scratch = effects;
-        outcome.map_err(|full| HardwareError::Infrastructure(full.to_string()))
+        outcome
     }
 
     fn failed(&self, failure: NodeFailure, cause: Cause) -> HardwareError {
@@ -285,9 +361,7 @@ impl Hardware for SimulatedHardware {
             },
             cause: None,
         };
-        self.queue
-            .push(self.now_us, event)
-            .map_err(|full| HardwareError::Infrastructure(full.to_string()))
+        self.schedule(self.now_us, event)
     }
 
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {

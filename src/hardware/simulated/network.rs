@@ -1,8 +1,9 @@
 //! The simulated network: seeded latencies, first-in first-out per pair of machines.
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
+use regex::Regex;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -63,20 +64,136 @@ impl Default for LatencySpec {
     }
 }
 
-/// The scenario's `"network"` object.
+/// A fault applied to a share of the transmissions between machines, optionally only to those
+/// whose type matches a regular expression (the node message's `"type"`, or `spawn`,
+/// `terminate`, `ack` for the runtime's own traffic), e.g. `{"rate": 0.1, "types": "increment|add_.*"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// The probability, in [0, 1], that a matching transmission is affected.
+    pub rate: f64,
+    /// A regular expression the whole type must match; every type if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<String>,
+}
+
+/// A window of time in which machines in different groups cannot reach each other. Machines in
+/// no group are not affected. Transmissions sent during the window between groups are lost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    /// When the partition starts, in milliseconds.
+    pub from_ms: u64,
+    /// When it heals.
+    pub to_ms: u64,
+    /// Groups of machine indexes.
+    pub groups: Vec<Vec<u32>>,
+}
+
+/// A window in which a machine processes nothing, as a stalled process or a long garbage
+/// collection would; whatever arrives meanwhile waits for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pause {
+    /// The machine.
+    pub machine: u32,
+    /// When it stops, in milliseconds.
+    pub from_ms: u64,
+    /// When it goes on.
+    pub to_ms: u64,
+}
+
+/// The scenario's `"network"` object: latency and faults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
     /// Latency between machines.
     #[serde(default)]
     pub latency_ms: LatencySpec,
+    /// Transmissions lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<FaultRule>,
+    /// Transmissions delivered twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<FaultRule>,
+    /// Transmissions held back an extra 10–1200 ms, so later ones overtake them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<FaultRule>,
+    /// Windows in which groups of machines cannot reach each other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<Partition>,
+    /// Windows in which a machine stalls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<Pause>,
 }
 
 impl NetworkConfig {
-    /// Checks that the config can be simulated.
-    pub fn validate(&self) -> Result<(), NetworkConfigError> {
-        Latency::from_spec(&self.latency_ms).map(|_| ())
+    /// Checks that the config can be simulated on a system of `machines` machines.
+    pub fn validate(&self, machines: u32) -> Result<(), NetworkConfigError> {
+        Latency::from_spec(&self.latency_ms)?;
+        for (name, rule) in [
+            ("drop", &self.drop),
+            ("duplicate", &self.duplicate),
+            ("reorder", &self.reorder),
+        ] {
+            if let Some(rule) = rule {
+                CompiledRule::new(name, rule)?;
+            }
+        }
+        for (index, partition) in self.partitions.iter().enumerate() {
+            let at = format!("network.partitions[{index}]");
+            check_window(&at, partition.from_ms, partition.to_ms)?;
+            let mut seen = std::collections::BTreeSet::new();
+            for (group, members) in partition.groups.iter().enumerate() {
+                for (position, machine) in members.iter().enumerate() {
+                    let field = format!("{at}.groups[{group}][{position}]");
+                    check_machine(&field, *machine, machines)?;
+                    if !seen.insert(*machine) {
+                        return Err(NetworkConfigError::Invalid {
+                            field,
+                            reason: format!("machine {machine} is in more than one group"),
+                        });
+                    }
+                }
+            }
+        }
+        for (index, pause) in self.pauses.iter().enumerate() {
+            let at = format!("network.pauses[{index}]");
+            check_window(&at, pause.from_ms, pause.to_ms)?;
+            check_machine(&format!("{at}.machine"), pause.machine, machines)?;
+        }
+        Ok(())
     }
+
+    /// When the last partition or pause ends (0 if there is none).
+    pub fn last_fault_window_end_ms(&self) -> u64 {
+        let partitions = self.partitions.iter().map(|p| p.to_ms);
+        let pauses = self.pauses.iter().map(|p| p.to_ms);
+        partitions.chain(pauses).max().unwrap_or(0)
+    }
+}
+
+fn check_window(at: &str, from_ms: u64, to_ms: u64) -> Result<(), NetworkConfigError> {
+    if to_ms < from_ms {
+        return Err(NetworkConfigError::Invalid {
+            field: at.to_owned(),
+            reason: format!("the window ends (to_ms {to_ms}) before it starts (from_ms {from_ms})"),
+        });
+    }
+    Ok(())
+}
+
+fn check_machine(field: &str, machine: u32, machines: u32) -> Result<(), NetworkConfigError> {
+    if machine >= machines {
+        return Err(NetworkConfigError::Invalid {
+            field: field.to_owned(),
+            reason: format!(
+                "machine {machine} is out of range: the system has {machines} machines (0..={})",
+                machines.saturating_sub(1)
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A network config that cannot be simulated.
@@ -90,7 +207,96 @@ pub enum NetworkConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A fault setting is out of range or does not compile.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The offending field, e.g. `network.drop.rate`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
+
+/// How many transmissions each fault affected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultCounters {
+    /// Transmissions lost to the drop rule.
+    pub dropped: u64,
+    /// Transmissions delivered twice.
+    pub duplicated: u64,
+    /// Transmissions held back so that later ones overtook them.
+    pub reordered: u64,
+    /// Transmissions lost to a partition.
+    pub partitioned: u64,
+}
+
+struct CompiledRule {
+    rate: f64,
+    types: Option<Regex>,
+}
+
+impl CompiledRule {
+    fn new(name: &str, rule: &FaultRule) -> Result<Self, NetworkConfigError> {
+        if !(0.0..=1.0).contains(&rule.rate) {
+            return Err(NetworkConfigError::Invalid {
+                field: format!("network.{name}.rate"),
+                reason: format!("{} is outside [0, 1]", rule.rate),
+            });
+        }
+        let types = rule
+            .types
+            .as_deref()
+            .map(|pattern| Regex::new(&format!("^(?:{pattern})$")))
+            .transpose()
+            .map_err(|e| NetworkConfigError::Invalid {
+                field: format!("network.{name}.types"),
+                reason: format!("not a valid regular expression: {e}"),
+            })?;
+        Ok(CompiledRule {
+            rate: rule.rate,
+            types,
+        })
+    }
+
+    /// Whether this transmission is affected. Draws from `rng` only for matching types, so a
+    /// rule limited to some types leaves every other transmission's draws unchanged.
+    fn strikes(&self, kind: &str, rng: &mut ChaCha8Rng) -> bool {
+        if self.rate <= 0.0
+            || self
+                .types
+                .as_ref()
+                .is_some_and(|types| !types.is_match(kind))
+        {
+            return false;
+        }
+        rng.random_bool(self.rate)
+    }
+}
+
+struct CompiledPartition {
+    from_us: u64,
+    to_us: u64,
+    /// Each machine's group, if it has one.
+    group_of: FxHashMap<MachineId, usize>,
+}
+
+impl CompiledPartition {
+    fn separates(&self, now_us: u64, a: MachineId, b: MachineId) -> bool {
+        if now_us < self.from_us || now_us >= self.to_us {
+            return false;
+        }
+        match (self.group_of.get(&a), self.group_of.get(&b)) {
+            (Some(x), Some(y)) => x != y,
+            _ => false,
+        }
+    }
+}
+
+/// Where a transmission ends up: up to two arrival times (two when duplicated).
+pub(super) type Arrivals = [Option<u64>; 2];
+
+/// The extra hold-back of a reordered transmission, in milliseconds.
+const REORDER_DELAY_MS: std::ops::RangeInclusive<u64> = 10..=1200;
 
 enum Latency {
     Normal(Normal<f64>),
@@ -149,24 +355,136 @@ pub(super) struct Network {
     rng: ChaCha8Rng,
     /// Arrival time of the latest message on each link; looked up only, never iterated.
     link_tail_us: FxHashMap<(MachineId, MachineId), u64>,
+    drop: Option<CompiledRule>,
+    duplicate: Option<CompiledRule>,
+    reorder: Option<CompiledRule>,
+    partitions: Vec<CompiledPartition>,
+    /// Pause windows by machine, in microseconds.
+    pauses: FxHashMap<MachineId, Vec<(u64, u64)>>,
+    counters: FaultCounters,
 }
 
 impl Network {
-    pub(super) fn new(config: &NetworkConfig, seed: u64) -> Result<Self, NetworkConfigError> {
+    /// The network of a system of `machines` machines.
+    pub(super) fn new(
+        config: &NetworkConfig,
+        machines: u32,
+        seed: u64,
+    ) -> Result<Self, NetworkConfigError> {
+        config.validate(machines)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(0);
+        let rule = |name: &str, rule: &Option<FaultRule>| {
+            rule.as_ref()
+                .map(|r| CompiledRule::new(name, r))
+                .transpose()
+        };
+        let partitions = config
+            .partitions
+            .iter()
+            .map(|p| CompiledPartition {
+                from_us: p.from_ms * 1000,
+                to_us: p.to_ms * 1000,
+                group_of: p
+                    .groups
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(group, members)| {
+                        members.iter().map(move |m| (MachineId(*m), group))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut pauses: FxHashMap<MachineId, Vec<(u64, u64)>> = FxHashMap::default();
+        for pause in &config.pauses {
+            pauses
+                .entry(MachineId(pause.machine))
+                .or_default()
+                .push((pause.from_ms * 1000, pause.to_ms * 1000));
+        }
         Ok(Network {
             latency: Latency::from_spec(&config.latency_ms)?,
             rng,
             link_tail_us: FxHashMap::default(),
+            drop: rule("drop", &config.drop)?,
+            duplicate: rule("duplicate", &config.duplicate)?,
+            reorder: rule("reorder", &config.reorder)?,
+            partitions,
+            pauses,
+            counters: FaultCounters::default(),
         })
     }
 
-    /// When a transmission sent at `now_us` from `from` to `to` arrives.
-    pub(super) fn arrival_us(&mut self, now_us: u64, from: MachineId, to: MachineId) -> u64 {
+    /// What the faults have done so far.
+    pub(super) fn counters(&self) -> FaultCounters {
+        self.counters
+    }
+
+    /// When (if ever) a transmission of type `kind` sent at `now_us` from `from` to `to`
+    /// arrives: never if dropped or cut off by a partition, twice if duplicated. A machine's
+    /// transmissions to itself are neither delayed nor faulted.
+    pub(super) fn transmit(
+        &mut self,
+        now_us: u64,
+        from: MachineId,
+        to: MachineId,
+        kind: &str,
+    ) -> Arrivals {
         if from == to {
-            return now_us;
+            return [Some(now_us), None];
         }
+        if self
+            .partitions
+            .iter()
+            .any(|p| p.separates(now_us, from, to))
+        {
+            self.counters.partitioned += 1;
+            return [None, None];
+        }
+        if self
+            .drop
+            .as_ref()
+            .is_some_and(|rule| rule.strikes(kind, &mut self.rng))
+        {
+            self.counters.dropped += 1;
+            return [None, None];
+        }
+        let first = if self
+            .reorder
+            .as_ref()
+            .is_some_and(|rule| rule.strikes(kind, &mut self.rng))
+        {
+            self.counters.reordered += 1;
+            let hold_ms = self.rng.random_range(REORDER_DELAY_MS);
+            now_us + self.latency.sample_us(&mut self.rng) + hold_ms * 1000
+        } else {
+            self.in_order_arrival(now_us, from, to)
+        };
+        let second = if self
+            .duplicate
+            .as_ref()
+            .is_some_and(|rule| rule.strikes(kind, &mut self.rng))
+        {
+            self.counters.duplicated += 1;
+            Some(self.in_order_arrival(now_us, from, to))
+        } else {
+            None
+        };
+        [Some(first), second]
+    }
+
+    /// If `machine` is paused at `at_us`, when it goes on.
+    pub(super) fn paused_until(&self, machine: MachineId, at_us: u64) -> Option<u64> {
+        self.pauses
+            .get(&machine)?
+            .iter()
+            .filter(|(from, to)| *from <= at_us && at_us < *to)
+            .map(|(_, to)| *to)
+            .max()
+    }
+
+    /// A first-in first-out arrival on the link `from → to`: never before the previous one.
+    fn in_order_arrival(&mut self, now_us: u64, from: MachineId, to: MachineId) -> u64 {
         let drawn = now_us + self.latency.sample_us(&mut self.rng);
         let tail = self.link_tail_us.entry((from, to)).or_insert(0);
         *tail = (*tail).max(drawn);
@@ -201,13 +519,119 @@ mod tests {
                 stddev: 15.0,
                 ..LatencySpec::default()
             },
+            ..NetworkConfig::default()
         };
-        let mut network = Network::new(&config, 7).expect("valid");
+        let mut network = Network::new(&config, 2, 7).expect("valid");
         let mut last = 0;
         for now in 0..500 {
-            let at = network.arrival_us(now * 100, MachineId(0), MachineId(1));
+            let [Some(at), None] = network.transmit(now * 100, MachineId(0), MachineId(1), "x")
+            else {
+                panic!("a fault-free network delivers exactly once");
+            };
             assert!(at >= last);
             last = at;
         }
+    }
+
+    fn config(json: serde_json::Value) -> NetworkConfig {
+        serde_json::from_value(json).expect("well-formed")
+    }
+
+    fn rejection(json: serde_json::Value) -> String {
+        config(json).validate(3).expect_err("invalid").to_string()
+    }
+
+    #[test]
+    fn simulated_bad_fault_configs_are_rejected_with_the_field_named() {
+        let rate = rejection(serde_json::json!({"drop": {"rate": 1.5}}));
+        assert!(
+            rate.contains("network.drop.rate") && rate.contains("[0, 1]"),
+            "{rate}"
+        );
+        let regex = rejection(serde_json::json!({"reorder": {"rate": 0.1, "types": "add_(.*"}}));
+        assert!(regex.contains("network.reorder.types"), "{regex}");
+        let machine = rejection(
+            serde_json::json!({"partitions": [{"from_ms": 1, "to_ms": 2, "groups": [[0], [5]]}]}),
+        );
+        assert!(
+            machine.contains("network.partitions[0].groups[1][0]")
+                && machine.contains("out of range"),
+            "{machine}"
+        );
+        let window = rejection(
+            serde_json::json!({"pauses": [{"machine": 1, "from_ms": 300, "to_ms": 100}]}),
+        );
+        assert!(
+            window.contains("network.pauses[0]") && window.contains("before it starts"),
+            "{window}"
+        );
+        let twice = rejection(
+            serde_json::json!({"partitions": [{"from_ms": 1, "to_ms": 2, "groups": [[0, 1], [1]]}]}),
+        );
+        assert!(twice.contains("more than one group"), "{twice}");
+        let pause_machine =
+            rejection(serde_json::json!({"pauses": [{"machine": 3, "from_ms": 1, "to_ms": 2}]}));
+        assert!(
+            pause_machine.contains("network.pauses[0].machine"),
+            "{pause_machine}"
+        );
+    }
+
+    #[test]
+    fn simulated_type_limited_faults_only_strike_matching_types() {
+        let mut network = Network::new(
+            &config(serde_json::json!({"drop": {"rate": 1.0, "types": "increment|add_.*"}})),
+            2,
+            1,
+        )
+        .expect("valid");
+        for (kind, lost) in [
+            ("increment", true),
+            ("add_kid", true),
+            ("ack", false),
+            ("incremental", false),
+        ] {
+            let arrivals = network.transmit(0, MachineId(0), MachineId(1), kind);
+            assert_eq!(arrivals[0].is_none(), lost, "{kind}");
+        }
+        assert_eq!(network.counters().dropped, 2);
+    }
+
+    #[test]
+    fn simulated_partitions_cut_only_across_groups_and_only_in_their_window() {
+        let json = serde_json::json!({"partitions": [{"from_ms": 200, "to_ms": 900, "groups": [[0], [1, 2]]}]});
+        let mut network = Network::new(&config(json), 4, 1).expect("valid");
+        let (m0, m1, m2, m3) = (MachineId(0), MachineId(1), MachineId(2), MachineId(3));
+        assert!(
+            network.transmit(100_000, m0, m1, "x")[0].is_some(),
+            "before the window"
+        );
+        assert!(
+            network.transmit(200_000, m0, m1, "x")[0].is_none(),
+            "across groups"
+        );
+        assert!(
+            network.transmit(500_000, m1, m2, "x")[0].is_some(),
+            "within a group"
+        );
+        assert!(
+            network.transmit(500_000, m0, m3, "x")[0].is_some(),
+            "an ungrouped machine"
+        );
+        assert!(
+            network.transmit(900_000, m1, m0, "x")[0].is_some(),
+            "healed"
+        );
+        assert_eq!(network.counters().partitioned, 1);
+    }
+
+    #[test]
+    fn simulated_pauses_hold_a_machine_until_their_end() {
+        let json = serde_json::json!({"pauses": [{"machine": 1, "from_ms": 300, "to_ms": 800}]});
+        let network = Network::new(&config(json), 2, 1).expect("valid");
+        assert_eq!(network.paused_until(MachineId(1), 299_999), None);
+        assert_eq!(network.paused_until(MachineId(1), 300_000), Some(800_000));
+        assert_eq!(network.paused_until(MachineId(1), 800_000), None);
+        assert_eq!(network.paused_until(MachineId(0), 500_000), None);
     }
 }

@@ -8,8 +8,15 @@ use crate::manager::Envelope;
 use crate::messages::{MachineId, NodeId};
 use crate::node::TimerId;
 
-/// Every event of a run, folded into an XXH3 hash (a fixed, portable algorithm) and, when asked
-/// for, written out one line per event. Two runs with the same seed and binary have the same hash
+/// Stands for "no node" in a hashed trace record.
+const NO_NODE: NodeId = NodeId {
+    origin: u32::MAX,
+    serial: u32::MAX,
+};
+
+/// Every event of a run — times, machines, nodes, sequence numbers and each message's full JSON
+/// — folded into an XXH3 hash (a fixed, portable algorithm) and, when asked for, written out one
+/// line per event. Two runs with the same seed and binary have the same hash
 /// and byte-identical text.
 pub struct Trace {
     hasher: Xxh3,
@@ -42,36 +49,51 @@ impl Trace {
         to: MachineId,
         envelope: &Envelope,
     ) {
-        let (code, node, kind) = match envelope {
-            Envelope::Deliver {
-                to: id, message, ..
-            } => (1u8, *id, message.kind()),
-            Envelope::Spawn { id, config } => (2, *id, config.kind()),
-            Envelope::Terminate { id } => (3, *id, ""),
+        let (code, node, seq) = match envelope {
+            Envelope::Deliver { to: id, .. } => (1u8, *id, 0),
+            Envelope::Spawn { id, .. } => (2, *id, 0),
+            Envelope::Terminate { id } => (3, *id, 0),
+            Envelope::Sequenced { payload, seq, .. } => match payload.payload() {
+                Some(
+                    Envelope::Deliver { to: id, .. }
+                    | Envelope::Spawn { id, .. }
+                    | Envelope::Terminate { id },
+                ) => (6, *id, *seq),
+                _ => (6, NO_NODE, *seq),
+            },
+            Envelope::Ack { upto, .. } => (7, NO_NODE, *upto),
         };
+        let kind = envelope.kind();
         self.fold(at_us, code, from.0, to.0, node);
+        self.hasher.update(&seq.to_le_bytes());
         self.hasher.update(kind.as_bytes());
+        match envelope.payload() {
+            Some(Envelope::Deliver { message, .. }) => {
+                self.hasher.update(message.as_json().as_bytes())
+            }
+            Some(Envelope::Spawn { config, .. }) => self.hasher.update(config.as_json().as_bytes()),
+            _ => {}
+        }
         if let Some(text) = &mut self.text {
-            let _ = match envelope {
-                Envelope::Deliver {
+            let _ = match envelope.payload() {
+                Some(Envelope::Deliver {
                     from: sender,
                     message,
                     ..
-                } => {
+                }) => {
                     let sender =
                         sender.map_or_else(|| String::from("outside"), |h| h.id.to_string());
                     writeln!(
                         text,
-                        "{at_us} {from}->{to} deliver {sender} --{kind}--> {node} {}",
+                        "{at_us} {from}->{to} #{seq} deliver {sender} --{kind}--> {node} {}",
                         message.as_json()
                     )
                 }
-                Envelope::Spawn { .. } => {
-                    writeln!(text, "{at_us} {from}->{to} spawn {node} {kind}")
+                Some(Envelope::Spawn { .. }) => {
+                    writeln!(text, "{at_us} {from}->{to} #{seq} spawn {node} {kind}")
                 }
-                Envelope::Terminate { .. } => {
-                    writeln!(text, "{at_us} {from}->{to} terminate {node}")
-                }
+                Some(_) => writeln!(text, "{at_us} {from}->{to} #{seq} terminate {node}"),
+                None => writeln!(text, "{at_us} {from}->{to} ack below {seq}"),
             };
         }
     }

@@ -1,0 +1,144 @@
+//! `dist-zero run SCENARIO --seeds A..B`: one scenario on many seeds, in parallel, with the
+//! command that replays each failing seed.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::scenario::{simulate, RunOptions, Scenario};
+
+/// A half-open range of seeds, written `A..B` (B excluded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedRange(pub Range<u64>);
+
+impl FromStr for SeedRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{text}` is not a seed range; write A..B, e.g. 0..1000");
+        let (start, end) = text.split_once("..").ok_or_else(bad)?;
+        let start: u64 = start.trim().parse().map_err(|_| bad())?;
+        let end: u64 = end.trim().parse().map_err(|_| bad())?;
+        if end <= start {
+            return Err(format!(
+                "seed range {text} is empty: the end must be above the start"
+            ));
+        }
+        Ok(SeedRange(start..end))
+    }
+}
+
+impl fmt::Display for SeedRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.0.start, self.0.end)
+    }
+}
+
+/// One seed that did not come out correct.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailingSeed {
+    /// The seed.
+    pub seed: u64,
+    /// What went wrong.
+    pub reason: String,
+    /// The command that replays this seed, trace and all.
+    pub replay: String,
+}
+
+/// The outcome of a sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// How many seeds ran.
+    pub seeds: u64,
+    /// How many came out correct.
+    pub correct: u64,
+    /// The others, in seed order.
+    pub failing: Vec<FailingSeed>,
+}
+
+/// Runs `scenario` on every seed of `range` across all cores.
+pub fn sweep(
+    scenario: &Scenario,
+    path: &Path,
+    range: &SeedRange,
+    reliable: Option<bool>,
+) -> SweepReport {
+    let unreliable_flag = if reliable == Some(false) {
+        " --unreliable"
+    } else {
+        ""
+    };
+    let mut failing: Vec<FailingSeed> = range
+        .0
+        .clone()
+        .into_par_iter()
+        .filter_map(|seed| {
+            let options = RunOptions {
+                seed: Some(seed),
+                reliable,
+                ..RunOptions::default()
+            };
+            let reason = match simulate(scenario, &options) {
+                Ok(run) if run.report.correct => return None,
+                Ok(run) => {
+                    let wrong = run
+                        .report
+                        .outputs
+                        .values()
+                        .filter(|total| **total != Some(run.report.expected_total))
+                        .count();
+                    format!(
+                        "{wrong} of {} outputs differ from {}",
+                        run.report.outputs.len(),
+                        run.report.expected_total
+                    )
+                }
+                Err(error) => error.to_string(),
+            };
+            let replay = format!(
+                "dist-zero run {} --seed {seed}{unreliable_flag} --trace seed-{seed}.trace",
+                path.display()
+            );
+            Some(FailingSeed {
+                seed,
+                reason,
+                replay,
+            })
+        })
+        .collect();
+    failing.sort_by_key(|failure| failure.seed);
+    let seeds = range.0.end - range.0.start;
+    SweepReport {
+        seeds,
+        correct: seeds - failing.len() as u64,
+        failing,
+    }
+}
+
+impl fmt::Display for SweepReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for failure in &self.failing {
+            writeln!(f, "seed {}: {}", failure.seed, failure.reason)?;
+            writeln!(f, "  replay: {}", failure.replay)?;
+        }
+        write!(f, "{} of {} seeds correct", self.correct, self.seeds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_seed_ranges_parse_and_reject_nonsense() {
+        assert_eq!("0..1000".parse(), Ok(SeedRange(0..1000)));
+        assert_eq!(" 5 .. 7".parse(), Ok(SeedRange(5..7)));
+        for bad in ["", "5", "..3", "a..b", "3..3", "9..2", "-1..4"] {
+            assert!(bad.parse::<SeedRange>().is_err(), "{bad}");
+        }
+    }
+}
