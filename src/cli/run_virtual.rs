@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::hardware::docker::{DockerHardware, VirtualConfig};
 use crate::hardware::{Hardware, HardwareError, Mode};
-use crate::scenario::{run_scenario, Progress, Report, RunError, Scenario};
+use crate::scenario::{run_scenario, FaultReport, Progress, Report, RunError, Scenario};
 use crate::settings::Settings;
 
 use super::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
@@ -22,6 +22,25 @@ pub struct VirtualRun {
     pub logs: PathBuf,
     /// Milliseconds it took to build or find the image and start every machine.
     pub startup_ms: f64,
+}
+
+/// The parts of a scenario's network model that a real network cannot follow.
+fn unsupported_faults(scenario: &Scenario) -> Vec<&'static str> {
+    let network = &scenario.network;
+    let mut ignored = Vec::new();
+    if network.latency_ms != crate::hardware::simulated::LatencySpec::default() {
+        ignored.push("latency model");
+    }
+    if network.reorder.is_some() {
+        ignored.push("reorder rule");
+    }
+    if !network.partitions.is_empty() {
+        ignored.push("partitions");
+    }
+    if !network.pauses.is_empty() {
+        ignored.push("pauses");
+    }
+    ignored
 }
 
 /// Why a virtual run failed, and the exit status that goes with it.
@@ -44,6 +63,13 @@ pub fn run(scenario: &Scenario, seed: Option<u64>, json: bool) -> u8 {
             return report_error(EXIT_WRONG, &format!("cannot find this executable: {error}"))
         }
     };
+    let ignored = unsupported_faults(scenario);
+    if !ignored.is_empty() {
+        eprintln!(
+            "dist-zero: virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
+            ignored.join(", ")
+        );
+    }
     let progress = !json && std::io::stderr().is_terminal();
     match execute(scenario, seed, binary, settings, progress) {
         Ok(run) => print(&run, json),
@@ -61,7 +87,10 @@ pub fn execute(
 ) -> Result<VirtualRun, RunError> {
     scenario.validate()?;
     let seed = seed.unwrap_or(scenario.seed);
-    let config = VirtualConfig::new(scenario.machines, seed, binary, settings);
+    let mut config = VirtualConfig::new(scenario.machines, seed, binary, settings);
+    config.reliable = scenario.reliable_delivery;
+    config.drop = scenario.network.drop.clone();
+    config.duplicate = scenario.network.duplicate.clone();
     let begun = Instant::now();
     let mut hardware = DockerHardware::start(&config)?;
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
@@ -81,7 +110,7 @@ pub fn execute(
         messages_delivered: stats.messages_delivered,
         undeliverable: stats.undeliverable,
         trace_hash: None,
-        faults: None,
+        faults: Some(FaultReport::new(&stats.faults, &stats.link)),
         correct: outcome.correct(),
         expected_total: outcome.expected_total,
         outputs: outcome.outputs,

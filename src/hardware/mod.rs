@@ -3,6 +3,7 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod faults;
 pub mod simulated;
 
 use std::fmt;

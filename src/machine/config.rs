@@ -1,5 +1,6 @@
 //! A machine process's configuration: which machine it is, where the others are, its secret.
 
+use crate::hardware::faults::{FaultRule, SenderFaults};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::messages::MachineId;
 
 /// Everything one machine process needs to know, given to it as JSON on its command line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MachineConfig {
     /// The run this machine belongs to.
@@ -30,6 +31,20 @@ pub struct MachineConfig {
     /// Log filter (tracing-subscriber `EnvFilter` syntax).
     #[serde(default = "default_log_filter")]
     pub log_filter: String,
+    /// Whether the runtime's reliable delivery runs between machines (every machine of a run
+    /// must agree).
+    #[serde(default = "reliable_by_default")]
+    pub reliable: bool,
+    /// Transmissions to other machines this machine drops on purpose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<FaultRule>,
+    /// Transmissions to other machines this machine sends twice on purpose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<FaultRule>,
+}
+
+fn reliable_by_default() -> bool {
+    true
 }
 
 fn default_log_filter() -> String {
@@ -84,6 +99,8 @@ impl MachineConfig {
         if self.token.is_empty() {
             return Err(MachineConfigError::Invalid("the token is empty".into()));
         }
+        SenderFaults::new(self.drop.as_ref(), self.duplicate.as_ref(), self.seed, 0)
+            .map_err(|e| MachineConfigError::Invalid(e.to_string()))?;
         if self.peer_port == self.control_port {
             return Err(MachineConfigError::Invalid(format!(
                 "peer and control ports are both {}",

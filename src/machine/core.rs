@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::protocol::{ControlRequest, ControlResponse, MachineStats, WireNodeState};
+use crate::hardware::faults::SenderFaults;
 use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager};
 use crate::messages::MachineId;
 use crate::node::TimerId;
@@ -46,6 +47,7 @@ pub(crate) struct Core {
     stats: MachineStats,
     bad_frames: Arc<AtomicU64>,
     scratch: Vec<Effect>,
+    faults: SenderFaults,
 }
 
 impl Core {
@@ -55,6 +57,7 @@ impl Core {
         manager: NodeManager,
         outbound: Vec<Option<mpsc::UnboundedSender<Envelope>>>,
         bad_frames: Arc<AtomicU64>,
+        faults: SenderFaults,
     ) -> Self {
         Core {
             manager,
@@ -66,6 +69,7 @@ impl Core {
             stats: MachineStats::default(),
             bad_frames,
             scratch: Vec::new(),
+            faults,
         }
     }
 
@@ -116,14 +120,11 @@ impl Core {
 
     fn arrive(&mut self, envelope: Envelope) {
         self.stats.events += 1;
-        let is_delivery = matches!(envelope, Envelope::Deliver { .. });
         let now_us = self.now_us();
         match self.manager.handle(now_us, envelope) {
-            Ok(Handled::Done) if is_delivery => self.stats.messages_delivered += 1,
             Ok(Handled::Done) => {}
             Ok(Handled::NoSuchNode(id)) => {
                 tracing::warn!(node = %id, "envelope for a node this machine does not have");
-                self.stats.undeliverable += 1;
             }
             Err(failure) => self.failed(&failure),
         }
@@ -175,14 +176,14 @@ impl Core {
                 }
             }
             ControlRequest::Deliver { to, message } => {
-                let before = self.stats.messages_delivered;
+                let before = self.manager.stats().delivered;
                 self.arrive(Envelope::Deliver {
                     from: None,
                     to,
                     message,
                 });
                 ControlResponse::Delivered {
-                    taken: self.stats.messages_delivered > before,
+                    taken: self.manager.stats().delivered > before,
                 }
             }
             ControlRequest::NodeStates => ControlResponse::NodeStates {
@@ -199,9 +200,16 @@ impl Core {
         }
     }
 
+    /// This machine's counters: its own (events, links it could not use) and its
+    /// NodeManager's (deliveries, the reliable link layer).
     fn stats(&self) -> MachineStats {
+        let manager = self.manager.stats();
         MachineStats {
             bad_frames: self.bad_frames.load(Ordering::Relaxed),
+            messages_delivered: manager.delivered,
+            undeliverable: self.stats.undeliverable + manager.undeliverable,
+            link: manager.link,
+            faults: self.faults.counters(),
             ..self.stats.clone()
         }
     }
@@ -221,7 +229,15 @@ impl Core {
                 Effect::Transmit { to, envelope } => match self.outbound.get(to.index()) {
                     Some(None) => self.local.push_back(envelope),
                     Some(Some(link)) => {
-                        if link.send(envelope).is_err() {
+                        let copies = self.faults.copies(envelope.kind());
+                        let sent = match copies {
+                            0 => Ok(()),
+                            1 => link.send(envelope),
+                            _ => link
+                                .send(envelope.clone())
+                                .and_then(|()| link.send(envelope)),
+                        };
+                        if sent.is_err() {
                             tracing::warn!(%to, "link to machine is closed; envelope dropped");
                             self.stats.undeliverable += 1;
                         }

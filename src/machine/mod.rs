@@ -26,6 +26,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::hardware::faults::SenderFaults;
 use crate::manager::NodeManager;
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
@@ -101,8 +102,18 @@ pub async fn serve(
             (to != config.machine).then(|| peers::link(identity.clone(), to, *addr))
         })
         .collect();
-    let manager = NodeManager::new(config.machine, registry, config.seed);
-    let core = core::Core::new(manager, outbound, Arc::clone(&bad_frames));
+    let mut manager = NodeManager::new(config.machine, registry, config.seed);
+    manager.set_reliable(config.reliable);
+    // Stream numbers above every machine's node stream (machine + 1) keep the fault draws apart.
+    let fault_stream = (1 << 32) + u64::from(config.machine.0);
+    let faults = SenderFaults::new(
+        config.drop.as_ref(),
+        config.duplicate.as_ref(),
+        config.seed,
+        fault_stream,
+    )
+    .map_err(|e| MachineError::Config(MachineConfigError::Invalid(e.to_string())))?;
+    let core = core::Core::new(manager, outbound, Arc::clone(&bad_frames), faults);
 
     tokio::spawn(peers::serve(
         peer_listener,

@@ -5,6 +5,8 @@
 //! in one pass, while internally tagged ones buffer their fields first, which a
 //! [`Message`] (kept as raw JSON) cannot be decoded from.
 
+use crate::hardware::faults::FaultCounters;
+use crate::manager::LinkCounters;
 use serde::{Deserialize, Serialize};
 
 use crate::manager::{Envelope, NodeState};
@@ -134,6 +136,12 @@ pub struct MachineStats {
     pub bad_frames: u64,
     /// Node failures so far, as text (the first few).
     pub failures: Vec<String>,
+    /// What the reliable link layer did.
+    #[serde(default)]
+    pub link: LinkCounters,
+    /// What the injected faults did.
+    #[serde(default)]
+    pub faults: FaultCounters,
 }
 
 /// A node's state as it travels from a machine to the host.

@@ -1,6 +1,8 @@
 //! The host's view of a run's machines: one control connection each, every call bounded by a
 //! timeout, and a diagnosis from Docker when a machine stops answering.
 
+use crate::hardware::faults::FaultCounters;
+use crate::manager::LinkCounters;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -37,6 +39,10 @@ pub struct VirtualStats {
     pub undeliverable: u64,
     /// Frames the machines refused (malformed, oversized, without the token).
     pub bad_frames: u64,
+    /// What the reliable link layer did, over every machine.
+    pub link: LinkCounters,
+    /// What the injected faults did, over every machine.
+    pub faults: FaultCounters,
 }
 
 struct Slot {
@@ -220,6 +226,9 @@ impl Machines {
             total.messages_delivered += stats.messages_delivered;
             total.undeliverable += stats.undeliverable;
             total.bad_frames += stats.bad_frames;
+            total.link.add(&stats.link);
+            total.faults.dropped += stats.faults.dropped;
+            total.faults.duplicated += stats.faults.duplicated;
         }
         Ok(total)
     }

@@ -20,6 +20,7 @@ mod resources;
 pub use clean::{clean, Cleaned};
 pub use machines::VirtualStats;
 
+use crate::hardware::faults::FaultRule;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +62,12 @@ pub struct VirtualConfig {
     pub settings: Settings,
     /// How long machines have to come up and answer.
     pub ready_timeout: Duration,
+    /// Whether the runtime's reliable delivery runs between the machines.
+    pub reliable: bool,
+    /// Transmissions each machine drops on purpose.
+    pub drop: Option<FaultRule>,
+    /// Transmissions each machine sends twice on purpose.
+    pub duplicate: Option<FaultRule>,
 }
 
 impl VirtualConfig {
@@ -72,6 +79,9 @@ impl VirtualConfig {
             binary,
             settings,
             ready_timeout: Duration::from_secs(30),
+            reliable: true,
+            drop: None,
+            duplicate: None,
         }
     }
 }
@@ -132,6 +142,9 @@ impl DockerHardware {
                 control_port: CONTROL_PORT,
                 log_dir: PathBuf::from(LOG_DIR_IN_CONTAINER),
                 log_filter: config.settings.machine_log_filter.clone(),
+                reliable: config.reliable,
+                drop: config.drop.clone(),
+                duplicate: config.duplicate.clone(),
             };
             let json = serde_json::to_string(&machine_config).map_err(|e| {
                 HardwareError::Infrastructure(format!("cannot encode a machine config: {e}"))

@@ -10,10 +10,10 @@ mod network;
 mod queue;
 mod trace;
 
+pub use super::faults::{FaultCounters, FaultRule};
 pub use cause::{FailureReport, Hop};
 pub use network::{
-    FaultCounters, FaultRule, LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError,
-    Partition, Pause,
+    LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError, Partition, Pause,
 };
 pub use queue::{QueueFull, MAX_PENDING_EVENTS};
 pub use trace::Trace;

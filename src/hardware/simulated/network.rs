@@ -3,10 +3,10 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
-use regex::Regex;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::hardware::faults::{CompiledRule, FaultCounters, FaultRule};
 use crate::messages::MachineId;
 
 /// The shape of the latency distribution.
@@ -62,19 +62,6 @@ impl Default for LatencySpec {
             max: 0.0,
         }
     }
-}
-
-/// A fault applied to a share of the transmissions between machines, optionally only to those
-/// whose type matches a regular expression (the node message's `"type"`, or `spawn`,
-/// `terminate`, `ack` for the runtime's own traffic), e.g. `{"rate": 0.1, "types": "increment|add_.*"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultRule {
-    /// The probability, in [0, 1], that a matching transmission is affected.
-    pub rate: f64,
-    /// A regular expression the whole type must match; every type if absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub types: Option<String>,
 }
 
 /// A window of time in which machines in different groups cannot reach each other. Machines in
@@ -137,7 +124,8 @@ impl NetworkConfig {
             ("reorder", &self.reorder),
         ] {
             if let Some(rule) = rule {
-                CompiledRule::new(name, rule)?;
+                CompiledRule::new(&format!("network.{name}"), rule)
+                    .map_err(NetworkConfigError::from)?;
             }
         }
         for (index, partition) in self.partitions.iter().enumerate() {
@@ -207,7 +195,10 @@ pub enum NetworkConfigError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A fault setting is out of range or does not compile.
+    /// A fault rule's rate is out of range or its types do not compile.
+    #[error(transparent)]
+    Rule(#[from] crate::hardware::faults::FaultRuleError),
+    /// A fault setting is out of range.
     #[error("{field}: {reason}")]
     Invalid {
         /// The offending field, e.g. `network.drop.rate`.
@@ -215,62 +206,6 @@ pub enum NetworkConfigError {
         /// What is wrong with it.
         reason: String,
     },
-}
-
-/// How many transmissions each fault affected.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaultCounters {
-    /// Transmissions lost to the drop rule.
-    pub dropped: u64,
-    /// Transmissions delivered twice.
-    pub duplicated: u64,
-    /// Transmissions held back so that later ones overtook them.
-    pub reordered: u64,
-    /// Transmissions lost to a partition.
-    pub partitioned: u64,
-}
-
-struct CompiledRule {
-    rate: f64,
-    types: Option<Regex>,
-}
-
-impl CompiledRule {
-    fn new(name: &str, rule: &FaultRule) -> Result<Self, NetworkConfigError> {
-        if !(0.0..=1.0).contains(&rule.rate) {
-            return Err(NetworkConfigError::Invalid {
-                field: format!("network.{name}.rate"),
-                reason: format!("{} is outside [0, 1]", rule.rate),
-            });
-        }
-        let types = rule
-            .types
-            .as_deref()
-            .map(|pattern| Regex::new(&format!("^(?:{pattern})$")))
-            .transpose()
-            .map_err(|e| NetworkConfigError::Invalid {
-                field: format!("network.{name}.types"),
-                reason: format!("not a valid regular expression: {e}"),
-            })?;
-        Ok(CompiledRule {
-            rate: rule.rate,
-            types,
-        })
-    }
-
-    /// Whether this transmission is affected. Draws from `rng` only for matching types, so a
-    /// rule limited to some types leaves every other transmission's draws unchanged.
-    fn strikes(&self, kind: &str, rng: &mut ChaCha8Rng) -> bool {
-        if self.rate <= 0.0
-            || self
-                .types
-                .as_ref()
-                .is_some_and(|types| !types.is_match(kind))
-        {
-            return false;
-        }
-        rng.random_bool(self.rate)
-    }
 }
 
 struct CompiledPartition {

@@ -1,0 +1,201 @@
+//! Fault rules shared by every mode: which transmissions a drop or duplicate rule strikes, and
+//! the counters of what the faults did. The simulator's network applies them on its virtual
+//! links; a real machine applies drops and duplicates to what it sends.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// A fault applied to a share of the transmissions between machines, optionally only to those
+/// whose type matches a regular expression (the node message's `"type"`, or `spawn`,
+/// `terminate`, `ack` for the runtime's own traffic), e.g. `{"rate": 0.1, "types": "increment|add_.*"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// The probability, in [0, 1], that a matching transmission is affected.
+    pub rate: f64,
+    /// A regular expression the whole type must match; every type if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<String>,
+}
+
+/// A fault rule that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FaultRuleError {
+    /// The offending field, e.g. `network.drop.rate`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// How many transmissions each fault affected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultCounters {
+    /// Transmissions lost to the drop rule.
+    pub dropped: u64,
+    /// Transmissions delivered twice.
+    pub duplicated: u64,
+    /// Transmissions held back so that later ones overtook them.
+    pub reordered: u64,
+    /// Transmissions lost to a partition.
+    pub partitioned: u64,
+}
+
+/// A fault rule ready to apply: its rate checked, its type pattern compiled (anchored, so it
+/// must match the whole type).
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    rate: f64,
+    types: Option<Regex>,
+}
+
+impl CompiledRule {
+    /// Checks and compiles `rule`; `at` names it in errors (e.g. `network.drop`).
+    pub fn new(at: &str, rule: &FaultRule) -> Result<Self, FaultRuleError> {
+        if !(0.0..=1.0).contains(&rule.rate) {
+            return Err(FaultRuleError {
+                field: format!("{at}.rate"),
+                reason: format!("{} is outside [0, 1]", rule.rate),
+            });
+        }
+        let types = rule
+            .types
+            .as_deref()
+            .map(|pattern| Regex::new(&format!("^(?:{pattern})$")))
+            .transpose()
+            .map_err(|e| FaultRuleError {
+                field: format!("{at}.types"),
+                reason: format!("not a valid regular expression: {e}"),
+            })?;
+        Ok(CompiledRule {
+            rate: rule.rate,
+            types,
+        })
+    }
+
+    /// Whether a transmission of type `kind` is struck. Draws from `rng` only for matching
+    /// types, so a rule limited to some types leaves every other transmission's draws unchanged.
+    pub fn strikes(&self, kind: &str, rng: &mut ChaCha8Rng) -> bool {
+        if self.rate <= 0.0
+            || self
+                .types
+                .as_ref()
+                .is_some_and(|types| !types.is_match(kind))
+        {
+            return false;
+        }
+        rng.random_bool(self.rate)
+    }
+}
+
+/// Drops and duplicates applied by a real machine to what it sends to other machines.
+pub struct SenderFaults {
+    drop: Option<CompiledRule>,
+    duplicate: Option<CompiledRule>,
+    rng: ChaCha8Rng,
+    counters: FaultCounters,
+}
+
+impl SenderFaults {
+    /// The faults of `drop` and `duplicate`, drawn from a generator seeded with `seed` on a
+    /// stream of its own (`stream`), apart from the machine's nodes' generator.
+    pub fn new(
+        drop: Option<&FaultRule>,
+        duplicate: Option<&FaultRule>,
+        seed: u64,
+        stream: u64,
+    ) -> Result<Self, FaultRuleError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        Ok(SenderFaults {
+            drop: drop
+                .map(|rule| CompiledRule::new("network.drop", rule))
+                .transpose()?,
+            duplicate: duplicate
+                .map(|rule| CompiledRule::new("network.duplicate", rule))
+                .transpose()?,
+            rng,
+            counters: FaultCounters::default(),
+        })
+    }
+
+    /// How many copies of a transmission of type `kind` to send: 0 (dropped), 1, or 2
+    /// (duplicated).
+    pub fn copies(&mut self, kind: &str) -> usize {
+        if self
+            .drop
+            .as_ref()
+            .is_some_and(|rule| rule.strikes(kind, &mut self.rng))
+        {
+            self.counters.dropped += 1;
+            return 0;
+        }
+        if self
+            .duplicate
+            .as_ref()
+            .is_some_and(|rule| rule.strikes(kind, &mut self.rng))
+        {
+            self.counters.duplicated += 1;
+            return 2;
+        }
+        1
+    }
+
+    /// What the faults have done so far.
+    pub fn counters(&self) -> FaultCounters {
+        self.counters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_sender_faults_drop_and_duplicate_at_their_rates() {
+        let always = FaultRule {
+            rate: 1.0,
+            types: Some("increment".into()),
+        };
+        let mut faults = SenderFaults::new(Some(&always), None, 1, 9).expect("valid");
+        assert_eq!(faults.copies("increment"), 0);
+        assert_eq!(faults.copies("ack"), 1);
+        let mut twice = SenderFaults::new(
+            None,
+            Some(&FaultRule {
+                rate: 1.0,
+                types: None,
+            }),
+            1,
+            9,
+        )
+        .expect("valid");
+        assert_eq!(twice.copies("anything"), 2);
+        assert_eq!(faults.counters().dropped, 1);
+        assert_eq!(twice.counters().duplicated, 1);
+    }
+
+    #[test]
+    fn simulated_bad_rules_name_their_field() {
+        let error = CompiledRule::new(
+            "network.drop",
+            &FaultRule {
+                rate: -0.5,
+                types: None,
+            },
+        )
+        .expect_err("rate");
+        assert_eq!(error.field, "network.drop.rate");
+        let error = CompiledRule::new(
+            "network.duplicate",
+            &FaultRule {
+                rate: 0.5,
+                types: Some("(".into()),
+            },
+        )
+        .expect_err("regex");
+        assert_eq!(error.field, "network.duplicate.types");
+    }
+}
