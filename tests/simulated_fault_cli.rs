@@ -325,10 +325,6 @@ fn simulated_cli_rejects_a_types_regex_that_does_not_compile() {
 }
 
 #[test]
-#[ignore = "bug: a `types` regex that does not compile is reported on several stderr lines \
-            (regex::Error's Display is multi-line: the pattern, a caret line, `error: unclosed \
-            group`), breaking the one-line rule for bad input; it also shows the wrapped \
-            pattern `^(?:incr(ement)$` instead of the one the user wrote"]
 fn simulated_cli_reports_a_bad_types_regex_on_one_line() {
     assert_bad_network(
         "reorder-types-one-line",

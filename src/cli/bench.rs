@@ -1,15 +1,23 @@
-//! `dist-zero bench`: the simulator on large sum networks, timed.
+//! `dist-zero bench`: the simulator on large sum networks, timed, fault-free and with drops.
 
 use std::time::Instant;
 
-use crate::scenario::{simulate, RunOptions, Workload};
+use crate::hardware::simulated::FaultRule;
+use crate::scenario::{simulate, RunOptions, Scenario, Workload};
 
-/// The benchmark's shape; each `--users` value is one run.
+/// The benchmark's shape; each `--users` value is one fault-free run, and each `--drop-users`
+/// value is one more run with `--drop` of every transmission lost.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Users per run (repeat for several runs).
+    /// Users per fault-free run (repeat for several runs).
     #[arg(long = "users", default_values_t = [3_000u32, 100_000])]
     pub users: Vec<u32>,
+    /// Users per run with drops (repeat for several runs; none with `--drop-users 0`).
+    #[arg(long = "drop-users", default_values_t = [3_000u32])]
+    pub drop_users: Vec<u32>,
+    /// The share of transmissions dropped in the runs with drops.
+    #[arg(long, default_value_t = 0.1)]
+    pub drop: f64,
     /// Machines in the system.
     #[arg(long, default_value_t = 101)]
     pub machines: u32,
@@ -27,15 +35,41 @@ pub struct BenchArgs {
     pub seed: u64,
 }
 
+/// One measured configuration.
+struct Measured {
+    events: u64,
+    best_ms: f64,
+    correct: bool,
+}
+
 /// Runs every configured benchmark and prints one row each. Exits 1 if any run was incorrect.
 pub fn run(args: &BenchArgs) -> u8 {
+    if !(0.0..=1.0).contains(&args.drop) {
+        eprintln!("dist-zero: --drop {} is outside [0, 1]", args.drop);
+        return super::EXIT_BAD_INPUT;
+    }
     println!(
-        "{:>8} {:>9} {:>11} {:>9} {:>12} {:>13} {:>8}",
-        "machines", "users", "increments", "sim ms", "events", "wall ms", "Mevents/s"
+        "{:>8} {:>9} {:>11} {:>9} {:>6} {:>12} {:>10} {:>10} {:>8}",
+        "machines",
+        "users",
+        "increments",
+        "sim ms",
+        "drop",
+        "events",
+        "wall ms",
+        "Mevents/s",
+        "correct"
+    );
+    let mut fault_free_ms = std::collections::BTreeMap::new();
+    let runs = args.users.iter().map(|users| (*users, 0.0)).chain(
+        args.drop_users
+            .iter()
+            .filter(|users| **users > 0)
+            .map(|users| (*users, args.drop)),
     );
     let mut all_correct = true;
-    for &users in &args.users {
-        let scenario = Workload {
+    for (users, drop) in runs {
+        let mut scenario = Workload {
             machines: args.machines,
             users,
             increments: args.increments,
@@ -43,30 +77,45 @@ pub fn run(args: &BenchArgs) -> u8 {
             seed: args.seed,
         }
         .scenario();
-        let mut best_ms = f64::INFINITY;
-        let mut events = 0;
-        for _ in 0..args.repeat.max(1) {
-            let started = Instant::now();
-            let run = match simulate(&scenario, &RunOptions::default()) {
-                Ok(run) => run,
-                Err(error) => {
-                    eprintln!("dist-zero: benchmark with {users} users failed: {error}");
-                    return super::EXIT_WRONG;
-                }
-            };
-            best_ms = best_ms.min(started.elapsed().as_secs_f64() * 1000.0);
-            events = run.report.events;
-            all_correct &= run.report.correct;
+        if drop > 0.0 {
+            scenario.network.drop = Some(FaultRule {
+                rate: drop,
+                types: None,
+            });
         }
+        let measured = match measure(&scenario, args.repeat) {
+            Ok(measured) => measured,
+            Err(error) => {
+                eprintln!("dist-zero: benchmark with {users} users failed: {error}");
+                return super::EXIT_WRONG;
+            }
+        };
+        all_correct &= measured.correct;
+        let cost = if drop > 0.0 {
+            fault_free_ms
+                .get(&users)
+                .map(|base: &f64| {
+                    format!(
+                        "  ({:.2}x the fault-free wall time)",
+                        measured.best_ms / base
+                    )
+                })
+                .unwrap_or_default()
+        } else {
+            fault_free_ms.insert(users, measured.best_ms);
+            String::new()
+        };
         println!(
-            "{:>8} {:>9} {:>11} {:>9} {:>12} {:>13.1} {:>8.2}",
+            "{:>8} {:>9} {:>11} {:>9} {:>6} {:>12} {:>10.1} {:>10.2} {:>8}{cost}",
             args.machines,
             users,
             args.increments,
             args.run_ms,
-            events,
-            best_ms,
-            events as f64 / best_ms / 1000.0
+            drop,
+            measured.events,
+            measured.best_ms,
+            measured.events as f64 / measured.best_ms / 1000.0,
+            measured.correct,
         );
     }
     if all_correct {
@@ -75,4 +124,23 @@ pub fn run(args: &BenchArgs) -> u8 {
         eprintln!("dist-zero: some benchmark run was not correct");
         super::EXIT_WRONG
     }
+}
+
+/// Runs `scenario` `repeat` times and keeps the fastest wall time.
+fn measure(scenario: &Scenario, repeat: u32) -> Result<Measured, crate::scenario::RunError> {
+    let mut measured = Measured {
+        events: 0,
+        best_ms: f64::INFINITY,
+        correct: true,
+    };
+    for _ in 0..repeat.max(1) {
+        let started = Instant::now();
+        let run = simulate(scenario, &RunOptions::default())?;
+        measured.best_ms = measured
+            .best_ms
+            .min(started.elapsed().as_secs_f64() * 1000.0);
+        measured.events = run.report.events;
+        measured.correct &= run.report.correct;
+    }
+    Ok(measured)
 }

@@ -63,12 +63,16 @@ impl CompiledRule {
         let types = rule
             .types
             .as_deref()
-            .map(|pattern| Regex::new(&format!("^(?:{pattern})$")))
-            .transpose()
-            .map_err(|e| FaultRuleError {
-                field: format!("{at}.types"),
-                reason: format!("not a valid regular expression: {e}"),
-            })?;
+            .map(|pattern| {
+                Regex::new(&format!("^(?:{pattern})$")).map_err(|e| FaultRuleError {
+                    field: format!("{at}.types"),
+                    reason: format!(
+                        "`{pattern}` is not a valid regular expression: {}",
+                        regex_problem(&e)
+                    ),
+                })
+            })
+            .transpose()?;
         Ok(CompiledRule {
             rate: rule.rate,
             types,
@@ -88,6 +92,18 @@ impl CompiledRule {
         }
         rng.random_bool(self.rate)
     }
+}
+
+/// The one-line heart of a regular-expression error (the library's own message spans several
+/// lines and shows the pattern with the anchors added here).
+fn regex_problem(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or(&text);
+    last.trim().trim_start_matches("error:").trim().to_owned()
 }
 
 /// Drops and duplicates applied by a real machine to what it sends to other machines.
@@ -197,5 +213,9 @@ mod tests {
         )
         .expect_err("regex");
         assert_eq!(error.field, "network.duplicate.types");
+        assert_eq!(
+            error.to_string(),
+            "network.duplicate.types: `(` is not a valid regular expression: unclosed group"
+        );
     }
 }

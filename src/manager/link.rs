@@ -17,7 +17,7 @@ use crate::messages::NodeId;
 pub const INITIAL_RETRANSMIT_MS: u64 = 100;
 /// The longest wait between retransmissions of one packet (the backoff doubles up to this).
 /// Kept short so that a link recovers within a fraction of a second of a partition healing.
-pub const MAX_RETRANSMIT_MS: u64 = 400;
+pub const MAX_RETRANSMIT_MS: u64 = 200;
 /// A gap that an acknowledgement reveals is resent at once (fast retransmit), unless the missing
 /// packet was itself sent less than this long ago.
 pub const FAST_RETRANSMIT_GUARD_MS: u64 = 50;
@@ -48,6 +48,9 @@ impl LinkCounters {
         self.duplicates_suppressed += other.duplicates_suppressed;
     }
 }
+
+/// A packet to send again: its sequence number, its payload, and the node that sent it.
+pub(super) type Resend = (u64, Envelope, Option<NodeId>);
 
 /// A packet sent and not yet acknowledged.
 #[derive(Debug)]
@@ -98,7 +101,7 @@ pub(super) struct Acknowledged {
     /// The sender node of each packet acknowledged.
     pub credited: Vec<Option<NodeId>>,
     /// Packets to resend now: (sequence number, payload, sender node).
-    pub resend: Vec<(u64, Envelope, Option<NodeId>)>,
+    pub resend: Vec<Resend>,
 }
 
 /// An acknowledgement's content: everything below `upto`, and the listed later packets.
@@ -161,10 +164,7 @@ impl Link {
 
     /// The packets whose retransmission is due at `now_us` (marked as resent), and when the
     /// next check is due, if any packet remains unacknowledged.
-    pub(super) fn due_retransmissions(
-        &mut self,
-        now_us: u64,
-    ) -> (Vec<(u64, Envelope, Option<NodeId>)>, Option<u64>) {
+    pub(super) fn due_retransmissions(&mut self, now_us: u64) -> (Vec<Resend>, Option<u64>) {
         self.retransmit_armed = false;
         let mut due = Vec::new();
         for pending in self.unacked.iter_mut() {

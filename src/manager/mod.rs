@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::messages::{MachineId, NodeConfig, NodeHandle, NodeId};
 use crate::node::{Node, NodeError, NodeRegistry, TimerId};
 use context::Context;
-use link::{AckRange, Link};
+use link::{AckRange, Link, Resend};
 
 /// Something the hardware must do on a machine's behalf.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,6 +210,10 @@ impl NodeManager {
         self.core.now_us = now_us;
         match envelope {
             Envelope::Sequenced { from, seq, payload } => {
+                let addressee = match &*payload {
+                    Envelope::Deliver { to, .. } => Some(*to),
+                    _ => None,
+                };
                 let link = self.links.entry(from).or_default();
                 let (received, schedule_ack) = link.receive(seq, *payload);
                 if schedule_ack {
@@ -218,6 +222,9 @@ impl NodeManager {
                 }
                 if received.duplicate {
                     self.stats.link.duplicates_suppressed += 1;
+                    if let Some(slot) = addressee.and_then(|id| self.nodes.get_mut(&id)) {
+                        slot.counters.duplicates_suppressed += 1;
+                    }
                 }
                 let mut outcome = Handled::Done;
                 for payload in received.deliverable {
@@ -260,6 +267,9 @@ impl NodeManager {
                 self.stats.delivered += 1;
                 Handled::Done
             }
+            // A node is created once: a spawn that arrives again (a duplicate the link layer did
+            // not see, with reliable delivery off) must not wipe the node's state.
+            Envelope::Spawn { id, .. } if self.nodes.contains_key(&id) => Handled::Done,
             Envelope::Spawn { id, config } => {
                 self.create(now_us, id, &config)?;
                 Handled::Done
@@ -319,7 +329,7 @@ impl NodeManager {
     }
 
     /// Sends packets to `peer` again, crediting their senders.
-    fn retransmit(&mut self, peer: MachineId, packets: Vec<(u64, Envelope, Option<NodeId>)>) {
+    fn retransmit(&mut self, peer: MachineId, packets: Vec<Resend>) {
         for (seq, payload, sender) in packets {
             self.stats.link.retransmitted += 1;
             if let Some(slot) = sender.and_then(|id| self.nodes.get_mut(&id)) {
