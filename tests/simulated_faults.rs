@@ -35,6 +35,12 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// One seed's outcome in a sweep: the seed, every output, whether it was correct, the faults.
+type SeedRun = (u64, BTreeMap<String, Option<i64>>, bool, FaultReport);
+
+/// A generated user: its machine, when it joins, and its (time, amount) increments.
+type UserPlan = (u32, u64, Vec<(u64, i64)>);
+
 /// The example scenario with every kind of fault.
 fn all_faults() -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/all_faults.json");
@@ -61,7 +67,7 @@ fn faults_of(report: &dist_zero::scenario::Report) -> FaultReport {
 #[test]
 fn simulated_all_faults_is_correct_on_250_seeds_with_reliable_delivery() {
     let scenario = all_faults();
-    let runs: Vec<(u64, BTreeMap<String, Option<i64>>, bool, FaultReport)> = (0..250u64)
+    let runs: Vec<SeedRun> = (0..250u64)
         .into_par_iter()
         .map(|seed| {
             let run = simulate(&scenario, &options(seed, true)).expect("the run completes");
@@ -230,7 +236,7 @@ struct Faulty {
     /// (machine, from_ms, length_ms).
     pauses: Vec<(u32, u64, u64)>,
     /// (machine, join_ms, [(at_ms, amount)]).
-    users: Vec<(u32, u64, Vec<(u64, i64)>)>,
+    users: Vec<UserPlan>,
     seed: u64,
 }
 

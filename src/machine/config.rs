@@ -129,7 +129,21 @@ mod tests {
             control_port: 7001,
             log_dir: "/logs".into(),
             log_filter: "info".into(),
+            reliable: true,
+            drop: None,
+            duplicate: None,
         }
+    }
+
+    #[test]
+    fn virtual_a_bad_fault_rule_makes_the_config_invalid() {
+        let mut config = sample();
+        config.drop = Some(FaultRule {
+            rate: 2.0,
+            types: None,
+        });
+        let error = config.validate().expect_err("rate out of range");
+        assert!(error.to_string().contains("network.drop.rate"), "{error}");
     }
 
     #[test]
