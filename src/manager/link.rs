@@ -90,8 +90,9 @@ pub(super) struct Link {
 
 /// What a received packet means for this machine.
 pub(super) struct Received {
-    /// Payloads now deliverable, in order.
-    pub deliverable: Vec<Envelope>,
+    /// The packet's payload if it is the next in order (more may follow from
+    /// [`Link::next_ready`]).
+    pub deliverable: Option<Envelope>,
     /// Whether the packet had already been received.
     pub duplicate: bool,
 }
@@ -187,27 +188,38 @@ impl Link {
         Some(at_us)
     }
 
-    /// Takes in a packet from the peer; returns what became deliverable and whether an
-    /// acknowledgement must be scheduled.
+    /// Takes in a packet from the peer; returns its payload if it is next in order, and whether
+    /// an acknowledgement must be scheduled. A packet ahead of a gap waits in a buffer; once the
+    /// gap is filled, [`Link::next_ready`] hands the buffered packets out in order.
     pub(super) fn receive(&mut self, seq: u64, payload: Envelope) -> (Received, bool) {
-        let duplicate = seq < self.next_expected || self.early.contains_key(&seq);
-        let mut deliverable = Vec::new();
-        if !duplicate {
-            self.early.insert(seq, payload);
-            while let Some(next) = self.early.remove(&self.next_expected) {
-                deliverable.push(next);
-                self.next_expected += 1;
-            }
-        }
         let schedule_ack = !self.ack_armed;
         self.ack_armed = true;
-        (
+        let received = if seq < self.next_expected || self.early.contains_key(&seq) {
             Received {
-                deliverable,
-                duplicate,
-            },
-            schedule_ack,
-        )
+                deliverable: None,
+                duplicate: true,
+            }
+        } else if seq == self.next_expected {
+            self.next_expected += 1;
+            Received {
+                deliverable: Some(payload),
+                duplicate: false,
+            }
+        } else {
+            self.early.insert(seq, payload);
+            Received {
+                deliverable: None,
+                duplicate: false,
+            }
+        };
+        (received, schedule_ack)
+    }
+
+    /// The next buffered payload that is now in order, if any.
+    pub(super) fn next_ready(&mut self) -> Option<Envelope> {
+        let next = self.early.remove(&self.next_expected)?;
+        self.next_expected += 1;
+        Some(next)
     }
 
     /// The acknowledgement to send now.
@@ -248,12 +260,14 @@ mod tests {
     fn simulated_link_delivers_in_order_and_suppresses_duplicates() {
         let mut link = Link::default();
         let (got, ack) = link.receive(1, payload(1));
-        assert!(got.deliverable.is_empty() && !got.duplicate && ack);
+        assert!(got.deliverable.is_none() && !got.duplicate && ack);
         let (got, ack) = link.receive(0, payload(0));
-        assert_eq!(got.deliverable, vec![payload(0), payload(1)]);
+        assert_eq!(got.deliverable, Some(payload(0)));
+        assert_eq!(link.next_ready(), Some(payload(1)));
+        assert_eq!(link.next_ready(), None);
         assert!(!ack, "an acknowledgement is already scheduled");
         let (got, _) = link.receive(1, payload(1));
-        assert!(got.duplicate && got.deliverable.is_empty());
+        assert!(got.duplicate && got.deliverable.is_none());
         assert_eq!(
             link.take_ack(),
             AckRange {

@@ -227,8 +227,10 @@ impl NodeManager {
                     }
                 }
                 let mut outcome = Handled::Done;
-                for payload in received.deliverable {
+                let mut next = received.deliverable;
+                while let Some(payload) = next {
                     outcome = self.handle_payload(payload)?;
+                    next = self.links.get_mut(&from).and_then(Link::next_ready);
                 }
                 Ok(outcome)
             }

@@ -149,7 +149,7 @@ impl Message {
     /// white space (pretty-printed, from a file) is rewritten compactly, so a message's text is
     /// the same however it was written.
     fn from_raw(json: Box<RawValue>) -> Result<Self, MessageError> {
-        let json = if json.get().bytes().any(|b| b.is_ascii_whitespace()) {
+        let json = if has_whitespace_between_tokens(json.get()) {
             let value: Value =
                 serde_json::from_str(json.get()).map_err(|e| MessageError::Malformed {
                     kind: String::from("?"),
@@ -178,6 +178,27 @@ impl Message {
             decoded: OnceLock::new(),
         })))
     }
+}
+
+/// Whether valid JSON `text` has white space outside its strings (so is not in compact form).
+fn has_whitespace_between_tokens(text: &str) -> bool {
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if byte.is_ascii_whitespace() {
+            return true;
+        }
+    }
+    false
 }
 
 fn encode_error(error: serde_json::Error) -> MessageError {
@@ -273,7 +294,18 @@ mod tests {
             Message::from_bytes(b"{ \"type\" : \"increment\",\n  \"amount\": 2 }").expect("valid");
         assert_eq!(pretty.as_json(), r#"{"amount":2,"type":"increment"}"#);
         let spaced = Message::from_bytes(br#"{"type":"say","text":"a b"}"#).expect("valid");
-        assert_eq!(spaced.as_json(), r#"{"text":"a b","type":"say"}"#);
+        assert_eq!(
+            spaced.as_json(),
+            r#"{"type":"say","text":"a b"}"#,
+            "already compact: kept as written"
+        );
+    }
+
+    #[test]
+    fn simulated_white_space_inside_strings_is_not_layout() {
+        assert!(!has_whitespace_between_tokens(r#"{"a":"b c","d":"e\" f"}"#));
+        assert!(has_whitespace_between_tokens(r#"{"a": 1}"#));
+        assert!(has_whitespace_between_tokens(r#"{"a":"\\" ,"b":1}"#));
     }
 
     #[test]
