@@ -34,16 +34,10 @@ pub struct BenchVirtualArgs {
 }
 
 /// Runs the measurements and prints them; returns the exit status.
-pub fn run(args: &BenchVirtualArgs) -> u8 {
-    let settings = match Settings::load() {
-        Ok(settings) => settings,
-        Err(error) => return report_error(EXIT_BAD_INPUT, &error),
-    };
-    let binary = match std::env::current_exe() {
+pub fn run(args: &BenchVirtualArgs, settings: &Settings) -> u8 {
+    let binary = match super::run_virtual::this_executable() {
         Ok(binary) => binary,
-        Err(error) => {
-            return report_error(EXIT_WRONG, &format!("cannot find this executable: {error}"))
-        }
+        Err(status) => return status,
     };
     let config = |machines: u32| VirtualConfig::new(machines, 0, binary.clone(), settings.clone());
     match measure(args, &config) {

@@ -115,7 +115,7 @@ pub fn main() -> ExitCode {
     if !cli.command.is_machine() {
         init_logging(&settings);
     }
-    ExitCode::from(execute(cli.command))
+    ExitCode::from(execute(cli.command, &settings))
 }
 
 fn init_logging(settings: &Settings) {
@@ -138,7 +138,7 @@ impl Command {
 }
 
 /// Runs one command and returns its exit status.
-pub fn execute(command: Command) -> u8 {
+pub fn execute(command: Command, settings: &Settings) -> u8 {
     match command {
         Command::Run {
             scenario: path,
@@ -173,7 +173,7 @@ pub fn execute(command: Command) -> u8 {
                 }
                 (Mode::Simulated, None) => run_simulated(&scenario, seed, json, trace.as_deref(), reliable),
                 #[cfg(feature = "docker")]
-                (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json),
+                (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json, settings),
                 #[cfg(not(feature = "docker"))]
                 (Mode::Virtual, _) => report_error(
                     EXIT_BAD_INPUT,
@@ -209,14 +209,11 @@ pub fn execute(command: Command) -> u8 {
         }
         Command::Bench(args) => bench::run(&args),
         #[cfg(feature = "docker")]
-        Command::BenchVirtual(args) => bench_virtual::run(&args),
+        Command::BenchVirtual(args) => bench_virtual::run(&args, settings),
         #[cfg(feature = "docker")]
         Command::Machine(args) => machine::run(&args),
         #[cfg(feature = "docker")]
-        Command::Clean => match Settings::load() {
-            Ok(settings) => clean::run(&settings),
-            Err(error) => report_error(EXIT_BAD_INPUT, &error),
-        },
+        Command::Clean => clean::run(settings),
     }
 }
 

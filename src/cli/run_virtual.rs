@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use crate::hardware::docker::{DockerHardware, VirtualConfig};
 use crate::hardware::{Hardware, HardwareError, Mode};
-use crate::scenario::{run_scenario, FaultReport, Progress, Report, RunError, Scenario};
+use crate::scenario::{
+    run_scenario, FaultReport, Progress, Report, RunCounters, RunError, Scenario,
+};
 use crate::settings::Settings;
 
 use super::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
@@ -51,17 +53,18 @@ fn exit_status(error: &RunError) -> u8 {
     }
 }
 
+/// The running `dist-zero` binary, which virtual mode copies into its machine image; an exit
+/// status (after saying why) if it cannot be found.
+pub(super) fn this_executable() -> Result<PathBuf, u8> {
+    std::env::current_exe()
+        .map_err(|error| report_error(EXIT_WRONG, &format!("cannot find this executable: {error}")))
+}
+
 /// Runs `scenario` in containers, printing the report; returns the exit status.
-pub fn run(scenario: &Scenario, seed: Option<u64>, json: bool) -> u8 {
-    let settings = match Settings::load() {
-        Ok(settings) => settings,
-        Err(error) => return report_error(EXIT_BAD_INPUT, &error),
-    };
-    let binary = match std::env::current_exe() {
+pub fn run(scenario: &Scenario, seed: Option<u64>, json: bool, settings: &Settings) -> u8 {
+    let binary = match this_executable() {
         Ok(binary) => binary,
-        Err(error) => {
-            return report_error(EXIT_WRONG, &format!("cannot find this executable: {error}"))
-        }
+        Err(status) => return status,
     };
     let ignored = unsupported_faults(scenario);
     if !ignored.is_empty() {
@@ -71,7 +74,7 @@ pub fn run(scenario: &Scenario, seed: Option<u64>, json: bool) -> u8 {
         );
     }
     let progress = !json && std::io::stderr().is_terminal();
-    match execute(scenario, seed, binary, settings, progress) {
+    match execute(scenario, seed, binary, settings.clone(), progress) {
         Ok(run) => print(&run, json),
         Err(error) => report_error(exit_status(&error), &error),
     }
@@ -99,22 +102,22 @@ pub fn execute(
     let outcome = run_scenario(&mut hardware, scenario, &progress)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let stats = hardware.stats()?;
-    let report = Report {
-        mode: Mode::Virtual,
-        seed,
-        machines: scenario.machines,
-        users: scenario.users.len(),
-        simulated_ms: hardware.now_ms(),
-        wall_ms,
+    let counters = RunCounters {
         events: stats.events,
         messages_delivered: stats.messages_delivered,
         undeliverable: stats.undeliverable,
-        trace_hash: None,
-        faults: Some(FaultReport::new(&stats.faults, &stats.link)),
-        correct: outcome.correct(),
-        expected_total: outcome.expected_total,
-        outputs: outcome.outputs,
+        faults: FaultReport::new(&stats.faults, &stats.link),
     };
+    let report = Report::new(
+        Mode::Virtual,
+        scenario,
+        seed,
+        hardware.now_ms(),
+        wall_ms,
+        counters,
+        None,
+        outcome,
+    );
     let run = VirtualRun {
         report,
         run_id: hardware.run_id().to_owned(),

@@ -9,5 +9,5 @@ mod runner;
 
 pub use format::{Scenario, ScenarioError, UserSpec, MAX_MACHINES};
 pub use generate::Workload;
-pub use report::{FaultReport, Report};
+pub use report::{FaultReport, Report, RunCounters};
 pub use runner::{run_scenario, simulate, Outcome, Progress, RunError, RunOptions, SimulatedRun};

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::{Outcome, Scenario};
 use crate::hardware::simulated::FaultCounters;
 use crate::hardware::Mode;
 use crate::manager::LinkCounters;
@@ -78,7 +79,51 @@ pub struct Report {
     pub correct: bool,
 }
 
+/// What the hardware counted during a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounters {
+    /// Events processed.
+    pub events: u64,
+    /// Messages handed to nodes.
+    pub messages_delivered: u64,
+    /// Envelopes for nodes or machines that did not exist.
+    pub undeliverable: u64,
+    /// What the faults did and what reliable delivery did about them.
+    pub faults: FaultReport,
+}
+
 impl Report {
+    /// The report of a run of `scenario` on `seed` in `mode` that lasted `simulated_ms` of system
+    /// time and `wall_ms` of wall time, counted `counters`, and came to `outcome`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        mode: Mode,
+        scenario: &Scenario,
+        seed: u64,
+        simulated_ms: u64,
+        wall_ms: f64,
+        counters: RunCounters,
+        trace_hash: Option<String>,
+        outcome: Outcome,
+    ) -> Self {
+        Report {
+            mode,
+            seed,
+            machines: scenario.machines,
+            users: scenario.users.len(),
+            simulated_ms,
+            wall_ms,
+            events: counters.events,
+            messages_delivered: counters.messages_delivered,
+            undeliverable: counters.undeliverable,
+            trace_hash,
+            faults: Some(counters.faults),
+            correct: outcome.correct(),
+            expected_total: outcome.expected_total,
+            outputs: outcome.outputs,
+        }
+    }
+
     /// The report as one line of JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self)

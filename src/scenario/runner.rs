@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{FaultReport, Report, Scenario, ScenarioError};
+use super::{FaultReport, Report, RunCounters, Scenario, ScenarioError};
 use crate::hardware::simulated::{SimulatedHardware, SimulationConfig};
 use crate::hardware::{Hardware, HardwareError};
 use crate::messages::MachineId;
@@ -191,22 +191,23 @@ pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Result<SimulatedRu
     let outcome = run_scenario(&mut hardware, scenario, &progress)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let stats = hardware.stats();
-    let report = Report {
-        mode: hardware.mode(),
-        seed,
-        machines: scenario.machines,
-        users: scenario.users.len(),
-        simulated_ms: hardware.now_ms(),
-        wall_ms,
+    let counters = RunCounters {
         events: stats.events,
         messages_delivered: stats.messages_delivered,
         undeliverable: stats.undeliverable,
-        trace_hash: Some(hardware.trace().hash()),
-        faults: Some(FaultReport::new(&stats.faults, &stats.link)),
-        correct: outcome.correct(),
-        expected_total: outcome.expected_total,
-        outputs: outcome.outputs,
+        faults: FaultReport::new(&stats.faults, &stats.link),
     };
+    let trace_hash = Some(hardware.trace().hash());
+    let report = Report::new(
+        hardware.mode(),
+        scenario,
+        seed,
+        hardware.now_ms(),
+        wall_ms,
+        counters,
+        trace_hash,
+        outcome,
+    );
     Ok(SimulatedRun {
         report,
         trace_text: hardware.trace().text().map(str::to_owned),

@@ -265,36 +265,22 @@ impl SimulatedHardware {
                         self.no_such_machine += 1;
                         continue;
                     }
-                    match self
-                        .network
-                        .transmit(self.now_us, machine, to, envelope.kind())
-                    {
-                        [Some(first), Some(second)] => {
-                            let copy = Event::Arrive {
-                                from: machine,
-                                to,
-                                envelope: envelope.clone(),
-                                cause: cause.clone(),
-                            };
-                            outcome = outcome.and(self.schedule(second, copy));
-                            let event = Event::Arrive {
-                                from: machine,
-                                to,
-                                envelope,
-                                cause: cause.clone(),
-                            };
-                            outcome = outcome.and(self.schedule(first, event));
-                        }
-                        [Some(at_us), None] | [None, Some(at_us)] => {
-                            let event = Event::Arrive {
-                                from: machine,
-                                to,
-                                envelope,
-                                cause: cause.clone(),
-                            };
-                            outcome = outcome.and(self.schedule(at_us, event));
-                        }
-                        [None, None] => {}
+                    let [first, second] =
+                        self.network
+                            .transmit(self.now_us, machine, to, envelope.kind());
+                    let arrive = |envelope| Event::Arrive {
+                        from: machine,
+                        to,
+                        envelope,
+                        cause: cause.clone(),
+                    };
+                    // A duplicate is scheduled first, then the original (the order is part of the
+                    // trace, so it never changes).
+                    if let Some(at_us) = second {
+                        outcome = outcome.and(self.schedule(at_us, arrive(envelope.clone())));
+                    }
+                    if let Some(at_us) = first {
+                        outcome = outcome.and(self.schedule(at_us, arrive(envelope)));
                     }
                 }
                 Effect::Wake { at_us, timer } => {
