@@ -7,11 +7,15 @@ use super::{Scenario, UserSpec};
 use crate::hardware::simulated::NetworkConfig;
 use crate::messages::Message;
 
-/// How long after the last action every output has surely converged: two network hops of
-/// latency and a sum node's batching interval, plus room for the reliable link layer to
-/// retransmit what a lossy network loses on both hops. With 10% loss and ~10^6 transmissions
-/// a run, some packet is lost six times running; 2 s leaves room for a dozen attempts.
-const SETTLE_MS: u64 = 2_000;
+/// How long before the end of a run its last action may come, so that every output has
+/// surely converged: two network hops of latency and a sum node's batching interval, plus room
+/// for the reliable link layer to retransmit what a lossy network loses on both hops. With 10%
+/// loss and ~10^6 transmissions a run, some packet is lost six times running; 2 s leaves room for
+/// a dozen attempts. Short runs (demos, which are fault-free) keep 40% of their length, at least
+/// 300 ms.
+fn settle_ms(run_ms: u64) -> u64 {
+    (run_ms * 2 / 5).clamp(300, 2_000)
+}
 
 /// The shape of a generated sum-network scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +42,7 @@ impl Workload {
         let users = (0..self.users)
             .map(|index| {
                 let join_ms = rng.random_range(0..join_window);
-                let active_ms = self.run_ms.saturating_sub(join_ms + SETTLE_MS).max(1);
+                let active_ms = self.run_ms.saturating_sub(join_ms + settle_ms(self.run_ms)).max(1);
                 let mut times: Vec<u64> = (0..self.increments)
                     .map(|_| rng.random_range(0..active_ms))
                     .collect();
@@ -90,7 +94,7 @@ mod tests {
         assert_eq!(scenario, workload.scenario());
         for user in &scenario.users {
             let last = user.actions.last().map_or(0, |(at, _)| *at);
-            assert!(user.join_ms + last + SETTLE_MS as i64 <= 4000);
+            assert!(user.join_ms + last + settle_ms(4000) as i64 <= 4000);
         }
     }
 }
