@@ -138,6 +138,7 @@ impl Command {
 }
 
 /// Runs one command and returns its exit status.
+#[cfg_attr(not(feature = "docker"), allow(unused_variables))]
 pub fn execute(command: Command, settings: &Settings) -> u8 {
     match command {
         Command::Run {
