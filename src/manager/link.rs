@@ -139,16 +139,27 @@ impl Link {
     /// to resend at once: those missing below a packet the peer reports having (a gap), unless
     /// sent very recently. Resent packets are marked as sent now.
     pub(super) fn acknowledge(&mut self, now_us: u64, ack: &AckRange) -> Acknowledged {
-        let also: BTreeSet<u64> = ack.also.iter().copied().collect();
         let mut credited = Vec::new();
+        // Packets are kept in sequence order, so those below `upto` are a prefix.
+        while let Some(pending) = self.unacked.front() {
+            if pending.seq >= ack.upto {
+                break;
+            }
+            credited.push(pending.sender);
+            self.unacked.pop_front();
+        }
+        let mut resend = Vec::new();
+        if ack.also.is_empty() {
+            return Acknowledged { credited, resend };
+        }
+        let also: BTreeSet<u64> = ack.also.iter().copied().collect();
         self.unacked.retain(|pending| {
-            let acked = pending.seq < ack.upto || also.contains(&pending.seq);
+            let acked = also.contains(&pending.seq);
             if acked {
                 credited.push(pending.sender);
             }
             !acked
         });
-        let mut resend = Vec::new();
         if let Some(highest) = also.last() {
             for pending in self.unacked.iter_mut() {
                 if pending.seq > *highest {

@@ -129,6 +129,8 @@ pub struct NodeManager {
     links: BTreeMap<MachineId, Link>,
     /// Whether envelopes to other machines go through the link layer.
     reliable: bool,
+    /// An empty buffer kept for [`NodeManager::drain_effects`], so it allocates nothing.
+    spare_effects: Vec<Effect>,
     stats: ManagerStats,
 }
 
@@ -142,6 +144,7 @@ impl NodeManager {
             nodes: IndexMap::default(),
             links: BTreeMap::new(),
             reliable: true,
+            spare_effects: Vec::new(),
             stats: ManagerStats::default(),
             core: Core {
                 machine,
@@ -354,8 +357,13 @@ impl NodeManager {
             into.append(&mut self.core.effects);
             return;
         }
-        let effects = std::mem::take(&mut self.core.effects);
-        for effect in effects {
+        // The node's effects are read from one buffer while the results are written into the
+        // other; both keep their capacity from call to call.
+        let mut effects = std::mem::replace(
+            &mut self.core.effects,
+            std::mem::take(&mut self.spare_effects),
+        );
+        for effect in effects.drain(..) {
             match effect {
                 Effect::Transmit { to, envelope }
                     if to != self.core.machine && envelope.is_payload() =>
@@ -385,6 +393,7 @@ impl NodeManager {
         }
         // Effects the link layer added (packets, timers) come after the node's own, in order.
         into.append(&mut self.core.effects);
+        self.spare_effects = effects;
     }
 
     /// The state of every node on this machine, in creation order.

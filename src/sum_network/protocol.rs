@@ -63,8 +63,13 @@ struct KidFields {
 
 impl SumMessage {
     /// Reads a sum-network message, naming its type and the problem if it is not one. The
-    /// reading is shared by every receiver of the same message.
+    /// reading is shared by every receiver of the same message, except that of an `add_kid`:
+    /// it has one receiver, and its recording is large, so a shared copy would only be kept
+    /// alive (by the causal history) without being read again.
     pub fn read(message: &Message) -> Result<Self, MessageError> {
+        if message.kind() == "add_kid" {
+            return Self::parse(message);
+        }
         message.decode_shared(Self::parse)
     }
 
