@@ -42,7 +42,10 @@ impl Workload {
         let users = (0..self.users)
             .map(|index| {
                 let join_ms = rng.random_range(0..join_window);
-                let active_ms = self.run_ms.saturating_sub(join_ms + settle_ms(self.run_ms)).max(1);
+                let active_ms = self
+                    .run_ms
+                    .saturating_sub(join_ms + settle_ms(self.run_ms))
+                    .max(1);
                 let mut times: Vec<u64> = (0..self.increments)
                     .map(|_| rng.random_range(0..active_ms))
                     .collect();
