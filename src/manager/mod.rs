@@ -409,11 +409,6 @@ impl NodeManager {
         self.nodes.get(&id).map(|slot| self.state_of(id, slot))
     }
 
-    /// How many nodes this machine holds.
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
-
     fn state_of(&self, id: NodeId, slot: &Slot) -> NodeState {
         NodeState {
             handle: NodeHandle {

@@ -152,11 +152,6 @@ impl SimulatedHardware {
         self.now_us
     }
 
-    /// Events scheduled and not yet processed.
-    pub fn pending_events(&self) -> usize {
-        self.queue.len()
-    }
-
     /// Runs for `ms` more virtual milliseconds.
     pub fn run_for(&mut self, ms: u64) -> Result<(), HardwareError> {
         self.run_until(self.now_ms() + ms)

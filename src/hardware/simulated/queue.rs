@@ -74,6 +74,7 @@ impl<E> EventQueue<E> {
     }
 
     /// How many events are scheduled.
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.heap.len()
     }

@@ -64,10 +64,11 @@ impl Trace {
             Envelope::Ack { upto, .. } => (7, NO_NODE, *upto),
         };
         let kind = envelope.kind();
+        let payload = envelope.payload();
         self.fold(at_us, code, from.0, to.0, node);
         self.hasher.update(&seq.to_le_bytes());
         self.hasher.update(kind.as_bytes());
-        match envelope.payload() {
+        match payload {
             Some(Envelope::Deliver { message, .. }) => {
                 self.hasher.update(message.as_json().as_bytes())
             }
@@ -75,7 +76,7 @@ impl Trace {
             _ => {}
         }
         if let Some(text) = &mut self.text {
-            let _ = match envelope.payload() {
+            let _ = match payload {
                 Some(Envelope::Deliver {
                     from: sender,
                     message,
