@@ -126,6 +126,9 @@ impl Core {
             Ok(Handled::NoSuchNode(id)) => {
                 tracing::warn!(node = %id, "envelope for a node this machine does not have");
             }
+            Ok(Handled::Held(id)) => {
+                tracing::debug!(node = %id, "envelope waits for its node's spawn");
+            }
             Err(failure) => self.failed(&failure),
         }
         self.carry_effects();

@@ -65,7 +65,15 @@ impl MachineController for Context<'_> {
     }
 
     fn cancel_timer(&mut self, timer: TimerId) {
-        self.core.timers.remove(&timer);
+        // A node may cancel only its own timers: the runtime's (retransmission, acknowledgement)
+        // and other nodes' share the id space but are out of its reach.
+        let own = matches!(
+            self.core.timers.get(&timer),
+            Some(TimerTarget::Node(owner, _)) if *owner == self.me.id
+        );
+        if own {
+            self.core.timers.remove(&timer);
+        }
     }
 
     fn random(&mut self) -> &mut dyn RngCore {

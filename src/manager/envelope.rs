@@ -40,6 +40,21 @@ pub enum Envelope {
         /// The node to remove.
         id: NodeId,
     },
+    /// Machine `from` holds messages for nodes this machine named and may have spawned there, and
+    /// asks which spawns are on their way. Answered with `SpawnsSent` on the same link as the
+    /// spawns, so the answer arrives after every spawn sent before it.
+    AskSpawns {
+        /// The asking machine.
+        from: MachineId,
+    },
+    /// Machine `from` has sent the receiving machine every spawn of a node it named with a serial
+    /// number below `below`.
+    SpawnsSent {
+        /// The answering machine (the origin of the node ids in question).
+        from: MachineId,
+        /// Serial numbers below this one have all been allocated, and their spawns sent.
+        below: u32,
+    },
     /// A link-layer packet: `payload` is the `seq`th envelope machine `from` sent this machine.
     Sequenced {
         /// The sending machine.
@@ -70,6 +85,8 @@ impl Envelope {
             Envelope::Deliver { message, .. } => message.kind(),
             Envelope::Spawn { .. } => "spawn",
             Envelope::Terminate { .. } => "terminate",
+            Envelope::AskSpawns { .. } => "ask_spawns",
+            Envelope::SpawnsSent { .. } => "spawns_sent",
             Envelope::Sequenced { payload, .. } => payload.kind(),
             Envelope::Ack { .. } => "ack",
         }
@@ -79,7 +96,11 @@ impl Envelope {
     pub fn is_payload(&self) -> bool {
         matches!(
             self,
-            Envelope::Deliver { .. } | Envelope::Spawn { .. } | Envelope::Terminate { .. }
+            Envelope::Deliver { .. }
+                | Envelope::Spawn { .. }
+                | Envelope::Terminate { .. }
+                | Envelope::AskSpawns { .. }
+                | Envelope::SpawnsSent { .. }
         )
     }
 
@@ -118,6 +139,17 @@ struct TerminateFields {
 }
 
 #[derive(Deserialize)]
+struct AskSpawnsFields {
+    from: MachineId,
+}
+
+#[derive(Deserialize)]
+struct SpawnsSentFields {
+    from: MachineId,
+    below: u32,
+}
+
+#[derive(Deserialize)]
 struct SequencedFields {
     from: MachineId,
     seq: u64,
@@ -148,6 +180,13 @@ impl Envelope {
             "terminate" => Envelope::Terminate {
                 id: serde_json::from_str::<TerminateFields>(text)?.id,
             },
+            "ask_spawns" => Envelope::AskSpawns {
+                from: serde_json::from_str::<AskSpawnsFields>(text)?.from,
+            },
+            "spawns_sent" => {
+                let SpawnsSentFields { from, below } = serde_json::from_str(text)?;
+                Envelope::SpawnsSent { from, below }
+            }
             "sequenced" => {
                 let SequencedFields { from, seq, payload } = serde_json::from_str(text)?;
                 Envelope::Sequenced { from, seq, payload }
@@ -203,6 +242,11 @@ mod tests {
                 config: Message::tagged("SumNode", serde_json::Map::new()),
             },
             Envelope::Terminate { id: node.id },
+            Envelope::AskSpawns { from: MachineId(3) },
+            Envelope::SpawnsSent {
+                from: MachineId(0),
+                below: 12,
+            },
             Envelope::Sequenced {
                 from: MachineId(1),
                 seq: 7,

@@ -1,26 +1,31 @@
 //! Reliable delivery between two machines: sequence numbers, acknowledgements, retransmission
-//! with backoff, duplicate suppression and in-order delivery.
+//! paced by the measured round trip, duplicate suppression and in-order delivery.
 //!
 //! Every envelope one NodeManager sends another (node messages, spawns, terminations) travels on
 //! the link for that ordered pair of machines. So nodes get exactly-once, in-order delivery from
 //! the runtime, whatever the network below drops, duplicates or reorders, and a spawn always
 //! reaches its machine before any message the same machine sends to the new node afterwards.
+//!
+//! Loss is detected two ways, as modern TCP does:
+//! - **by time order** (RACK, RFC 8985): once a packet is acknowledged, every packet sent before
+//!   it (by more than a reordering window, which stays zero until the link has seen reordering)
+//!   and still unacknowledged is lost, and is sent again at once;
+//! - **by timeout** (RFC 6298, with RFC 8985's rule for what else a timeout reveals): when
+//!   nothing new is acknowledged for a retransmission timeout derived from the measured round
+//!   trip, the oldest unacknowledged packet is sent again, and with it every packet sent more
+//!   than a round trip (plus the reordering window) ago; the timeout doubles. Before any round
+//!   trip is measured only the oldest packet goes, and its acknowledgement measures the link.
+//!
+//! So the number of retransmissions follows what is actually lost, at any latency.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::rtt::RttEstimator;
 use super::Envelope;
 use crate::messages::NodeId;
 
-/// How long a packet waits for its acknowledgement before it is first retransmitted.
-pub const INITIAL_RETRANSMIT_MS: u64 = 100;
-/// The longest wait between retransmissions of one packet (the backoff doubles up to this).
-/// Kept short so that a link recovers within a fraction of a second of a partition healing.
-pub const MAX_RETRANSMIT_MS: u64 = 200;
-/// A gap that an acknowledgement reveals is resent at once (fast retransmit), unless the missing
-/// packet was itself sent less than this long ago.
-pub const FAST_RETRANSMIT_GUARD_MS: u64 = 50;
 /// How long a receiver gathers packets before acknowledging them all at once.
 pub const ACK_DELAY_MS: u64 = 5;
 /// The most out-of-order sequence numbers one acknowledgement lists.
@@ -33,7 +38,7 @@ pub struct LinkCounters {
     pub sent: u64,
     /// Packets whose acknowledgement came back.
     pub acknowledged: u64,
-    /// Packets sent again because no acknowledgement came in time.
+    /// Packets sent again because they were found lost (or no acknowledgement came in time).
     pub retransmitted: u64,
     /// Packets received again after they had been delivered, and dropped.
     pub duplicates_suppressed: u64,
@@ -59,16 +64,17 @@ struct Pending {
     payload: Envelope,
     /// The node that sent it, to credit its counters.
     sender: Option<NodeId>,
-    last_sent_us: u64,
-    attempts: u32,
+    /// When it was last (re)transmitted.
+    sent_us: u64,
+    /// Whether it was ever sent more than once (its round trip is then ambiguous: Karn's rule).
+    retransmitted: bool,
 }
 
 impl Pending {
-    fn due_us(&self) -> u64 {
-        let backoff = INITIAL_RETRANSMIT_MS
-            .saturating_mul(1 << self.attempts.min(16))
-            .min(MAX_RETRANSMIT_MS);
-        self.last_sent_us + backoff * 1000
+    fn resend(&mut self, now_us: u64) -> Resend {
+        self.sent_us = now_us;
+        self.retransmitted = true;
+        (self.seq, self.payload.clone(), self.sender)
     }
 }
 
@@ -78,8 +84,20 @@ pub(super) struct Link {
     next_seq: u64,
     /// Unacknowledged packets in sequence order.
     unacked: VecDeque<Pending>,
-    /// Whether a retransmission check is scheduled.
-    retransmit_armed: bool,
+    rtt: RttEstimator,
+    /// Timeouts in a row without an acknowledgement of anything new.
+    backoffs: u32,
+    /// When the retransmission timer expires; set while packets are unacknowledged.
+    deadline_us: Option<u64>,
+    /// The earliest wake-up scheduled for this link's timer and not yet fired.
+    wake_us: Option<u64>,
+    /// The (send time, sequence number) of the most recently sent packet known delivered.
+    delivered_mark: (u64, u64),
+    /// The highest sequence number known delivered.
+    highest_delivered: Option<u64>,
+    /// Whether a packet was ever delivered after a later-sent one (then a reordering window
+    /// applies before a packet is judged lost).
+    reordering_seen: bool,
     /// The next sequence number to deliver from the peer.
     next_expected: u64,
     /// Packets from the peer that arrived ahead of a gap.
@@ -101,8 +119,10 @@ pub(super) struct Received {
 pub(super) struct Acknowledged {
     /// The sender node of each packet acknowledged.
     pub credited: Vec<Option<NodeId>>,
-    /// Packets to resend now: (sequence number, payload, sender node).
+    /// Packets found lost, to resend now: (sequence number, payload, sender node).
     pub resend: Vec<Resend>,
+    /// When the link's timer must wake up, if that is earlier than any wake-up scheduled.
+    pub wake_us: Option<u64>,
 }
 
 /// An acknowledgement's content: everything below `upto`, and the listed later packets.
@@ -113,8 +133,8 @@ pub(super) struct AckRange {
 }
 
 impl Link {
-    /// Numbers a payload and keeps it until acknowledged; returns its sequence number and
-    /// whether a retransmission check must be scheduled.
+    /// Numbers a payload and keeps it until acknowledged; returns its sequence number and when
+    /// the link's timer must wake up, if a wake-up must be scheduled.
     pub(super) fn send(
         &mut self,
         now_us: u64,
@@ -123,80 +143,145 @@ impl Link {
     ) -> (u64, Option<u64>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let pending = Pending {
+        self.unacked.push_back(Pending {
             seq,
             payload,
             sender,
-            last_sent_us: now_us,
-            attempts: 0,
-        };
-        let check = self.arm_retransmit(pending.due_us());
-        self.unacked.push_back(pending);
-        (seq, check)
-    }
-
-    /// Removes acknowledged packets and returns the senders of each, to credit, and the packets
-    /// to resend at once: those missing below a packet the peer reports having (a gap), unless
-    /// sent very recently. Resent packets are marked as sent now.
-    pub(super) fn acknowledge(&mut self, now_us: u64, ack: &AckRange) -> Acknowledged {
-        let mut credited = Vec::new();
-        // Packets are kept in sequence order, so those below `upto` are a prefix.
-        while let Some(pending) = self.unacked.front() {
-            if pending.seq >= ack.upto {
-                break;
-            }
-            credited.push(pending.sender);
-            self.unacked.pop_front();
-        }
-        let mut resend = Vec::new();
-        if ack.also.is_empty() {
-            return Acknowledged { credited, resend };
-        }
-        let also: BTreeSet<u64> = ack.also.iter().copied().collect();
-        self.unacked.retain(|pending| {
-            let acked = also.contains(&pending.seq);
-            if acked {
-                credited.push(pending.sender);
-            }
-            !acked
+            sent_us: now_us,
+            retransmitted: false,
         });
-        if let Some(highest) = also.last() {
-            for pending in self.unacked.iter_mut() {
-                if pending.seq > *highest {
-                    break;
-                }
-                if pending.last_sent_us + FAST_RETRANSMIT_GUARD_MS * 1000 <= now_us {
-                    pending.last_sent_us = now_us;
-                    resend.push((pending.seq, pending.payload.clone(), pending.sender));
+        if self.deadline_us.is_none() {
+            self.deadline_us = Some(now_us.saturating_add(self.rtt.backed_off_us(self.backoffs)));
+        }
+        (seq, self.wake_for_deadline())
+    }
+
+    /// Removes acknowledged packets, measures the round trip, and finds by time order the
+    /// packets that are lost (those resent are marked as sent now).
+    pub(super) fn acknowledge(&mut self, now_us: u64, ack: &AckRange) -> Acknowledged {
+        let mut acked = Vec::new();
+        // Packets are kept in sequence order, so those below `upto` are a prefix.
+        while self.unacked.front().is_some_and(|p| p.seq < ack.upto) {
+            acked.extend(self.unacked.pop_front());
+        }
+        if !ack.also.is_empty() {
+            let also: BTreeSet<u64> = ack.also.iter().copied().collect();
+            for pending in std::mem::take(&mut self.unacked) {
+                if also.contains(&pending.seq) {
+                    acked.push(pending);
+                } else {
+                    self.unacked.push_back(pending);
                 }
             }
         }
-        Acknowledged { credited, resend }
-    }
-
-    /// The packets whose retransmission is due at `now_us` (marked as resent), and when the
-    /// next check is due, if any packet remains unacknowledged.
-    pub(super) fn due_retransmissions(&mut self, now_us: u64) -> (Vec<Resend>, Option<u64>) {
-        self.retransmit_armed = false;
-        let mut due = Vec::new();
-        for pending in self.unacked.iter_mut() {
-            if pending.due_us() <= now_us {
-                pending.attempts += 1;
-                pending.last_sent_us = now_us;
-                due.push((pending.seq, pending.payload.clone(), pending.sender));
-            }
+        if acked.is_empty() {
+            return Acknowledged {
+                credited: Vec::new(),
+                resend: Vec::new(),
+                wake_us: None,
+            };
         }
-        let next = self.unacked.iter().map(Pending::due_us).min();
-        let check = next.and_then(|at| self.arm_retransmit(at));
-        (due, check)
+        self.learn_from(now_us, &acked);
+        let resend = self.lost_by_time_order(now_us);
+        // Something new arrived: the timer restarts from the un-backed-off timeout.
+        self.backoffs = 0;
+        self.deadline_us = (!self.unacked.is_empty())
+            .then(|| now_us.saturating_add(self.rtt.backed_off_us(0)));
+        Acknowledged {
+            credited: acked.iter().map(|pending| pending.sender).collect(),
+            resend,
+            wake_us: self.wake_for_deadline(),
+        }
     }
 
-    fn arm_retransmit(&mut self, at_us: u64) -> Option<u64> {
-        if self.retransmit_armed {
+    /// Updates the round-trip estimate and the delivered mark from newly acknowledged packets.
+    fn learn_from(&mut self, now_us: u64, acked: &[Pending]) {
+        // Karn's rule: only a packet sent once measures the round trip; the latest sent of them
+        // measures the network as it is now.
+        if let Some(sent_us) = acked
+            .iter()
+            .filter(|pending| !pending.retransmitted)
+            .map(|pending| pending.sent_us)
+            .max()
+        {
+            self.rtt.sample(now_us.saturating_sub(sent_us));
+        }
+        let min_rtt = self.rtt.min_rtt_us().unwrap_or(0);
+        for pending in acked {
+            // An acknowledgement that comes back sooner than any round trip is for an earlier
+            // transmission of a resent packet: its last send time says nothing about delivery.
+            if pending.retransmitted && now_us.saturating_sub(pending.sent_us) < min_rtt {
+                continue;
+            }
+            if !pending.retransmitted && self.highest_delivered.is_some_and(|h| h > pending.seq) {
+                self.reordering_seen = true;
+            }
+            self.delivered_mark = self.delivered_mark.max((pending.sent_us, pending.seq));
+        }
+        let highest = acked.iter().map(|pending| pending.seq).max();
+        self.highest_delivered = self.highest_delivered.max(highest);
+    }
+
+    /// How much later than a delivered packet a packet may arrive before it is judged lost: zero
+    /// until the link has seen reordering, then a quarter of the shortest round trip.
+    fn reordering_window_us(&self) -> u64 {
+        if self.reordering_seen {
+            self.rtt.min_rtt_us().unwrap_or(0) / 4
+        } else {
+            0
+        }
+    }
+
+    /// The unacknowledged packets sent before the most recently sent delivered one (by more than
+    /// the reordering window), marked as resent now.
+    fn lost_by_time_order(&mut self, now_us: u64) -> Vec<Resend> {
+        let window_us = self.reordering_window_us();
+        let mark = self.delivered_mark;
+        self.unacked
+            .iter_mut()
+            .filter(|pending| (pending.sent_us.saturating_add(window_us), pending.seq) < mark)
+            .map(|pending| pending.resend(now_us))
+            .collect()
+    }
+
+    /// Handles the link's timer at `now_us`: if the retransmission timeout has expired, resends
+    /// the oldest unacknowledged packet, and every other one sent more than a round trip (plus
+    /// the reordering window) ago if the round trip is known, and backs the timeout off. Returns
+    /// what to resend and when the timer must wake up next, if it must.
+    pub(super) fn on_timer(&mut self, now_us: u64) -> (Vec<Resend>, Option<u64>) {
+        if self.wake_us.is_some_and(|wake| wake <= now_us) {
+            self.wake_us = None;
+        }
+        let Some(deadline) = self.deadline_us else {
+            return (Vec::new(), None);
+        };
+        let mut resend = Vec::new();
+        if deadline <= now_us {
+            let overdue_us = self
+                .rtt
+                .srtt_us()
+                .map(|srtt| srtt.saturating_add(self.reordering_window_us()));
+            for (index, pending) in self.unacked.iter_mut().enumerate() {
+                let overdue = overdue_us
+                    .is_some_and(|after| now_us.saturating_sub(pending.sent_us) >= after);
+                if index == 0 || overdue {
+                    resend.push(pending.resend(now_us));
+                }
+            }
+            self.backoffs = self.backoffs.saturating_add(1);
+            self.deadline_us = Some(now_us.saturating_add(self.rtt.backed_off_us(self.backoffs)));
+        }
+        (resend, self.wake_for_deadline())
+    }
+
+    /// The wake-up to schedule for the current deadline, if none is scheduled at or before it.
+    fn wake_for_deadline(&mut self) -> Option<u64> {
+        let deadline = self.deadline_us?;
+        if self.wake_us.is_some_and(|wake| wake <= deadline) {
             return None;
         }
-        self.retransmit_armed = true;
-        Some(at_us)
+        self.wake_us = Some(deadline);
+        Some(deadline)
     }
 
     /// Takes in a packet from the peer; returns its payload if it is next in order, and whether
@@ -256,7 +341,7 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::Message;
+    use crate::manager::rtt::INITIAL_RTO_MS;
 
     fn payload(n: u32) -> Envelope {
         Envelope::Terminate {
@@ -303,77 +388,102 @@ mod tests {
         );
     }
 
-    #[test]
-    fn simulated_a_gap_in_an_acknowledgement_is_resent_at_once() {
-        let mut link = Link::default();
-        for n in 0..4 {
-            link.send(0, payload(n), None);
+    fn ack(upto: u64, also: &[u64]) -> AckRange {
+        AckRange {
+            upto,
+            also: also.to_vec(),
         }
-        let settled = link.acknowledge(
-            100_000,
-            &AckRange {
-                upto: 1,
-                also: vec![2],
-            },
-        );
-        assert_eq!(settled.credited.len(), 2);
-        let resent: Vec<u64> = settled.resend.iter().map(|(seq, _, _)| *seq).collect();
-        assert_eq!(
-            resent,
-            vec![1],
-            "only the gap below the highest packet received"
-        );
-        let again = link.acknowledge(
-            110_000,
-            &AckRange {
-                upto: 1,
-                also: vec![2],
-            },
-        );
-        assert!(again.resend.is_empty(), "not twice within the guard");
+    }
+
+    fn seqs(resend: &[Resend]) -> Vec<u64> {
+        resend.iter().map(|(seq, _, _)| *seq).collect()
     }
 
     #[test]
-    fn simulated_link_retransmits_with_backoff_until_acknowledged() {
+    fn simulated_a_packet_sent_before_a_delivered_one_is_resent_at_once() {
         let mut link = Link::default();
-        let message = Message::tagged("ping", serde_json::Map::new());
-        let sender = Some(NodeId {
-            origin: 0,
-            serial: 9,
-        });
-        let deliver = Envelope::Deliver {
-            from: None,
-            to: NodeId {
-                origin: 1,
-                serial: 1,
-            },
-            message,
-        };
-        let (seq, check) = link.send(0, deliver, sender);
-        assert_eq!(check, Some(INITIAL_RETRANSMIT_MS * 1000));
-        let (due, next) = link.due_retransmissions(INITIAL_RETRANSMIT_MS * 1000);
-        assert_eq!(due.len(), 1);
+        for n in 0..4 {
+            link.send(u64::from(n) * 1000, payload(n), None);
+        }
+        let settled = link.acknowledge(50_000, &ack(1, &[2]));
+        assert_eq!(settled.credited.len(), 2);
         assert_eq!(
-            next,
-            Some(3 * INITIAL_RETRANSMIT_MS * 1000),
-            "backoff doubles"
+            seqs(&settled.resend),
+            vec![1],
+            "only what was sent before the latest delivered packet"
         );
-        assert_eq!(
-            link.due_retransmissions(3 * INITIAL_RETRANSMIT_MS * 1000).1,
-            Some(3 * INITIAL_RETRANSMIT_MS * 1000 + MAX_RETRANSMIT_MS * 1000),
-            "and stops doubling at the cap"
+        let again = link.acknowledge(52_000, &ack(1, &[2]));
+        assert!(again.resend.is_empty(), "nothing new acknowledged");
+        let later = link.acknowledge(60_000, &ack(1, &[2, 3]));
+        assert!(
+            later.resend.is_empty(),
+            "the resent packet was sent after packet 3, so it is not judged lost again"
         );
-        let settled = link.acknowledge(
-            200_000,
-            &AckRange {
-                upto: seq + 1,
-                also: vec![],
-            },
-        );
-        assert_eq!(settled.credited, vec![sender]);
+    }
+
+    #[test]
+    fn simulated_packets_sent_together_are_ordered_by_sequence_number() {
+        let mut link = Link::default();
+        for n in 0..3 {
+            link.send(0, payload(n), None);
+        }
+        let settled = link.acknowledge(40_000, &ack(0, &[2]));
+        assert_eq!(seqs(&settled.resend), vec![0, 1]);
+    }
+
+    #[test]
+    fn simulated_timeout_resends_only_the_oldest_packet_and_backs_off() {
+        let mut link = Link::default();
+        let (_, wake) = link.send(0, payload(0), None);
+        link.send(10, payload(1), None);
+        assert_eq!(wake, Some(INITIAL_RTO_MS * 1000));
+        let (resend, next) = link.on_timer(INITIAL_RTO_MS * 1000);
+        assert_eq!(seqs(&resend), vec![0]);
+        assert_eq!(next, Some(3 * INITIAL_RTO_MS * 1000), "the timeout doubled");
+        let (resend, _) = link.on_timer(2 * INITIAL_RTO_MS * 1000);
+        assert!(resend.is_empty(), "not due yet");
+        let (resend, next) = link.on_timer(3 * INITIAL_RTO_MS * 1000);
+        assert_eq!(seqs(&resend), vec![0]);
+        assert_eq!(next, Some(7 * INITIAL_RTO_MS * 1000));
+    }
+
+    #[test]
+    fn simulated_the_timeout_follows_the_measured_round_trip() {
+        let mut link = Link::default();
+        let rtt_us = 120_000_000;
+        link.send(0, payload(0), None);
+        link.send(0, payload(1), None);
+        let settled = link.acknowledge(rtt_us, &ack(1, &[]));
         assert!(settled.resend.is_empty());
-        assert_eq!(link.unacknowledged(), 0);
-        let (due, next) = link.due_retransmissions(10_000_000);
-        assert!(due.is_empty() && next.is_none());
+        assert_eq!(settled.wake_us, None, "the wake-up set at the first send comes first");
+        let (resend, wake) = link.on_timer(INITIAL_RTO_MS * 1000);
+        assert!(resend.is_empty(), "the deadline moved on");
+        assert_eq!(
+            wake,
+            Some(rtt_us + rtt_us + 2 * rtt_us),
+            "srtt + 4 * rttvar after the first sample"
+        );
+        link.send(rtt_us, payload(2), None);
+        let (resend, _) = link.on_timer(rtt_us + rtt_us);
+        assert!(resend.is_empty(), "a long round trip is not a loss");
+    }
+
+    #[test]
+    fn simulated_an_early_acknowledgement_of_a_resent_packet_marks_nothing_lost() {
+        let mut link = Link::default();
+        link.send(0, payload(0), None);
+        link.acknowledge(40_000, &ack(1, &[]));
+        link.send(100_000, payload(1), None);
+        link.send(290_000, payload(2), None);
+        let (resend, _) = link.on_timer(300_000);
+        assert_eq!(
+            seqs(&resend),
+            vec![1],
+            "a spurious timeout: packet 2 is younger than a round trip"
+        );
+        // The original transmission's acknowledgement arrives 5 ms after the resend: sooner
+        // than any round trip, so packet 2 (sent before the resend) is not judged lost.
+        let settled = link.acknowledge(305_000, &ack(2, &[]));
+        assert!(settled.resend.is_empty());
     }
 }

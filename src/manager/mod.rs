@@ -9,9 +9,12 @@
 mod context;
 mod envelope;
 mod link;
+mod rtt;
+mod spawn_order;
 
 pub use envelope::Envelope;
-pub use link::{LinkCounters, ACK_DELAY_MS, INITIAL_RETRANSMIT_MS, MAX_RETRANSMIT_MS};
+pub use link::{LinkCounters, ACK_DELAY_MS};
+pub use rtt::{INITIAL_RTO_MS, MAX_UNMEASURED_BACKOFF_MS, MIN_RTO_MS, PROBE_FLOOR_MS};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use crate::messages::{MachineId, NodeConfig, NodeHandle, NodeId};
 use crate::node::{Node, NodeError, NodeRegistry, TimerId};
 use context::Context;
 use link::{AckRange, Link, Resend};
+use spawn_order::{Missing, SpawnOrder};
 
 /// Something the hardware must do on a machine's behalf.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +57,8 @@ pub enum Handled {
     Done,
     /// It was addressed to a node this machine does not have (never had, or terminated).
     NoSuchNode(NodeId),
+    /// It was addressed to a node whose spawn is still on its way; it waits for the node.
+    Held(NodeId),
 }
 
 /// A node raised an error; in the simulator this stops the run.
@@ -129,6 +135,8 @@ pub struct NodeManager {
     links: BTreeMap<MachineId, Link>,
     /// Whether envelopes to other machines go through the link layer.
     reliable: bool,
+    /// Envelopes that overtook the spawn of their node, waiting for it.
+    spawn_order: SpawnOrder,
     /// An empty buffer kept for [`NodeManager::drain_effects`], so it allocates nothing.
     spare_effects: Vec<Effect>,
     stats: ManagerStats,
@@ -144,6 +152,7 @@ impl NodeManager {
             nodes: IndexMap::default(),
             links: BTreeMap::new(),
             reliable: true,
+            spawn_order: SpawnOrder::default(),
             spare_effects: Vec::new(),
             stats: ManagerStats::default(),
             core: Core {
@@ -184,6 +193,11 @@ impl NodeManager {
     /// Packets sent to other machines and not yet acknowledged.
     pub fn unacknowledged(&self) -> usize {
         self.links.values().map(Link::unacknowledged).sum()
+    }
+
+    /// Messages and terminations that arrived before the spawn of their node, waiting for it.
+    pub fn waiting_for_spawn(&self) -> usize {
+        self.spawn_order.held()
     }
 
     /// A fresh node id, unique across the system.
@@ -247,6 +261,7 @@ impl NodeManager {
                     }
                 }
                 self.retransmit(from, settled.resend);
+                self.core.wake_link(settled.wake_us, from);
                 Ok(Handled::Done)
             }
             payload => self.handle_payload(payload),
@@ -258,8 +273,7 @@ impl NodeManager {
         let outcome = match envelope {
             Envelope::Deliver { from, to, message } => {
                 let Some(slot) = self.nodes.get_mut(&to) else {
-                    self.stats.undeliverable += 1;
-                    return Ok(Handled::NoSuchNode(to));
+                    return Ok(self.missing(to, Envelope::Deliver { from, to, message }));
                 };
                 let me = NodeHandle {
                     id: to,
@@ -277,6 +291,11 @@ impl NodeManager {
             Envelope::Spawn { id, .. } if self.nodes.contains_key(&id) => Handled::Done,
             Envelope::Spawn { id, config } => {
                 self.create(now_us, id, &config)?;
+                let (released, lost) = self.spawn_order.spawned(id);
+                self.stats.undeliverable += lost.len() as u64;
+                for envelope in released {
+                    self.handle_payload(envelope)?;
+                }
                 Handled::Done
             }
             Envelope::Terminate { id } => match self.nodes.shift_remove(&id) {
@@ -286,11 +305,53 @@ impl NodeManager {
                     );
                     Handled::Done
                 }
-                None => Handled::NoSuchNode(id),
+                None => self.missing(id, Envelope::Terminate { id }),
             },
+            Envelope::AskSpawns { from } => {
+                let below = self.core.next_serial;
+                let me = self.core.machine;
+                self.core.effects.push(Effect::Transmit {
+                    to: from,
+                    envelope: Envelope::SpawnsSent { from: me, below },
+                });
+                Handled::Done
+            }
+            Envelope::SpawnsSent { from, below } => {
+                let (lost, again) = self.spawn_order.answered(from, below);
+                self.stats.undeliverable += lost.len() as u64;
+                if again {
+                    self.ask_spawns(from);
+                }
+                Handled::Done
+            }
             Envelope::Sequenced { .. } | Envelope::Ack { .. } => Handled::Done,
         };
         Ok(outcome)
+    }
+
+    /// Holds or gives up an envelope for node `id`, which this machine does not have.
+    fn missing(&mut self, id: NodeId, envelope: Envelope) -> Handled {
+        match self.spawn_order.missing(self.core.machine, id, envelope) {
+            Missing::Held { ask } => {
+                if let Some(origin) = ask {
+                    self.ask_spawns(origin);
+                }
+                Handled::Held(id)
+            }
+            Missing::Undeliverable => {
+                self.stats.undeliverable += 1;
+                Handled::NoSuchNode(id)
+            }
+        }
+    }
+
+    /// Asks machine `origin` which spawns it has sent this one.
+    fn ask_spawns(&mut self, origin: MachineId) {
+        let from = self.core.machine;
+        self.core.effects.push(Effect::Transmit {
+            to: origin,
+            envelope: Envelope::AskSpawns { from },
+        });
     }
 
     /// Fires `timer` at `now_us`. A timer that was cancelled, or whose node is gone, does nothing.
@@ -313,12 +374,9 @@ impl NodeManager {
             }
             Some(TimerTarget::Retransmit(peer)) => {
                 let link = self.links.entry(peer).or_default();
-                let (due, next_check) = link.due_retransmissions(now_us);
+                let (due, wake) = link.on_timer(now_us);
                 self.retransmit(peer, due);
-                if let Some(at_us) = next_check {
-                    self.core
-                        .set_timer(at_us.saturating_sub(now_us), TimerTarget::Retransmit(peer));
-                }
+                self.core.wake_link(wake, peer);
                 Ok(())
             }
             Some(TimerTarget::Acknowledge(peer)) => {
@@ -377,16 +435,13 @@ impl NodeManager {
                         slot.counters.sent += 1;
                     }
                     let now_us = self.core.now_us;
-                    let (seq, check) =
+                    let (seq, wake) =
                         self.links
                             .entry(to)
                             .or_default()
                             .send(now_us, envelope.clone(), sender);
                     self.core.transmit_packet(to, seq, envelope);
-                    if let Some(at_us) = check {
-                        self.core
-                            .set_timer(at_us.saturating_sub(now_us), TimerTarget::Retransmit(to));
-                    }
+                    self.core.wake_link(wake, to);
                 }
                 other => self.core.effects.push(other),
             }
@@ -459,6 +514,16 @@ impl Core {
             timer,
         });
         timer
+    }
+
+    /// Schedules the retransmission timer of the link to `peer` for `wake_us`, if it must wake.
+    fn wake_link(&mut self, wake_us: Option<u64>, peer: MachineId) {
+        if let Some(at_us) = wake_us {
+            self.set_timer(
+                at_us.saturating_sub(self.now_us),
+                TimerTarget::Retransmit(peer),
+            );
+        }
     }
 
     fn transmit_packet(&mut self, to: MachineId, seq: u64, payload: Envelope) {

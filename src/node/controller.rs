@@ -34,7 +34,8 @@ pub trait MachineController {
     /// Calls this node's [`Node::timer`](super::Node::timer) with `tag` after `after_ms`.
     fn set_timer(&mut self, after_ms: u64, tag: u64) -> TimerId;
 
-    /// Cancels a timer; cancelling one that already fired does nothing.
+    /// Cancels one of this node's timers. Cancelling a timer that already fired, or one that is
+    /// not this node's (another node's, or the runtime's own), does nothing.
     fn cancel_timer(&mut self, timer: TimerId);
 
     /// This machine's random number generator, seeded from the system's seed.

@@ -53,6 +53,8 @@ impl Trace {
             Envelope::Deliver { to: id, .. } => (1u8, *id, 0),
             Envelope::Spawn { id, .. } => (2, *id, 0),
             Envelope::Terminate { id } => (3, *id, 0),
+            Envelope::AskSpawns { .. } => (8, NO_NODE, 0),
+            Envelope::SpawnsSent { below, .. } => (9, NO_NODE, u64::from(*below)),
             Envelope::Sequenced { payload, seq, .. } => match payload.payload() {
                 Some(
                     Envelope::Deliver { to: id, .. }
@@ -93,7 +95,13 @@ impl Trace {
                 Some(Envelope::Spawn { .. }) => {
                     writeln!(text, "{at_us} {from}->{to} #{seq} spawn {node} {kind}")
                 }
-                Some(_) => writeln!(text, "{at_us} {from}->{to} #{seq} terminate {node}"),
+                Some(Envelope::Terminate { .. }) => {
+                    writeln!(text, "{at_us} {from}->{to} #{seq} terminate {node}")
+                }
+                Some(Envelope::SpawnsSent { below, .. }) => {
+                    writeln!(text, "{at_us} {from}->{to} #{seq} spawns sent below {below}")
+                }
+                Some(_) => writeln!(text, "{at_us} {from}->{to} #{seq} {kind}"),
                 None => writeln!(text, "{at_us} {from}->{to} ack below {seq}"),
             };
         }
