@@ -61,6 +61,9 @@ pub enum Envelope {
         from: MachineId,
         /// Its position in the sending machine's stream to this one, from 0.
         seq: u64,
+        /// When the sending machine sent this copy, on its own clock (echoed by the
+        /// acknowledgement, so the sender measures the round trip of this very copy).
+        sent_us: u64,
         /// The envelope carried.
         payload: Box<Envelope>,
     },
@@ -74,6 +77,10 @@ pub enum Envelope {
         /// Later packets that arrived ahead of a gap.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         also: Vec<u64>,
+        /// The `sent_us` of the latest-sent copy received since the previous acknowledgement.
+        echo_us: u64,
+        /// That copy's sequence number.
+        echo_seq: u64,
     },
 }
 
@@ -153,6 +160,7 @@ struct SpawnsSentFields {
 struct SequencedFields {
     from: MachineId,
     seq: u64,
+    sent_us: u64,
     payload: Box<Envelope>,
 }
 
@@ -162,6 +170,8 @@ struct AckFields {
     upto: u64,
     #[serde(default)]
     also: Vec<u64>,
+    echo_us: u64,
+    echo_seq: u64,
 }
 
 impl Envelope {
@@ -188,12 +198,34 @@ impl Envelope {
                 Envelope::SpawnsSent { from, below }
             }
             "sequenced" => {
-                let SequencedFields { from, seq, payload } = serde_json::from_str(text)?;
-                Envelope::Sequenced { from, seq, payload }
+                let SequencedFields {
+                    from,
+                    seq,
+                    sent_us,
+                    payload,
+                } = serde_json::from_str(text)?;
+                Envelope::Sequenced {
+                    from,
+                    seq,
+                    sent_us,
+                    payload,
+                }
             }
             "ack" => {
-                let AckFields { from, upto, also } = serde_json::from_str(text)?;
-                Envelope::Ack { from, upto, also }
+                let AckFields {
+                    from,
+                    upto,
+                    also,
+                    echo_us,
+                    echo_seq,
+                } = serde_json::from_str(text)?;
+                Envelope::Ack {
+                    from,
+                    upto,
+                    also,
+                    echo_us,
+                    echo_seq,
+                }
             }
             other => {
                 return Err(serde_json::Error::custom(format!(
@@ -250,12 +282,15 @@ mod tests {
             Envelope::Sequenced {
                 from: MachineId(1),
                 seq: 7,
+                sent_us: 1_500,
                 payload: Box::new(deliver),
             },
             Envelope::Ack {
                 from: MachineId(1),
                 upto: 4,
                 also: vec![6, 9],
+                echo_us: 1_500,
+                echo_seq: 7,
             },
         ] {
             let text = serde_json::to_string(&envelope).expect("serializes");

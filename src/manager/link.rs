@@ -95,6 +95,8 @@ pub(super) struct Link {
     delivered_mark: (u64, u64),
     /// The highest sequence number known delivered.
     highest_delivered: Option<u64>,
+    /// The latest (send time, sequence number) the peer has echoed.
+    latest_echo: Option<(u64, u64)>,
     /// Whether a packet was ever delivered after a later-sent one (then a reordering window
     /// applies before a packet is judged lost).
     reordering_seen: bool,
@@ -104,6 +106,9 @@ pub(super) struct Link {
     early: BTreeMap<u64, Envelope>,
     /// Whether an acknowledgement to the peer is scheduled.
     ack_armed: bool,
+    /// The (send time, sequence number) of the latest-sent copy received since the last
+    /// acknowledgement.
+    echo: (u64, u64),
 }
 
 /// What a received packet means for this machine.
@@ -125,11 +130,14 @@ pub(super) struct Acknowledged {
     pub wake_us: Option<u64>,
 }
 
-/// An acknowledgement's content: everything below `upto`, and the listed later packets.
+/// An acknowledgement's content: everything below `upto`, and the listed later packets; and the
+/// send time and sequence number of the latest-sent copy received since the previous one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct AckRange {
     pub upto: u64,
     pub also: Vec<u64>,
+    pub echo_us: u64,
+    pub echo_seq: u64,
 }
 
 impl Link {
@@ -156,9 +164,10 @@ impl Link {
         (seq, self.wake_for_deadline())
     }
 
-    /// Removes acknowledged packets, measures the round trip, and finds by time order the
-    /// packets that are lost (those resent are marked as sent now).
+    /// Removes acknowledged packets, measures the round trip from the echoed send time, and
+    /// finds by time order the packets that are lost (those resent are marked as sent now).
     pub(super) fn acknowledge(&mut self, now_us: u64, ack: &AckRange) -> Acknowledged {
+        self.learn_from_echo(now_us, (ack.echo_us, ack.echo_seq));
         let mut acked = Vec::new();
         // Packets are kept in sequence order, so those below `upto` are a prefix.
         while self.unacked.front().is_some_and(|p| p.seq < ack.upto) {
@@ -174,19 +183,19 @@ impl Link {
                 }
             }
         }
+        self.learn_from(&acked);
+        let resend = self.lost_by_time_order(now_us);
         if acked.is_empty() {
             return Acknowledged {
                 credited: Vec::new(),
-                resend: Vec::new(),
+                resend,
                 wake_us: None,
             };
         }
-        self.learn_from(now_us, &acked);
-        let resend = self.lost_by_time_order(now_us);
         // Something new arrived: the timer restarts from the un-backed-off timeout.
         self.backoffs = 0;
-        self.deadline_us = (!self.unacked.is_empty())
-            .then(|| now_us.saturating_add(self.rtt.backed_off_us(0)));
+        self.deadline_us =
+            (!self.unacked.is_empty()).then(|| now_us.saturating_add(self.rtt.backed_off_us(0)));
         Acknowledged {
             credited: acked.iter().map(|pending| pending.sender).collect(),
             resend,
@@ -194,26 +203,22 @@ impl Link {
         }
     }
 
-    /// Updates the round-trip estimate and the delivered mark from newly acknowledged packets.
-    fn learn_from(&mut self, now_us: u64, acked: &[Pending]) {
-        // Karn's rule: only a packet sent once measures the round trip; the latest sent of them
-        // measures the network as it is now.
-        if let Some(sent_us) = acked
-            .iter()
-            .filter(|pending| !pending.retransmitted)
-            .map(|pending| pending.sent_us)
-            .max()
-        {
-            self.rtt.sample(now_us.saturating_sub(sent_us));
+    /// Measures the round trip of the copy the peer echoes, and marks it delivered. An echo no
+    /// later than one seen before (a late copy) measures nothing.
+    fn learn_from_echo(&mut self, now_us: u64, echo: (u64, u64)) {
+        if self.latest_echo.is_some_and(|latest| echo <= latest) || echo.0 > now_us {
+            return;
         }
-        let min_rtt = self.rtt.min_rtt_us().unwrap_or(0);
-        for pending in acked {
-            // An acknowledgement that comes back sooner than any round trip is for an earlier
-            // transmission of a resent packet: its last send time says nothing about delivery.
-            if pending.retransmitted && now_us.saturating_sub(pending.sent_us) < min_rtt {
-                continue;
-            }
-            if !pending.retransmitted && self.highest_delivered.is_some_and(|h| h > pending.seq) {
+        self.latest_echo = Some(echo);
+        self.rtt.sample(now_us - echo.0);
+        self.delivered_mark = self.delivered_mark.max(echo);
+    }
+
+    /// Updates the delivered mark from newly acknowledged packets. Only a packet sent once says
+    /// exactly when it was sent; the copy of a resent packet that arrived is told by the echo.
+    fn learn_from(&mut self, acked: &[Pending]) {
+        for pending in acked.iter().filter(|pending| !pending.retransmitted) {
+            if self.highest_delivered.is_some_and(|h| h > pending.seq) {
                 self.reordering_seen = true;
             }
             self.delivered_mark = self.delivered_mark.max((pending.sent_us, pending.seq));
@@ -262,8 +267,8 @@ impl Link {
                 .srtt_us()
                 .map(|srtt| srtt.saturating_add(self.reordering_window_us()));
             for (index, pending) in self.unacked.iter_mut().enumerate() {
-                let overdue = overdue_us
-                    .is_some_and(|after| now_us.saturating_sub(pending.sent_us) >= after);
+                let overdue =
+                    overdue_us.is_some_and(|after| now_us.saturating_sub(pending.sent_us) >= after);
                 if index == 0 || overdue {
                     resend.push(pending.resend(now_us));
                 }
@@ -287,9 +292,15 @@ impl Link {
     /// Takes in a packet from the peer; returns its payload if it is next in order, and whether
     /// an acknowledgement must be scheduled. A packet ahead of a gap waits in a buffer; once the
     /// gap is filled, [`Link::next_ready`] hands the buffered packets out in order.
-    pub(super) fn receive(&mut self, seq: u64, payload: Envelope) -> (Received, bool) {
+    pub(super) fn receive(
+        &mut self,
+        seq: u64,
+        sent_us: u64,
+        payload: Envelope,
+    ) -> (Received, bool) {
         let schedule_ack = !self.ack_armed;
         self.ack_armed = true;
+        self.echo = self.echo.max((sent_us, seq));
         let received = if seq < self.next_expected || self.early.contains_key(&seq) {
             Received {
                 deliverable: None,
@@ -321,7 +332,10 @@ impl Link {
     /// The acknowledgement to send now.
     pub(super) fn take_ack(&mut self) -> AckRange {
         self.ack_armed = false;
+        let echo = std::mem::take(&mut self.echo);
         AckRange {
+            echo_us: echo.0,
+            echo_seq: echo.1,
             upto: self.next_expected,
             also: self
                 .early
@@ -352,46 +366,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn simulated_link_delivers_in_order_and_suppresses_duplicates() {
-        let mut link = Link::default();
-        let (got, ack) = link.receive(1, payload(1));
-        assert!(got.deliverable.is_none() && !got.duplicate && ack);
-        let (got, ack) = link.receive(0, payload(0));
-        assert_eq!(got.deliverable, Some(payload(0)));
-        assert_eq!(link.next_ready(), Some(payload(1)));
-        assert_eq!(link.next_ready(), None);
-        assert!(!ack, "an acknowledgement is already scheduled");
-        let (got, _) = link.receive(1, payload(1));
-        assert!(got.duplicate && got.deliverable.is_none());
-        assert_eq!(
-            link.take_ack(),
-            AckRange {
-                upto: 2,
-                also: vec![]
-            }
-        );
-    }
-
-    #[test]
-    fn simulated_link_acknowledges_selectively() {
-        let mut link = Link::default();
-        link.receive(0, payload(0));
-        link.receive(2, payload(2));
-        link.receive(3, payload(3));
-        assert_eq!(
-            link.take_ack(),
-            AckRange {
-                upto: 1,
-                also: vec![2, 3]
-            }
-        );
-    }
-
-    fn ack(upto: u64, also: &[u64]) -> AckRange {
+    /// An acknowledgement that echoes the copy of packet `echo_seq` sent at `echo_us`.
+    fn ack(upto: u64, also: &[u64], (echo_us, echo_seq): (u64, u64)) -> AckRange {
         AckRange {
             upto,
             also: also.to_vec(),
+            echo_us,
+            echo_seq,
         }
     }
 
@@ -400,21 +381,49 @@ mod tests {
     }
 
     #[test]
+    fn simulated_link_delivers_in_order_and_suppresses_duplicates() {
+        let mut link = Link::default();
+        let (got, ack_now) = link.receive(1, 700, payload(1));
+        assert!(got.deliverable.is_none() && !got.duplicate && ack_now);
+        let (got, ack_now) = link.receive(0, 500, payload(0));
+        assert_eq!(got.deliverable, Some(payload(0)));
+        assert_eq!(link.next_ready(), Some(payload(1)));
+        assert_eq!(link.next_ready(), None);
+        assert!(!ack_now, "an acknowledgement is already scheduled");
+        let (got, _) = link.receive(1, 900, payload(1));
+        assert!(got.duplicate && got.deliverable.is_none());
+        assert_eq!(
+            link.take_ack(),
+            ack(2, &[], (900, 1)),
+            "echoes the latest copy"
+        );
+    }
+
+    #[test]
+    fn simulated_link_acknowledges_selectively() {
+        let mut link = Link::default();
+        link.receive(0, 1, payload(0));
+        link.receive(2, 3, payload(2));
+        link.receive(3, 2, payload(3));
+        assert_eq!(link.take_ack(), ack(1, &[2, 3], (3, 2)));
+    }
+
+    #[test]
     fn simulated_a_packet_sent_before_a_delivered_one_is_resent_at_once() {
         let mut link = Link::default();
         for n in 0..4 {
             link.send(u64::from(n) * 1000, payload(n), None);
         }
-        let settled = link.acknowledge(50_000, &ack(1, &[2]));
+        let settled = link.acknowledge(50_000, &ack(1, &[2], (2000, 2)));
         assert_eq!(settled.credited.len(), 2);
         assert_eq!(
             seqs(&settled.resend),
             vec![1],
             "only what was sent before the latest delivered packet"
         );
-        let again = link.acknowledge(52_000, &ack(1, &[2]));
+        let again = link.acknowledge(52_000, &ack(1, &[2], (2000, 2)));
         assert!(again.resend.is_empty(), "nothing new acknowledged");
-        let later = link.acknowledge(60_000, &ack(1, &[2, 3]));
+        let later = link.acknowledge(60_000, &ack(1, &[2, 3], (3000, 3)));
         assert!(
             later.resend.is_empty(),
             "the resent packet was sent after packet 3, so it is not judged lost again"
@@ -427,7 +436,7 @@ mod tests {
         for n in 0..3 {
             link.send(0, payload(n), None);
         }
-        let settled = link.acknowledge(40_000, &ack(0, &[2]));
+        let settled = link.acknowledge(40_000, &ack(0, &[2], (0, 2)));
         assert_eq!(seqs(&settled.resend), vec![0, 1]);
     }
 
@@ -448,20 +457,40 @@ mod tests {
     }
 
     #[test]
+    fn simulated_a_timeout_also_resends_what_is_older_than_a_round_trip() {
+        let mut link = Link::default();
+        link.send(0, payload(0), None);
+        link.acknowledge(40_000, &ack(1, &[], (0, 0)));
+        link.send(100_000, payload(1), None);
+        link.send(150_000, payload(2), None);
+        link.send(190_000, payload(3), None);
+        // One 40 ms sample: the timeout is 40 + 4 * 20 ms, due at 220 ms.
+        let (resend, _) = link.on_timer(220_000);
+        assert_eq!(
+            seqs(&resend),
+            vec![1, 2],
+            "the oldest, and what was sent a round trip (40 ms) ago or more"
+        );
+    }
+
+    #[test]
     fn simulated_the_timeout_follows_the_measured_round_trip() {
         let mut link = Link::default();
         let rtt_us = 120_000_000;
         link.send(0, payload(0), None);
         link.send(0, payload(1), None);
-        let settled = link.acknowledge(rtt_us, &ack(1, &[]));
+        let settled = link.acknowledge(rtt_us, &ack(1, &[], (0, 0)));
         assert!(settled.resend.is_empty());
-        assert_eq!(settled.wake_us, None, "the wake-up set at the first send comes first");
+        assert_eq!(
+            settled.wake_us, None,
+            "the wake-up set at the first send comes first"
+        );
         let (resend, wake) = link.on_timer(INITIAL_RTO_MS * 1000);
         assert!(resend.is_empty(), "the deadline moved on");
         assert_eq!(
             wake,
-            Some(rtt_us + rtt_us + 2 * rtt_us),
-            "srtt + 4 * rttvar after the first sample"
+            Some(rtt_us + 2 * rtt_us),
+            "min(srtt + 4 * rttvar, 2 * min_rtt) after the acknowledgement"
         );
         link.send(rtt_us, payload(2), None);
         let (resend, _) = link.on_timer(rtt_us + rtt_us);
@@ -469,10 +498,33 @@ mod tests {
     }
 
     #[test]
-    fn simulated_an_early_acknowledgement_of_a_resent_packet_marks_nothing_lost() {
+    fn simulated_the_echo_measures_the_copy_that_arrived() {
         let mut link = Link::default();
         link.send(0, payload(0), None);
-        link.acknowledge(40_000, &ack(1, &[]));
+        // The first copy is lost; the timeout resends it at 200 ms; its copy comes back 40 ms
+        // later. Measured from the first send (Karn's ambiguity) the round trip would be 240 ms.
+        let (resend, _) = link.on_timer(INITIAL_RTO_MS * 1000);
+        assert_eq!(seqs(&resend), vec![0]);
+        let settled = link.acknowledge(240_000, &ack(1, &[], (200_000, 0)));
+        assert!(settled.resend.is_empty());
+        link.send(300_000, payload(1), None);
+        let (_, wake) = link.on_timer(300_000);
+        assert_eq!(wake, None, "the deadline is already scheduled");
+        let (resend, _) = link.on_timer(419_000);
+        assert!(resend.is_empty());
+        let (resend, _) = link.on_timer(420_000);
+        assert_eq!(
+            seqs(&resend),
+            vec![1],
+            "timeout = 40 + 4 * 20 ms, from a 40 ms round trip, not 240 ms"
+        );
+    }
+
+    #[test]
+    fn simulated_an_acknowledgement_of_a_first_copy_marks_nothing_sent_later_lost() {
+        let mut link = Link::default();
+        link.send(0, payload(0), None);
+        link.acknowledge(40_000, &ack(1, &[], (0, 0)));
         link.send(100_000, payload(1), None);
         link.send(290_000, payload(2), None);
         let (resend, _) = link.on_timer(300_000);
@@ -481,9 +533,9 @@ mod tests {
             vec![1],
             "a spurious timeout: packet 2 is younger than a round trip"
         );
-        // The original transmission's acknowledgement arrives 5 ms after the resend: sooner
-        // than any round trip, so packet 2 (sent before the resend) is not judged lost.
-        let settled = link.acknowledge(305_000, &ack(2, &[]));
+        // The first copy of packet 1 arrives after all: the echo tells its send time, so packet
+        // 2 (sent after it) is not judged lost.
+        let settled = link.acknowledge(305_000, &ack(2, &[], (100_000, 1)));
         assert!(settled.resend.is_empty());
     }
 }

@@ -226,13 +226,18 @@ impl NodeManager {
     pub fn handle(&mut self, now_us: u64, envelope: Envelope) -> Result<Handled, NodeFailure> {
         self.core.now_us = now_us;
         match envelope {
-            Envelope::Sequenced { from, seq, payload } => {
+            Envelope::Sequenced {
+                from,
+                seq,
+                sent_us,
+                payload,
+            } => {
                 let addressee = match &*payload {
                     Envelope::Deliver { to, .. } => Some(*to),
                     _ => None,
                 };
                 let link = self.links.entry(from).or_default();
-                let (received, schedule_ack) = link.receive(seq, *payload);
+                let (received, schedule_ack) = link.receive(seq, sent_us, *payload);
                 if schedule_ack {
                     self.core
                         .set_timer(ACK_DELAY_MS * 1000, TimerTarget::Acknowledge(from));
@@ -251,9 +256,23 @@ impl NodeManager {
                 }
                 Ok(outcome)
             }
-            Envelope::Ack { from, upto, also } => {
+            Envelope::Ack {
+                from,
+                upto,
+                also,
+                echo_us,
+                echo_seq,
+            } => {
                 let link = self.links.entry(from).or_default();
-                let settled = link.acknowledge(now_us, &AckRange { upto, also });
+                let settled = link.acknowledge(
+                    now_us,
+                    &AckRange {
+                        upto,
+                        also,
+                        echo_us,
+                        echo_seq,
+                    },
+                );
                 for sender in settled.credited {
                     self.stats.link.acknowledged += 1;
                     if let Some(slot) = sender.and_then(|id| self.nodes.get_mut(&id)) {
@@ -380,11 +399,22 @@ impl NodeManager {
                 Ok(())
             }
             Some(TimerTarget::Acknowledge(peer)) => {
-                let AckRange { upto, also } = self.links.entry(peer).or_default().take_ack();
+                let AckRange {
+                    upto,
+                    also,
+                    echo_us,
+                    echo_seq,
+                } = self.links.entry(peer).or_default().take_ack();
                 let from = self.core.machine;
                 self.core.effects.push(Effect::Transmit {
                     to: peer,
-                    envelope: Envelope::Ack { from, upto, also },
+                    envelope: Envelope::Ack {
+                        from,
+                        upto,
+                        also,
+                        echo_us,
+                        echo_seq,
+                    },
                 });
                 Ok(())
             }
@@ -532,6 +562,7 @@ impl Core {
             envelope: Envelope::Sequenced {
                 from: self.machine,
                 seq,
+                sent_us: self.now_us,
                 payload: Box::new(payload),
             },
         });

@@ -12,8 +12,9 @@ pub const MIN_RTO_MS: u64 = 100;
 /// enough to measure it).
 pub const MAX_UNMEASURED_BACKOFF_MS: u64 = 3_600_000;
 /// Once the round trip is known, a link whose packets keep timing out is probed at least this
-/// often (or every two timeouts, if that is longer), so that it recovers soon after a partition
-/// heals instead of waiting out an exponential backoff.
+/// often, or every two shortest round trips if that is longer, so that it recovers soon after a
+/// partition heals instead of waiting out an exponential backoff (or a timeout inflated by one
+/// copy that the network held back).
 pub const PROBE_FLOOR_MS: u64 = 200;
 /// The clock granularity term of RFC 6298 (2.3).
 const GRANULARITY_US: u64 = 1_000;
@@ -68,13 +69,12 @@ impl RttEstimator {
 
     /// The timeout after `backoffs` consecutive timeouts: the timeout doubled that many times.
     /// While the round trip is unknown it grows up to [`MAX_UNMEASURED_BACKOFF_MS`]; once it is
-    /// known, up to the probe interval `max(PROBE_FLOOR_MS, 2 * rto)`.
+    /// known, up to the probe interval `max(PROBE_FLOOR_MS, 2 * min_rtt)`.
     pub(super) fn backed_off_us(&self, backoffs: u32) -> u64 {
-        let rto = self.rto_us();
-        let doubled = rto.saturating_mul(1 << backoffs.min(30));
-        let cap = match self.srtt_us {
+        let doubled = self.rto_us().saturating_mul(1 << backoffs.min(30));
+        let cap = match self.min_rtt_us {
             None => MAX_UNMEASURED_BACKOFF_MS * 1000,
-            Some(_) => (PROBE_FLOOR_MS * 1000).max(rto.saturating_mul(2)),
+            Some(min_rtt) => (PROBE_FLOOR_MS * 1000).max(min_rtt.saturating_mul(2)),
         };
         doubled.min(cap)
     }
@@ -115,7 +115,20 @@ mod tests {
         assert_eq!(fast.backed_off_us(5), PROBE_FLOOR_MS * 1000);
         let mut slow = RttEstimator::default();
         slow.sample(120_000_000);
-        assert_eq!(slow.backed_off_us(0), 360_000_000, "srtt + 4 * rttvar");
-        assert_eq!(slow.backed_off_us(3), 720_000_000, "two timeouts at most");
+        assert_eq!(slow.rto_us(), 360_000_000, "srtt + 4 * rttvar");
+        assert_eq!(
+            slow.backed_off_us(0),
+            240_000_000,
+            "never longer than two shortest round trips"
+        );
+        let mut spiky = RttEstimator::default();
+        spiky.sample(40_000);
+        spiky.sample(1_200_000);
+        assert!(spiky.rto_us() > 1_000_000);
+        assert_eq!(
+            spiky.backed_off_us(0),
+            PROBE_FLOOR_MS * 1000,
+            "one held-back copy does not stall the link"
+        );
     }
 }

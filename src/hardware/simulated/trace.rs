@@ -99,7 +99,10 @@ impl Trace {
                     writeln!(text, "{at_us} {from}->{to} #{seq} terminate {node}")
                 }
                 Some(Envelope::SpawnsSent { below, .. }) => {
-                    writeln!(text, "{at_us} {from}->{to} #{seq} spawns sent below {below}")
+                    writeln!(
+                        text,
+                        "{at_us} {from}->{to} #{seq} spawns sent below {below}"
+                    )
                 }
                 Some(_) => writeln!(text, "{at_us} {from}->{to} #{seq} {kind}"),
                 None => writeln!(text, "{at_us} {from}->{to} ack below {seq}"),
