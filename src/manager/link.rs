@@ -87,6 +87,9 @@ pub(super) struct Link {
     rtt: RttEstimator,
     /// Timeouts in a row without an acknowledgement of anything new.
     backoffs: u32,
+    /// Whether the oldest packet was resent because the peer was heard from, since the last
+    /// timeout.
+    probed: bool,
     /// When the retransmission timer expires; set while packets are unacknowledged.
     deadline_us: Option<u64>,
     /// The earliest wake-up scheduled for this link's timer and not yet fired.
@@ -194,6 +197,7 @@ impl Link {
         }
         // Something new arrived: the timer restarts from the un-backed-off timeout.
         self.backoffs = 0;
+        self.probed = false;
         self.deadline_us =
             (!self.unacked.is_empty()).then(|| now_us.saturating_add(self.rtt.backed_off_us(0)));
         Acknowledged {
@@ -274,9 +278,22 @@ impl Link {
                 }
             }
             self.backoffs = self.backoffs.saturating_add(1);
+            self.probed = false;
             self.deadline_us = Some(now_us.saturating_add(self.rtt.backed_off_us(self.backoffs)));
         }
         (resend, self.wake_for_deadline())
+    }
+
+    /// The peer was heard from (a packet or an acknowledgement arrived): if this link has timed
+    /// out since anything was last acknowledged, the way back may have just opened (a partition
+    /// healed, a pause ended), so the oldest packet is resent now instead of at the backed-off
+    /// deadline — once per timeout.
+    pub(super) fn peer_heard(&mut self, now_us: u64) -> Option<Resend> {
+        if self.backoffs == 0 || self.probed {
+            return None;
+        }
+        self.probed = true;
+        self.unacked.front_mut().map(|oldest| oldest.resend(now_us))
     }
 
     /// The wake-up to schedule for the current deadline, if none is scheduled at or before it.
@@ -344,6 +361,17 @@ impl Link {
                 .copied()
                 .collect(),
         }
+    }
+
+    /// Lets the shortest round trip measured on any of the machine's links stand in for this
+    /// link's own until it has one.
+    pub(super) fn set_prior_rtt(&mut self, prior_us: u64) {
+        self.rtt.set_prior(prior_us);
+    }
+
+    /// The shortest round trip measured on this link, if any.
+    pub(super) fn min_rtt_us(&self) -> Option<u64> {
+        self.rtt.min_rtt_us()
     }
 
     /// How many packets are sent and not yet acknowledged.
@@ -537,5 +565,19 @@ mod tests {
         // 2 (sent after it) is not judged lost.
         let settled = link.acknowledge(305_000, &ack(2, &[], (100_000, 1)));
         assert!(settled.resend.is_empty());
+    }
+
+    #[test]
+    fn simulated_hearing_from_the_peer_after_a_timeout_resends_the_oldest_packet_once() {
+        let mut link = Link::default();
+        link.send(0, payload(0), None);
+        link.send(0, payload(1), None);
+        assert!(link.peer_heard(10_000).is_none(), "no timeout yet");
+        link.on_timer(INITIAL_RTO_MS * 1000);
+        let probe = link.peer_heard(250_000).map(|(seq, _, _)| seq);
+        assert_eq!(probe, Some(0));
+        assert!(link.peer_heard(260_000).is_none(), "once per timeout");
+        link.on_timer(3 * INITIAL_RTO_MS * 1000);
+        assert!(link.peer_heard(700_000).is_some());
     }
 }

@@ -9,6 +9,7 @@
 mod context;
 mod envelope;
 mod link;
+mod links;
 mod rtt;
 mod spawn_order;
 
@@ -16,7 +17,6 @@ pub use envelope::Envelope;
 pub use link::{LinkCounters, ACK_DELAY_MS};
 pub use rtt::{INITIAL_RTO_MS, MAX_UNMEASURED_BACKOFF_MS, MIN_RTO_MS, PROBE_FLOOR_MS};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::messages::{MachineId, NodeConfig, NodeHandle, NodeId};
 use crate::node::{Node, NodeError, NodeRegistry, TimerId};
 use context::Context;
-use link::{AckRange, Link, Resend};
+use link::{AckRange, Resend};
+use links::Links;
 use spawn_order::{Missing, SpawnOrder};
 
 /// Something the hardware must do on a machine's behalf.
@@ -131,8 +132,8 @@ pub struct NodeManager {
     /// Iterated in insertion order (IndexMap), hashed with Fx for speed.
     nodes: IndexMap<NodeId, Slot, FxBuildHasher>,
     core: Core,
-    /// The reliable link to each peer machine, by peer.
-    links: BTreeMap<MachineId, Link>,
+    /// The reliable link to each peer machine.
+    links: Links,
     /// Whether envelopes to other machines go through the link layer.
     reliable: bool,
     /// Envelopes that overtook the spawn of their node, waiting for it.
@@ -150,7 +151,7 @@ impl NodeManager {
         rng.set_stream(u64::from(machine.0) + 1);
         NodeManager {
             nodes: IndexMap::default(),
-            links: BTreeMap::new(),
+            links: Links::default(),
             reliable: true,
             spawn_order: SpawnOrder::default(),
             spare_effects: Vec::new(),
@@ -192,7 +193,7 @@ impl NodeManager {
 
     /// Packets sent to other machines and not yet acknowledged.
     pub fn unacknowledged(&self) -> usize {
-        self.links.values().map(Link::unacknowledged).sum()
+        self.links.unacknowledged()
     }
 
     /// Messages and terminations that arrived before the spawn of their node, waiting for it.
@@ -236,8 +237,10 @@ impl NodeManager {
                     Envelope::Deliver { to, .. } => Some(*to),
                     _ => None,
                 };
-                let link = self.links.entry(from).or_default();
+                let link = self.links.to(from);
                 let (received, schedule_ack) = link.receive(seq, sent_us, *payload);
+                let probe = link.peer_heard(now_us);
+                self.retransmit(from, probe.into_iter().collect());
                 if schedule_ack {
                     self.core
                         .set_timer(ACK_DELAY_MS * 1000, TimerTarget::Acknowledge(from));
@@ -252,7 +255,7 @@ impl NodeManager {
                 let mut next = received.deliverable;
                 while let Some(payload) = next {
                     outcome = self.handle_payload(payload)?;
-                    next = self.links.get_mut(&from).and_then(Link::next_ready);
+                    next = self.links.get_mut(from).and_then(|link| link.next_ready());
                 }
                 Ok(outcome)
             }
@@ -263,7 +266,7 @@ impl NodeManager {
                 echo_us,
                 echo_seq,
             } => {
-                let link = self.links.entry(from).or_default();
+                let link = self.links.to(from);
                 let settled = link.acknowledge(
                     now_us,
                     &AckRange {
@@ -279,7 +282,10 @@ impl NodeManager {
                         slot.counters.acknowledged += 1;
                     }
                 }
-                self.retransmit(from, settled.resend);
+                let mut resend = settled.resend;
+                resend.extend(link.peer_heard(now_us));
+                self.links.measured(from);
+                self.retransmit(from, resend);
                 self.core.wake_link(settled.wake_us, from);
                 Ok(Handled::Done)
             }
@@ -311,7 +317,7 @@ impl NodeManager {
             Envelope::Spawn { id, config } => {
                 self.create(now_us, id, &config)?;
                 let (released, lost) = self.spawn_order.spawned(id);
-                self.stats.undeliverable += lost.len() as u64;
+                self.stats.undeliverable += lost as u64;
                 for envelope in released {
                     self.handle_payload(envelope)?;
                 }
@@ -337,7 +343,7 @@ impl NodeManager {
             }
             Envelope::SpawnsSent { from, below } => {
                 let (lost, again) = self.spawn_order.answered(from, below);
-                self.stats.undeliverable += lost.len() as u64;
+                self.stats.undeliverable += lost as u64;
                 if again {
                     self.ask_spawns(from);
                 }
@@ -392,7 +398,7 @@ impl NodeManager {
                     .map_err(|error| failure(me, &slot.node_type, error))
             }
             Some(TimerTarget::Retransmit(peer)) => {
-                let link = self.links.entry(peer).or_default();
+                let link = self.links.to(peer);
                 let (due, wake) = link.on_timer(now_us);
                 self.retransmit(peer, due);
                 self.core.wake_link(wake, peer);
@@ -404,7 +410,7 @@ impl NodeManager {
                     also,
                     echo_us,
                     echo_seq,
-                } = self.links.entry(peer).or_default().take_ack();
+                } = self.links.to(peer).take_ack();
                 let from = self.core.machine;
                 self.core.effects.push(Effect::Transmit {
                     to: peer,
@@ -465,11 +471,7 @@ impl NodeManager {
                         slot.counters.sent += 1;
                     }
                     let now_us = self.core.now_us;
-                    let (seq, wake) =
-                        self.links
-                            .entry(to)
-                            .or_default()
-                            .send(now_us, envelope.clone(), sender);
+                    let (seq, wake) = self.links.to(to).send(now_us, envelope.clone(), sender);
                     self.core.transmit_packet(to, seq, envelope);
                     self.core.wake_link(wake, to);
                 }

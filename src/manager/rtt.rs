@@ -28,6 +28,9 @@ pub(super) struct RttEstimator {
     rttvar_us: u64,
     /// The shortest round trip measured.
     min_rtt_us: Option<u64>,
+    /// The shortest round trip this machine measured on any link, used until this one has a
+    /// measurement of its own (machines of one system are usually about as far from each other).
+    prior_us: Option<u64>,
 }
 
 impl RttEstimator {
@@ -46,6 +49,11 @@ impl RttEstimator {
         self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt_us, |min| min.min(rtt_us)));
     }
 
+    /// Sets the shortest round trip measured on any of the machine's links.
+    pub(super) fn set_prior(&mut self, prior_us: u64) {
+        self.prior_us = Some(prior_us);
+    }
+
     /// The smoothed round trip, if one has been measured.
     pub(super) fn srtt_us(&self) -> Option<u64> {
         self.srtt_us
@@ -56,23 +64,26 @@ impl RttEstimator {
         self.min_rtt_us
     }
 
-    /// The retransmission timeout: `srtt + max(G, 4 * rttvar)`, at least [`MIN_RTO_MS`];
-    /// [`INITIAL_RTO_MS`] until the first measurement.
+    /// The retransmission timeout: `srtt + max(G, 4 * rttvar)`, at least [`MIN_RTO_MS`]. Until
+    /// the first measurement, what a first measurement equal to the prior would give, or
+    /// [`INITIAL_RTO_MS`] without a prior.
     pub(super) fn rto_us(&self) -> u64 {
-        match self.srtt_us {
-            None => INITIAL_RTO_MS * 1000,
-            Some(srtt) => srtt
-                .saturating_add(GRANULARITY_US.max(self.rttvar_us.saturating_mul(4)))
-                .max(MIN_RTO_MS * 1000),
-        }
+        let (srtt, rttvar) = match (self.srtt_us, self.prior_us) {
+            (Some(srtt), _) => (srtt, self.rttvar_us),
+            (None, Some(prior)) => (prior, prior / 2),
+            (None, None) => return INITIAL_RTO_MS * 1000,
+        };
+        srtt.saturating_add(GRANULARITY_US.max(rttvar.saturating_mul(4)))
+            .max(MIN_RTO_MS * 1000)
     }
 
     /// The timeout after `backoffs` consecutive timeouts: the timeout doubled that many times.
-    /// While the round trip is unknown it grows up to [`MAX_UNMEASURED_BACKOFF_MS`]; once it is
-    /// known, up to the probe interval `max(PROBE_FLOOR_MS, 2 * min_rtt)`.
+    /// While no round trip is known (of this link or, as a prior, of the machine's others) it
+    /// grows up to [`MAX_UNMEASURED_BACKOFF_MS`]; once one is, up to the probe interval
+    /// `max(PROBE_FLOOR_MS, 2 * min_rtt)`.
     pub(super) fn backed_off_us(&self, backoffs: u32) -> u64 {
         let doubled = self.rto_us().saturating_mul(1 << backoffs.min(30));
-        let cap = match self.min_rtt_us {
+        let cap = match self.min_rtt_us.or(self.prior_us) {
             None => MAX_UNMEASURED_BACKOFF_MS * 1000,
             Some(min_rtt) => (PROBE_FLOOR_MS * 1000).max(min_rtt.saturating_mul(2)),
         };
@@ -100,6 +111,20 @@ mod tests {
         }
         assert_eq!(rtt.rto_us(), MIN_RTO_MS * 1000, "clamped to the minimum");
         assert_eq!(rtt.min_rtt_us(), Some(40_000));
+    }
+
+    #[test]
+    fn simulated_a_prior_from_other_links_stands_in_until_the_first_measurement() {
+        let mut rtt = RttEstimator::default();
+        rtt.set_prior(40_000);
+        assert_eq!(rtt.rto_us(), 120_000, "as if 40 ms had been measured");
+        assert_eq!(rtt.backed_off_us(4), PROBE_FLOOR_MS * 1000);
+        rtt.sample(2_000_000);
+        assert_eq!(
+            rtt.rto_us(),
+            2_000_000 + 4 * 1_000_000,
+            "its own measurement wins"
+        );
     }
 
     #[test]

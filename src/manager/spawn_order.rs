@@ -12,7 +12,7 @@
 //! it waits. To learn more without waiting for the next spawn, the machine asks the origin, whose
 //! answer travels on the same link as its spawns and so arrives after every spawn sent before it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::Envelope;
 use crate::messages::{MachineId, NodeId};
@@ -22,22 +22,37 @@ use crate::messages::{MachineId, NodeId};
 pub(super) enum Missing {
     /// It is held until the node's spawn arrives; ask `ask` (if any) which spawns it has sent.
     Held {
-        /// The origin machine to ask, if it has not been asked already.
+        /// The origin machine to ask, if no question to it is outstanding.
         ask: Option<MachineId>,
     },
     /// The node will never exist here: the envelope is undeliverable.
     Undeliverable,
 }
 
+/// An envelope waiting for its node's spawn.
+#[derive(Debug)]
+struct Waiting {
+    envelope: Envelope,
+    /// The question to the origin whose answer settles it: one asked after it arrived.
+    question: u64,
+}
+
+/// What is known of the spawns from one origin machine.
+#[derive(Debug, Default)]
+struct Origin {
+    /// Every spawn of a node with a serial below this one has arrived.
+    spawned_below: u32,
+    /// Questions asked so far; the last is outstanding if `outstanding`.
+    asked: u64,
+    outstanding: bool,
+}
+
 /// Envelopes waiting for their node's spawn, and what is known of each origin's spawns.
 #[derive(Debug, Default)]
 pub(super) struct SpawnOrder {
     /// Envelopes for nodes whose spawn may still arrive, by node, in arrival order.
-    waiting: BTreeMap<NodeId, Vec<Envelope>>,
-    /// Per origin machine: every spawn of a node with a serial below this one has arrived.
-    spawned_below: BTreeMap<u32, u32>,
-    /// Origins asked which spawns they have sent, not yet answered.
-    asked: BTreeSet<u32>,
+    waiting: BTreeMap<NodeId, Vec<Waiting>>,
+    origins: BTreeMap<u32, Origin>,
     /// How many envelopes are waiting.
     held: usize,
 }
@@ -46,36 +61,68 @@ impl SpawnOrder {
     /// Decides about `envelope`, addressed to node `id`, which machine `me` does not have.
     pub(super) fn missing(&mut self, me: MachineId, id: NodeId, envelope: Envelope) -> Missing {
         // A machine creates the nodes it names for itself before their handles exist anywhere.
-        let named_here = id.origin == me.0;
-        if named_here || id.serial < self.spawned_below(id.origin) {
+        let origin = self.origins.entry(id.origin).or_default();
+        if id.origin == me.0 || id.serial < origin.spawned_below {
             return Missing::Undeliverable;
         }
-        self.waiting.entry(id).or_default().push(envelope);
+        // A question already on its way may have been answered before this node was named: the
+        // envelope is settled by the next one.
+        let ask = !origin.outstanding;
+        let question = origin.asked + 1;
+        if ask {
+            origin.asked = question;
+            origin.outstanding = true;
+        }
+        self.waiting
+            .entry(id)
+            .or_default()
+            .push(Waiting { envelope, question });
         self.held += 1;
-        let ask = self.asked.insert(id.origin).then_some(MachineId(id.origin));
-        Missing::Held { ask }
+        Missing::Held {
+            ask: ask.then_some(MachineId(id.origin)),
+        }
     }
 
     /// Node `id` has been spawned here: returns the envelopes that waited for it (to deliver now,
-    /// in order), and those that waited for nodes of the same origin with lower serials, whose
-    /// spawns would have arrived before this one (undeliverable).
-    pub(super) fn spawned(&mut self, id: NodeId) -> (Vec<Envelope>, Vec<Envelope>) {
-        self.raise(id.origin, id.serial.saturating_add(1));
-        let released = self.waiting.remove(&id).unwrap_or_default();
+    /// in order), and how many waited for nodes of the same origin with lower serials, whose
+    /// spawns would have arrived before this one (undeliverable, dropped).
+    pub(super) fn spawned(&mut self, id: NodeId) -> (Vec<Envelope>, usize) {
+        let origin = self.origins.entry(id.origin).or_default();
+        origin.spawned_below = origin.spawned_below.max(id.serial.saturating_add(1));
+        let released: Vec<Envelope> = self
+            .waiting
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|waiting| waiting.envelope)
+            .collect();
         self.held -= released.len();
-        let lost = self.take_below(id.origin, id.serial);
+        let lost = self.drop_settled(id.origin, id.serial, 0);
         (released, lost)
     }
 
-    /// Origin `from` has sent every spawn below `below`: returns the envelopes that can now never
-    /// be delivered, and whether to ask again (some still wait for later spawns).
-    pub(super) fn answered(&mut self, from: MachineId, below: u32) -> (Vec<Envelope>, bool) {
-        self.asked.remove(&from.0);
-        self.raise(from.0, below);
-        let lost = self.take_below(from.0, below);
-        let again = self.waiting.keys().any(|id| id.origin == from.0);
+    /// Origin `from` answers the outstanding question: it has sent every spawn below `below`.
+    /// Returns how many envelopes can now never be delivered (dropped), and whether to ask again
+    /// (some arrived after the question was asked, for nodes named since).
+    pub(super) fn answered(&mut self, from: MachineId, below: u32) -> (usize, bool) {
+        let origin = self.origins.entry(from.0).or_default();
+        origin.spawned_below = origin.spawned_below.max(below);
+        origin.outstanding = false;
+        let question = origin.asked;
+        // Below the answer: spawned and gone. At or above it: never named for this machine when
+        // the question was answered, so an envelope that arrived before the question was asked
+        // is for a node that does not exist.
+        let lost = self.drop_settled(from.0, below, question);
+        let again = self
+            .waiting
+            .range(first_of(from.0)..)
+            .take_while(|(id, _)| id.origin == from.0)
+            .next()
+            .is_some();
         if again {
-            self.asked.insert(from.0);
+            let origin = self.origins.entry(from.0).or_default();
+            origin.asked += 1;
+            origin.outstanding = true;
         }
         (lost, again)
     }
@@ -85,30 +132,35 @@ impl SpawnOrder {
         self.held
     }
 
-    fn spawned_below(&self, origin: u32) -> u32 {
-        self.spawned_below.get(&origin).copied().unwrap_or(0)
-    }
-
-    fn raise(&mut self, origin: u32, below: u32) {
-        let known = self.spawned_below.entry(origin).or_insert(0);
-        *known = (*known).max(below);
-    }
-
-    /// Removes and returns what waits for nodes of `origin` with serials below `below`.
-    fn take_below(&mut self, origin: u32, below: u32) -> Vec<Envelope> {
-        let first = NodeId { origin, serial: 0 };
-        let end = NodeId {
-            origin,
-            serial: below,
-        };
-        let ids: Vec<NodeId> = self.waiting.range(first..end).map(|(id, _)| *id).collect();
-        let mut lost = Vec::new();
+    /// Drops what waits for nodes of `origin` with serials below `below`, and what waits for
+    /// any node of `origin` to be settled by question `question` or an earlier one.
+    fn drop_settled(&mut self, origin: u32, below: u32, question: u64) -> usize {
+        let ids: Vec<NodeId> = self
+            .waiting
+            .range(first_of(origin)..)
+            .take_while(|(id, _)| id.origin == origin)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut lost = 0;
         for id in ids {
-            lost.extend(self.waiting.remove(&id).unwrap_or_default());
+            let Some(list) = self.waiting.get_mut(&id) else {
+                continue;
+            };
+            let before = list.len();
+            list.retain(|waiting| id.serial >= below && waiting.question > question);
+            lost += before - list.len();
+            if list.is_empty() {
+                self.waiting.remove(&id);
+            }
         }
-        self.held -= lost.len();
+        self.held -= lost;
         lost
     }
+}
+
+/// The lowest node id of `origin`.
+fn first_of(origin: u32) -> NodeId {
+    NodeId { origin, serial: 0 }
 }
 
 #[cfg(test)]
@@ -139,7 +191,7 @@ mod tests {
         assert_eq!(order.held(), 2);
         let (released, lost) = order.spawned(b);
         assert_eq!(released.len(), 2);
-        assert!(lost.is_empty());
+        assert_eq!(lost, 0);
         assert_eq!(order.held(), 0);
     }
 
@@ -159,16 +211,31 @@ mod tests {
     }
 
     #[test]
-    fn simulated_an_answer_settles_what_waits_below_it_and_asks_again_for_the_rest() {
+    fn simulated_an_answer_settles_what_arrived_before_the_question() {
+        let mut order = SpawnOrder::default();
+        let me = MachineId(1);
+        order.missing(me, node(0, 9), terminate(node(0, 9)));
+        let (lost, again) = order.answered(MachineId(0), 5);
+        assert_eq!(lost, 1, "9 was not named when the origin answered");
+        assert!(!again);
+        assert_eq!(order.held(), 0);
+    }
+
+    #[test]
+    fn simulated_what_arrives_while_a_question_is_out_waits_for_the_next_answer() {
         let mut order = SpawnOrder::default();
         let me = MachineId(1);
         order.missing(me, node(0, 3), terminate(node(0, 3)));
-        order.missing(me, node(0, 9), terminate(node(0, 9)));
+        // Node 9 may have been named after the origin answered the first question.
+        let Missing::Held { ask } = order.missing(me, node(0, 9), terminate(node(0, 9))) else {
+            panic!("held");
+        };
+        assert_eq!(ask, None, "one question at a time");
         let (lost, again) = order.answered(MachineId(0), 5);
-        assert_eq!(lost, vec![terminate(node(0, 3))]);
+        assert_eq!(lost, 1);
         assert!(again, "serial 9 may still come");
         let (released, lost) = order.spawned(node(0, 9));
-        assert_eq!((released.len(), lost.len()), (1, 0));
+        assert_eq!((released.len(), lost), (1, 0));
         assert_eq!(order.held(), 0);
     }
 
@@ -179,6 +246,6 @@ mod tests {
         order.missing(me, node(0, 3), terminate(node(0, 3)));
         let (released, lost) = order.spawned(node(0, 4));
         assert!(released.is_empty());
-        assert_eq!(lost, vec![terminate(node(0, 3))]);
+        assert_eq!(lost, 1);
     }
 }

@@ -142,6 +142,15 @@ impl SimulatedHardware {
         self.managers.iter().map(NodeManager::unacknowledged).sum()
     }
 
+    /// Messages and terminations that reached their machine before their node's spawn and still
+    /// wait for it, over every machine.
+    pub fn waiting_for_spawn(&self) -> usize {
+        self.managers
+            .iter()
+            .map(NodeManager::waiting_for_spawn)
+            .sum()
+    }
+
     /// The event trace so far (its hash, and its text if it was kept).
     pub fn trace(&self) -> &Trace {
         &self.trace
