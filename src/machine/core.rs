@@ -127,7 +127,7 @@ impl Core {
                 tracing::warn!(node = %id, "envelope for a node this machine does not have");
             }
             Ok(Handled::Held(id)) => {
-                tracing::debug!(node = %id, "envelope waits for its node's spawn");
+                tracing::info!(node = %id, "envelope waits for its node's spawn");
             }
             Err(failure) => self.failed(&failure),
         }
