@@ -16,6 +16,17 @@ pub enum NodeError {
         /// The message's `"type"`.
         kind: String,
     },
+    /// The runtime could not read a message as one the receiving node type handles (an unknown
+    /// `"type"`, or fields of the wrong shape).
+    #[error("{node_type} rejected a `{kind}` message: {reason}")]
+    Rejected {
+        /// The receiving node's type.
+        node_type: &'static str,
+        /// The message's `"type"`.
+        kind: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A config named a node type nobody registered.
     #[error("unknown node type `{0}`")]
     UnknownNodeType(String),

@@ -7,11 +7,15 @@
 
 mod controller;
 mod error;
+mod harness;
 mod registry;
+mod typed;
 
 pub use controller::{MachineController, TimerId};
 pub use error::NodeError;
+pub use harness::{Harness, Sent, Spawned};
 pub use registry::{NodeFactory, NodeRegistry};
+pub use typed::{config_of, message_for, Ctl, Handle, NoConfig, TypedNode};
 
 use crate::messages::{Message, NodeHandle};
 

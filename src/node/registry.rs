@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 
-use super::{Node, NodeError};
+use super::typed::Typed;
+use super::{Node, NodeError, TypedNode};
 use crate::messages::NodeConfig;
 
 /// Builds a node from its config.
@@ -47,6 +48,16 @@ impl NodeRegistry {
             Box::new(move |config: &NodeConfig| {
                 let parsed: C = config.decode()?;
                 Ok(Box::new(build(parsed)?) as Box<dyn Node>)
+            }),
+        );
+    }
+
+    /// Registers the typed node type `N` under its name, [`TypedNode::TYPE`].
+    pub fn add<N: TypedNode>(&mut self) {
+        self.register_factory(
+            N::TYPE,
+            Box::new(|config: &NodeConfig| {
+                Ok(Box::new(Typed::<N>::build(config)?) as Box<dyn Node>)
             }),
         );
     }

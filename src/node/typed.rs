@@ -1,0 +1,288 @@
+//! Typed nodes: a node type declares its config, its messages and its observable state as Rust
+//! types, and the runtime does the JSON.
+//!
+//! The wire stays what it is — JSON objects with a `"type"` key — but node code never sees it:
+//! a [`TypedNode`] receives its own `Message` type (usually an enum with
+//! `#[serde(tag = "type")]`), sends through [`Ctl`] to [`Handle`]s that know the receiver's type,
+//! and spawns nodes from their typed config. A message the receiving type cannot read is
+//! rejected by the runtime, naming the node type and the message.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{MachineController, Node, NodeError, TimerId};
+use crate::messages::{MachineId, Message, MessageError, NodeConfig, NodeHandle};
+
+/// A node type written in plain typed Rust. Register it with
+/// [`NodeRegistry::add`](super::NodeRegistry::add); its name is [`TypedNode::TYPE`], given once.
+pub trait TypedNode: Sized + Send + 'static {
+    /// The type's name: the `"type"` of its configs, as registered.
+    const TYPE: &'static str;
+    /// What a spawn of this type carries (the config's other keys). Use [`NoConfig`] for none.
+    type Config: Serialize + DeserializeOwned;
+    /// The messages this type receives: a serde type that encodes as a JSON object with a
+    /// `"type"` key (an enum with `#[serde(tag = "type")]`).
+    type Message: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    /// What the node shows to tests, reports and checks.
+    type State: Serialize + DeserializeOwned;
+
+    /// Builds the node from its config (it starts with [`TypedNode::start`]).
+    fn new(config: Self::Config) -> Result<Self, NodeError>;
+
+    /// Called once, right after the node is created on its machine.
+    fn start(&mut self, ctl: &mut Ctl<'_>) -> Result<(), NodeError> {
+        let _ = ctl;
+        Ok(())
+    }
+
+    /// Handles one message; `from` is `None` for messages from outside the system.
+    fn receive(
+        &mut self,
+        ctl: &mut Ctl<'_>,
+        from: Option<NodeHandle>,
+        message: Self::Message,
+    ) -> Result<(), NodeError>;
+
+    /// Handles a timer set with [`Ctl::set_timer`]; `tag` is the value given then.
+    fn timer(&mut self, ctl: &mut Ctl<'_>, tag: u64) -> Result<(), NodeError> {
+        let _ = (ctl, tag);
+        Ok(())
+    }
+
+    /// The node's observable state.
+    fn state(&self) -> Self::State;
+}
+
+/// The config of a node type that needs none (encodes as an empty object).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoConfig {}
+
+/// A handle to a node of type `N`: sending through it is type-checked. It travels in messages
+/// exactly as a [`NodeHandle`] does.
+pub struct Handle<N> {
+    untyped: NodeHandle,
+    node_type: PhantomData<fn() -> N>,
+}
+
+impl<N> Handle<N> {
+    /// Asserts that `untyped` names a node of type `N` (the runtime rejects messages a node
+    /// cannot read, so a wrong assertion fails loudly, not silently).
+    pub fn assume(untyped: NodeHandle) -> Self {
+        Handle {
+            untyped,
+            node_type: PhantomData,
+        }
+    }
+
+    /// The untyped handle.
+    pub fn untyped(&self) -> NodeHandle {
+        self.untyped
+    }
+}
+
+impl<N> Clone for Handle<N> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<N> Copy for Handle<N> {}
+
+impl<N> PartialEq for Handle<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.untyped == other.untyped
+    }
+}
+
+impl<N> Eq for Handle<N> {}
+
+impl<N> fmt::Debug for Handle<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.untyped.id, self.untyped.machine)
+    }
+}
+
+impl<N> From<Handle<N>> for NodeHandle {
+    fn from(handle: Handle<N>) -> Self {
+        handle.untyped
+    }
+}
+
+impl<N> Serialize for Handle<N> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.untyped.serialize(serializer)
+    }
+}
+
+impl<'de, N> Deserialize<'de> for Handle<N> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        NodeHandle::deserialize(deserializer).map(Handle::assume)
+    }
+}
+
+/// Encodes `N`'s config as the JSON object a spawn carries: its fields and `"type": N::TYPE`.
+pub fn config_of<N: TypedNode>(config: &N::Config) -> Result<NodeConfig, NodeError> {
+    let value = serde_json::to_value(config).map_err(encode_error)?;
+    let mut fields = match value {
+        serde_json::Value::Object(fields) => fields,
+        _ => {
+            return Err(NodeError::Message(MessageError::Encode(format!(
+                "the config of {} must encode as a JSON object",
+                N::TYPE
+            ))))
+        }
+    };
+    fields.remove("type");
+    Ok(Message::tagged(N::TYPE, fields))
+}
+
+/// Reads `N`'s config from a spawn's JSON (its `"type"` key aside).
+fn read_config<N: TypedNode>(config: &NodeConfig) -> Result<N::Config, NodeError> {
+    let mut fields: serde_json::Map<String, serde_json::Value> = config.decode()?;
+    fields.remove("type");
+    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| {
+        NodeError::Message(MessageError::Malformed {
+            kind: N::TYPE.to_owned(),
+            reason: format!("bad config: {e}"),
+        })
+    })
+}
+
+/// Encodes a message for a node of type `N`.
+pub fn message_for<N: TypedNode>(message: &N::Message) -> Result<Message, NodeError> {
+    Ok(Message::encode(message)?)
+}
+
+fn encode_error(error: serde_json::Error) -> NodeError {
+    NodeError::Message(MessageError::Encode(error.to_string()))
+}
+
+/// What a typed node may do to the world: the [`MachineController`], with typed sending and
+/// spawning.
+pub struct Ctl<'a> {
+    inner: &'a mut dyn MachineController,
+}
+
+impl<'a> Ctl<'a> {
+    /// Wraps the controller the runtime hands a node.
+    pub fn new(inner: &'a mut dyn MachineController) -> Self {
+        Ctl { inner }
+    }
+
+    /// The node being driven.
+    pub fn me(&self) -> NodeHandle {
+        self.inner.me()
+    }
+
+    /// The machine this node runs on.
+    pub fn machine(&self) -> MachineId {
+        self.inner.machine()
+    }
+
+    /// Milliseconds since the system started (virtual in the simulator, real elsewhere).
+    pub fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
+    }
+
+    /// Sends `message` to the node `to`, of type `N`. Delivery is asynchronous.
+    pub fn send<N: TypedNode>(
+        &mut self,
+        to: Handle<N>,
+        message: &N::Message,
+    ) -> Result<(), NodeError> {
+        let message = message_for::<N>(message)?;
+        self.inner.send(to.untyped, message);
+        Ok(())
+    }
+
+    /// Sends one `message` to every node in `to`, encoding it once.
+    pub fn broadcast<'h, N: TypedNode + 'h>(
+        &mut self,
+        to: impl IntoIterator<Item = &'h Handle<N>>,
+        message: &N::Message,
+    ) -> Result<(), NodeError> {
+        let message = message_for::<N>(message)?;
+        for handle in to {
+            self.inner.send(handle.untyped, message.clone());
+        }
+        Ok(())
+    }
+
+    /// Creates a node of type `N` on `machine` and returns its handle at once; the node starts
+    /// when the spawn reaches that machine.
+    pub fn spawn<N: TypedNode>(
+        &mut self,
+        machine: MachineId,
+        config: &N::Config,
+    ) -> Result<Handle<N>, NodeError> {
+        let config = config_of::<N>(config)?;
+        self.inner.spawn(machine, config).map(Handle::assume)
+    }
+
+    /// Calls this node's [`TypedNode::timer`] with `tag` after `after_ms`.
+    pub fn set_timer(&mut self, after_ms: u64, tag: u64) -> TimerId {
+        self.inner.set_timer(after_ms, tag)
+    }
+
+    /// Cancels one of this node's timers (another's, or the runtime's, are out of reach).
+    pub fn cancel_timer(&mut self, timer: TimerId) {
+        self.inner.cancel_timer(timer);
+    }
+
+    /// This machine's random number generator, seeded from the system's seed.
+    pub fn random(&mut self) -> &mut dyn RngCore {
+        self.inner.random()
+    }
+
+    /// Terminates `node` (which may be this node).
+    pub fn terminate(&mut self, node: impl Into<NodeHandle>) {
+        self.inner.terminate(node.into());
+    }
+}
+
+/// Runs a [`TypedNode`] as a [`Node`]: decodes what arrives, encodes the state.
+pub(super) struct Typed<N>(pub(super) N);
+
+impl<N: TypedNode> Typed<N> {
+    /// Builds the node from its spawn's JSON.
+    pub(super) fn build(config: &NodeConfig) -> Result<Self, NodeError> {
+        N::new(read_config::<N>(config)?).map(Typed)
+    }
+}
+
+impl<N: TypedNode> Node for Typed<N> {
+    fn start(&mut self, ctl: &mut dyn MachineController) -> Result<(), NodeError> {
+        self.0.start(&mut Ctl::new(ctl))
+    }
+
+    fn receive(
+        &mut self,
+        ctl: &mut dyn MachineController,
+        sender: Option<NodeHandle>,
+        message: &Message,
+    ) -> Result<(), NodeError> {
+        // A broadcast to many nodes of one type is decoded once.
+        let typed = message
+            .decode_shared(|message| message.decode::<N::Message>())
+            .map_err(|error| NodeError::Rejected {
+                node_type: N::TYPE,
+                kind: message.kind().to_owned(),
+                reason: error.to_string(),
+            })?;
+        self.0.receive(&mut Ctl::new(ctl), sender, typed)
+    }
+
+    fn timer(&mut self, ctl: &mut dyn MachineController, tag: u64) -> Result<(), NodeError> {
+        self.0.timer(&mut Ctl::new(ctl), tag)
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(self.0.state()).unwrap_or_else(|error| {
+            serde_json::Value::String(format!("the state of {} cannot be shown: {error}", N::TYPE))
+        })
+    }
+}
