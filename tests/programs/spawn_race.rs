@@ -7,147 +7,160 @@
 //! delivery means B still receives each of them once, in order.
 
 use dist_zero::hardware::{Hardware, HardwareError};
-use dist_zero::messages::{MachineId, Message, NodeHandle};
-use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};
+use dist_zero::messages::{MachineId, NodeHandle};
+use dist_zero::node::{config_of, Ctl, Handle, NoConfig, NodeError, NodeRegistry, TypedNode};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// How many messages the relay sends the target.
 pub const MESSAGES: u32 = 3;
 
-#[derive(Debug, Serialize, Deserialize)]
+/// What the relay receives: the target's handle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum RaceMessage {
-    /// To the relay: the target's handle.
-    Introduce { target: NodeHandle },
-    /// To the target: the `n`th message.
+pub enum ToRelay {
+    /// Message this node.
+    Introduce { target: Handle<Target> },
+}
+
+/// What the target receives: numbered messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToTarget {
+    /// The `n`th message.
     Hello { n: u32 },
 }
 
-impl RaceMessage {
-    fn message(&self) -> Result<Message, NodeError> {
-        Ok(Message::encode(self)?)
-    }
-}
+/// Messages nobody sends the origin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Nothing {}
 
-fn unexpected(node_type: &'static str, message: &Message) -> NodeError {
-    NodeError::UnexpectedMessage {
-        node_type,
-        kind: message.kind().to_owned(),
-    }
-}
-
-#[derive(Deserialize)]
-struct OriginConfig {
-    relay: NodeHandle,
-    target_machine: u32,
+#[derive(Serialize, Deserialize)]
+pub struct OriginConfig {
+    relay: Handle<Relay>,
+    target_machine: MachineId,
 }
 
 /// A: spawns the target and introduces it to the relay.
-struct Origin {
+pub struct Origin {
     config: OriginConfig,
-    target: Option<NodeHandle>,
+    target: Option<Handle<Target>>,
 }
 
-impl Node for Origin {
-    fn start(&mut self, ctl: &mut dyn MachineController) -> Result<(), NodeError> {
-        let config = Message::new(json!({"type": "Target"}))?;
-        let target = ctl.spawn(MachineId(self.config.target_machine), config)?;
+impl TypedNode for Origin {
+    const TYPE: &'static str = "Origin";
+    type Config = OriginConfig;
+    type Message = Nothing;
+    type State = Option<NodeHandle>;
+
+    fn new(config: OriginConfig) -> Result<Self, NodeError> {
+        Ok(Origin {
+            config,
+            target: None,
+        })
+    }
+
+    fn start(&mut self, ctl: &mut Ctl<'_>) -> Result<(), NodeError> {
+        let target = ctl.spawn::<Target>(self.config.target_machine, &NoConfig {})?;
         self.target = Some(target);
-        ctl.send(
-            self.config.relay,
-            RaceMessage::Introduce { target }.message()?,
-        );
-        Ok(())
+        ctl.send(self.config.relay, &ToRelay::Introduce { target })
     }
 
     fn receive(
         &mut self,
-        _ctl: &mut dyn MachineController,
-        _sender: Option<NodeHandle>,
-        message: &Message,
+        _ctl: &mut Ctl<'_>,
+        _from: Option<NodeHandle>,
+        message: Nothing,
     ) -> Result<(), NodeError> {
-        Err(unexpected("Origin", message))
+        match message {}
     }
 
-    fn state(&self) -> serde_json::Value {
-        json!({"target": self.target})
+    fn state(&self) -> Option<NodeHandle> {
+        self.target.map(NodeHandle::from)
     }
 }
 
 /// C: sends the target it is introduced to [`MESSAGES`] numbered messages.
-struct Relay;
+pub struct Relay;
 
-impl Node for Relay {
+impl TypedNode for Relay {
+    const TYPE: &'static str = "Relay";
+    type Config = NoConfig;
+    type Message = ToRelay;
+    type State = ();
+
+    fn new(_: NoConfig) -> Result<Self, NodeError> {
+        Ok(Relay)
+    }
+
     fn receive(
         &mut self,
-        ctl: &mut dyn MachineController,
-        _sender: Option<NodeHandle>,
-        message: &Message,
+        ctl: &mut Ctl<'_>,
+        _from: Option<NodeHandle>,
+        message: ToRelay,
     ) -> Result<(), NodeError> {
-        let RaceMessage::Introduce { target } = message.decode()? else {
-            return Err(unexpected("Relay", message));
-        };
+        let ToRelay::Introduce { target } = message;
         for n in 0..MESSAGES {
-            ctl.send(target, RaceMessage::Hello { n }.message()?);
+            ctl.send(target, &ToTarget::Hello { n })?;
         }
         Ok(())
     }
 
-    fn state(&self) -> serde_json::Value {
-        json!({})
-    }
+    fn state(&self) {}
 }
 
 /// B: records the numbers it receives, in order.
-#[derive(Default)]
-struct Target {
+pub struct Target {
     received: Vec<u32>,
 }
 
-impl Node for Target {
+impl TypedNode for Target {
+    const TYPE: &'static str = "Target";
+    type Config = NoConfig;
+    type Message = ToTarget;
+    type State = Vec<u32>;
+
+    fn new(_: NoConfig) -> Result<Self, NodeError> {
+        Ok(Target {
+            received: Vec::new(),
+        })
+    }
+
     fn receive(
         &mut self,
-        _ctl: &mut dyn MachineController,
-        _sender: Option<NodeHandle>,
-        message: &Message,
+        _ctl: &mut Ctl<'_>,
+        _from: Option<NodeHandle>,
+        message: ToTarget,
     ) -> Result<(), NodeError> {
-        let RaceMessage::Hello { n } = message.decode()? else {
-            return Err(unexpected("Target", message));
-        };
+        let ToTarget::Hello { n } = message;
         self.received.push(n);
         Ok(())
     }
 
-    fn state(&self) -> serde_json::Value {
-        json!({"received": self.received})
+    fn state(&self) -> Vec<u32> {
+        self.received.clone()
     }
 }
 
 /// Adds the three node types to `registry`.
 pub fn register(registry: &mut NodeRegistry) {
-    registry.register_factory(
-        "Origin",
-        Box::new(|config| {
-            Ok(Box::new(Origin {
-                config: config.decode()?,
-                target: None,
-            }) as Box<dyn Node>)
-        }),
-    );
-    registry.register_factory("Relay", Box::new(|_| Ok(Box::new(Relay) as Box<dyn Node>)));
-    registry.register_factory(
-        "Target",
-        Box::new(|_| Ok(Box::new(Target::default()) as Box<dyn Node>)),
-    );
+    registry.add::<Origin>();
+    registry.add::<Relay>();
+    registry.add::<Target>();
 }
 
 /// Starts the relay on machine 1, then the origin on machine 0 (which spawns the target on 2).
 pub fn start(hardware: &mut dyn Hardware) -> Result<(), HardwareError> {
-    let relay = Message::new(json!({"type": "Relay"})).expect("an object");
-    let relay = hardware.spawn(MachineId(1), &relay)?;
-    let origin = json!({"type": "Origin", "relay": relay, "target_machine": 2});
-    hardware.spawn(MachineId(0), &Message::new(origin).expect("an object"))?;
+    let relay = config_of::<Relay>(&NoConfig {}).expect("encodes");
+    let relay = Handle::assume(hardware.spawn(MachineId(1), &relay)?);
+    let origin = OriginConfig {
+        relay,
+        target_machine: MachineId(2),
+    };
+    hardware.spawn(
+        MachineId(0),
+        &config_of::<Origin>(&origin).expect("encodes"),
+    )?;
     Ok(())
 }
 
@@ -156,9 +169,8 @@ pub fn received(hardware: &mut dyn Hardware) -> Result<Option<Vec<u32>>, Hardwar
     let states = hardware.node_states()?;
     Ok(states
         .iter()
-        .find(|state| state.node_type == "Target")
+        .find(|state| state.node_type == Target::TYPE)
         .map(|state| {
-            serde_json::from_value(state.state["received"].clone())
-                .expect("the target's state lists numbers")
+            serde_json::from_value(state.state.clone()).expect("the target's state lists numbers")
         }))
 }
