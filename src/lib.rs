@@ -14,6 +14,7 @@
 //!
 //! [`settings`] is the only module that reads the environment.
 
+pub mod apps;
 pub mod cli;
 pub mod hardware;
 #[cfg(feature = "docker")]

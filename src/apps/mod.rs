@@ -1,0 +1,3 @@
+//! The built-in applications, each built exactly as a library user's would be.
+
+pub mod broadcast;
