@@ -80,23 +80,51 @@ impl Drop for TempScenario {
     }
 }
 
-/// Runs `run FILE` on `contents` and checks it is rejected as bad input with one stderr line
-/// containing every one of `needles`.
+/// Runs `run FILE` on `contents`, with and without `--json`, and checks it is rejected as bad
+/// input with one stderr line (and with `--json` one error object) containing every one of
+/// `needles`.
 fn assert_bad_scenario(name: &str, contents: &str, needles: &[&str]) {
     let scenario = TempScenario::new(name, contents);
-    let output = dist_zero(&["run", scenario.path(), "--json"]);
-    assert_bad_input(&output, needles);
+    assert_bad_input(&dist_zero(&["run", scenario.path(), "--json"]), needles);
+    assert_bad_input(&dist_zero(&["run", scenario.path()]), needles);
 }
 
+/// Checks that `output` is a rejection as bad input: exit 2 and one line on stderr containing
+/// every one of `needles`; on stdout nothing, or, if it was asked for JSON, exactly one error
+/// object saying the same.
 fn assert_bad_input(output: &Output, needles: &[&str]) {
     let err = stderr(output);
     assert_eq!(output.status.code(), Some(2), "exit status; stderr:\n{err}");
-    assert_eq!(stdout(output), "", "nothing on stdout");
     assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
     assert!(err.starts_with("dist-zero: "), "{err}");
     for needle in needles {
         assert!(err.contains(needle), "`{needle}` missing from: {err}");
     }
+    let out = stdout(output);
+    if out.is_empty() {
+        return;
+    }
+    let error = error_object(output);
+    assert_eq!(error["exit_code"], 2, "{error}");
+    assert_eq!(error["kind"], "bad_input", "{error}");
+    let message = error["error"].as_str().expect("an error message");
+    assert_eq!(format!("dist-zero: {message}"), err.trim_end());
+}
+
+/// The one JSON error object `output` printed on stdout.
+fn error_object(output: &Output) -> Value {
+    let text = stdout(output);
+    assert_eq!(
+        text.trim_end().lines().count(),
+        1,
+        "one line on stdout:\n{text}"
+    );
+    let error: Value = serde_json::from_str(text.trim_end()).expect("stdout is one JSON value");
+    assert!(
+        error["error"].is_string() && error["exit_code"].is_u64(),
+        "an error object: {error}"
+    );
+    error
 }
 
 #[test]
@@ -253,8 +281,9 @@ fn simulated_cli_unreadable_file_is_bad_input() {
         std::process::id()
     ));
     let missing = missing.to_str().expect("UTF-8 path");
-    let output = dist_zero(&["run", missing, "--json"]);
-    assert_bad_input(&output, &["cannot read scenario", missing]);
+    for args in [vec!["run", missing, "--json"], vec!["run", missing]] {
+        assert_bad_input(&dist_zero(&args), &["cannot read scenario", missing]);
+    }
 }
 
 #[test]
@@ -322,8 +351,12 @@ fn simulated_cli_negative_time_is_bad_input() {
 #[test]
 fn simulated_cli_unavailable_mode_is_bad_input() {
     let path = example("sum_of_two.json");
-    let output = dist_zero(&["run", path.to_str().expect("UTF-8 path"), "--mode", "cloud"]);
+    let path = path.to_str().expect("UTF-8 path");
+    let output = dist_zero(&["run", path, "--mode", "cloud"]);
     assert_bad_input(&output, &["cloud"]);
+    let output = dist_zero(&["run", path, "--mode", "cloud", "--json"]);
+    assert_bad_input(&output, &["cloud"]);
+    assert!(!stdout(&output).is_empty(), "an error object");
 }
 
 #[test]
