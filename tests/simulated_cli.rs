@@ -5,7 +5,7 @@
 //! says `correct`; a run whose outputs have not converged exits 1; and every kind of bad input —
 //! unreadable file, invalid JSON, missing or mistyped field, machine out of range, actions out of
 //! order, negative time, unavailable mode, unknown subcommand or flag — exits 2 with one line on
-//! stderr naming the problem.
+//! stderr naming the problem, and with `--json` (usage errors aside) one error object on stdout.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -85,14 +85,15 @@ impl Drop for TempScenario {
 /// `needles`.
 fn assert_bad_scenario(name: &str, contents: &str, needles: &[&str]) {
     let scenario = TempScenario::new(name, contents);
-    assert_bad_input(&dist_zero(&["run", scenario.path(), "--json"]), needles);
-    assert_bad_input(&dist_zero(&["run", scenario.path()]), needles);
+    assert_bad_input(&["run", scenario.path(), "--json"], needles);
+    assert_bad_input(&["run", scenario.path()], needles);
 }
 
-/// Checks that `output` is a rejection as bad input: exit 2 and one line on stderr containing
-/// every one of `needles`; on stdout nothing, or, if it was asked for JSON, exactly one error
+/// Runs `args` and checks that they are refused as bad input: exit 2 and one line on stderr
+/// containing every one of `needles`; on stdout nothing, or with `--json` exactly one error
 /// object saying the same.
-fn assert_bad_input(output: &Output, needles: &[&str]) {
+fn assert_bad_input(args: &[&str], needles: &[&str]) {
+    let output = &dist_zero(args);
     let err = stderr(output);
     assert_eq!(output.status.code(), Some(2), "exit status; stderr:\n{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
@@ -100,8 +101,8 @@ fn assert_bad_input(output: &Output, needles: &[&str]) {
     for needle in needles {
         assert!(err.contains(needle), "`{needle}` missing from: {err}");
     }
-    let out = stdout(output);
-    if out.is_empty() {
+    if !args.contains(&"--json") {
+        assert_eq!(stdout(output), "", "nothing on stdout");
         return;
     }
     let error = error_object(output);
@@ -143,6 +144,8 @@ fn simulated_cli_run_json_prints_one_correct_report() {
         "expected_total",
         "outputs",
         "correct",
+        "settled",
+        "in_flight",
     ] {
         assert!(report.get(key).is_some(), "`{key}` missing from {report}");
     }
@@ -161,6 +164,8 @@ fn simulated_cli_run_json_prints_one_correct_report() {
         serde_json::json!({"user b": 4, "user c": 4})
     );
     assert_eq!(report["correct"], true);
+    assert_eq!(report["settled"], true);
+    assert_eq!(report["in_flight"], 0);
 }
 
 #[test]
@@ -282,7 +287,7 @@ fn simulated_cli_unreadable_file_is_bad_input() {
     ));
     let missing = missing.to_str().expect("UTF-8 path");
     for args in [vec!["run", missing, "--json"], vec!["run", missing]] {
-        assert_bad_input(&dist_zero(&args), &["cannot read scenario", missing]);
+        assert_bad_input(&args, &["cannot read scenario", missing]);
     }
 }
 
@@ -352,30 +357,37 @@ fn simulated_cli_negative_time_is_bad_input() {
 fn simulated_cli_unavailable_mode_is_bad_input() {
     let path = example("sum_of_two.json");
     let path = path.to_str().expect("UTF-8 path");
-    let output = dist_zero(&["run", path, "--mode", "cloud"]);
-    assert_bad_input(&output, &["cloud"]);
-    let output = dist_zero(&["run", path, "--mode", "cloud", "--json"]);
-    assert_bad_input(&output, &["cloud"]);
-    assert!(!stdout(&output).is_empty(), "an error object");
+    assert_bad_input(&["run", path, "--mode", "cloud"], &["cloud"]);
+    assert_bad_input(&["run", path, "--mode", "cloud", "--json"], &["cloud"]);
 }
 
 #[test]
-fn simulated_cli_unknown_subcommand_or_flag_exits_two() {
-    let unknown = dist_zero(&["frobnicate"]);
-    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
-    assert!(
-        stderr(&unknown).contains("frobnicate"),
-        "{}",
-        stderr(&unknown)
-    );
-    assert_eq!(stdout(&unknown), "");
-
+fn simulated_cli_unknown_subcommand_or_flag_exits_two_with_one_line() {
     let path = example("sum_of_two.json");
-    let flag = dist_zero(&["run", path.to_str().expect("UTF-8 path"), "--bogus"]);
-    assert_eq!(flag.status.code(), Some(2), "{}", stderr(&flag));
-    assert!(stderr(&flag).contains("--bogus"), "{}", stderr(&flag));
-    assert_eq!(stdout(&flag), "");
-
-    let bad_seed = dist_zero(&["run", path.to_str().expect("UTF-8 path"), "--seed", "-1"]);
-    assert_eq!(bad_seed.status.code(), Some(2), "{}", stderr(&bad_seed));
+    let path = path.to_str().expect("UTF-8 path");
+    for (args, needle) in [
+        (vec!["frobnicate"], "frobnicate"),
+        (vec!["run", path, "--bogus"], "--bogus"),
+        (vec!["run", path, "--seed", "-1", "--json"], "-1"),
+        (vec!["run", path, "--seed", "x"], "--seed"),
+        (vec!["run"], "SCENARIO"),
+    ] {
+        let output = dist_zero(&args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(stdout(&output), "", "{args:?}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line:\n{err}"
+        );
+        assert!(err.starts_with("dist-zero: "), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: `{needle}` missing from {err}"
+        );
+    }
+    let help = dist_zero(&["run", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("--max-events"), "{}", stdout(&help));
 }

@@ -154,14 +154,18 @@ fn usage_error(error: &clap::Error) -> u8 {
         let _ = error.print();
         return EXIT_CORRECT;
     }
+    // clap's message is its first paragraph (e.g. "the following required arguments were not
+    // provided:" and the arguments); tips and usage follow after a blank line.
     let text = error.to_string();
-    let first = text
+    let message = text
         .lines()
         .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or("invalid usage");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    report_error(EXIT_BAD_INPUT, &format!("{first} (see --help)"))
+        .skip_while(|line| line.is_empty())
+        .take_while(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    report_error(EXIT_BAD_INPUT, &format!("{message} (see --help)"))
 }
 
 impl Command {

@@ -307,6 +307,28 @@ mod tests {
     }
 
     #[test]
+    fn simulated_trailing_text_and_late_or_far_times_are_rejected() {
+        let twice = error_of(&format!("{EXAMPLE} {EXAMPLE}"));
+        assert!(twice.contains("trailing characters"), "{twice}");
+        assert!(error_of(&format!("{EXAMPLE}x")).contains("trailing"));
+        assert!(Scenario::parse(&format!("{EXAMPLE} \n\t")).is_ok());
+        let late = error_of(
+            r#"{"machines": 1, "run_ms": 5, "users": [{"name": "a", "machine": 0, "join_ms": 6}]}"#,
+        );
+        assert!(
+            late.contains("users[0].join_ms") && late.contains("after the run ends"),
+            "{late}"
+        );
+        let far = error_of(&format!(r#"{{"machines": 1, "run_ms": {}}}"#, u64::MAX));
+        assert!(far.contains("run_ms") && far.contains("beyond"), "{far}");
+        let fraction = error_of(r#"{"machines": 1, "run_ms": 5.5}"#);
+        assert!(
+            fraction.contains("run_ms") && fraction.contains("whole"),
+            "{fraction}"
+        );
+    }
+
+    #[test]
     fn simulated_bad_actions_and_duplicate_names_are_rejected() {
         let bad_amount = error_of(
             r#"{"machines": 1, "run_ms": 5, "users": [{"name": "a", "machine": 0, "actions": [[1, {"type": "increment", "amount": "x"}]]}]}"#,
