@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::shell::quote_path;
 use crate::scenario::{simulate, RunOptions, Scenario};
-use crate::terminal::escape;
+use crate::terminal::{escape, escape_lines};
 
 /// A half-open range of seeds, written `A..B` (B excluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +128,12 @@ pub fn sweep(
 impl fmt::Display for SweepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for failure in &self.failing {
-            writeln!(f, "seed {}: {}", failure.seed, escape(&failure.reason))?;
+            writeln!(
+                f,
+                "seed {}: {}",
+                failure.seed,
+                escape_lines(&failure.reason)
+            )?;
             writeln!(f, "  replay: {}", escape(&failure.replay))?;
         }
         write!(f, "{} of {} seeds correct", self.correct, self.seeds)
