@@ -136,12 +136,6 @@ impl Report {
         }
     }
 
-    /// The report as one line of JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self)
-            .unwrap_or_else(|e| format!("{{\"error\": \"cannot encode report: {e}\"}}"))
-    }
-
     fn wrong_outputs(&self) -> usize {
         self.outputs
             .values()

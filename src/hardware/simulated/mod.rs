@@ -155,7 +155,8 @@ impl SimulatedHardware {
     /// What is still in flight: every packet the reliable link layer has sent and not yet seen
     /// acknowledged, and every transmission between machines that the network still carries
     /// outside the link layer (all of them when reliable delivery is off). A run has settled
-    /// when nothing is in flight.
+    /// when nothing is in flight. Whatever else the runtime comes to hold for a node that has not
+    /// yet received it (such as messages waiting for a spawn) is to be added here.
     pub fn in_flight(&self) -> u64 {
         let unacknowledged = self.unacknowledged() as u64;
         // A sequenced packet or an acknowledgement in the network belongs to the link layer,
