@@ -377,6 +377,13 @@ fn simulated_cli_reports_whether_the_run_settled() {
         "{human}"
     );
     assert!(human.contains("ended before it settled"), "{human}");
+    let sweep = json_of(&dist_zero(&["run", &cut, "--seeds", "0..1", "--json"]));
+    assert!(
+        sweep["failing"][0]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("not settled")),
+        "{sweep}"
+    );
 
     // Without reliable delivery, what the network still carries is in flight.
     let slow = dir.file(

@@ -99,8 +99,16 @@ pub fn sweep(
                         .values()
                         .filter(|total| **total != Some(run.report.expected_total))
                         .count();
+                    let unsettled = if run.report.settled {
+                        String::new()
+                    } else {
+                        format!(
+                            " (not settled: {} messages still in flight)",
+                            run.report.in_flight
+                        )
+                    };
                     format!(
-                        "{wrong} of {} outputs differ from {}",
+                        "{wrong} of {} outputs differ from {}{unsettled}",
                         run.report.outputs.len(),
                         run.report.expected_total
                     )
