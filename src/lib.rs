@@ -12,10 +12,13 @@
 //! With the `docker` feature, `machine` is the process that runs one machine of a virtual-mode
 //! system in real time, and `hardware::docker` runs a system of them in containers.
 //!
-//! [`settings`] is the only module that reads the environment.
+//! [`settings`] is the only module that reads the environment; [`files`] reads the files a user
+//! names, with a size limit; [`time`] holds the typed milliseconds and microseconds every layer
+//! uses; [`terminal`] escapes what users wrote before it is printed.
 
 pub mod apps;
 pub mod cli;
+pub mod files;
 pub mod hardware;
 #[cfg(feature = "docker")]
 pub mod machine;
@@ -25,3 +28,5 @@ pub mod node;
 pub mod scenario;
 pub mod settings;
 pub mod sum_network;
+pub mod terminal;
+pub mod time;

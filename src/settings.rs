@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::files::{read_text, ReadProblem};
+
 /// Which environment DistZero runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -30,7 +32,8 @@ pub enum SettingsError {
         /// What it accepts.
         reason: &'static str,
     },
-    /// `.env` exists but is malformed.
+    /// `.env` exists but is malformed, unreadable or larger than
+    /// [`MAX_INPUT_BYTES`](crate::files::MAX_INPUT_BYTES).
     #[error("cannot read {path}: {reason}")]
     DotEnv {
         /// The file.
@@ -90,11 +93,21 @@ impl Settings {
     }
 }
 
+/// The variables of the `.env` file at `path`; none if there is no such file.
 fn read_dotenv(path: &Path) -> Result<Vec<(String, String)>, SettingsError> {
-    let Ok(entries) = dotenvy::from_path_iter(path) else {
-        return Ok(Vec::new());
+    let text = match read_text(path) {
+        Ok(text) => text,
+        Err(ReadProblem::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new())
+        }
+        Err(problem) => {
+            return Err(SettingsError::DotEnv {
+                path: path.display().to_string(),
+                reason: problem.to_string(),
+            })
+        }
     };
-    entries
+    dotenvy::from_read_iter(text.as_bytes())
         .map(|entry| {
             entry.map_err(|e| SettingsError::DotEnv {
                 path: path.display().to_string(),
@@ -138,6 +151,20 @@ mod tests {
         assert!(lookup(&pairs, "DIST_ZERO_ENV").is_some());
         let settings = Settings::from_lookup(|name| lookup(&pairs, name)).expect("valid");
         assert_eq!(settings.environment, Environment::Test);
+    }
+
+    #[test]
+    fn simulated_a_dotenv_file_beyond_64_mib_is_refused() {
+        let dir = std::env::temp_dir().join(format!("dist-zero-dotenv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+        let path = dir.join(".env");
+        let mut text = String::from("DIST_ZERO_ENV=test\n");
+        text.push_str(&"#\n".repeat(32 * 1024 * 1024));
+        std::fs::write(&path, text).expect("written");
+        let error = read_dotenv(&path).expect_err("too large");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(error.to_string().contains("64 MiB"), "{error}");
+        assert_eq!(read_dotenv(&dir.join("absent")).ok(), Some(Vec::new()));
     }
 
     /// Only this module may read the environment.

@@ -5,7 +5,7 @@
 //! says `correct`; a run whose outputs have not converged exits 1; and every kind of bad input —
 //! unreadable file, invalid JSON, missing or mistyped field, machine out of range, actions out of
 //! order, negative time, unavailable mode, unknown subcommand or flag — exits 2 with one line on
-//! stderr naming the problem.
+//! stderr naming the problem, and with `--json` (usage errors aside) one error object on stdout.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -80,23 +80,52 @@ impl Drop for TempScenario {
     }
 }
 
-/// Runs `run FILE` on `contents` and checks it is rejected as bad input with one stderr line
-/// containing every one of `needles`.
+/// Runs `run FILE` on `contents`, with and without `--json`, and checks it is rejected as bad
+/// input with one stderr line (and with `--json` one error object) containing every one of
+/// `needles`.
 fn assert_bad_scenario(name: &str, contents: &str, needles: &[&str]) {
     let scenario = TempScenario::new(name, contents);
-    let output = dist_zero(&["run", scenario.path(), "--json"]);
-    assert_bad_input(&output, needles);
+    assert_bad_input(&["run", scenario.path(), "--json"], needles);
+    assert_bad_input(&["run", scenario.path()], needles);
 }
 
-fn assert_bad_input(output: &Output, needles: &[&str]) {
+/// Runs `args` and checks that they are refused as bad input: exit 2 and one line on stderr
+/// containing every one of `needles`; on stdout nothing, or with `--json` exactly one error
+/// object saying the same.
+fn assert_bad_input(args: &[&str], needles: &[&str]) {
+    let output = &dist_zero(args);
     let err = stderr(output);
     assert_eq!(output.status.code(), Some(2), "exit status; stderr:\n{err}");
-    assert_eq!(stdout(output), "", "nothing on stdout");
     assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
     assert!(err.starts_with("dist-zero: "), "{err}");
     for needle in needles {
         assert!(err.contains(needle), "`{needle}` missing from: {err}");
     }
+    if !args.contains(&"--json") {
+        assert_eq!(stdout(output), "", "nothing on stdout");
+        return;
+    }
+    let error = error_object(output);
+    assert_eq!(error["exit_code"], 2, "{error}");
+    assert_eq!(error["kind"], "bad_input", "{error}");
+    let message = error["error"].as_str().expect("an error message");
+    assert_eq!(format!("dist-zero: {message}"), err.trim_end());
+}
+
+/// The one JSON error object `output` printed on stdout.
+fn error_object(output: &Output) -> Value {
+    let text = stdout(output);
+    assert_eq!(
+        text.trim_end().lines().count(),
+        1,
+        "one line on stdout:\n{text}"
+    );
+    let error: Value = serde_json::from_str(text.trim_end()).expect("stdout is one JSON value");
+    assert!(
+        error["error"].is_string() && error["exit_code"].is_u64(),
+        "an error object: {error}"
+    );
+    error
 }
 
 #[test]
@@ -115,6 +144,8 @@ fn simulated_cli_run_json_prints_one_correct_report() {
         "expected_total",
         "outputs",
         "correct",
+        "settled",
+        "in_flight",
     ] {
         assert!(report.get(key).is_some(), "`{key}` missing from {report}");
     }
@@ -133,6 +164,8 @@ fn simulated_cli_run_json_prints_one_correct_report() {
         serde_json::json!({"user b": 4, "user c": 4})
     );
     assert_eq!(report["correct"], true);
+    assert_eq!(report["settled"], true);
+    assert_eq!(report["in_flight"], 0);
 }
 
 #[test]
@@ -253,8 +286,9 @@ fn simulated_cli_unreadable_file_is_bad_input() {
         std::process::id()
     ));
     let missing = missing.to_str().expect("UTF-8 path");
-    let output = dist_zero(&["run", missing, "--json"]);
-    assert_bad_input(&output, &["cannot read scenario", missing]);
+    for args in [vec!["run", missing, "--json"], vec!["run", missing]] {
+        assert_bad_input(&args, &["cannot read scenario", missing]);
+    }
 }
 
 #[test]
@@ -322,27 +356,38 @@ fn simulated_cli_negative_time_is_bad_input() {
 #[test]
 fn simulated_cli_unavailable_mode_is_bad_input() {
     let path = example("sum_of_two.json");
-    let output = dist_zero(&["run", path.to_str().expect("UTF-8 path"), "--mode", "cloud"]);
-    assert_bad_input(&output, &["cloud"]);
+    let path = path.to_str().expect("UTF-8 path");
+    assert_bad_input(&["run", path, "--mode", "cloud"], &["cloud"]);
+    assert_bad_input(&["run", path, "--mode", "cloud", "--json"], &["cloud"]);
 }
 
 #[test]
-fn simulated_cli_unknown_subcommand_or_flag_exits_two() {
-    let unknown = dist_zero(&["frobnicate"]);
-    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
-    assert!(
-        stderr(&unknown).contains("frobnicate"),
-        "{}",
-        stderr(&unknown)
-    );
-    assert_eq!(stdout(&unknown), "");
-
+fn simulated_cli_unknown_subcommand_or_flag_exits_two_with_one_line() {
     let path = example("sum_of_two.json");
-    let flag = dist_zero(&["run", path.to_str().expect("UTF-8 path"), "--bogus"]);
-    assert_eq!(flag.status.code(), Some(2), "{}", stderr(&flag));
-    assert!(stderr(&flag).contains("--bogus"), "{}", stderr(&flag));
-    assert_eq!(stdout(&flag), "");
-
-    let bad_seed = dist_zero(&["run", path.to_str().expect("UTF-8 path"), "--seed", "-1"]);
-    assert_eq!(bad_seed.status.code(), Some(2), "{}", stderr(&bad_seed));
+    let path = path.to_str().expect("UTF-8 path");
+    for (args, needle) in [
+        (vec!["frobnicate"], "frobnicate"),
+        (vec!["run", path, "--bogus"], "--bogus"),
+        (vec!["run", path, "--seed", "-1", "--json"], "-1"),
+        (vec!["run", path, "--seed", "x"], "--seed"),
+        (vec!["run"], "SCENARIO"),
+    ] {
+        let output = dist_zero(&args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(stdout(&output), "", "{args:?}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line:\n{err}"
+        );
+        assert!(err.starts_with("dist-zero: "), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: `{needle}` missing from {err}"
+        );
+    }
+    let help = dist_zero(&["run", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("--max-events"), "{}", stdout(&help));
 }

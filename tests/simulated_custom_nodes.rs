@@ -13,6 +13,7 @@ use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
 use dist_zero::hardware::{Hardware, HardwareError, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};
+use dist_zero::time::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -291,7 +292,7 @@ fn simulated_custom_ping_pong_runs_across_machines() {
     hardware
         .send(echo, PingPong::Ping { n: 99 }.message().expect("encodes"))
         .expect("machine 2 exists");
-    hardware.run_for(10).expect("runs");
+    hardware.run_for(Millis(10)).expect("runs");
     assert_eq!(hardware.stats().undeliverable, before + 1);
 }
 
@@ -329,7 +330,7 @@ fn simulated_node_error_stops_the_run_with_its_causal_trace_and_seed() {
         NodeError::Protocol("echo refuses ping 3".into())
     );
     // The run stopped at the failing delivery.
-    assert_eq!(report.at_us / 1000, hardware.now_ms());
+    assert_eq!(report.at_us.to_millis().0, hardware.now_ms());
     assert!(hardware.now_ms() < 1000);
 
     // ping 1 (sent from start) → pong 1 → (timer) ping 2 → pong 2 → (timer) ping 3.

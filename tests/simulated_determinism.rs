@@ -103,7 +103,7 @@ fn simulated_generated_workloads_are_deterministic() {
             machines: 1 + (seed % 6) as u32,
             users: 1 + (seed * 7 % 40) as u32,
             increments: 1 + (seed % 5) as u32,
-            run_ms: 1000,
+            run_ms: dist_zero::time::Millis(1000),
             seed,
         };
         let scenario = workload.scenario();

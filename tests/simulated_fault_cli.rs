@@ -248,9 +248,10 @@ fn scenario_with(network: Value) -> String {
     .to_string()
 }
 
-/// Runs `run FILE --json` (and a sweep) on a scenario with `network` and checks both are
-/// rejected as bad input (exit 2, nothing on stdout) with a stderr message whose first line
-/// contains every one of `needles`; returns the stderr texts.
+/// Runs `run FILE --json`, a sweep with `--json` and `run FILE` on a scenario with `network` and
+/// checks each is rejected as bad input (exit 2; on stdout one error object with `--json`,
+/// nothing without) with a stderr message whose first line contains every one of `needles`;
+/// returns the stderr texts.
 fn bad_network_errors(name: &str, network: Value, needles: &[&str]) -> Vec<String> {
     let dir = TempDir::new(name);
     let path = dir.file("scenario.json", &scenario_with(network));
@@ -258,6 +259,7 @@ fn bad_network_errors(name: &str, network: Value, needles: &[&str]) -> Vec<Strin
     for args in [
         vec!["run", path.as_str(), "--json"],
         vec!["run", path.as_str(), "--seeds", "0..3", "--json"],
+        vec!["run", path.as_str()],
     ] {
         let output = dist_zero(&args);
         let err = stderr(&output);
@@ -266,7 +268,18 @@ fn bad_network_errors(name: &str, network: Value, needles: &[&str]) -> Vec<Strin
             Some(2),
             "{name} {args:?}: exit status; stderr:\n{err}"
         );
-        assert_eq!(stdout(&output), "", "{name}: nothing on stdout");
+        if args.contains(&"--json") {
+            let error = json_of(&output);
+            assert_eq!(error["exit_code"], 2, "{name}: {error}");
+            assert_eq!(error["kind"], "bad_input", "{name}: {error}");
+            let message = error["error"].as_str().expect("an error message");
+            assert!(
+                needles.iter().all(|needle| message.contains(needle)),
+                "{name}: {error}"
+            );
+        } else {
+            assert_eq!(stdout(&output), "", "{name}: nothing on stdout");
+        }
         let first = err.lines().next().unwrap_or_default();
         assert!(first.starts_with("dist-zero: "), "{err}");
         for needle in needles {

@@ -6,12 +6,15 @@
 //! - Robustness (fuzz-ish): no JSON value, string or byte string makes `Message::from_bytes` or
 //!   `Scenario::parse` panic; a JSON object with a string `"type"` is always a message and
 //!   anything else never is.
-//! - Scenarios the parser accepts, with extreme (but valid) numbers, run without panicking.
+//! - Scenarios the parser accepts, with extreme (but valid) numbers — an action at the horizon, a
+//!   run that ends at it, amounts whose duplicates overflow a 64-bit total — run without
+//!   panicking; the parser refuses times beyond the horizon.
 //!
 //! Case counts are kept small so the whole file runs in a few seconds in a debug build.
 
 use dist_zero::messages::Message;
 use dist_zero::scenario::{simulate, RunOptions, Scenario};
+use dist_zero::time::{Millis, HORIZON};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -227,38 +230,86 @@ proptest! {
     }
 }
 
-/// Runs a scenario the parser accepted, for at most `limit_ms`; whether it was correct.
-fn run_accepted(text: &str, limit_ms: u64) -> Result<bool, String> {
-    let mut scenario = Scenario::parse(text).map_err(|e| e.to_string())?;
-    scenario.run_ms = scenario.run_ms.min(limit_ms);
+/// Parses `text`, which the parser must accept, runs it for at most `limit`, and returns
+/// whether every output was correct, or why the run stopped.
+fn run_accepted(text: &str, limit: Millis) -> Result<bool, String> {
+    let mut scenario = Scenario::parse(text)
+        .unwrap_or_else(|e| panic!("the parser must accept this scenario: {e}"));
+    scenario.run_ms = scenario.run_ms.min(limit);
     let run = simulate(&scenario, &RunOptions::default()).map_err(|e| e.to_string())?;
     Ok(run.report.correct)
 }
 
+/// A one-user scenario on two machines whose actions are `actions` (JSON `[ms, message]` pairs).
+fn one_user(run_ms: u64, join_ms: u64, actions: &str) -> String {
+    format!(
+        r#"{{"machines": 2, "run_ms": {run_ms}, "users": [{{"name": "u", "machine": 1,
+            "join_ms": {join_ms}, "actions": {actions}}}]}}"#
+    )
+}
+
 #[test]
 fn simulated_accepted_scenario_with_a_huge_action_time_does_not_panic() {
-    let text = format!(
-        r#"{{"machines": 2, "run_ms": 200, "users": [{{"name": "u", "machine": 1,
-            "actions": [[0, {{"type": "increment", "amount": 1}}], [{}, {{"type": "increment", "amount": 1}}]]}}]}}"#,
-        i64::MAX
+    // The latest action the parser accepts is at the horizon; the run is cut at 200 ms, before
+    // it, so the output misses its increment.
+    let at_the_horizon = one_user(
+        200,
+        0,
+        &format!(
+            r#"[[0, {{"type": "increment", "amount": 1}}], [{}, {{"type": "increment", "amount": 1}}]]"#,
+            HORIZON.0
+        ),
     );
-    let outcome = std::panic::catch_unwind(|| run_accepted(&text, 200));
-    assert!(
-        outcome.is_ok(),
-        "a scenario the parser accepted panicked the simulator"
+    let outcome = std::panic::catch_unwind(|| run_accepted(&at_the_horizon, Millis(200)))
+        .expect("a scenario the parser accepted must not panic the simulator");
+    assert_eq!(outcome, Ok(false));
+    // One millisecond later, or at i64::MAX ms, the time is refused, naming the action.
+    for beyond in [HORIZON.0 + 1, i64::MAX as u64] {
+        let text = one_user(
+            200,
+            0,
+            &format!(r#"[[{beyond}, {{"type": "increment", "amount": 1}}]]"#),
+        );
+        let error = Scenario::parse(&text).expect_err("beyond the horizon");
+        assert!(error.to_string().contains("users[0].actions[0]"), "{error}");
+    }
+}
+
+#[test]
+fn simulated_accepted_scenario_at_the_horizon_runs_to_a_correct_end() {
+    // Everything happens in the last second before the horizon: every time, in microseconds,
+    // plus latencies and the runtime's timers, still fits, so the run is as correct as at 0.
+    let text = one_user(
+        HORIZON.0,
+        HORIZON.0 - 1000,
+        r#"[[0, {"type": "increment", "amount": 2}], [500, {"type": "increment", "amount": 3}]]"#,
     );
+    let scenario = Scenario::parse(&text).expect("accepted");
+    let report = simulate(&scenario, &RunOptions::default())
+        .expect("the run completes")
+        .report;
+    assert_eq!(report.simulated_ms, HORIZON);
+    assert_eq!(report.outputs.get("u"), Some(&Some(5)), "{report:?}");
+    assert!(report.correct && report.settled, "{report:?}");
 }
 
 #[test]
 fn simulated_accepted_scenario_with_overflowing_amounts_does_not_panic() {
+    // The largest amount the parser accepts (the magnitudes add up to at most i64::MAX), and a
+    // network that delivers every increment twice with reliable delivery off: the sum node's
+    // total overflows during the run, which must be a node's error, not a panic or a wrap.
     let text = format!(
-        r#"{{"machines": 1, "run_ms": 200, "users": [{{"name": "u", "machine": 0,
-            "actions": [[0, {{"type": "increment", "amount": {max}}}], [1, {{"type": "increment", "amount": {max}}}]]}}]}}"#,
+        r#"{{"machines": 2, "run_ms": 500, "reliable_delivery": false,
+            "network": {{"duplicate": {{"rate": 1.0, "types": "increment"}}}},
+            "users": [{{"name": "u", "machine": 1,
+                "actions": [[0, {{"type": "increment", "amount": {max}}}]]}}]}}"#,
         max = i64::MAX
     );
-    let outcome = std::panic::catch_unwind(|| run_accepted(&text, 200));
+    let outcome = std::panic::catch_unwind(|| run_accepted(&text, Millis(500)))
+        .expect("a scenario the parser accepted must not panic the simulator");
+    let error = outcome.expect_err("the duplicated amount overflows the sum node's total");
     assert!(
-        outcome.is_ok(),
-        "a scenario the parser accepted panicked the simulator"
+        error.contains("SumNode") && error.contains("overflows a 64-bit integer"),
+        "{error}"
     );
 }

@@ -20,6 +20,7 @@ use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeHandle, NodeId};
 use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry, TimerId};
 use dist_zero::scenario::{simulate, RunOptions, Scenario};
+use dist_zero::time::Millis;
 use programs::spawn_race;
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -64,7 +65,7 @@ fn racy_network() -> Value {
 fn race(seed: u64, reliable: bool) -> (Option<Vec<u32>>, SimulatedHardware) {
     let mut hardware = system(3, seed, racy_network(), reliable, spawn_race_registry());
     spawn_race::start(&mut hardware).expect("the program starts");
-    hardware.run_for(5_000).expect("the run completes");
+    hardware.run_for(Millis(5_000)).expect("the run completes");
     let received = spawn_race::received(&mut hardware).expect("states");
     (received, hardware)
 }
@@ -200,7 +201,7 @@ fn simulated_messages_for_nodes_that_never_existed_or_were_terminated_are_undeli
     let spawner = hardware
         .spawn(MachineId(0), &object(json!({"type": "Spawner"})))
         .expect("spawned");
-    hardware.run_for(500).expect("runs");
+    hardware.run_for(Millis(500)).expect("runs");
     let states = hardware.node_states().expect("states");
     assert!(
         states.iter().all(|state| state.node_type != "Quitter"),
@@ -222,7 +223,7 @@ fn simulated_messages_for_nodes_that_never_existed_or_were_terminated_are_undeli
     hardware
         .spawn(MachineId(1), &object(json!({"type": "Sender", "to": to})))
         .expect("spawned");
-    hardware.run_for(2_000).expect("runs");
+    hardware.run_for(Millis(2_000)).expect("runs");
     assert_eq!(hardware.stats().undeliverable, 4);
     assert_eq!(hardware.waiting_for_spawn(), 0);
     assert_eq!(hardware.unacknowledged(), 0);
@@ -341,7 +342,7 @@ fn simulated_a_node_cannot_cancel_the_runtimes_timers_or_another_nodes() {
         hardware
             .spawn(MachineId(0), &object(config))
             .expect("spawned");
-        hardware.run_for(20_000).expect("runs");
+        hardware.run_for(Millis(20_000)).expect("runs");
         let states = hardware.node_states().expect("states");
         let receiver_state = states
             .iter()

@@ -22,6 +22,7 @@ use dist_zero::scenario::{run_scenario, simulate, Progress, RunOptions, Scenario
 use dist_zero::sum_network::{
     InputNode, OutputLeafNode, OutputNode, RecordedUser, RecordedUserError, SumMessage, SumNode,
 };
+use dist_zero::time::Millis;
 use serde_json::json;
 
 fn increment(amount: i64) -> Message {
@@ -84,6 +85,10 @@ impl SumNetwork {
         user: &str,
         actions: Vec<(u64, Message)>,
     ) {
+        let actions = actions
+            .into_iter()
+            .map(|(at_ms, message)| (Millis(at_ms), message))
+            .collect();
         let recording = RecordedUser::new(user, actions).expect("times are in order");
         let add = SumMessage::AddKid {
             machine: MachineId(machine),
@@ -150,7 +155,11 @@ fn totals(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
 fn simulated_recorded_user_times_must_be_in_order() {
     let error = RecordedUser::new(
         "user b",
-        vec![(30, increment(2)), (60, increment(1)), (45, increment(1))],
+        vec![
+            (Millis(30), increment(2)),
+            (Millis(60), increment(1)),
+            (Millis(45), increment(1)),
+        ],
     )
     .expect_err("an action before the previous one is rejected");
     assert_eq!(
@@ -158,14 +167,17 @@ fn simulated_recorded_user_times_must_be_in_order() {
         RecordedUserError::OutOfOrder {
             user: "user b".into(),
             index: 2,
-            at_ms: 45,
-            previous_ms: 60,
+            at_ms: Millis(45),
+            previous_ms: Millis(60),
         }
     );
     assert!(error.to_string().contains("in order"), "{error}");
 
-    let ordered = RecordedUser::new("user b", vec![(30, increment(2)), (30, increment(1))])
-        .expect("equal times are in order");
+    let ordered = RecordedUser::new(
+        "user b",
+        vec![(Millis(30), increment(2)), (Millis(30), increment(1))],
+    )
+    .expect("equal times are in order");
     assert_eq!(ordered.actions().len(), 2);
 
     // The same rule holds for a scenario file, naming the offending action.
@@ -205,7 +217,7 @@ fn simulated_sum_of_two_users_reaches_four() {
         totals(&[("user b", 0), ("user c", 0)])
     );
 
-    hardware.run_for(645).expect("runs");
+    hardware.run_for(Millis(645)).expect("runs");
     assert_eq!(hardware.now_ms(), 700);
     assert_eq!(
         outputs(&mut hardware),
@@ -221,7 +233,7 @@ fn simulated_sum_of_two_users_reaches_four() {
     assert_eq!(stats.undeliverable, 0, "{stats:?}");
 
     // Converged for good: running on changes nothing.
-    hardware.run_for(500).expect("runs");
+    hardware.run_for(Millis(500)).expect("runs");
     assert_eq!(
         outputs(&mut hardware),
         totals(&[("user b", 4), ("user c", 4)])
@@ -311,7 +323,7 @@ fn simulated_issue_example_scenario_reports_four_for_both_users() {
     assert_eq!(report.outputs, expected);
     assert!(report.correct);
     assert_eq!(report.seed, 1);
-    assert_eq!(report.simulated_ms, 700);
+    assert_eq!(report.simulated_ms, Millis(700));
     assert!(report.events > 0 && report.messages_delivered > 0);
     assert!(run.trace_text.is_none(), "no trace text unless asked for");
 }
@@ -340,7 +352,7 @@ fn simulated_late_joiner_example_converges_for_everyone() {
     let last_early_action = scenario
         .users
         .iter()
-        .filter(|user| user.join_ms == 0)
+        .filter(|user| user.join_ms == Millis::ZERO)
         .filter_map(|user| user.actions.last().map(|(at, _)| *at))
         .max()
         .expect("some users join at the start and act");
@@ -351,7 +363,7 @@ fn simulated_late_joiner_example_converges_for_everyone() {
         .max()
         .expect("users");
     assert!(
-        latest_join > last_early_action + 100,
+        latest_join > last_early_action.saturating_add(Millis(100)),
         "the late joiner must join after the early increments flowed"
     );
     let report = simulate(&scenario, &RunOptions::default())

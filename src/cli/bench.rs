@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use crate::hardware::simulated::FaultRule;
 use crate::scenario::{simulate, RunOptions, Scenario, Workload};
+use crate::time::Millis;
 
 /// The benchmark's shape; each `--users` value is one fault-free run, and each `--drop-users`
 /// value is one more run with `--drop` of every transmission lost.
@@ -45,8 +46,10 @@ struct Measured {
 /// Runs every configured benchmark and prints one row each. Exits 1 if any run was incorrect.
 pub fn run(args: &BenchArgs) -> u8 {
     if !(0.0..=1.0).contains(&args.drop) {
-        eprintln!("dist-zero: --drop {} is outside [0, 1]", args.drop);
-        return super::EXIT_BAD_INPUT;
+        return super::report_error(
+            super::EXIT_BAD_INPUT,
+            &format!("--drop {} is outside [0, 1]", args.drop),
+        );
     }
     println!(
         "{:>8} {:>9} {:>11} {:>9} {:>6} {:>12} {:>10} {:>10} {:>8}",
@@ -69,14 +72,17 @@ pub fn run(args: &BenchArgs) -> u8 {
     );
     let mut all_correct = true;
     for (users, drop) in runs {
-        let mut scenario = Workload {
+        let workload = Workload {
             machines: args.machines,
             users,
             increments: args.increments,
-            run_ms: args.run_ms,
+            run_ms: Millis(args.run_ms),
             seed: args.seed,
+        };
+        if let Err(error) = workload.validate() {
+            return super::report_error(super::EXIT_BAD_INPUT, &error);
         }
-        .scenario();
+        let mut scenario = workload.scenario();
         if drop > 0.0 {
             scenario.network.drop = Some(FaultRule {
                 rate: drop,

@@ -37,7 +37,7 @@ pub struct BenchVirtualArgs {
 pub fn run(args: &BenchVirtualArgs, settings: &Settings) -> u8 {
     let binary = match super::run_virtual::this_executable() {
         Ok(binary) => binary,
-        Err(status) => return status,
+        Err(failure) => return failure.report(false),
     };
     let config = |machines: u32| VirtualConfig::new(machines, 0, binary.clone(), settings.clone());
     match measure(args, &config) {
@@ -129,7 +129,9 @@ fn throughput(
     hardware.run_until(settle)?;
     let begun = Instant::now();
     for user in 0..users {
-        let actions = (0..increments).map(|_| (0, increment.clone())).collect();
+        let actions = (0..increments)
+            .map(|_| (crate::time::Millis::ZERO, increment.clone()))
+            .collect();
         let recording = RecordedUser::new(format!("user {user}"), actions)
             .map_err(|e| HardwareError::Infrastructure(e.to_string()))?;
         let add = SumMessage::AddKid {

@@ -1,7 +1,9 @@
 //! The `dist-zero` command line: run a scenario, run the demo, run the benchmarks.
 //!
 //! Exit status: 0 when every output is correct; 1 when a run completed but some output is wrong,
-//! or a node failed during it; 2 for bad input or usage (one clear line on stderr).
+//! a node failed during it, or it reached a capacity limit; 2 for bad input or usage (one clear
+//! line on stderr). With `--json`, every outcome is one JSON object on stdout: a report, or an
+//! error object (`error`, `exit_code`, `kind`).
 
 mod bench;
 #[cfg(feature = "docker")]
@@ -12,6 +14,7 @@ mod clean;
 mod machine;
 #[cfg(feature = "docker")]
 pub mod run_virtual;
+mod shell;
 mod sweep;
 
 use std::io::IsTerminal;
@@ -19,10 +22,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use serde::Serialize;
 
-use crate::hardware::Mode;
-use crate::scenario::{simulate, Report, RunOptions, Scenario, Workload};
+use crate::hardware::{HardwareError, Mode};
+use crate::scenario::{simulate_traced, Report, RunError, RunOptions, Scenario, Workload};
 use crate::settings::Settings;
+use crate::terminal::{escape, escape_lines};
+use crate::time::Millis;
 
 /// Runs with at least this many users show a progress bar (on a terminal, without `--json`).
 const PROGRESS_MIN_USERS: usize = 500;
@@ -69,6 +75,10 @@ pub enum Command {
         /// Turn the runtime's reliable delivery off, to see what the faults do without it.
         #[arg(long)]
         unreliable: bool,
+        /// Stop a run (each run of a sweep) with a capacity error after this many events
+        /// (simulated mode).
+        #[arg(long)]
+        max_events: Option<u64>,
     },
     /// Generate a sum-network scenario and run it (simulated).
     Demo {
@@ -106,10 +116,16 @@ pub enum Command {
 
 /// Parses the process arguments, runs the command, and returns its exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return ExitCode::from(usage_error(&error)),
+    };
     let settings = match Settings::load() {
         Ok(settings) => settings,
-        Err(error) => return fail(EXIT_BAD_INPUT, &error),
+        Err(error) => {
+            let failure = Failure::bad_input(&error);
+            return ExitCode::from(failure.report(cli.command.json()));
+        }
     };
     // A machine process logs to its own files (see `machine::logging`).
     if !cli.command.is_machine() {
@@ -127,7 +143,40 @@ fn init_logging(settings: &Settings) {
         .try_init();
 }
 
+/// Prints clap's help or version as clap does; any other usage error becomes one line on stderr.
+/// Returns the exit status.
+fn usage_error(error: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return EXIT_CORRECT;
+    }
+    // clap's message is its first paragraph (e.g. "the following required arguments were not
+    // provided:" and the arguments); tips and usage follow after a blank line.
+    let text = error.to_string();
+    let message = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| line.is_empty())
+        .take_while(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    report_error(EXIT_BAD_INPUT, &format!("{message} (see --help)"))
+}
+
 impl Command {
+    /// Whether the command was asked for JSON output.
+    fn json(&self) -> bool {
+        match self {
+            Command::Run { json, .. } | Command::Demo { json, .. } => *json,
+            _ => false,
+        }
+    }
+
     fn is_machine(&self) -> bool {
         #[cfg(feature = "docker")]
         if matches!(self, Command::Machine(_)) {
@@ -149,20 +198,31 @@ pub fn execute(command: Command, settings: &Settings) -> u8 {
             seeds,
             trace,
             unreliable,
+            max_events,
         } => {
             let scenario = match Scenario::load(&path) {
                 Ok(scenario) => scenario,
-                Err(error) => return report_error(EXIT_BAD_INPUT, &error),
+                Err(error) => return Failure::bad_input(&error).report(json),
             };
-            if mode != Mode::Simulated && (seeds.is_some() || trace.is_some()) {
-                return report_error(EXIT_BAD_INPUT, &"--seeds and --trace need --mode simulated");
+            if mode != Mode::Simulated
+                && (seeds.is_some() || trace.is_some() || max_events.is_some())
+            {
+                return Failure::bad_input(
+                    &"--seeds, --trace and --max-events need --mode simulated",
+                )
+                .report(json);
             }
-            let reliable = unreliable.then_some(false);
+            let options = RunOptions {
+                seed,
+                reliable: unreliable.then_some(false),
+                max_events,
+                ..RunOptions::default()
+            };
             match (mode, seeds) {
                 (Mode::Simulated, Some(range)) => {
-                    let report = sweep::sweep(&scenario, &path, &range, reliable);
+                    let report = sweep::sweep(&scenario, &path, &range, &options);
                     if json {
-                        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                        print_json(&report);
                     } else {
                         println!("{report}");
                     }
@@ -172,20 +232,18 @@ pub fn execute(command: Command, settings: &Settings) -> u8 {
                         EXIT_WRONG
                     }
                 }
-                (Mode::Simulated, None) => run_simulated(&scenario, seed, json, trace.as_deref(), reliable),
+                (Mode::Simulated, None) => run_simulated(&scenario, options, json, trace.as_deref()),
                 #[cfg(feature = "docker")]
                 (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json, settings),
                 #[cfg(not(feature = "docker"))]
-                (Mode::Virtual, _) => report_error(
-                    EXIT_BAD_INPUT,
+                (Mode::Virtual, _) => Failure::bad_input(
                     &"virtual mode is not available in this build; rebuild with `--features docker`",
-                ),
-                (Mode::Cloud, _) => report_error(
-                    EXIT_BAD_INPUT,
-                    &format!(
-                        "{mode} mode is not available in this build; run with --mode simulated"
-                    ),
-                ),
+                )
+                .report(json),
+                (Mode::Cloud, _) => Failure::bad_input(&format!(
+                    "{mode} mode is not available in this build; run with --mode simulated"
+                ))
+                .report(json),
             }
         }
         Command::Demo {
@@ -196,17 +254,17 @@ pub fn execute(command: Command, settings: &Settings) -> u8 {
             run_ms,
             json,
         } => {
-            if machines == 0 {
-                return report_error(EXIT_BAD_INPUT, &"--machines must be at least 1");
-            }
             let workload = Workload {
                 machines,
                 users,
                 increments,
-                run_ms,
+                run_ms: Millis(run_ms),
                 seed,
             };
-            run_simulated(&workload.scenario(), None, json, None, None)
+            if let Err(error) = workload.validate() {
+                return Failure::bad_input(&error).report(json);
+            }
+            run_simulated(&workload.scenario(), RunOptions::default(), json, None)
         }
         Command::Bench(args) => bench::run(&args),
         #[cfg(feature = "docker")]
@@ -218,41 +276,44 @@ pub fn execute(command: Command, settings: &Settings) -> u8 {
     }
 }
 
-fn run_simulated(
-    scenario: &Scenario,
-    seed: Option<u64>,
-    json: bool,
-    trace: Option<&Path>,
-    reliable: Option<bool>,
-) -> u8 {
+/// Runs `scenario` in simulated mode with `options`, writes its trace to `trace` (also when the
+/// run stops early, so a failure can be studied), and prints the outcome.
+fn run_simulated(scenario: &Scenario, options: RunOptions, json: bool, trace: Option<&Path>) -> u8 {
     let options = RunOptions {
-        seed,
         keep_trace_text: trace.is_some(),
-        reliable,
         progress: !json
             && scenario.users.len() >= PROGRESS_MIN_USERS
             && std::io::stderr().is_terminal(),
+        ..options
     };
-    match simulate(scenario, &options) {
-        Ok(run) => {
-            if let (Some(path), Some(text)) = (trace, &run.trace_text) {
-                if let Err(error) = std::fs::write(path, text) {
-                    return report_error(
-                        EXIT_BAD_INPUT,
-                        &format!("cannot write the trace to {}: {error}", path.display()),
-                    );
-                }
+    let run = simulate_traced(scenario, &options);
+    let written = match (trace, &run.trace_text) {
+        (Some(path), Some(text)) => std::fs::write(path, text).map_err(|error| {
+            Failure::bad_input(&format!(
+                "cannot write the trace to {}: {error}",
+                path.display()
+            ))
+        }),
+        _ => Ok(()),
+    };
+    let seed = options.seed.unwrap_or(scenario.seed);
+    match run.result {
+        Ok(report) => match written {
+            Ok(()) => print_report(&report, json),
+            Err(failure) => failure.report(json),
+        },
+        Err(error) => {
+            if let Err(failure) = written {
+                report_error(failure.exit_code, &failure.error);
             }
-            print_report(&run.report, json)
+            Failure::of_run(&error, Some(seed)).report(json)
         }
-        Err(crate::scenario::RunError::Scenario(error)) => report_error(EXIT_BAD_INPUT, &error),
-        Err(error) => report_error(EXIT_WRONG, &error),
     }
 }
 
 fn print_report(report: &Report, json: bool) -> u8 {
     if json {
-        println!("{}", report.to_json());
+        print_json(report);
     } else {
         println!("{report}");
     }
@@ -263,11 +324,116 @@ fn print_report(report: &Report, json: bool) -> u8 {
     }
 }
 
-fn report_error(code: u8, error: &dyn std::fmt::Display) -> u8 {
-    eprintln!("dist-zero: {error}");
-    code
+/// Prints `value` as one line of JSON on stdout.
+fn print_json(value: &impl Serialize) {
+    match serde_json::to_string(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => println!(
+            "{}",
+            serde_json::json!({
+                "error": format!("cannot encode the output: {error}"),
+                "exit_code": EXIT_WRONG,
+                "kind": FailureKind::Internal,
+            })
+        ),
+    }
 }
 
-fn fail(code: u8, error: &dyn std::fmt::Display) -> ExitCode {
-    ExitCode::from(report_error(code, error))
+/// What kind of failure an error object reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// A file, field, flag or setting is invalid (exit 2).
+    BadInput,
+    /// The hardware a mode needs is not there, e.g. no Docker Engine (exit 2).
+    Unavailable,
+    /// A node raised an error during the run (exit 1).
+    NodeFailed,
+    /// The run outgrew a capacity limit, e.g. the simulator's event queue or `--max-events`
+    /// (exit 1).
+    Capacity,
+    /// The hardware failed during the run: a machine lost, Docker failing (exit 1).
+    Hardware,
+    /// DistZero itself could not do what it should (exit 1).
+    Internal,
+}
+
+/// A command that did not produce a report: what `--json` prints instead, as one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// What went wrong, as it is printed on stderr (but not escaped: JSON escapes it).
+    pub error: String,
+    /// The exit status the command ends with.
+    pub exit_code: u8,
+    /// What kind of failure it is.
+    pub kind: FailureKind,
+    /// The seed of the run that failed, to replay it (simulated runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl Failure {
+    /// Bad input or usage: exit 2.
+    pub fn bad_input(error: &dyn std::fmt::Display) -> Self {
+        Failure {
+            error: error.to_string(),
+            exit_code: EXIT_BAD_INPUT,
+            kind: FailureKind::BadInput,
+            seed: None,
+        }
+    }
+
+    /// DistZero itself could not do what it should: exit 1.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        Failure {
+            error: error.to_string(),
+            exit_code: EXIT_WRONG,
+            kind: FailureKind::Internal,
+            seed: None,
+        }
+    }
+
+    /// Why a run on `seed` produced no report.
+    pub fn of_run(error: &RunError, seed: Option<u64>) -> Self {
+        let (exit_code, kind) = match error {
+            RunError::Scenario(_) => (EXIT_BAD_INPUT, FailureKind::BadInput),
+            RunError::Hardware(HardwareError::Unavailable(_)) => {
+                (EXIT_BAD_INPUT, FailureKind::Unavailable)
+            }
+            RunError::Hardware(
+                HardwareError::NodeFailed(_) | HardwareError::RemoteNodeFailed { .. },
+            ) => (EXIT_WRONG, FailureKind::NodeFailed),
+            RunError::Hardware(HardwareError::Capacity(_)) => (EXIT_WRONG, FailureKind::Capacity),
+            RunError::Hardware(_) => (EXIT_WRONG, FailureKind::Hardware),
+        };
+        Failure {
+            error: error.to_string(),
+            exit_code,
+            kind,
+            seed: seed.filter(|_| exit_code != EXIT_BAD_INPUT),
+        }
+    }
+
+    /// Says what went wrong on stderr, and with `json` as one object on stdout too; returns the
+    /// exit status.
+    pub fn report(&self, json: bool) -> u8 {
+        if json {
+            print_json(self);
+        }
+        report_error(self.exit_code, &self.error)
+    }
+}
+
+/// Says what went wrong on stderr with every character unsafe on a terminal escaped: one line
+/// for bad input and usage, the lines of the message otherwise (a node's failure comes with the
+/// trace of messages that led to it). Returns `code`.
+fn report_error(code: u8, error: &dyn std::fmt::Display) -> u8 {
+    let text = error.to_string();
+    let text = if code == EXIT_BAD_INPUT {
+        escape(&text)
+    } else {
+        escape_lines(&text)
+    };
+    eprintln!("dist-zero: {text}");
+    code
 }

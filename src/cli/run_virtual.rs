@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::hardware::docker::{DockerHardware, VirtualConfig};
-use crate::hardware::{Hardware, HardwareError, Mode};
+use crate::hardware::{Hardware, Mode};
 use crate::scenario::{
     run_scenario, FaultReport, Progress, Report, RunCounters, RunError, Scenario,
 };
 use crate::settings::Settings;
 
-use super::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
+use super::{Failure, EXIT_CORRECT, EXIT_WRONG};
 
 /// A virtual run's report and where its logs are.
 pub struct VirtualRun {
@@ -45,26 +45,17 @@ fn unsupported_faults(scenario: &Scenario) -> Vec<&'static str> {
     ignored
 }
 
-/// Why a virtual run failed, and the exit status that goes with it.
-fn exit_status(error: &RunError) -> u8 {
-    match error {
-        RunError::Scenario(_) | RunError::Hardware(HardwareError::Unavailable(_)) => EXIT_BAD_INPUT,
-        RunError::Hardware(_) => EXIT_WRONG,
-    }
-}
-
-/// The running `dist-zero` binary, which virtual mode copies into its machine image; an exit
-/// status (after saying why) if it cannot be found.
-pub(super) fn this_executable() -> Result<PathBuf, u8> {
+/// The running `dist-zero` binary, which virtual mode copies into its machine image.
+pub(super) fn this_executable() -> Result<PathBuf, Failure> {
     std::env::current_exe()
-        .map_err(|error| report_error(EXIT_WRONG, &format!("cannot find this executable: {error}")))
+        .map_err(|error| Failure::internal(&format!("cannot find this executable: {error}")))
 }
 
 /// Runs `scenario` in containers, printing the report; returns the exit status.
 pub fn run(scenario: &Scenario, seed: Option<u64>, json: bool, settings: &Settings) -> u8 {
     let binary = match this_executable() {
         Ok(binary) => binary,
-        Err(status) => return status,
+        Err(failure) => return failure.report(json),
     };
     let ignored = unsupported_faults(scenario);
     if !ignored.is_empty() {
@@ -76,7 +67,7 @@ pub fn run(scenario: &Scenario, seed: Option<u64>, json: bool, settings: &Settin
     let progress = !json && std::io::stderr().is_terminal();
     match execute(scenario, seed, binary, settings.clone(), progress) {
         Ok(run) => print(&run, json),
-        Err(error) => report_error(exit_status(&error), &error),
+        Err(error) => Failure::of_run(&error, None).report(json),
     }
 }
 
@@ -107,12 +98,14 @@ pub fn execute(
         messages_delivered: stats.messages_delivered,
         undeliverable: stats.undeliverable,
         faults: FaultReport::new(&stats.faults, &stats.link),
+        // Every packet a machine's link layer sent and has not seen acknowledged.
+        in_flight: stats.link.sent.saturating_sub(stats.link.acknowledged),
     };
     let report = Report::new(
         Mode::Virtual,
         scenario,
         seed,
-        hardware.now_ms(),
+        crate::time::Millis(hardware.now_ms()),
         wall_ms,
         counters,
         None,

@@ -9,7 +9,9 @@ use std::str::FromStr;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::shell::quote_path;
 use crate::scenario::{simulate, RunOptions, Scenario};
+use crate::terminal::{escape, escape_lines};
 
 /// A half-open range of seeds, written `A..B` (B excluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +47,7 @@ pub struct FailingSeed {
     pub seed: u64,
     /// What went wrong.
     pub reason: String,
-    /// The command that replays this seed, trace and all.
+    /// The command that replays this seed, trace and all, quoted for a POSIX shell.
     pub replay: String,
 }
 
@@ -60,18 +62,23 @@ pub struct SweepReport {
     pub failing: Vec<FailingSeed>,
 }
 
-/// Runs `scenario` on every seed of `range` across all cores.
+/// Runs `scenario` (read from `path`) on every seed of `range` across all cores, each with
+/// `options` (`reliable` and `max_events`; the seed is each seed of the range).
 pub fn sweep(
     scenario: &Scenario,
     path: &Path,
     range: &SeedRange,
-    reliable: Option<bool>,
+    options: &RunOptions,
 ) -> SweepReport {
-    let unreliable_flag = if reliable == Some(false) {
-        " --unreliable"
-    } else {
-        ""
-    };
+    let mut flags = String::new();
+    if options.reliable == Some(false) {
+        flags.push_str(" --unreliable");
+    }
+    if let Some(max) = options.max_events {
+        flags.push_str(&format!(" --max-events {max}"));
+    }
+    let path = path.display().to_string();
+    let path = quote_path(&path);
     let mut failing: Vec<FailingSeed> = range
         .0
         .clone()
@@ -79,8 +86,9 @@ pub fn sweep(
         .filter_map(|seed| {
             let options = RunOptions {
                 seed: Some(seed),
-                reliable,
-                ..RunOptions::default()
+                keep_trace_text: false,
+                progress: false,
+                ..options.clone()
             };
             let reason = match simulate(scenario, &options) {
                 Ok(run) if run.report.correct => return None,
@@ -91,18 +99,24 @@ pub fn sweep(
                         .values()
                         .filter(|total| **total != Some(run.report.expected_total))
                         .count();
+                    let unsettled = if run.report.settled {
+                        String::new()
+                    } else {
+                        format!(
+                            " (not settled: {} messages still in flight)",
+                            run.report.in_flight
+                        )
+                    };
                     format!(
-                        "{wrong} of {} outputs differ from {}",
+                        "{wrong} of {} outputs differ from {}{unsettled}",
                         run.report.outputs.len(),
                         run.report.expected_total
                     )
                 }
                 Err(error) => error.to_string(),
             };
-            let replay = format!(
-                "dist-zero run {} --seed {seed}{unreliable_flag} --trace seed-{seed}.trace",
-                path.display()
-            );
+            let replay =
+                format!("dist-zero run {path} --seed {seed}{flags} --trace seed-{seed}.trace");
             Some(FailingSeed {
                 seed,
                 reason,
@@ -122,8 +136,13 @@ pub fn sweep(
 impl fmt::Display for SweepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for failure in &self.failing {
-            writeln!(f, "seed {}: {}", failure.seed, failure.reason)?;
-            writeln!(f, "  replay: {}", failure.replay)?;
+            writeln!(
+                f,
+                "seed {}: {}",
+                failure.seed,
+                escape_lines(&failure.reason)
+            )?;
+            writeln!(f, "  replay: {}", escape(&failure.replay))?;
         }
         write!(f, "{} of {} seeds correct", self.correct, self.seeds)
     }

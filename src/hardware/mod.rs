@@ -62,6 +62,10 @@ pub enum HardwareError {
     /// The hardware's own infrastructure failed (Docker, a cloud API, a socket).
     #[error("{0}")]
     Infrastructure(String),
+    /// The run outgrew a limit: the simulator's event queue, or the number of events it was
+    /// allowed to process.
+    #[error("capacity limit: {0}")]
+    Capacity(String),
     /// The hardware cannot be reached at all (e.g. the Docker daemon is not running); the message
     /// says how to fix it.
     #[error("{0}")]

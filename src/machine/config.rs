@@ -78,9 +78,10 @@ impl MachineConfig {
         Ok(config)
     }
 
-    /// Reads, parses and validates a config file.
+    /// Reads (at most [`MAX_INPUT_BYTES`](crate::files::MAX_INPUT_BYTES) of it), parses and
+    /// validates a config file.
     pub fn load(path: &std::path::Path) -> Result<Self, MachineConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| MachineConfigError::Read {
+        let text = crate::files::read_text(path).map_err(|e| MachineConfigError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -159,6 +160,19 @@ mod tests {
         let text = serde_json::to_string(&config).expect("encodes");
         let error = MachineConfig::parse(&text).expect_err("invalid");
         assert!(error.to_string().contains("address book"), "{error}");
+    }
+
+    #[test]
+    fn virtual_a_config_file_beyond_64_mib_is_refused() {
+        let dir = std::env::temp_dir().join(format!("dist-zero-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+        let path = dir.join("machine.json");
+        let mut text = serde_json::to_string(&sample()).expect("encodes");
+        text.push_str(&" ".repeat(64 * 1024 * 1024));
+        std::fs::write(&path, text).expect("written");
+        let error = MachineConfig::load(&path).expect_err("too large");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(error.to_string().contains("64 MiB"), "{error}");
     }
 
     #[test]

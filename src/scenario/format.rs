@@ -5,14 +5,16 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::files::read_text;
 use crate::hardware::simulated::{NetworkConfig, NetworkConfigError};
 use crate::messages::{MachineId, Message};
 use crate::sum_network::{RecordedUser, SumMessage};
+use crate::time::Millis;
 
 /// Why a scenario cannot be run. Each message names the file or field at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    /// The file could not be read.
+    /// The file could not be read, is too large, or is not UTF-8.
     #[error("cannot read scenario {path}: {reason}")]
     Unreadable {
         /// The file.
@@ -49,12 +51,13 @@ pub struct UserSpec {
     pub name: String,
     /// The machine its input and output leaves run on.
     pub machine: u32,
-    /// When it joins, in milliseconds since the start.
+    /// When it joins, since the start; no later than the end of the run.
     #[serde(default)]
-    pub join_ms: i64,
-    /// `[ms, message]` pairs; only `increment` messages are meaningful to the sum network.
+    pub join_ms: Millis,
+    /// `[ms, message]` pairs, times after the join and in order; only `increment` messages are
+    /// meaningful to the sum network.
     #[serde(default)]
-    pub actions: Vec<(i64, Message)>,
+    pub actions: Vec<(Millis, Message)>,
 }
 
 /// A sum-network run: how many machines, for how long, on which seed and network, with whom.
@@ -63,8 +66,8 @@ pub struct UserSpec {
 pub struct Scenario {
     /// How many machines; machine 0 hosts the roots and the sum node.
     pub machines: u32,
-    /// How long the run lasts, in milliseconds.
-    pub run_ms: u64,
+    /// How long the run lasts.
+    pub run_ms: Millis,
     /// The seed of every random choice (default 0).
     #[serde(default)]
     pub seed: u64,
@@ -88,16 +91,17 @@ fn reliable_by_default() -> bool {
 }
 
 impl Scenario {
-    /// Reads and validates a scenario file.
+    /// Reads and validates a scenario file (at most [`MAX_INPUT_BYTES`](crate::files::MAX_INPUT_BYTES)
+    /// of it).
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Unreadable {
+        let text = read_text(path).map_err(|e| ScenarioError::Unreadable {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
         Self::parse(&text)
     }
 
-    /// Parses and validates scenario JSON.
+    /// Parses and validates scenario JSON: one object, with nothing but white space after it.
     pub fn parse(text: &str) -> Result<Self, ScenarioError> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let scenario: Scenario =
@@ -107,6 +111,10 @@ impl Scenario {
                     reason: e.into_inner().to_string(),
                 }
             })?;
+        deserializer.end().map_err(|e| ScenarioError::Json {
+            path: ".".into(),
+            reason: format!("{e} after the scenario object; a file holds one scenario"),
+        })?;
         scenario.validate()?;
         Ok(scenario)
     }
@@ -122,6 +130,9 @@ impl Scenario {
                     self.machines
                 ),
             );
+        }
+        if let Err(beyond) = self.run_ms.within_horizon() {
+            return invalid("run_ms".into(), beyond.to_string());
         }
         let mut magnitude: u64 = 0;
         let mut names = BTreeSet::new();
@@ -144,25 +155,32 @@ impl Scenario {
                     ),
                 );
             }
-            if user.join_ms < 0 {
+            if user.join_ms > self.run_ms {
                 return invalid(
                     at("join_ms"),
-                    format!("time {} ms is negative", user.join_ms),
+                    format!(
+                        "the user joins at {}, after the run ends (run_ms {})",
+                        user.join_ms, self.run_ms
+                    ),
                 );
             }
-            let mut previous = 0;
+            let mut previous = Millis::ZERO;
             for (step, (at_ms, message)) in user.actions.iter().enumerate() {
                 let field = at(&format!("actions[{step}]"));
-                if *at_ms < 0 {
-                    return invalid(field, format!("time {at_ms} ms is negative"));
-                }
                 if *at_ms < previous {
                     return invalid(
                         field,
-                        format!("time {at_ms} ms comes before the previous action at {previous} ms; times must be in order"),
+                        format!("time {at_ms} comes before the previous action at {previous}; times must be in order"),
                     );
                 }
                 previous = *at_ms;
+                let absolute = user.join_ms.saturating_add(*at_ms);
+                if let Err(beyond) = absolute.within_horizon() {
+                    return invalid(
+                        field,
+                        format!("time {at_ms} after a join at {}: {beyond}", user.join_ms),
+                    );
+                }
                 match SumMessage::read(message) {
                     Ok(SumMessage::Increment { amount }) => {
                         magnitude = magnitude.saturating_add(amount.unsigned_abs());
@@ -206,16 +224,13 @@ impl Scenario {
         MachineId(user.machine)
     }
 
-    /// A user's recording: its actions with validated (non-negative, ordered) times.
+    /// A user's recording: its actions, with their times relative to its join.
     pub fn recording_of(user: &UserSpec) -> Result<RecordedUser, ScenarioError> {
-        let actions = user
-            .actions
-            .iter()
-            .map(|(at_ms, message)| (u64::try_from(*at_ms).unwrap_or_default(), message.clone()))
-            .collect();
-        RecordedUser::new(user.name.clone(), actions).map_err(|e| ScenarioError::Invalid {
-            field: format!("users.{}", user.name),
-            reason: e.to_string(),
+        RecordedUser::new(user.name.clone(), user.actions.clone()).map_err(|e| {
+            ScenarioError::Invalid {
+                field: format!("users.{}", user.name),
+                reason: e.to_string(),
+            }
         })
     }
 }
@@ -288,6 +303,28 @@ mod tests {
         assert!(
             unordered.contains("users[0].actions[1]") && unordered.contains("in order"),
             "{unordered}"
+        );
+    }
+
+    #[test]
+    fn simulated_trailing_text_and_late_or_far_times_are_rejected() {
+        let twice = error_of(&format!("{EXAMPLE} {EXAMPLE}"));
+        assert!(twice.contains("trailing characters"), "{twice}");
+        assert!(error_of(&format!("{EXAMPLE}x")).contains("trailing"));
+        assert!(Scenario::parse(&format!("{EXAMPLE} \n\t")).is_ok());
+        let late = error_of(
+            r#"{"machines": 1, "run_ms": 5, "users": [{"name": "a", "machine": 0, "join_ms": 6}]}"#,
+        );
+        assert!(
+            late.contains("users[0].join_ms") && late.contains("after the run ends"),
+            "{late}"
+        );
+        let far = error_of(&format!(r#"{{"machines": 1, "run_ms": {}}}"#, u64::MAX));
+        assert!(far.contains("run_ms") && far.contains("beyond"), "{far}");
+        let fraction = error_of(r#"{"machines": 1, "run_ms": 5.5}"#);
+        assert!(
+            fraction.contains("run_ms") && fraction.contains("whole"),
+            "{fraction}"
         );
     }
 

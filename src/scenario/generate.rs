@@ -3,9 +3,10 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Scenario, UserSpec};
+use super::{Scenario, UserSpec, MAX_MACHINES};
 use crate::hardware::simulated::NetworkConfig;
 use crate::messages::Message;
+use crate::time::Millis;
 
 /// How long before the end of a run its last action may come, so that every output has
 /// surely converged: two network hops of latency and a sum node's batching interval, plus room
@@ -13,8 +14,23 @@ use crate::messages::Message;
 /// loss and ~10^6 transmissions a run, some packet is lost six times running; 2 s leaves room for
 /// a dozen attempts. Short runs (demos, which are fault-free) keep 40% of their length, at least
 /// 300 ms.
-fn settle_ms(run_ms: u64) -> u64 {
-    (run_ms * 2 / 5).clamp(300, 2_000)
+fn settle_ms(run_ms: Millis) -> u64 {
+    (run_ms.0.saturating_mul(2) / 5).clamp(300, 2_000)
+}
+
+/// The most users a generated workload may have.
+pub const MAX_GENERATED_USERS: u32 = 10_000_000;
+/// The most actions (users × increments) a generated workload may have.
+pub const MAX_GENERATED_ACTIONS: u64 = 100_000_000;
+
+/// A workload that cannot be generated, naming the command-line flag at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: {reason}")]
+pub struct WorkloadError {
+    /// The flag, e.g. `--run-ms`.
+    pub flag: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
 }
 
 /// The shape of a generated sum-network scenario.
@@ -26,25 +42,66 @@ pub struct Workload {
     pub users: u32,
     /// Increments each user makes.
     pub increments: u32,
-    /// Length of the run in milliseconds.
-    pub run_ms: u64,
+    /// Length of the run.
+    pub run_ms: Millis,
     /// Seed of the generator and of the run.
     pub seed: u64,
 }
 
 impl Workload {
+    /// Checks that the workload can be generated and run, before anything is built: a machine
+    /// count a scenario may have, a run length within the [`HORIZON`](crate::time::HORIZON),
+    /// and no more users and actions than fit in memory.
+    pub fn validate(&self) -> Result<(), WorkloadError> {
+        if self.machines == 0 || self.machines > MAX_MACHINES {
+            return Err(WorkloadError {
+                flag: "--machines",
+                reason: format!(
+                    "{} machines: a system has from 1 to {MAX_MACHINES} machines",
+                    self.machines
+                ),
+            });
+        }
+        if let Err(beyond) = self.run_ms.within_horizon() {
+            return Err(WorkloadError {
+                flag: "--run-ms",
+                reason: beyond.to_string(),
+            });
+        }
+        if self.users > MAX_GENERATED_USERS {
+            return Err(WorkloadError {
+                flag: "--users",
+                reason: format!(
+                    "{} users: a generated workload has at most {MAX_GENERATED_USERS}",
+                    self.users
+                ),
+            });
+        }
+        let actions = u64::from(self.users) * u64::from(self.increments);
+        if actions > MAX_GENERATED_ACTIONS {
+            return Err(WorkloadError {
+                flag: "--increments",
+                reason: format!(
+                    "{} users with {} increments each make {actions} actions: a generated workload has at most {MAX_GENERATED_ACTIONS}",
+                    self.users, self.increments
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The scenario: users join during the first tenth of the run, on machines drawn at random,
     /// and make increments of 1 to 5 at random times, all early enough to settle before the end.
     pub fn scenario(&self) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let machines = self.machines.max(1);
-        let join_window = (self.run_ms / 10).max(1);
+        let run_ms = self.run_ms.0;
+        let join_window = (run_ms / 10).max(1);
         let users = (0..self.users)
             .map(|index| {
                 let join_ms = rng.random_range(0..join_window);
-                let active_ms = self
-                    .run_ms
-                    .saturating_sub(join_ms + settle_ms(self.run_ms))
+                let active_ms = run_ms
+                    .saturating_sub(join_ms.saturating_add(settle_ms(self.run_ms)))
                     .max(1);
                 let mut times: Vec<u64> = (0..self.increments)
                     .map(|_| rng.random_range(0..active_ms))
@@ -56,13 +113,13 @@ impl Workload {
                         let amount: i64 = rng.random_range(1..=5);
                         let mut fields = serde_json::Map::new();
                         fields.insert("amount".into(), amount.into());
-                        (at_ms as i64, Message::tagged("increment", fields))
+                        (Millis(at_ms), Message::tagged("increment", fields))
                     })
                     .collect();
                 UserSpec {
                     name: format!("user {index}"),
                     machine: rng.random_range(0..machines),
-                    join_ms: join_ms as i64,
+                    join_ms: Millis(join_ms),
                     actions,
                 }
             })
@@ -88,7 +145,7 @@ mod tests {
             machines: 4,
             users: 30,
             increments: 5,
-            run_ms: 4000,
+            run_ms: Millis(4000),
             seed: 9,
         };
         let scenario = workload.scenario();
@@ -96,8 +153,34 @@ mod tests {
         assert_eq!(scenario.users.len(), 30);
         assert_eq!(scenario, workload.scenario());
         for user in &scenario.users {
-            let last = user.actions.last().map_or(0, |(at, _)| *at);
-            assert!(user.join_ms + last + settle_ms(4000) as i64 <= 4000);
+            let last = user.actions.last().map_or(Millis::ZERO, |(at, _)| *at);
+            assert!(user.join_ms.0 + last.0 + settle_ms(Millis(4000)) <= 4000);
         }
+    }
+
+    #[test]
+    fn simulated_workloads_out_of_range_name_their_flag() {
+        let workload = Workload {
+            machines: 3,
+            users: 6,
+            increments: 4,
+            run_ms: Millis(u64::MAX),
+            seed: 0,
+        };
+        let error = workload.validate().expect_err("too long");
+        assert_eq!(error.flag, "--run-ms");
+        let none = Workload {
+            machines: 0,
+            run_ms: Millis(1000),
+            ..workload.clone()
+        };
+        assert_eq!(none.validate().map_err(|e| e.flag), Err("--machines"));
+        let crowd = Workload {
+            users: 1_000_000,
+            increments: 1_000,
+            run_ms: Millis(1000),
+            ..workload
+        };
+        assert_eq!(crowd.validate().map_err(|e| e.flag), Err("--increments"));
     }
 }

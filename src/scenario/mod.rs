@@ -8,6 +8,9 @@ mod report;
 mod runner;
 
 pub use format::{Scenario, ScenarioError, UserSpec, MAX_MACHINES};
-pub use generate::Workload;
+pub use generate::{Workload, WorkloadError, MAX_GENERATED_ACTIONS, MAX_GENERATED_USERS};
 pub use report::{FaultReport, Report, RunCounters};
-pub use runner::{run_scenario, simulate, Outcome, Progress, RunError, RunOptions, SimulatedRun};
+pub use runner::{
+    run_scenario, simulate, simulate_traced, Outcome, Progress, RunError, RunOptions, SimulatedRun,
+    TracedRun,
+};

@@ -9,6 +9,8 @@ use super::{Outcome, Scenario};
 use crate::hardware::simulated::FaultCounters;
 use crate::hardware::Mode;
 use crate::manager::LinkCounters;
+use crate::terminal::escape;
+use crate::time::Millis;
 
 /// What the network's faults did and what reliable delivery did about them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -56,7 +58,7 @@ pub struct Report {
     /// How many users.
     pub users: usize,
     /// How long the system ran (virtual milliseconds in simulated mode, real ones elsewhere).
-    pub simulated_ms: u64,
+    pub simulated_ms: Millis,
     /// Wall-clock milliseconds the run took.
     pub wall_ms: f64,
     /// Events processed.
@@ -71,6 +73,12 @@ pub struct Report {
     /// What the faults did and what reliable delivery did about them (simulated mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultReport>,
+    /// Whether the system had settled when the run ended: nothing in flight. An output that
+    /// differs in a run that has not settled may only be late, not wrong.
+    pub settled: bool,
+    /// How much was still in flight when the run ended: packets sent and not yet acknowledged,
+    /// and transmissions the network still carried outside reliable delivery.
+    pub in_flight: u64,
     /// The sum of every increment.
     pub expected_total: i64,
     /// User name → that user's output total (`null` if it has none).
@@ -90,6 +98,8 @@ pub struct RunCounters {
     pub undeliverable: u64,
     /// What the faults did and what reliable delivery did about them.
     pub faults: FaultReport,
+    /// What was still in flight at the end (see [`Report::in_flight`]).
+    pub in_flight: u64,
 }
 
 impl Report {
@@ -100,7 +110,7 @@ impl Report {
         mode: Mode,
         scenario: &Scenario,
         seed: u64,
-        simulated_ms: u64,
+        simulated_ms: Millis,
         wall_ms: f64,
         counters: RunCounters,
         trace_hash: Option<String>,
@@ -118,16 +128,12 @@ impl Report {
             undeliverable: counters.undeliverable,
             trace_hash,
             faults: Some(counters.faults),
+            settled: counters.in_flight == 0,
+            in_flight: counters.in_flight,
             correct: outcome.correct(),
             expected_total: outcome.expected_total,
             outputs: outcome.outputs,
         }
-    }
-
-    /// The report as one line of JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self)
-            .unwrap_or_else(|e| format!("{{\"error\": \"cannot encode report: {e}\"}}"))
     }
 
     fn wrong_outputs(&self) -> usize {
@@ -148,7 +154,7 @@ impl fmt::Display for Report {
         let speed = if self.wall_ms > 0.0 {
             format!(
                 " ({:.0}x real time)",
-                self.simulated_ms as f64 / self.wall_ms
+                self.simulated_ms.0 as f64 / self.wall_ms
             )
         } else {
             String::new()
@@ -156,7 +162,7 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  {} machines, {} users: {} ms of system time in {:.1} ms of wall time{speed}",
-            self.machines, self.users, self.simulated_ms, self.wall_ms
+            self.machines, self.users, self.simulated_ms.0, self.wall_ms
         )?;
         writeln!(
             f,
@@ -181,15 +187,31 @@ impl fmt::Display for Report {
                 faults.duplicates_suppressed
             )?;
         }
+        if !self.settled {
+            writeln!(
+                f,
+                "  not settled: {} {} still in flight when the run ended",
+                self.in_flight,
+                if self.in_flight == 1 {
+                    "message"
+                } else {
+                    "messages"
+                }
+            )?;
+        }
         writeln!(f, "  expected total: {}", self.expected_total)?;
-        let width = self
+        let listed: Vec<_> = self
             .outputs
-            .keys()
+            .iter()
             .take(LISTED_OUTPUTS)
-            .map(String::len)
+            .map(|(user, total)| (escape(user), total))
+            .collect();
+        let width = listed
+            .iter()
+            .map(|(user, _)| user.chars().count())
             .max()
             .unwrap_or(0);
-        for (user, total) in self.outputs.iter().take(LISTED_OUTPUTS) {
+        for (user, total) in listed {
             let (shown, mark) = match total {
                 Some(total) if *total == self.expected_total => (total.to_string(), "ok"),
                 Some(total) => (total.to_string(), "WRONG"),
@@ -218,7 +240,15 @@ impl fmt::Display for Report {
                 self.wrong_outputs(),
                 self.outputs.len(),
                 self.expected_total
-            )
+            )?;
+            if self.settled {
+                Ok(())
+            } else {
+                write!(
+                    f,
+                    " (the run ended before it settled: a longer run_ms may let them converge)"
+                )
+            }
         }
     }
 }

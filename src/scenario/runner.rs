@@ -12,6 +12,7 @@ use crate::hardware::{Hardware, HardwareError};
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
 use crate::sum_network::{InputNode, OutputLeafNode, OutputNode, SumMessage, SumNode};
+use crate::time::Millis;
 
 /// How many times at most the progress bar moves while the runner advances to a time.
 const PROGRESS_STEPS: u64 = 200;
@@ -38,18 +39,21 @@ pub struct RunOptions {
     pub progress: bool,
     /// Replaces the scenario's `reliable_delivery`.
     pub reliable: Option<bool>,
+    /// Stops the run with a capacity error once it has processed this many events (simulated
+    /// mode).
+    pub max_events: Option<u64>,
 }
 
 /// Progress through a run's time, shown as a bar when asked for.
 pub struct Progress(ProgressBar);
 
 impl Progress {
-    /// A bar over `run_ms` milliseconds of the run, or a hidden one.
-    pub fn new(run_ms: u64, visible: bool) -> Self {
+    /// A bar over the `run_ms` of a run, or a hidden one.
+    pub fn new(run_ms: Millis, visible: bool) -> Self {
         if !visible {
             return Progress(ProgressBar::hidden());
         }
-        let bar = ProgressBar::new(run_ms);
+        let bar = ProgressBar::new(run_ms.0);
         if let Ok(style) =
             ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} ms ({elapsed})")
         {
@@ -59,8 +63,8 @@ impl Progress {
         Progress(bar)
     }
 
-    fn advance(&self, to_ms: u64) {
-        self.0.set_position(to_ms);
+    fn advance(&self, to_ms: Millis) {
+        self.0.set_position(to_ms.0);
     }
 
     fn finish(&self) {
@@ -104,8 +108,7 @@ pub fn run_scenario(
     let mut joining: Vec<_> = scenario.users.iter().collect();
     joining.sort_by_key(|user| user.join_ms);
     for user in joining {
-        let join_ms = u64::try_from(user.join_ms).unwrap_or_default();
-        advance(hardware, join_ms, progress)?;
+        advance(hardware, user.join_ms, progress)?;
         let machine = Scenario::machine_of(user);
         let add_input = SumMessage::AddKid {
             machine,
@@ -151,15 +154,15 @@ pub fn run_scenario(
 /// of the run.
 fn advance(
     hardware: &mut dyn Hardware,
-    to_ms: u64,
+    to_ms: Millis,
     progress: &Progress,
 ) -> Result<(), HardwareError> {
-    const MIN_STEP_MS: u64 = 50;
-    let mut at = hardware.now_ms();
-    let step = (to_ms.saturating_sub(at) / PROGRESS_STEPS).max(MIN_STEP_MS);
+    const MIN_STEP: Millis = Millis(50);
+    let mut at = Millis(hardware.now_ms());
+    let step = Millis(to_ms.saturating_sub(at).0 / PROGRESS_STEPS).max(MIN_STEP);
     while at < to_ms {
         at = at.saturating_add(step).min(to_ms);
-        hardware.run_until(at)?;
+        hardware.run_until(at.0)?;
         progress.advance(at);
     }
     Ok(())
@@ -173,22 +176,72 @@ pub struct SimulatedRun {
     pub trace_text: Option<String>,
 }
 
+/// A simulated run that may have stopped early (a node failed, a capacity limit was reached):
+/// its report or why it stopped, and its trace text either way, to replay and study.
+pub struct TracedRun {
+    /// The report, or why there is none.
+    pub result: Result<Report, RunError>,
+    /// The full event trace up to where the run ended, if [`RunOptions::keep_trace_text`] was
+    /// set and the run started at all.
+    pub trace_text: Option<String>,
+}
+
 /// Runs a scenario in simulated mode.
 pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Result<SimulatedRun, RunError> {
+    let TracedRun { result, trace_text } = simulate_traced(scenario, options);
+    result.map(|report| SimulatedRun { report, trace_text })
+}
+
+/// Runs a scenario in simulated mode and keeps its trace even if the run stops early.
+pub fn simulate_traced(scenario: &Scenario, options: &RunOptions) -> TracedRun {
+    let mut hardware = match start_simulation(scenario, options) {
+        Ok(hardware) => hardware,
+        Err(error) => {
+            return TracedRun {
+                result: Err(error),
+                trace_text: None,
+            }
+        }
+    };
+    let result = play_simulated(&mut hardware, scenario, options);
+    TracedRun {
+        result,
+        trace_text: hardware.trace().text().map(str::to_owned),
+    }
+}
+
+/// The simulated hardware for `scenario` with `options` applied, before anything runs.
+fn start_simulation(
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Result<SimulatedHardware, RunError> {
     scenario.validate()?;
-    let seed = options.seed.unwrap_or(scenario.seed);
     let config = SimulationConfig {
         machines: scenario.machines,
-        seed,
+        seed: options.seed.unwrap_or(scenario.seed),
         network: scenario.network.clone(),
         keep_trace_text: options.keep_trace_text,
         reliable: options.reliable.unwrap_or(scenario.reliable_delivery),
     };
     let mut hardware = SimulatedHardware::new(config, Arc::new(NodeRegistry::with_builtins()))
         .map_err(ScenarioError::from)?;
+    if let Some(max) = options.max_events {
+        hardware.limit_events(max);
+    }
+    Ok(hardware)
+}
+
+/// Plays `scenario` on `hardware` and reports on it.
+fn play_simulated(
+    hardware: &mut SimulatedHardware,
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Result<Report, RunError> {
     let progress = Progress::new(scenario.run_ms, options.progress);
     let started = Instant::now();
-    let outcome = run_scenario(&mut hardware, scenario, &progress)?;
+    let outcome = run_scenario(hardware, scenario, &progress);
+    progress.finish();
+    let outcome = outcome?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let stats = hardware.stats();
     let counters = RunCounters {
@@ -196,20 +249,16 @@ pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Result<SimulatedRu
         messages_delivered: stats.messages_delivered,
         undeliverable: stats.undeliverable,
         faults: FaultReport::new(&stats.faults, &stats.link),
+        in_flight: hardware.in_flight(),
     };
-    let trace_hash = Some(hardware.trace().hash());
-    let report = Report::new(
+    Ok(Report::new(
         hardware.mode(),
         scenario,
-        seed,
-        hardware.now_ms(),
+        hardware.seed(),
+        Millis(hardware.now_ms()),
         wall_ms,
         counters,
-        trace_hash,
+        Some(hardware.trace().hash()),
         outcome,
-    );
-    Ok(SimulatedRun {
-        report,
-        trace_text: hardware.trace().text().map(str::to_owned),
-    })
+    ))
 }

@@ -153,7 +153,7 @@ impl Node for InputLeafNode {
     /// leaf has at most one timer pending however long its recording is.
     fn start(&mut self, ctl: &mut dyn MachineController) -> Result<(), NodeError> {
         if let Some((at_ms, _)) = self.recording.as_ref().and_then(|r| r.actions().first()) {
-            ctl.set_timer(*at_ms, 0);
+            ctl.set_timer(at_ms.0, 0);
         }
         Ok(())
     }
@@ -191,7 +191,7 @@ impl Node for InputLeafNode {
             .map(|(at_ms, message)| (*at_ms, message.clone()))
             .ok_or_else(|| NodeError::Protocol(format!("no recorded action {tag}")))?;
         if let Some((next_ms, _)) = actions.get(index + 1) {
-            ctl.set_timer(next_ms - at_ms, tag + 1);
+            ctl.set_timer(next_ms.saturating_sub(at_ms).0, tag + 1);
         }
         self.actions_played += 1;
         self.forward(ctl, &action)

@@ -129,7 +129,7 @@ mod tests {
         let recording = RecordedUser::new(
             "u",
             vec![(
-                5,
+                crate::time::Millis(5),
                 SumMessage::Increment { amount: 2 }
                     .to_message()
                     .expect("encodes"),

@@ -3,38 +3,39 @@
 use serde::{Deserialize, Serialize};
 
 use crate::messages::Message;
+use crate::time::Millis;
 
 /// Why a recording is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordedUserError {
     /// An action is timed before the one before it.
-    #[error("user `{user}`: action {index} at {at_ms} ms comes before the previous action at {previous_ms} ms; times must be in order")]
+    #[error("user `{user}`: action {index} at {at_ms} comes before the previous action at {previous_ms}; times must be in order")]
     OutOfOrder {
         /// The user's name.
         user: String,
         /// The offending action's position.
         index: usize,
         /// Its time.
-        at_ms: u64,
+        at_ms: Millis,
         /// The previous action's time.
-        previous_ms: u64,
+        previous_ms: Millis,
     },
 }
 
-/// A user's name and the actions it performs, each at a time in milliseconds after it joins.
+/// A user's name and the actions it performs, each at a time after it joins.
 /// Times are in order (checked on construction and when parsed from JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RecordingRepr", into = "RecordingRepr")]
 pub struct RecordedUser {
     name: String,
-    actions: Vec<(u64, Message)>,
+    actions: Vec<(Millis, Message)>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RecordingRepr {
     name: String,
-    actions: Vec<(u64, Message)>,
+    actions: Vec<(Millis, Message)>,
 }
 
 impl TryFrom<RecordingRepr> for RecordedUser {
@@ -58,7 +59,7 @@ impl RecordedUser {
     /// A recording, provided its action times never go backwards.
     pub fn new(
         name: impl Into<String>,
-        actions: Vec<(u64, Message)>,
+        actions: Vec<(Millis, Message)>,
     ) -> Result<Self, RecordedUserError> {
         let name = name.into();
         for (index, pair) in actions.windows(2).enumerate() {
@@ -81,7 +82,7 @@ impl RecordedUser {
     }
 
     /// The actions, in time order.
-    pub fn actions(&self) -> &[(u64, Message)] {
+    pub fn actions(&self) -> &[(Millis, Message)] {
         &self.actions
     }
 }
@@ -97,24 +98,34 @@ mod tests {
 
     #[test]
     fn simulated_recorded_user_times_must_be_in_order() {
-        let error = RecordedUser::new("u", vec![(30, increment(1)), (10, increment(1))])
-            .expect_err("out of order");
+        let error = RecordedUser::new(
+            "u",
+            vec![(Millis(30), increment(1)), (Millis(10), increment(1))],
+        )
+        .expect_err("out of order");
         assert!(matches!(
             error,
             RecordedUserError::OutOfOrder {
                 index: 1,
-                at_ms: 10,
-                previous_ms: 30,
+                at_ms: Millis(10),
+                previous_ms: Millis(30),
                 ..
             }
         ));
-        assert!(RecordedUser::new("u", vec![(10, increment(1)), (10, increment(2))]).is_ok());
+        assert!(RecordedUser::new(
+            "u",
+            vec![(Millis(10), increment(1)), (Millis(10), increment(2))]
+        )
+        .is_ok());
     }
 
     #[test]
     fn simulated_recorded_user_round_trips_through_json() {
-        let user = RecordedUser::new("user b", vec![(30, increment(2)), (60, increment(1))])
-            .expect("valid");
+        let user = RecordedUser::new(
+            "user b",
+            vec![(Millis(30), increment(2)), (Millis(60), increment(1))],
+        )
+        .expect("valid");
         let json = serde_json::to_value(&user).expect("serializes");
         assert_eq!(
             json,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::manager::NodeFailure;
 use crate::messages::{Message, NodeHandle};
+use crate::time::Micros;
 
 /// The longest chain kept; a longer one is cut back to its newest [`KEEP_AFTER_CUT`] hops.
 const MAX_DEPTH: u32 = 64;
@@ -17,7 +18,7 @@ pub(super) type Cause = Option<Arc<Hop>>;
 /// One delivery in a causal chain: `from --type--> to` at a virtual time.
 #[derive(Debug)]
 pub struct Hop {
-    at_us: u64,
+    at_us: Micros,
     from: Option<NodeHandle>,
     to: NodeHandle,
     message: Message,
@@ -29,7 +30,7 @@ impl Hop {
     /// The hop for a delivery caused by `parent`.
     pub(super) fn after(
         parent: Cause,
-        at_us: u64,
+        at_us: Micros,
         from: Option<NodeHandle>,
         to: NodeHandle,
         message: Message,
@@ -89,7 +90,7 @@ impl fmt::Display for Hop {
         write!(
             f,
             "{:>10.3} ms  {} --{}--> {}",
-            self.at_us as f64 / 1000.0,
+            self.at_us.as_millis_f64(),
             from,
             self.message.kind(),
             self.to
@@ -102,8 +103,8 @@ impl fmt::Display for Hop {
 pub struct FailureReport {
     /// What failed.
     pub failure: NodeFailure,
-    /// When, in virtual microseconds.
-    pub at_us: u64,
+    /// When, in virtual time.
+    pub at_us: Micros,
     /// The run's seed, to replay it.
     pub seed: u64,
     /// The causal chain of deliveries, oldest first, one line each (`sender --type--> receiver`).
@@ -113,7 +114,7 @@ pub struct FailureReport {
 impl FailureReport {
     pub(super) fn new(
         failure: NodeFailure,
-        at_us: u64,
+        at_us: Micros,
         seed: u64,
         cause: Option<&Arc<Hop>>,
     ) -> Self {
@@ -135,7 +136,7 @@ impl fmt::Display for FailureReport {
             f,
             "{} at {:.3} ms (seed {})",
             self.failure,
-            self.at_us as f64 / 1000.0,
+            self.at_us.as_millis_f64(),
             self.seed
         )?;
         if self.trace.is_empty() {
@@ -168,7 +169,7 @@ mod tests {
         for step in 0..1000u32 {
             tip = Some(Hop::after(
                 tip,
-                u64::from(step),
+                Micros(u64::from(step)),
                 Some(handle(step)),
                 handle(step + 1),
                 message.clone(),
@@ -178,9 +179,9 @@ mod tests {
         let chain = tip.chain();
         assert!(chain.len() as u32 <= MAX_DEPTH + 1);
         assert!(chain.len() > KEEP_AFTER_CUT);
-        assert_eq!(chain.last().map(|hop| hop.at_us), Some(999));
+        assert_eq!(chain.last().map(|hop| hop.at_us), Some(Micros(999)));
         assert!(chain
             .windows(2)
-            .all(|pair| pair[0].at_us + 1 == pair[1].at_us));
+            .all(|pair| pair[0].at_us.0 + 1 == pair[1].at_us.0));
     }
 }

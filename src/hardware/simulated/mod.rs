@@ -24,6 +24,7 @@ use super::{Hardware, HardwareError, Mode};
 use crate::manager::{Effect, Envelope, LinkCounters, NodeFailure, NodeManager, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::{NodeRegistry, TimerId};
+use crate::time::{Micros, Millis};
 use cause::Cause;
 use network::Network;
 use queue::EventQueue;
@@ -77,10 +78,12 @@ pub struct SimulatedHardware {
     managers: Vec<NodeManager>,
     network: Network,
     queue: EventQueue<Event>,
-    now_us: u64,
+    now_us: Micros,
     scratch: Vec<Effect>,
     trace: Trace,
     events: u64,
+    /// The most events the run may process, if limited.
+    max_events: Option<u64>,
     /// Envelopes for machines the system does not have.
     no_such_machine: u64,
     seed: u64,
@@ -106,10 +109,11 @@ impl SimulatedHardware {
             managers,
             network,
             queue: EventQueue::new(),
-            now_us: 0,
+            now_us: Micros::ZERO,
             scratch: Vec::new(),
             trace: Trace::new(config.keep_trace_text),
             events: 0,
+            max_events: None,
             no_such_machine: 0,
             seed: config.seed,
         })
@@ -137,6 +141,12 @@ impl SimulatedHardware {
         stats
     }
 
+    /// Stops the run with [`HardwareError::Capacity`] once it has processed `max` events, so
+    /// that a run which never ends (a node whose timers or messages never stop) stops anyway.
+    pub fn limit_events(&mut self, max: u64) {
+        self.max_events = Some(max);
+    }
+
     /// Packets sent between machines and not yet acknowledged, over every machine.
     pub fn unacknowledged(&self) -> usize {
         self.managers.iter().map(NodeManager::unacknowledged).sum()
@@ -151,19 +161,45 @@ impl SimulatedHardware {
             .sum()
     }
 
+    /// What is still in flight: every packet the reliable link layer has sent and not yet seen
+    /// acknowledged, and every transmission between machines that the network still carries
+    /// outside the link layer (all of them when reliable delivery is off), and every message
+    /// that reached its machine before its node's spawn and waits for it. A run has settled
+    /// when nothing is in flight.
+    pub fn in_flight(&self) -> u64 {
+        let unacknowledged = self.unacknowledged() as u64;
+        // A sequenced packet or an acknowledgement in the network belongs to the link layer,
+        // whose unacknowledged packets are counted above; what arrives at its own machine was
+        // never in the network.
+        let carried = self
+            .queue
+            .pending()
+            .filter(|event| match event {
+                Event::Arrive {
+                    from, to, envelope, ..
+                } => {
+                    from != to
+                        && !matches!(envelope, Envelope::Sequenced { .. } | Envelope::Ack { .. })
+                }
+                Event::Wake { .. } => false,
+            })
+            .count() as u64;
+        unacknowledged + carried + self.waiting_for_spawn() as u64
+    }
+
     /// The event trace so far (its hash, and its text if it was kept).
     pub fn trace(&self) -> &Trace {
         &self.trace
     }
 
-    /// Virtual microseconds since the system started.
-    pub fn now_us(&self) -> u64 {
+    /// Virtual time since the system started.
+    pub fn now_us(&self) -> Micros {
         self.now_us
     }
 
-    /// Runs for `ms` more virtual milliseconds.
-    pub fn run_for(&mut self, ms: u64) -> Result<(), HardwareError> {
-        self.run_until(self.now_ms() + ms)
+    /// Runs for `span` more virtual time.
+    pub fn run_for(&mut self, span: Millis) -> Result<(), HardwareError> {
+        self.run_until(self.now_us.to_millis().saturating_add(span).0)
     }
 
     fn machine_index(&self, machine: MachineId) -> Result<usize, HardwareError> {
@@ -193,6 +229,13 @@ impl SimulatedHardware {
             .paused_until(Self::machine_of(&event), self.now_us)
         {
             return self.schedule(resume_us, event);
+        }
+        if self.max_events.is_some_and(|max| self.events >= max) {
+            return Err(HardwareError::Capacity(format!(
+                "the run reached its limit of {} events at {:.3} ms",
+                self.events,
+                self.now_us.as_millis_f64()
+            )));
         }
         self.events += 1;
         match event {
@@ -227,7 +270,7 @@ impl SimulatedHardware {
                     }
                     None => cause,
                 };
-                if let Err(failure) = self.managers[to.index()].handle(self.now_us, envelope) {
+                if let Err(failure) = self.managers[to.index()].handle(self.now_us.0, envelope) {
                     return Err(self.failed(failure, extend(cause)));
                 }
                 if self.managers[to.index()].has_effects() {
@@ -240,7 +283,8 @@ impl SimulatedHardware {
                 cause,
             } => {
                 self.trace.wake(self.now_us, machine, timer);
-                if let Err(failure) = self.managers[machine.index()].fire_timer(self.now_us, timer)
+                if let Err(failure) =
+                    self.managers[machine.index()].fire_timer(self.now_us.0, timer)
                 {
                     return Err(self.failed(failure, cause));
                 }
@@ -250,10 +294,10 @@ impl SimulatedHardware {
         Ok(())
     }
 
-    fn schedule(&mut self, at_us: u64, event: Event) -> Result<(), HardwareError> {
+    fn schedule(&mut self, at_us: Micros, event: Event) -> Result<(), HardwareError> {
         self.queue
             .push(at_us, event)
-            .map_err(|full| HardwareError::Infrastructure(full.to_string()))
+            .map_err(|full| HardwareError::Capacity(full.to_string()))
     }
 
     /// Turns what machine `machine` asked for into scheduled events, through the network's
@@ -293,7 +337,7 @@ impl SimulatedHardware {
                         timer,
                         cause: cause.clone(),
                     };
-                    outcome = outcome.and(self.schedule(at_us.max(self.now_us), event));
+                    outcome = outcome.and(self.schedule(Micros(at_us).max(self.now_us), event));
                 }
             }
         }
@@ -321,7 +365,7 @@ impl Hardware for SimulatedHardware {
     }
 
     fn now_ms(&self) -> u64 {
-        self.now_us / 1000
+        self.now_us.to_millis().0
     }
 
     fn spawn(
@@ -331,7 +375,7 @@ impl Hardware for SimulatedHardware {
     ) -> Result<NodeHandle, HardwareError> {
         let index = self.machine_index(machine)?;
         let handle = self.managers[index]
-            .start_node(self.now_us, config)
+            .start_node(self.now_us.0, config)
             .map_err(|failure| self.failed(failure, None))?;
         self.trace
             .spawn(self.now_us, machine, handle.id, config.kind());
@@ -355,7 +399,7 @@ impl Hardware for SimulatedHardware {
     }
 
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
-        let limit_us = at_ms.saturating_mul(1000);
+        let limit_us = Millis(at_ms).to_micros_saturating();
         while let Some((at_us, event)) = self.queue.pop_due(limit_us) {
             self.now_us = at_us;
             self.step(event)?;

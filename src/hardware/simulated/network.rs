@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hardware::faults::{CompiledRule, FaultCounters, FaultRule};
 use crate::messages::MachineId;
+use crate::time::{Micros, Millis, MAX_LATENCY};
 
 /// The shape of the latency distribution.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,8 +23,9 @@ pub enum LatencyDistribution {
     Constant,
 }
 
-/// Message latency between two different machines, in milliseconds. Messages between nodes on
-/// the same machine arrive at once (after everything already due).
+/// Message latency between two different machines, in milliseconds (fractions allowed, each
+/// value finite, non-negative and at most [`MAX_LATENCY`]). Messages between nodes on the same
+/// machine arrive at once (after everything already due).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LatencySpec {
@@ -69,10 +71,10 @@ impl Default for LatencySpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Partition {
-    /// When the partition starts, in milliseconds.
-    pub from_ms: u64,
+    /// When the partition starts.
+    pub from_ms: Millis,
     /// When it heals.
-    pub to_ms: u64,
+    pub to_ms: Millis,
     /// Groups of machine indexes.
     pub groups: Vec<Vec<u32>>,
 }
@@ -84,10 +86,10 @@ pub struct Partition {
 pub struct Pause {
     /// The machine.
     pub machine: u32,
-    /// When it stops, in milliseconds.
-    pub from_ms: u64,
+    /// When it stops.
+    pub from_ms: Millis,
     /// When it goes on.
-    pub to_ms: u64,
+    pub to_ms: Millis,
 }
 
 /// The scenario's `"network"` object: latency and faults.
@@ -153,22 +155,39 @@ impl NetworkConfig {
         Ok(())
     }
 
-    /// When the last partition or pause ends (0 if there is none).
-    pub fn last_fault_window_end_ms(&self) -> u64 {
+    /// When the last partition or pause ends (zero if there is none).
+    pub fn last_fault_window_end_ms(&self) -> Millis {
         let partitions = self.partitions.iter().map(|p| p.to_ms);
         let pauses = self.pauses.iter().map(|p| p.to_ms);
-        partitions.chain(pauses).max().unwrap_or(0)
+        partitions.chain(pauses).max().unwrap_or(Millis::ZERO)
     }
 }
 
-fn check_window(at: &str, from_ms: u64, to_ms: u64) -> Result<(), NetworkConfigError> {
+/// Checks that a window ends no earlier than it starts and that both ends are times a scenario
+/// may name (within [`HORIZON`](crate::time::HORIZON)).
+fn check_window(at: &str, from_ms: Millis, to_ms: Millis) -> Result<(), NetworkConfigError> {
+    for (name, time) in [("from_ms", from_ms), ("to_ms", to_ms)] {
+        time.within_horizon()
+            .map_err(|beyond| NetworkConfigError::Invalid {
+                field: format!("{at}.{name}"),
+                reason: beyond.to_string(),
+            })?;
+    }
     if to_ms < from_ms {
         return Err(NetworkConfigError::Invalid {
             field: at.to_owned(),
-            reason: format!("the window ends (to_ms {to_ms}) before it starts (from_ms {from_ms})"),
+            reason: format!(
+                "the window ends (to_ms {}) before it starts (from_ms {})",
+                to_ms.0, from_ms.0
+            ),
         });
     }
     Ok(())
+}
+
+/// Both ends of a window checked by [`check_window`], in microseconds.
+fn window_micros(from_ms: Millis, to_ms: Millis) -> (Micros, Micros) {
+    (from_ms.to_micros_saturating(), to_ms.to_micros_saturating())
 }
 
 fn check_machine(field: &str, machine: u32, machines: u32) -> Result<(), NetworkConfigError> {
@@ -209,14 +228,14 @@ pub enum NetworkConfigError {
 }
 
 struct CompiledPartition {
-    from_us: u64,
-    to_us: u64,
+    from_us: Micros,
+    to_us: Micros,
     /// Each machine's group, if it has one.
     group_of: FxHashMap<MachineId, usize>,
 }
 
 impl CompiledPartition {
-    fn separates(&self, now_us: u64, a: MachineId, b: MachineId) -> bool {
+    fn separates(&self, now_us: Micros, a: MachineId, b: MachineId) -> bool {
         if now_us < self.from_us || now_us >= self.to_us {
             return false;
         }
@@ -228,10 +247,13 @@ impl CompiledPartition {
 }
 
 /// Where a transmission ends up: up to two arrival times (two when duplicated).
-pub(super) type Arrivals = [Option<u64>; 2];
+pub(super) type Arrivals = [Option<Micros>; 2];
 
 /// The extra hold-back of a reordered transmission, in milliseconds.
 const REORDER_DELAY_MS: std::ops::RangeInclusive<u64> = 10..=1200;
+
+/// [`MAX_LATENCY`] as a number of milliseconds, the bound of every latency parameter.
+const MAX_LATENCY_MS: f64 = MAX_LATENCY.0 as f64;
 
 enum Latency {
     Normal(Normal<f64>),
@@ -242,13 +264,24 @@ enum Latency {
 impl Latency {
     fn from_spec(spec: &LatencySpec) -> Result<Self, NetworkConfigError> {
         let check = |field: &'static str, value: f64| {
-            if value.is_finite() && value >= 0.0 {
-                Ok(value)
-            } else {
+            if !(value.is_finite() && value >= 0.0) {
                 Err(NetworkConfigError::Latency {
                     field,
-                    reason: format!("{value} is not a finite, non-negative number of milliseconds"),
+                    reason: format!(
+                        "{} is not a finite, non-negative number of milliseconds",
+                        shown(value)
+                    ),
                 })
+            } else if value > MAX_LATENCY_MS {
+                Err(NetworkConfigError::Latency {
+                    field,
+                    reason: format!(
+                        "{} ms is more than the longest latency a network may have ({MAX_LATENCY}, a year)",
+                        shown(value)
+                    ),
+                })
+            } else {
+                Ok(value)
             }
         };
         Ok(match spec.distribution {
@@ -273,13 +306,24 @@ impl Latency {
         })
     }
 
-    fn sample_us(&self, rng: &mut ChaCha8Rng) -> u64 {
+    /// A latency drawn from the distribution, clamped to [0, [`MAX_LATENCY`]].
+    fn sample_us(&self, rng: &mut ChaCha8Rng) -> Micros {
         let ms = match self {
             Latency::Normal(normal) => normal.sample(rng),
             Latency::Uniform(uniform) => uniform.sample(rng),
             Latency::Constant(ms) => *ms,
         };
-        (ms.max(0.0) * 1000.0).round() as u64
+        Micros::from_millis_f64(ms.clamp(0.0, MAX_LATENCY_MS))
+            .unwrap_or(MAX_LATENCY.to_micros_saturating())
+    }
+}
+
+/// `value` as a user would write it: `1e308`, not 309 digits.
+fn shown(value: f64) -> String {
+    if value.abs() >= 1e15 {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
     }
 }
 
@@ -289,13 +333,13 @@ pub(super) struct Network {
     latency: Latency,
     rng: ChaCha8Rng,
     /// Arrival time of the latest message on each link; looked up only, never iterated.
-    link_tail_us: FxHashMap<(MachineId, MachineId), u64>,
+    link_tail_us: FxHashMap<(MachineId, MachineId), Micros>,
     drop: Option<CompiledRule>,
     duplicate: Option<CompiledRule>,
     reorder: Option<CompiledRule>,
     partitions: Vec<CompiledPartition>,
-    /// Pause windows by machine, in microseconds.
-    pauses: FxHashMap<MachineId, Vec<(u64, u64)>>,
+    /// Pause windows by machine.
+    pauses: FxHashMap<MachineId, Vec<(Micros, Micros)>>,
     counters: FaultCounters,
 }
 
@@ -317,25 +361,28 @@ impl Network {
         let partitions = config
             .partitions
             .iter()
-            .map(|p| CompiledPartition {
-                from_us: p.from_ms * 1000,
-                to_us: p.to_ms * 1000,
-                group_of: p
-                    .groups
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(group, members)| {
-                        members.iter().map(move |m| (MachineId(*m), group))
-                    })
-                    .collect(),
+            .map(|p| {
+                let (from_us, to_us) = window_micros(p.from_ms, p.to_ms);
+                CompiledPartition {
+                    from_us,
+                    to_us,
+                    group_of: p
+                        .groups
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(group, members)| {
+                            members.iter().map(move |m| (MachineId(*m), group))
+                        })
+                        .collect(),
+                }
             })
             .collect();
-        let mut pauses: FxHashMap<MachineId, Vec<(u64, u64)>> = FxHashMap::default();
+        let mut pauses: FxHashMap<MachineId, Vec<(Micros, Micros)>> = FxHashMap::default();
         for pause in &config.pauses {
             pauses
                 .entry(MachineId(pause.machine))
                 .or_default()
-                .push((pause.from_ms * 1000, pause.to_ms * 1000));
+                .push(window_micros(pause.from_ms, pause.to_ms));
         }
         Ok(Network {
             latency: Latency::from_spec(&config.latency_ms)?,
@@ -360,7 +407,7 @@ impl Network {
     /// transmissions to itself are neither delayed nor faulted.
     pub(super) fn transmit(
         &mut self,
-        now_us: u64,
+        now_us: Micros,
         from: MachineId,
         to: MachineId,
         kind: &str,
@@ -390,8 +437,10 @@ impl Network {
             .is_some_and(|rule| rule.strikes(kind, &mut self.rng))
         {
             self.counters.reordered += 1;
-            let hold_ms = self.rng.random_range(REORDER_DELAY_MS);
-            now_us + self.latency.sample_us(&mut self.rng) + hold_ms * 1000
+            let hold = Millis(self.rng.random_range(REORDER_DELAY_MS)).to_micros_saturating();
+            now_us
+                .saturating_add(self.latency.sample_us(&mut self.rng))
+                .saturating_add(hold)
         } else {
             self.in_order_arrival(now_us, from, to)
         };
@@ -409,7 +458,7 @@ impl Network {
     }
 
     /// If `machine` is paused at `at_us`, when it goes on.
-    pub(super) fn paused_until(&self, machine: MachineId, at_us: u64) -> Option<u64> {
+    pub(super) fn paused_until(&self, machine: MachineId, at_us: Micros) -> Option<Micros> {
         self.pauses
             .get(&machine)?
             .iter()
@@ -419,9 +468,9 @@ impl Network {
     }
 
     /// A first-in first-out arrival on the link `from → to`: never before the previous one.
-    fn in_order_arrival(&mut self, now_us: u64, from: MachineId, to: MachineId) -> u64 {
-        let drawn = now_us + self.latency.sample_us(&mut self.rng);
-        let tail = self.link_tail_us.entry((from, to)).or_insert(0);
+    fn in_order_arrival(&mut self, now_us: Micros, from: MachineId, to: MachineId) -> Micros {
+        let drawn = now_us.saturating_add(self.latency.sample_us(&mut self.rng));
+        let tail = self.link_tail_us.entry((from, to)).or_insert(Micros::ZERO);
         *tail = (*tail).max(drawn);
         *tail
     }
@@ -457,9 +506,10 @@ mod tests {
             ..NetworkConfig::default()
         };
         let mut network = Network::new(&config, 2, 7).expect("valid");
-        let mut last = 0;
+        let mut last = Micros::ZERO;
         for now in 0..500 {
-            let [Some(at), None] = network.transmit(now * 100, MachineId(0), MachineId(1), "x")
+            let [Some(at), None] =
+                network.transmit(Micros(now * 100), MachineId(0), MachineId(1), "x")
             else {
                 panic!("a fault-free network delivers exactly once");
             };
@@ -513,6 +563,57 @@ mod tests {
     }
 
     #[test]
+    fn simulated_times_and_latencies_beyond_what_a_run_can_represent_are_rejected() {
+        // 584,000 years: in microseconds, beyond 64 bits.
+        let far = u64::MAX / 1000 + 1;
+        let partition = rejection(serde_json::json!({"partitions": [
+            {"from_ms": 1, "to_ms": far, "groups": [[0], [1]]}
+        ]}));
+        assert!(
+            partition.contains("network.partitions[0].to_ms") && partition.contains("beyond"),
+            "{partition}"
+        );
+        let pause = rejection(
+            serde_json::json!({"pauses": [{"machine": 1, "from_ms": far, "to_ms": far}]}),
+        );
+        assert!(pause.contains("network.pauses[0].from_ms"), "{pause}");
+        for (latency, field) in [
+            (
+                serde_json::json!({"distribution": "constant", "mean": 1e308}),
+                "network.latency_ms.mean",
+            ),
+            (
+                serde_json::json!({"distribution": "uniform", "min": 1.0, "max": 4e10}),
+                "network.latency_ms.max",
+            ),
+            (
+                serde_json::json!({"distribution": "normal", "mean": 1.0, "stddev": 4e10}),
+                "network.latency_ms.stddev",
+            ),
+        ] {
+            let error = rejection(serde_json::json!({"latency_ms": latency}));
+            assert!(
+                error.contains(field) && error.contains("a year") && error.len() < 200,
+                "{field}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn simulated_latency_draws_stay_within_a_year() {
+        let widest = config(serde_json::json!({"latency_ms":
+            {"distribution": "normal", "mean": MAX_LATENCY.0, "stddev": MAX_LATENCY.0}}));
+        let mut network = Network::new(&widest, 2, 3).expect("valid");
+        for _ in 0..200 {
+            let [Some(at), None] = network.transmit(Micros::ZERO, MachineId(0), MachineId(1), "x")
+            else {
+                panic!("a fault-free network delivers exactly once");
+            };
+            assert!(at <= MAX_LATENCY.to_micros_saturating(), "{at}");
+        }
+    }
+
+    #[test]
     fn simulated_type_limited_faults_only_strike_matching_types() {
         let mut network = Network::new(
             &config(serde_json::json!({"drop": {"rate": 1.0, "types": "increment|add_.*"}})),
@@ -526,7 +627,7 @@ mod tests {
             ("ack", false),
             ("incremental", false),
         ] {
-            let arrivals = network.transmit(0, MachineId(0), MachineId(1), kind);
+            let arrivals = network.transmit(Micros(0), MachineId(0), MachineId(1), kind);
             assert_eq!(arrivals[0].is_none(), lost, "{kind}");
         }
         assert_eq!(network.counters().dropped, 2);
@@ -538,23 +639,23 @@ mod tests {
         let mut network = Network::new(&config(json), 4, 1).expect("valid");
         let (m0, m1, m2, m3) = (MachineId(0), MachineId(1), MachineId(2), MachineId(3));
         assert!(
-            network.transmit(100_000, m0, m1, "x")[0].is_some(),
+            network.transmit(Micros(100_000), m0, m1, "x")[0].is_some(),
             "before the window"
         );
         assert!(
-            network.transmit(200_000, m0, m1, "x")[0].is_none(),
+            network.transmit(Micros(200_000), m0, m1, "x")[0].is_none(),
             "across groups"
         );
         assert!(
-            network.transmit(500_000, m1, m2, "x")[0].is_some(),
+            network.transmit(Micros(500_000), m1, m2, "x")[0].is_some(),
             "within a group"
         );
         assert!(
-            network.transmit(500_000, m0, m3, "x")[0].is_some(),
+            network.transmit(Micros(500_000), m0, m3, "x")[0].is_some(),
             "an ungrouped machine"
         );
         assert!(
-            network.transmit(900_000, m1, m0, "x")[0].is_some(),
+            network.transmit(Micros(900_000), m1, m0, "x")[0].is_some(),
             "healed"
         );
         assert_eq!(network.counters().partitioned, 1);
@@ -564,9 +665,12 @@ mod tests {
     fn simulated_pauses_hold_a_machine_until_their_end() {
         let json = serde_json::json!({"pauses": [{"machine": 1, "from_ms": 300, "to_ms": 800}]});
         let network = Network::new(&config(json), 2, 1).expect("valid");
-        assert_eq!(network.paused_until(MachineId(1), 299_999), None);
-        assert_eq!(network.paused_until(MachineId(1), 300_000), Some(800_000));
-        assert_eq!(network.paused_until(MachineId(1), 800_000), None);
-        assert_eq!(network.paused_until(MachineId(0), 500_000), None);
+        assert_eq!(network.paused_until(MachineId(1), Micros(299_999)), None);
+        assert_eq!(
+            network.paused_until(MachineId(1), Micros(300_000)),
+            Some(Micros(800_000))
+        );
+        assert_eq!(network.paused_until(MachineId(1), Micros(800_000)), None);
+        assert_eq!(network.paused_until(MachineId(0), Micros(500_000)), None);
     }
 }

@@ -4,6 +4,8 @@ use std::cmp::Reverse;
 
 use dary_heap::QuaternaryHeap;
 
+use crate::time::Micros;
+
 /// Bits of a key given to the slot number; the sequence number gets the other 40 of the low
 /// 64 bits (about a trillion events per run).
 const SLOT_BITS: u32 = 24;
@@ -41,7 +43,7 @@ impl<E> EventQueue<E> {
     }
 
     /// Schedules `event` at `at_us`, after everything already scheduled for that time.
-    pub(super) fn push(&mut self, at_us: u64, event: E) -> Result<(), QueueFull> {
+    pub(super) fn push(&mut self, at_us: Micros, event: E) -> Result<(), QueueFull> {
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(event);
@@ -55,19 +57,19 @@ impl<E> EventQueue<E> {
         };
         let order = (self.next_seq << SLOT_BITS) | u64::from(slot);
         self.heap
-            .push(Reverse((u128::from(at_us) << 64) | u128::from(order)));
+            .push(Reverse((u128::from(at_us.0) << 64) | u128::from(order)));
         self.next_seq += 1;
         Ok(())
     }
 
     /// Removes and returns the earliest event if it is due at or before `limit_us`.
-    pub(super) fn pop_due(&mut self, limit_us: u64) -> Option<(u64, E)> {
+    pub(super) fn pop_due(&mut self, limit_us: Micros) -> Option<(Micros, E)> {
         let Reverse(next) = self.heap.peek()?;
-        if ((*next >> 64) as u64) > limit_us {
+        if ((*next >> 64) as u64) > limit_us.0 {
             return None;
         }
         let Reverse(next) = self.heap.pop()?;
-        let at_us = (next >> 64) as u64;
+        let at_us = Micros((next >> 64) as u64);
         let slot = (next as u32) & ((1 << SLOT_BITS) - 1);
         self.free.push(slot);
         self.slots[slot as usize].take().map(|event| (at_us, event))
@@ -77,6 +79,11 @@ impl<E> EventQueue<E> {
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.heap.len()
+    }
+
+    /// Every scheduled event, in no particular order.
+    pub(super) fn pending(&self) -> impl Iterator<Item = &E> {
+        self.slots.iter().flatten()
     }
 }
 
@@ -88,14 +95,22 @@ mod tests {
     fn simulated_events_come_out_by_time_then_insertion_order() {
         let mut queue = EventQueue::new();
         for (at, name) in [(5, "c"), (1, "a"), (5, "d"), (1, "b"), (9, "e")] {
-            queue.push(at, name).expect("room");
+            queue.push(Micros(at), name).expect("room");
         }
-        assert_eq!(queue.pop_due(4), Some((1, "a")));
-        assert_eq!(queue.pop_due(4), Some((1, "b")));
-        assert_eq!(queue.pop_due(4), None);
-        queue.push(5, "f").expect("room");
-        let rest: Vec<_> = std::iter::from_fn(|| queue.pop_due(100)).collect();
-        assert_eq!(rest, vec![(5, "c"), (5, "d"), (5, "f"), (9, "e")]);
+        assert_eq!(queue.pop_due(Micros(4)), Some((Micros(1), "a")));
+        assert_eq!(queue.pop_due(Micros(4)), Some((Micros(1), "b")));
+        assert_eq!(queue.pop_due(Micros(4)), None);
+        queue.push(Micros(5), "f").expect("room");
+        let rest: Vec<_> = std::iter::from_fn(|| queue.pop_due(Micros(100))).collect();
+        assert_eq!(
+            rest,
+            vec![
+                (Micros(5), "c"),
+                (Micros(5), "d"),
+                (Micros(5), "f"),
+                (Micros(9), "e")
+            ]
+        );
         assert_eq!(queue.len(), 0);
     }
 
@@ -103,10 +118,13 @@ mod tests {
     fn simulated_reused_slots_keep_insertion_order() {
         let mut queue = EventQueue::new();
         for round in 0..100u64 {
-            queue.push(round, round).expect("room");
-            queue.push(round, round + 1000).expect("room");
-            assert_eq!(queue.pop_due(round), Some((round, round)));
-            assert_eq!(queue.pop_due(round), Some((round, round + 1000)));
+            queue.push(Micros(round), round).expect("room");
+            queue.push(Micros(round), round + 1000).expect("room");
+            assert_eq!(queue.pop_due(Micros(round)), Some((Micros(round), round)));
+            assert_eq!(
+                queue.pop_due(Micros(round)),
+                Some((Micros(round), round + 1000))
+            );
         }
     }
 }

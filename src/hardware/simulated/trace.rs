@@ -7,6 +7,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::manager::Envelope;
 use crate::messages::{MachineId, NodeId};
 use crate::node::TimerId;
+use crate::time::Micros;
 
 /// Stands for "no node" in a hashed trace record.
 const NO_NODE: NodeId = NodeId {
@@ -44,7 +45,7 @@ impl Trace {
 
     pub(super) fn arrive(
         &mut self,
-        at_us: u64,
+        at_us: Micros,
         from: MachineId,
         to: MachineId,
         envelope: &Envelope,
@@ -78,6 +79,7 @@ impl Trace {
             _ => {}
         }
         if let Some(text) = &mut self.text {
+            let at_us = at_us.0;
             let _ = match payload {
                 Some(Envelope::Deliver {
                     from: sender,
@@ -110,7 +112,7 @@ impl Trace {
         }
     }
 
-    pub(super) fn wake(&mut self, at_us: u64, machine: MachineId, timer: TimerId) {
+    pub(super) fn wake(&mut self, at_us: Micros, machine: MachineId, timer: TimerId) {
         self.fold(
             at_us,
             4,
@@ -123,21 +125,23 @@ impl Trace {
         );
         self.hasher.update(&timer.0.to_le_bytes());
         if let Some(text) = &mut self.text {
+            let at_us = at_us.0;
             let _ = writeln!(text, "{at_us} {machine} timer {}", timer.0);
         }
     }
 
-    pub(super) fn spawn(&mut self, at_us: u64, machine: MachineId, node: NodeId, kind: &str) {
+    pub(super) fn spawn(&mut self, at_us: Micros, machine: MachineId, node: NodeId, kind: &str) {
         self.fold(at_us, 5, machine.0, machine.0, node);
         self.hasher.update(kind.as_bytes());
         if let Some(text) = &mut self.text {
+            let at_us = at_us.0;
             let _ = writeln!(text, "{at_us} {machine} start {node} {kind}");
         }
     }
 
-    fn fold(&mut self, at_us: u64, code: u8, from: u32, to: u32, node: NodeId) {
+    fn fold(&mut self, at_us: Micros, code: u8, from: u32, to: u32, node: NodeId) {
         let mut bytes = [0u8; 25];
-        bytes[..8].copy_from_slice(&at_us.to_le_bytes());
+        bytes[..8].copy_from_slice(&at_us.0.to_le_bytes());
         bytes[8] = code;
         bytes[9..13].copy_from_slice(&from.to_le_bytes());
         bytes[13..17].copy_from_slice(&to.to_le_bytes());
