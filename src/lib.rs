@@ -16,6 +16,7 @@
 //! names, with a size limit; [`time`] holds the typed milliseconds and microseconds every layer
 //! uses; [`terminal`] escapes what users wrote before it is printed.
 
+pub mod app;
 pub mod apps;
 pub mod cli;
 pub mod files;
@@ -27,6 +28,7 @@ pub mod messages;
 pub mod node;
 pub mod scenario;
 pub mod settings;
-pub mod sum_network;
 pub mod terminal;
 pub mod time;
+
+pub use cli::main;

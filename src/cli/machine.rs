@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::machine::{self, MachineConfig};
-use crate::node::NodeRegistry;
+use crate::app::Applications;
 
 use super::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 
@@ -20,8 +20,9 @@ pub struct MachineArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Runs the machine until it is told to stop; returns the exit status.
-pub fn run(args: &MachineArgs) -> u8 {
+/// Runs the machine, with the node types of `apps`, until it is told to stop; returns the exit
+/// status.
+pub fn run(args: &MachineArgs, apps: &Applications) -> u8 {
     let config = match (&args.config_json, &args.config) {
         (Some(text), _) => MachineConfig::parse(text),
         (None, Some(path)) => MachineConfig::load(path),
@@ -31,7 +32,7 @@ pub fn run(args: &MachineArgs) -> u8 {
         Ok(config) => config,
         Err(error) => return report_error(EXIT_BAD_INPUT, &error),
     };
-    match machine::run(&config, Arc::new(NodeRegistry::with_builtins())) {
+    match machine::run(&config, Arc::new(apps.registry())) {
         Ok(()) => EXIT_CORRECT,
         Err(machine::MachineError::Config(error)) => report_error(EXIT_BAD_INPUT, &error),
         Err(error) => report_error(EXIT_WRONG, &error),

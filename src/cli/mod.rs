@@ -1,13 +1,13 @@
-//! The `dist-zero` command line: run a scenario, run the demo, run the benchmarks.
+//! The command line, for any set of applications: run a scenario (simulated, in containers, a
+//! sweep of seeds), run one machine (the process inside a container), clean up. DistZero's own
+//! binary adds the sum network's demo and benchmarks; a library user's binary gets the rest for
+//! its own application with [`main`](crate::main).
 //!
 //! Exit status: 0 when every output is correct; 1 when a run completed but some output is wrong,
 //! a node failed during it, or it reached a capacity limit; 2 for bad input or usage (one clear
 //! line on stderr). With `--json`, every outcome is one JSON object on stdout: a report, or an
 //! error object (`error`, `exit_code`, `kind`).
 
-mod bench;
-#[cfg(feature = "docker")]
-mod bench_virtual;
 #[cfg(feature = "docker")]
 mod clean;
 #[cfg(feature = "docker")]
@@ -17,6 +17,10 @@ pub mod run_virtual;
 mod shell;
 mod sweep;
 
+#[cfg(feature = "docker")]
+pub use run_virtual::this_executable;
+pub use sweep::SeedRange;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,14 +28,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use crate::app::{Application, Applications};
 use crate::hardware::{HardwareError, Mode};
-use crate::scenario::{simulate_traced, Report, RunError, RunOptions, Scenario, Workload};
+use crate::scenario::{simulate_traced, Report, RunError, RunOptions, Scenario};
 use crate::settings::Settings;
 use crate::terminal::{escape, escape_lines};
-use crate::time::Millis;
-
-/// Runs with at least this many users show a progress bar (on a terminal, without `--json`).
-const PROGRESS_MIN_USERS: usize = 500;
 
 /// Exit status: the run completed and every output is correct.
 pub const EXIT_CORRECT: u8 = 0;
@@ -40,83 +41,95 @@ pub const EXIT_WRONG: u8 = 1;
 /// Exit status: bad input or usage.
 pub const EXIT_BAD_INPUT: u8 = 2;
 
+/// Commands a binary adds to the common ones (DistZero's own adds the sum network's demo and
+/// benchmarks).
+pub trait ExtraCommands: Subcommand + std::fmt::Debug {
+    /// Whether the command was asked for JSON output.
+    fn json(&self) -> bool;
+    /// Runs the command; returns the exit status.
+    fn execute(self, settings: &Settings) -> u8;
+}
+
+/// No commands beyond the common ones.
+#[derive(Debug, Subcommand)]
+pub enum NoCommands {}
+
+impl ExtraCommands for NoCommands {
+    fn json(&self) -> bool {
+        match *self {}
+    }
+
+    fn execute(self, _settings: &Settings) -> u8 {
+        match self {}
+    }
+}
+
 /// Write a distributed program once; run it simulated, in containers, or in the cloud.
 #[derive(Debug, Parser)]
-#[command(name = "dist-zero", version, about)]
-pub struct Cli {
+#[command(version, about)]
+pub struct Cli<E: ExtraCommands> {
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Command<E>,
+}
+
+/// What `run` is told.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The scenario (JSON; see the README for its format).
+    pub scenario: PathBuf,
+    /// Replaces the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print exactly one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Which hardware to run on.
+    #[arg(long, value_enum, default_value_t = Mode::Simulated)]
+    pub mode: Mode,
+    /// Run every seed of a range A..B (B excluded) in parallel and report the failing ones,
+    /// each with the command that replays it (simulated mode).
+    #[arg(long, conflicts_with_all = ["seed", "trace"])]
+    pub seeds: Option<SeedRange>,
+    /// Write the run's event trace to this file, one event a line (simulated mode).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Turn the runtime's reliable delivery off, to see what the faults do without it.
+    #[arg(long)]
+    pub unreliable: bool,
+    /// Stop a run (each run of a sweep) with a capacity error after this many events
+    /// (simulated mode).
+    #[arg(long)]
+    pub max_events: Option<u64>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run a sum-network scenario file.
-    Run {
-        /// The scenario (JSON; see the README for its format).
-        scenario: PathBuf,
-        /// Replaces the scenario's seed.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Print exactly one JSON object on stdout.
-        #[arg(long)]
-        json: bool,
-        /// Which hardware to run on.
-        #[arg(long, value_enum, default_value_t = Mode::Simulated)]
-        mode: Mode,
-        /// Run every seed of a range A..B (B excluded) in parallel and report the failing ones,
-        /// each with the command that replays it (simulated mode).
-        #[arg(long, conflicts_with_all = ["seed", "trace"])]
-        seeds: Option<sweep::SeedRange>,
-        /// Write the run's event trace to this file, one event a line (simulated mode).
-        #[arg(long)]
-        trace: Option<PathBuf>,
-        /// Turn the runtime's reliable delivery off, to see what the faults do without it.
-        #[arg(long)]
-        unreliable: bool,
-        /// Stop a run (each run of a sweep) with a capacity error after this many events
-        /// (simulated mode).
-        #[arg(long)]
-        max_events: Option<u64>,
-    },
-    /// Generate a sum-network scenario and run it (simulated).
-    Demo {
-        /// Machines in the system.
-        #[arg(long, default_value_t = 3)]
-        machines: u32,
-        /// Users, spread over the machines.
-        #[arg(long, default_value_t = 6)]
-        users: u32,
-        /// Increments each user makes.
-        #[arg(long, default_value_t = 4)]
-        increments: u32,
-        /// Seed of the generated scenario and of the run.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Simulated milliseconds to run.
-        #[arg(long, default_value_t = 1000)]
-        run_ms: u64,
-        /// Print exactly one JSON object on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Measure the simulator on large sum networks and print wall time and events per second.
-    Bench(bench::BenchArgs),
-    /// Measure virtual mode: container start-up, machine-to-machine round trips, sum throughput.
-    #[cfg(feature = "docker")]
-    BenchVirtual(bench_virtual::BenchVirtualArgs),
+pub enum Command<E: ExtraCommands> {
+    /// Run a scenario file.
+    Run(RunArgs),
     /// Run one machine of a virtual-mode system (what each container runs).
     #[cfg(feature = "docker")]
     Machine(machine::MachineArgs),
     /// Remove every container, network and image that earlier virtual-mode runs left behind.
     #[cfg(feature = "docker")]
     Clean,
+    /// The binary's own commands.
+    #[command(flatten)]
+    Extra(E),
 }
 
-/// Parses the process arguments, runs the command, and returns its exit status.
-pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+/// The command line of a library user's binary, for its one application `app`: every common
+/// command (`run` in every mode, sweeps, traces, `machine`, `clean`). Its `main` is one line:
+/// `fn main() -> std::process::ExitCode { dist_zero::main(MyApp) }`.
+pub fn main(app: impl Application) -> ExitCode {
+    main_with::<NoCommands>(Applications::of(app))
+}
+
+/// Parses the process arguments, runs the command for `apps` (and the binary's own commands
+/// `E`), and returns its exit status.
+pub fn main_with<E: ExtraCommands>(apps: Applications) -> ExitCode {
+    let cli = match Cli::<E>::try_parse() {
         Ok(cli) => cli,
         Err(error) => return ExitCode::from(usage_error(&error)),
     };
@@ -131,7 +144,7 @@ pub fn main() -> ExitCode {
     if !cli.command.is_machine() {
         init_logging(&settings);
     }
-    ExitCode::from(execute(cli.command, &settings))
+    ExitCode::from(execute(cli.command, &settings, &apps))
 }
 
 fn init_logging(settings: &Settings) {
@@ -168,11 +181,13 @@ fn usage_error(error: &clap::Error) -> u8 {
     report_error(EXIT_BAD_INPUT, &format!("{message} (see --help)"))
 }
 
-impl Command {
+impl<E: ExtraCommands> Command<E> {
     /// Whether the command was asked for JSON output.
     fn json(&self) -> bool {
         match self {
-            Command::Run { json, .. } | Command::Demo { json, .. } => *json,
+            Command::Run(args) => args.json,
+            Command::Extra(extra) => extra.json(),
+            #[cfg(feature = "docker")]
             _ => false,
         }
     }
@@ -186,103 +201,91 @@ impl Command {
     }
 }
 
-/// Runs one command and returns its exit status.
+/// Runs one command for `apps` and returns its exit status.
 #[cfg_attr(not(feature = "docker"), allow(unused_variables))]
-pub fn execute(command: Command, settings: &Settings) -> u8 {
+pub fn execute<E: ExtraCommands>(
+    command: Command<E>,
+    settings: &Settings,
+    apps: &Applications,
+) -> u8 {
     match command {
-        Command::Run {
-            scenario: path,
-            seed,
-            json,
-            mode,
-            seeds,
-            trace,
-            unreliable,
-            max_events,
-        } => {
-            let scenario = match Scenario::load(&path) {
-                Ok(scenario) => scenario,
-                Err(error) => return Failure::bad_input(&error).report(json),
-            };
-            if mode != Mode::Simulated
-                && (seeds.is_some() || trace.is_some() || max_events.is_some())
-            {
-                return Failure::bad_input(
-                    &"--seeds, --trace and --max-events need --mode simulated",
-                )
-                .report(json);
-            }
-            let options = RunOptions {
-                seed,
-                reliable: unreliable.then_some(false),
-                max_events,
-                ..RunOptions::default()
-            };
-            match (mode, seeds) {
-                (Mode::Simulated, Some(range)) => {
-                    let report = sweep::sweep(&scenario, &path, &range, &options);
-                    if json {
-                        print_json(&report);
-                    } else {
-                        println!("{report}");
-                    }
-                    if report.failing.is_empty() {
-                        EXIT_CORRECT
-                    } else {
-                        EXIT_WRONG
-                    }
-                }
-                (Mode::Simulated, None) => run_simulated(&scenario, options, json, trace.as_deref()),
-                #[cfg(feature = "docker")]
-                (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json, settings),
-                #[cfg(not(feature = "docker"))]
-                (Mode::Virtual, _) => Failure::bad_input(
-                    &"virtual mode is not available in this build; rebuild with `--features docker`",
-                )
-                .report(json),
-                (Mode::Cloud, _) => Failure::bad_input(&format!(
-                    "{mode} mode is not available in this build; run with --mode simulated"
-                ))
-                .report(json),
-            }
-        }
-        Command::Demo {
-            machines,
-            users,
-            increments,
-            seed,
-            run_ms,
-            json,
-        } => {
-            let workload = Workload {
-                machines,
-                users,
-                increments,
-                run_ms: Millis(run_ms),
-                seed,
-            };
-            if let Err(error) = workload.validate() {
-                return Failure::bad_input(&error).report(json);
-            }
-            run_simulated(&workload.scenario(), RunOptions::default(), json, None)
-        }
-        Command::Bench(args) => bench::run(&args),
+        Command::Run(args) => run(args, settings, apps),
         #[cfg(feature = "docker")]
-        Command::BenchVirtual(args) => bench_virtual::run(&args, settings),
-        #[cfg(feature = "docker")]
-        Command::Machine(args) => machine::run(&args),
+        Command::Machine(args) => machine::run(&args, apps),
         #[cfg(feature = "docker")]
         Command::Clean => clean::run(settings),
+        Command::Extra(extra) => extra.execute(settings),
+    }
+}
+
+/// `run`: one scenario, in one mode or on a sweep of seeds.
+#[cfg_attr(not(feature = "docker"), allow(unused_variables))]
+fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
+    let RunArgs {
+        scenario: path,
+        seed,
+        json,
+        mode,
+        seeds,
+        trace,
+        unreliable,
+        max_events,
+    } = args;
+    let scenario = match Scenario::load_with(&path, apps) {
+        Ok(scenario) => scenario,
+        Err(error) => return Failure::bad_input(&error).report(json),
+    };
+    if mode != Mode::Simulated && (seeds.is_some() || trace.is_some() || max_events.is_some()) {
+        return Failure::bad_input(&"--seeds, --trace and --max-events need --mode simulated")
+            .report(json);
+    }
+    let options = RunOptions {
+        seed,
+        reliable: unreliable.then_some(false),
+        max_events,
+        ..RunOptions::default()
+    };
+    match (mode, seeds) {
+        (Mode::Simulated, Some(range)) => {
+            let report = sweep::sweep(&scenario, &path, &range, &options);
+            if json {
+                print_json(&report);
+            } else {
+                println!("{report}");
+            }
+            if report.failing.is_empty() {
+                EXIT_CORRECT
+            } else {
+                EXIT_WRONG
+            }
+        }
+        (Mode::Simulated, None) => run_simulated(&scenario, options, json, trace.as_deref()),
+        #[cfg(feature = "docker")]
+        (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json, settings),
+        #[cfg(not(feature = "docker"))]
+        (Mode::Virtual, _) => Failure::bad_input(
+            &"virtual mode is not available in this build; rebuild with `--features docker`",
+        )
+        .report(json),
+        (Mode::Cloud, _) => Failure::bad_input(&format!(
+            "{mode} mode is not available in this build; run with --mode simulated"
+        ))
+        .report(json),
     }
 }
 
 /// Runs `scenario` in simulated mode with `options`, writes its trace to `trace` (also when the
 /// run stops early, so a failure can be studied), and prints the outcome.
-fn run_simulated(scenario: &Scenario, options: RunOptions, json: bool, trace: Option<&Path>) -> u8 {
+pub fn run_simulated(
+    scenario: &Scenario,
+    options: RunOptions,
+    json: bool,
+    trace: Option<&Path>,
+) -> u8 {
     let options = RunOptions {
         keep_trace_text: trace.is_some(),
         progress: !json
-            && scenario.users.len() >= PROGRESS_MIN_USERS
+            && scenario.app().is_large(scenario.section())
             && std::io::stderr().is_terminal(),
         ..options
     };
@@ -311,7 +314,8 @@ fn run_simulated(scenario: &Scenario, options: RunOptions, json: bool, trace: Op
     }
 }
 
-fn print_report(report: &Report, json: bool) -> u8 {
+/// Prints `report` (one JSON object with `json`); returns the exit status it means.
+pub fn print_report(report: &Report, json: bool) -> u8 {
     if json {
         print_json(report);
     } else {
@@ -354,6 +358,8 @@ pub enum FailureKind {
     Capacity,
     /// The hardware failed during the run: a machine lost, Docker failing (exit 1).
     Hardware,
+    /// The application's invariant did not hold during the run (exit 1).
+    Invariant,
     /// DistZero itself could not do what it should (exit 1).
     Internal,
 }
@@ -405,6 +411,7 @@ impl Failure {
             ) => (EXIT_WRONG, FailureKind::NodeFailed),
             RunError::Hardware(HardwareError::Capacity(_)) => (EXIT_WRONG, FailureKind::Capacity),
             RunError::Hardware(_) => (EXIT_WRONG, FailureKind::Hardware),
+            RunError::Invariant { .. } => (EXIT_WRONG, FailureKind::Invariant),
         };
         Failure {
             error: error.to_string(),
@@ -427,7 +434,7 @@ impl Failure {
 /// Says what went wrong on stderr with every character unsafe on a terminal escaped: one line
 /// for bad input and usage, the lines of the message otherwise (a node's failure comes with the
 /// trace of messages that led to it). Returns `code`.
-fn report_error(code: u8, error: &dyn std::fmt::Display) -> u8 {
+pub fn report_error(code: u8, error: &dyn std::fmt::Display) -> u8 {
     let text = error.to_string();
     let text = if code == EXIT_BAD_INPUT {
         escape(&text)

@@ -46,7 +46,7 @@ fn unsupported_faults(scenario: &Scenario) -> Vec<&'static str> {
 }
 
 /// The running `dist-zero` binary, which virtual mode copies into its machine image.
-pub(super) fn this_executable() -> Result<PathBuf, Failure> {
+pub fn this_executable() -> Result<PathBuf, Failure> {
     std::env::current_exe()
         .map_err(|error| Failure::internal(&format!("cannot find this executable: {error}")))
 }
@@ -90,7 +90,7 @@ pub fn execute(
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
     let progress = Progress::new(scenario.run_ms, progress);
     let started = Instant::now();
-    let outcome = run_scenario(&mut hardware, scenario, &progress)?;
+    let verdict = run_scenario(&mut hardware, scenario, &progress)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let stats = hardware.stats()?;
     let counters = RunCounters {
@@ -109,7 +109,7 @@ pub fn execute(
         wall_ms,
         counters,
         None,
-        outcome,
+        verdict,
     );
     let run = VirtualRun {
         report,

@@ -93,12 +93,6 @@ pub fn sweep(
             let reason = match simulate(scenario, &options) {
                 Ok(run) if run.report.correct => return None,
                 Ok(run) => {
-                    let wrong = run
-                        .report
-                        .outputs
-                        .values()
-                        .filter(|total| **total != Some(run.report.expected_total))
-                        .count();
                     let unsettled = if run.report.settled {
                         String::new()
                     } else {
@@ -107,11 +101,7 @@ pub fn sweep(
                             run.report.in_flight
                         )
                     };
-                    format!(
-                        "{wrong} of {} outputs differ from {}{unsettled}",
-                        run.report.outputs.len(),
-                        run.report.expected_total
-                    )
+                    format!("{}{unsettled}", run.report.summary)
                 }
                 Err(error) => error.to_string(),
             };

@@ -95,6 +95,11 @@ pub struct Spawned {
 }
 
 impl Spawned {
+    /// Reads the config as that of a node of type `N`.
+    pub fn decode<N: TypedNode>(&self) -> Result<N::Config, NodeError> {
+        super::typed::read_config::<N>(&self.config)
+    }
+
     /// The spawned node's type.
     pub fn node_type(&self) -> &str {
         self.config.kind()

@@ -11,8 +11,8 @@ use crate::messages::NodeConfig;
 /// Builds a node from its config.
 pub type NodeFactory = Box<dyn Fn(&NodeConfig) -> Result<Box<dyn Node>, NodeError> + Send + Sync>;
 
-/// Maps a config's `"type"` to the factory that builds that node type. Built-in node types are
-/// registered exactly like a library user's own.
+/// Maps a config's `"type"` to the factory that builds that node type. The built-in
+/// applications register theirs exactly like a library user's own.
 #[derive(Default)]
 pub struct NodeRegistry {
     factories: BTreeMap<String, NodeFactory>,
@@ -22,13 +22,6 @@ impl NodeRegistry {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// A registry holding DistZero's built-in node types (the sum network).
-    pub fn with_builtins() -> Self {
-        let mut registry = Self::new();
-        crate::sum_network::register(&mut registry);
-        registry
     }
 
     /// Registers a node type under `name` with an arbitrary factory.

@@ -141,7 +141,7 @@ pub fn config_of<N: TypedNode>(config: &N::Config) -> Result<NodeConfig, NodeErr
 }
 
 /// Reads `N`'s config from a spawn's JSON (its `"type"` key aside).
-fn read_config<N: TypedNode>(config: &NodeConfig) -> Result<N::Config, NodeError> {
+pub(super) fn read_config<N: TypedNode>(config: &NodeConfig) -> Result<N::Config, NodeError> {
     let mut fields: serde_json::Map<String, serde_json::Value> = config.decode()?;
     fields.remove("type");
     serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| {

@@ -1,14 +1,16 @@
-//! The scenario file format, parsed and then validated so that every later step can trust it.
+//! The scenario file format, parsed and then validated so that every later step can trust it:
+//! the keys every run has (machines, length, seed, network), and the application's section.
 
-use std::collections::BTreeSet;
+use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
+use crate::app::{AnyApplication, AnySection, Application, Applications, Common};
 use crate::files::read_text;
 use crate::hardware::simulated::{NetworkConfig, NetworkConfigError};
-use crate::messages::{MachineId, Message};
-use crate::sum_network::{RecordedUser, SumMessage};
 use crate::time::Millis;
 
 /// Why a scenario cannot be run. Each message names the file or field at fault.
@@ -43,44 +45,40 @@ pub enum ScenarioError {
     },
 }
 
-/// One user: where it sits, when it joins, and what it does (times relative to its join).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserSpec {
-    /// Unique among the scenario's users; the key of its output in the report.
-    pub name: String,
-    /// The machine its input and output leaves run on.
-    pub machine: u32,
-    /// When it joins, since the start; no later than the end of the run.
-    #[serde(default)]
-    pub join_ms: Millis,
-    /// `[ms, message]` pairs, times after the join and in order; only `increment` messages are
-    /// meaningful to the sum network.
-    #[serde(default)]
-    pub actions: Vec<(Millis, Message)>,
-}
-
-/// A sum-network run: how many machines, for how long, on which seed and network, with whom.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A run: how many machines, for how long, on which seed and network, and the application's own
+/// section (its keys sit beside the common ones in the file).
+#[derive(Clone)]
 pub struct Scenario {
-    /// How many machines; machine 0 hosts the roots and the sum node.
+    /// How many machines.
     pub machines: u32,
     /// How long the run lasts.
     pub run_ms: Millis,
     /// The seed of every random choice (default 0).
-    #[serde(default)]
     pub seed: u64,
     /// The network model: latency and faults.
-    #[serde(default)]
     pub network: NetworkConfig,
     /// Whether the runtime's reliable delivery (sequence numbers, acknowledgements,
     /// retransmission) runs between machines. On unless a run is to show what it is for.
-    #[serde(default = "reliable_by_default")]
     pub reliable_delivery: bool,
-    /// The users.
+    app: Arc<dyn AnyApplication>,
+    section: AnySection,
+}
+
+/// The keys every scenario has, and the rest (the application's section).
+#[derive(Deserialize)]
+struct CommonFields {
     #[serde(default)]
-    pub users: Vec<UserSpec>,
+    application: Option<String>,
+    machines: u32,
+    run_ms: Millis,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default)]
+    network: NetworkConfig,
+    #[serde(default = "reliable_by_default")]
+    reliable_delivery: bool,
+    #[serde(flatten)]
+    section: Map<String, Value>,
 }
 
 /// The most machines a scenario may ask for.
@@ -91,20 +89,55 @@ fn reliable_by_default() -> bool {
 }
 
 impl Scenario {
+    /// A scenario of `app` with `section`, on `machines` machines for `run_ms`, with the default
+    /// network and reliable delivery; the section is validated.
+    pub fn new<A: Application>(
+        app: A,
+        section: A::Section,
+        machines: u32,
+        run_ms: Millis,
+        seed: u64,
+    ) -> Result<Self, ScenarioError> {
+        app.validate(&section, &Common { machines, run_ms })
+            .map_err(|e| invalid(&e.field, &e.reason))?;
+        let scenario = Scenario {
+            machines,
+            run_ms,
+            seed,
+            network: NetworkConfig::default(),
+            reliable_delivery: true,
+            app: Arc::new(app),
+            section: Arc::new(section),
+        };
+        scenario.validate_common()?;
+        Ok(scenario)
+    }
+
     /// Reads and validates a scenario file (at most [`MAX_INPUT_BYTES`](crate::files::MAX_INPUT_BYTES)
-    /// of it).
+    /// of it) for one of DistZero's built-in applications.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        Self::load_with(path, &Applications::builtin())
+    }
+
+    /// Reads and validates a scenario file for one of `apps`.
+    pub fn load_with(path: &Path, apps: &Applications) -> Result<Self, ScenarioError> {
         let text = read_text(path).map_err(|e| ScenarioError::Unreadable {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::parse(&text)
+        Self::parse_with(&text, apps)
     }
 
-    /// Parses and validates scenario JSON: one object, with nothing but white space after it.
+    /// Parses and validates scenario JSON for one of DistZero's built-in applications.
     pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        Self::parse_with(text, &Applications::builtin())
+    }
+
+    /// Parses and validates scenario JSON for one of `apps`: one object, with nothing but white
+    /// space after it. A scenario without an `"application"` key is for the first of `apps`.
+    pub fn parse_with(text: &str, apps: &Applications) -> Result<Self, ScenarioError> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
-        let scenario: Scenario =
+        let fields: CommonFields =
             serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
                 ScenarioError::Json {
                     path: e.path().to_string(),
@@ -115,123 +148,113 @@ impl Scenario {
             path: ".".into(),
             reason: format!("{e} after the scenario object; a file holds one scenario"),
         })?;
-        scenario.validate()?;
+        let app = match &fields.application {
+            Some(name) => apps.find(name).ok_or_else(|| {
+                invalid(
+                    "application",
+                    &format!(
+                        "no application `{name}`; this program knows {}",
+                        apps.names().join(", ")
+                    ),
+                )
+            })?,
+            None => apps
+                .default_app()
+                .ok_or_else(|| invalid("application", "this program knows no application"))?,
+        };
+        let mut scenario = Scenario {
+            machines: fields.machines,
+            run_ms: fields.run_ms,
+            seed: fields.seed,
+            network: fields.network,
+            reliable_delivery: fields.reliable_delivery,
+            section: Arc::new(()),
+            app,
+        };
+        scenario.validate_common()?;
+        scenario.section = scenario
+            .app
+            .parse_section(fields.section, &scenario.common())?;
         Ok(scenario)
     }
 
-    /// Checks what JSON types alone cannot: ranges, order, uniqueness, message shapes.
+    /// The application the scenario is for.
+    pub fn app(&self) -> &Arc<dyn AnyApplication> {
+        &self.app
+    }
+
+    /// The application's section.
+    pub fn section(&self) -> &AnySection {
+        &self.section
+    }
+
+    /// The section, if the scenario is for application `A`.
+    pub fn section_of<A: Application>(&self) -> Option<&A::Section> {
+        self.section.downcast_ref::<A::Section>()
+    }
+
+    /// The common fields an application validates its section against.
+    pub fn common(&self) -> Common {
+        Common {
+            machines: self.machines,
+            run_ms: self.run_ms,
+        }
+    }
+
+    /// Checks the common fields (the section is checked when it is read or built): the machine
+    /// count, the run's length, the network.
     pub fn validate(&self) -> Result<(), ScenarioError> {
-        let invalid = |field: String, reason: String| Err(ScenarioError::Invalid { field, reason });
+        self.validate_common()
+    }
+
+    fn validate_common(&self) -> Result<(), ScenarioError> {
         if self.machines == 0 || self.machines > MAX_MACHINES {
-            return invalid(
-                "machines".into(),
-                format!(
+            return Err(invalid(
+                "machines",
+                &format!(
                     "{} machines: a system has from 1 to {MAX_MACHINES} machines",
                     self.machines
                 ),
-            );
+            ));
         }
         if let Err(beyond) = self.run_ms.within_horizon() {
-            return invalid("run_ms".into(), beyond.to_string());
-        }
-        let mut magnitude: u64 = 0;
-        let mut names = BTreeSet::new();
-        for (index, user) in self.users.iter().enumerate() {
-            let at = |field: &str| format!("users[{index}].{field}");
-            if !names.insert(user.name.as_str()) {
-                return invalid(
-                    at("name"),
-                    format!("user name `{}` is used twice", user.name),
-                );
-            }
-            if user.machine >= self.machines {
-                return invalid(
-                    at("machine"),
-                    format!(
-                        "machine {} is out of range: the scenario has {} machines (0..={})",
-                        user.machine,
-                        self.machines,
-                        self.machines - 1
-                    ),
-                );
-            }
-            if user.join_ms > self.run_ms {
-                return invalid(
-                    at("join_ms"),
-                    format!(
-                        "the user joins at {}, after the run ends (run_ms {})",
-                        user.join_ms, self.run_ms
-                    ),
-                );
-            }
-            let mut previous = Millis::ZERO;
-            for (step, (at_ms, message)) in user.actions.iter().enumerate() {
-                let field = at(&format!("actions[{step}]"));
-                if *at_ms < previous {
-                    return invalid(
-                        field,
-                        format!("time {at_ms} comes before the previous action at {previous}; times must be in order"),
-                    );
-                }
-                previous = *at_ms;
-                let absolute = user.join_ms.saturating_add(*at_ms);
-                if let Err(beyond) = absolute.within_horizon() {
-                    return invalid(
-                        field,
-                        format!("time {at_ms} after a join at {}: {beyond}", user.join_ms),
-                    );
-                }
-                match SumMessage::read(message) {
-                    Ok(SumMessage::Increment { amount }) => {
-                        magnitude = magnitude.saturating_add(amount.unsigned_abs());
-                        if magnitude > i64::MAX as u64 {
-                            return invalid(
-                                field,
-                                "the increments' amounts add up beyond what a 64-bit total can hold".into(),
-                            );
-                        }
-                    }
-                    Ok(_) => {
-                        return invalid(
-                            field,
-                            format!(
-                                "`{}` is not a user action; users send `increment` messages",
-                                message.kind()
-                            ),
-                        )
-                    }
-                    Err(e) => return invalid(field, e.to_string()),
-                }
-            }
+            return Err(invalid("run_ms", &beyond.to_string()));
         }
         Ok(self.network.validate(self.machines)?)
     }
 
-    /// The sum of every increment every user makes: what each output must converge to.
-    pub fn expected_total(&self) -> i64 {
-        self.users
-            .iter()
-            .flat_map(|user| &user.actions)
-            .filter_map(|(_, message)| match SumMessage::read(message) {
-                Ok(SumMessage::Increment { amount }) => Some(amount),
-                _ => None,
-            })
-            .sum()
+    /// The scenario as JSON, as a file would hold it.
+    pub fn to_json(&self) -> Value {
+        let mut fields = Map::new();
+        fields.insert("application".into(), self.app.name().into());
+        fields.insert("machines".into(), self.machines.into());
+        fields.insert("run_ms".into(), self.run_ms.0.into());
+        fields.insert("seed".into(), self.seed.into());
+        if let Ok(network) = serde_json::to_value(&self.network) {
+            fields.insert("network".into(), network);
+        }
+        fields.insert("reliable_delivery".into(), self.reliable_delivery.into());
+        fields.extend(self.app.section_json(&self.section));
+        Value::Object(fields)
     }
+}
 
-    /// A user's machine as a handle.
-    pub fn machine_of(user: &UserSpec) -> MachineId {
-        MachineId(user.machine)
+impl fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_json())
     }
+}
 
-    /// A user's recording: its actions, with their times relative to its join.
-    pub fn recording_of(user: &UserSpec) -> Result<RecordedUser, ScenarioError> {
-        RecordedUser::new(user.name.clone(), user.actions.clone()).map_err(|e| {
-            ScenarioError::Invalid {
-                field: format!("users.{}", user.name),
-                reason: e.to_string(),
-            }
-        })
+impl PartialEq for Scenario {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_json() == other.to_json()
+    }
+}
+
+fn invalid(field: &str, reason: &str) -> ScenarioError {
+    ScenarioError::Invalid {
+        field: field.to_owned(),
+        reason: reason.to_owned(),
     }
 }
 

@@ -1,16 +1,14 @@
-//! Scenarios: a JSON description of a sum-network run (machines, users, their actions, the
-//! network), a generator for demo and benchmark scenarios, and the runner that plays one on any
-//! [`Hardware`](crate::hardware::Hardware) and reports the outcome.
+//! Scenarios: a JSON description of a run (machines, its length, the seed, the network, and the
+//! application's own section), the runner that plays one on any
+//! [`Hardware`](crate::hardware::Hardware), and the report of what came of it.
 
 mod format;
-mod generate;
 mod report;
 mod runner;
 
-pub use format::{Scenario, ScenarioError, UserSpec, MAX_MACHINES};
-pub use generate::{Workload, WorkloadError, MAX_GENERATED_ACTIONS, MAX_GENERATED_USERS};
+pub use format::{Scenario, ScenarioError, MAX_MACHINES};
 pub use report::{FaultReport, Report, RunCounters};
 pub use runner::{
-    run_scenario, simulate, simulate_traced, Outcome, Progress, RunError, RunOptions, SimulatedRun,
+    run_scenario, simulate, simulate_traced, Progress, RunError, RunOptions, SimulatedRun,
     TracedRun,
 };

@@ -1,11 +1,13 @@
 //! The report of a scenario run: one JSON object, or a readable summary.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::{Map, Value};
 
-use super::{Outcome, Scenario};
+use super::Scenario;
+use crate::app::AnyVerdict;
 use crate::hardware::simulated::FaultCounters;
 use crate::hardware::Mode;
 use crate::manager::LinkCounters;
@@ -43,20 +45,23 @@ impl FaultReport {
     }
 }
 
-/// How many outputs the readable summary lists before it only counts them.
-const LISTED_OUTPUTS: usize = 12;
-
-/// What a run did and whether every output converged to the total.
+/// What a run did, and what its application concluded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
+    /// The application, by name.
+    pub application: &'static str,
+    /// What the readable summary calls the application.
+    #[serde(skip)]
+    pub title: &'static str,
     /// The mode it ran in.
     pub mode: Mode,
     /// The seed it ran on.
     pub seed: u64,
     /// How many machines.
     pub machines: u32,
-    /// How many users.
-    pub users: usize,
+    /// The run's size as the application says it, e.g. `6 users`.
+    #[serde(skip)]
+    pub size: String,
     /// How long the system ran (virtual milliseconds in simulated mode, real ones elsewhere).
     pub simulated_ms: Millis,
     /// Wall-clock milliseconds the run took.
@@ -77,14 +82,21 @@ pub struct Report {
     /// differs in a run that has not settled may only be late, not wrong.
     pub settled: bool,
     /// How much was still in flight when the run ended: packets sent and not yet acknowledged,
-    /// and transmissions the network still carried outside reliable delivery.
+    /// transmissions the network still carried outside reliable delivery, and messages waiting
+    /// for their node's spawn.
     pub in_flight: u64,
-    /// The sum of every increment.
-    pub expected_total: i64,
-    /// User name → that user's output total (`null` if it has none).
-    pub outputs: BTreeMap<String, Option<i64>>,
-    /// Whether every output equals `expected_total`.
+    /// What the application reports (for the sum network: `users`, `expected_total`,
+    /// `outputs`); its fields sit at the top level of the JSON.
+    #[serde(flatten)]
+    pub outcome: Map<String, Value>,
+    /// Whether the application judged the run correct.
     pub correct: bool,
+    /// Why, in one line (e.g. `all 6 outputs equal 88`).
+    #[serde(skip)]
+    pub summary: String,
+    /// The application's lines of the readable summary.
+    #[serde(skip)]
+    pub lines: Vec<String>,
 }
 
 /// What the hardware counted during a run.
@@ -104,7 +116,7 @@ pub struct RunCounters {
 
 impl Report {
     /// The report of a run of `scenario` on `seed` in `mode` that lasted `simulated_ms` of system
-    /// time and `wall_ms` of wall time, counted `counters`, and came to `outcome`.
+    /// time and `wall_ms` of wall time, counted `counters`, and came to `verdict`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         mode: Mode,
@@ -114,13 +126,16 @@ impl Report {
         wall_ms: f64,
         counters: RunCounters,
         trace_hash: Option<String>,
-        outcome: Outcome,
+        verdict: AnyVerdict,
     ) -> Self {
+        let app = scenario.app();
         Report {
+            application: app.name(),
+            title: app.title(),
             mode,
             seed,
             machines: scenario.machines,
-            users: scenario.users.len(),
+            size: app.size(scenario.section()),
             simulated_ms,
             wall_ms,
             events: counters.events,
@@ -130,17 +145,17 @@ impl Report {
             faults: Some(counters.faults),
             settled: counters.in_flight == 0,
             in_flight: counters.in_flight,
-            correct: outcome.correct(),
-            expected_total: outcome.expected_total,
-            outputs: outcome.outputs,
+            outcome: verdict.outcome,
+            correct: verdict.correct,
+            summary: verdict.summary,
+            lines: verdict.lines,
         }
     }
 
-    fn wrong_outputs(&self) -> usize {
-        self.outputs
-            .values()
-            .filter(|total| **total != Some(self.expected_total))
-            .count()
+    /// The application's outcome as its own type (e.g. the sum network's
+    /// [`SumOutcome`](crate::apps::sum::SumOutcome)).
+    pub fn outcome<O: DeserializeOwned>(&self) -> Result<O, serde_json::Error> {
+        serde_json::from_value(Value::Object(self.outcome.clone()))
     }
 }
 
@@ -148,8 +163,8 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "DistZero sum network, {} mode, seed {}",
-            self.mode, self.seed
+            "DistZero {}, {} mode, seed {}",
+            self.title, self.mode, self.seed
         )?;
         let speed = if self.wall_ms > 0.0 {
             format!(
@@ -161,8 +176,11 @@ impl fmt::Display for Report {
         };
         writeln!(
             f,
-            "  {} machines, {} users: {} ms of system time in {:.1} ms of wall time{speed}",
-            self.machines, self.users, self.simulated_ms.0, self.wall_ms
+            "  {} machines, {}: {} ms of system time in {:.1} ms of wall time{speed}",
+            self.machines,
+            escape(&self.size),
+            self.simulated_ms.0,
+            self.wall_ms
         )?;
         writeln!(
             f,
@@ -199,48 +217,13 @@ impl fmt::Display for Report {
                 }
             )?;
         }
-        writeln!(f, "  expected total: {}", self.expected_total)?;
-        let listed: Vec<_> = self
-            .outputs
-            .iter()
-            .take(LISTED_OUTPUTS)
-            .map(|(user, total)| (escape(user), total))
-            .collect();
-        let width = listed
-            .iter()
-            .map(|(user, _)| user.chars().count())
-            .max()
-            .unwrap_or(0);
-        for (user, total) in listed {
-            let (shown, mark) = match total {
-                Some(total) if *total == self.expected_total => (total.to_string(), "ok"),
-                Some(total) => (total.to_string(), "WRONG"),
-                None => (String::from("no output"), "WRONG"),
-            };
-            writeln!(f, "    {user:<width$}  {shown:>8}  {mark}")?;
-        }
-        if self.outputs.len() > LISTED_OUTPUTS {
-            writeln!(
-                f,
-                "    ... and {} more users",
-                self.outputs.len() - LISTED_OUTPUTS
-            )?;
+        for line in &self.lines {
+            writeln!(f, "  {}", escape(line))?;
         }
         if self.correct {
-            write!(
-                f,
-                "correct: all {} outputs equal {}",
-                self.outputs.len(),
-                self.expected_total
-            )
+            write!(f, "correct: {}", escape(&self.summary))
         } else {
-            write!(
-                f,
-                "WRONG: {} of {} outputs differ from {}",
-                self.wrong_outputs(),
-                self.outputs.len(),
-                self.expected_total
-            )?;
+            write!(f, "WRONG: {}", escape(&self.summary))?;
             if self.settled {
                 Ok(())
             } else {

@@ -1,21 +1,16 @@
 //! Plays a scenario on any hardware and reports what each user's output converged to.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{FaultReport, Report, RunCounters, Scenario, ScenarioError};
+use crate::app::{AnyVerdict, Stage};
 use crate::hardware::simulated::{SimulatedHardware, SimulationConfig};
 use crate::hardware::{Hardware, HardwareError};
-use crate::messages::MachineId;
 use crate::node::NodeRegistry;
-use crate::sum_network::{InputNode, OutputLeafNode, OutputNode, SumMessage, SumNode};
 use crate::time::Millis;
-
-/// How many times at most the progress bar moves while the runner advances to a time.
-const PROGRESS_STEPS: u64 = 200;
 
 /// Why a scenario run did not produce a report.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +21,14 @@ pub enum RunError {
     /// The hardware or a node failed during the run.
     #[error(transparent)]
     Hardware(#[from] HardwareError),
+    /// The application's invariant did not hold.
+    #[error("invariant broken at {at_ms}: {broken}")]
+    Invariant {
+        /// When it was found broken.
+        at_ms: Millis,
+        /// What the application said.
+        broken: String,
+    },
 }
 
 /// How to run a scenario.
@@ -63,109 +66,44 @@ impl Progress {
         Progress(bar)
     }
 
-    fn advance(&self, to_ms: Millis) {
+    /// Moves the bar to `to_ms`.
+    pub fn advance(&self, to_ms: Millis) {
         self.0.set_position(to_ms.0);
     }
 
-    fn finish(&self) {
+    /// Takes the bar off the screen.
+    pub fn finish(&self) {
         self.0.finish_and_clear();
     }
 }
 
-/// What every user's output came to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    /// The sum of every increment.
-    pub expected_total: i64,
-    /// User name → that user's output total (`None` if its output leaf does not exist).
-    pub outputs: BTreeMap<String, Option<i64>>,
-}
-
-impl Outcome {
-    /// Whether every user's output equals the expected total.
-    pub fn correct(&self) -> bool {
-        self.outputs
-            .values()
-            .all(|total| *total == Some(self.expected_total))
-    }
-}
-
-/// Builds the sum network on machine 0, lets every user join at its time, runs to the end, and
-/// reads every output leaf.
+/// Plays `scenario`'s application on `hardware`, runs to the end of the run, and lets the
+/// application judge the nodes' states. The application's invariant, if it has one, is checked
+/// as the run goes.
 pub fn run_scenario(
     hardware: &mut dyn Hardware,
     scenario: &Scenario,
     progress: &Progress,
-) -> Result<Outcome, RunError> {
-    let root = MachineId(0);
-    let encode = |e: crate::node::NodeError| {
-        HardwareError::Infrastructure(format!("cannot encode a root config: {e}"))
+) -> Result<AnyVerdict, RunError> {
+    let app = scenario.app();
+    let section = scenario.section();
+    let invariant = |hardware: &mut dyn Hardware| -> Result<(), RunError> {
+        if !app.has_invariant() {
+            return Ok(());
+        }
+        let states = hardware.node_states()?;
+        app.invariant(section, &states)
+            .map_err(|broken| RunError::Invariant {
+                at_ms: Millis(hardware.now_ms()),
+                broken,
+            })
     };
-    let sum = hardware.spawn(root, &SumNode::config())?;
-    let input = hardware.spawn(root, &InputNode::config(vec![sum]).map_err(encode)?)?;
-    let output = hardware.spawn(root, &OutputNode::config(vec![sum]).map_err(encode)?)?;
-
-    let mut joining: Vec<_> = scenario.users.iter().collect();
-    joining.sort_by_key(|user| user.join_ms);
-    for user in joining {
-        advance(hardware, user.join_ms, progress)?;
-        let machine = Scenario::machine_of(user);
-        let add_input = SumMessage::AddKid {
-            machine,
-            user: user.name.clone(),
-            recording: Some(Scenario::recording_of(user)?),
-        };
-        let add_output = SumMessage::AddKid {
-            machine,
-            user: user.name.clone(),
-            recording: None,
-        };
-        hardware.send(input, add_input.to_message().map_err(encode)?)?;
-        hardware.send(output, add_output.to_message().map_err(encode)?)?;
-    }
-    advance(hardware, scenario.run_ms, progress)?;
+    let mut stage = Stage::new(hardware, progress, &invariant);
+    app.play(section, &mut stage)?;
+    stage.wait_until(scenario.run_ms)?;
     progress.finish();
-
-    let mut outputs: BTreeMap<String, Option<i64>> = scenario
-        .users
-        .iter()
-        .map(|user| (user.name.clone(), None))
-        .collect();
-    for node in hardware.node_states()? {
-        if node.node_type != OutputLeafNode::TYPE {
-            continue;
-        }
-        let user = node.state.get("user").and_then(|v| v.as_str());
-        let total = node.state.get("total").and_then(|v| v.as_i64());
-        if let (Some(user), Some(total)) = (user, total) {
-            if let Some(slot) = outputs.get_mut(user) {
-                *slot = Some(total);
-            }
-        }
-    }
-    Ok(Outcome {
-        expected_total: scenario.expected_total(),
-        outputs,
-    })
-}
-
-/// Runs the hardware forward to `to_ms` in at most [`PROGRESS_STEPS`] steps (none shorter than
-/// 50 ms), moving the progress bar as it goes; the number of steps never grows with the length
-/// of the run.
-fn advance(
-    hardware: &mut dyn Hardware,
-    to_ms: Millis,
-    progress: &Progress,
-) -> Result<(), HardwareError> {
-    const MIN_STEP: Millis = Millis(50);
-    let mut at = Millis(hardware.now_ms());
-    let step = Millis(to_ms.saturating_sub(at).0 / PROGRESS_STEPS).max(MIN_STEP);
-    while at < to_ms {
-        at = at.saturating_add(step).min(to_ms);
-        hardware.run_until(at.0)?;
-        progress.advance(at);
-    }
-    Ok(())
+    let states = hardware.node_states()?;
+    Ok(app.check(section, &states))
 }
 
 /// The outcome of a simulated run: its report, and its trace text if it was kept.
@@ -223,8 +161,10 @@ fn start_simulation(
         keep_trace_text: options.keep_trace_text,
         reliable: options.reliable.unwrap_or(scenario.reliable_delivery),
     };
-    let mut hardware = SimulatedHardware::new(config, Arc::new(NodeRegistry::with_builtins()))
-        .map_err(ScenarioError::from)?;
+    let mut registry = NodeRegistry::new();
+    scenario.app().register(&mut registry);
+    let mut hardware =
+        SimulatedHardware::new(config, Arc::new(registry)).map_err(ScenarioError::from)?;
     if let Some(max) = options.max_events {
         hardware.limit_events(max);
     }
@@ -239,9 +179,9 @@ fn play_simulated(
 ) -> Result<Report, RunError> {
     let progress = Progress::new(scenario.run_ms, options.progress);
     let started = Instant::now();
-    let outcome = run_scenario(hardware, scenario, &progress);
+    let verdict = run_scenario(hardware, scenario, &progress);
     progress.finish();
-    let outcome = outcome?;
+    let verdict = verdict?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let stats = hardware.stats();
     let counters = RunCounters {
@@ -259,6 +199,6 @@ fn play_simulated(
         wall_ms,
         counters,
         Some(hardware.trace().hash()),
-        outcome,
+        verdict,
     ))
 }

@@ -2,8 +2,12 @@
 //! times, nodes gossip them over a given topology, and every node must end up holding every value
 //! broadcast, each exactly once.
 
+mod app;
 mod node;
+mod topology;
 
+pub use app::{BroadcastApp, BroadcastOutcome, BroadcastSection, BroadcastSpec, MAX_NODES};
 pub use node::{
     BroadcastConfig, BroadcastMessage, BroadcastNode, BroadcastState, DEFAULT_GOSSIP_MS,
 };
+pub use topology::Shape;

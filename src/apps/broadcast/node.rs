@@ -15,6 +15,9 @@ pub const DEFAULT_GOSSIP_MS: u64 = 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BroadcastConfig {
+    /// Its position among the workload's nodes (reported in its state).
+    #[serde(default)]
+    pub index: u32,
     /// How often it gossips, in milliseconds (positive).
     #[serde(default = "default_gossip_ms")]
     pub gossip_ms: u64,
@@ -27,6 +30,7 @@ fn default_gossip_ms() -> u64 {
 impl Default for BroadcastConfig {
     fn default() -> Self {
         BroadcastConfig {
+            index: 0,
             gossip_ms: DEFAULT_GOSSIP_MS,
         }
     }
@@ -56,6 +60,8 @@ pub enum BroadcastMessage {
 /// A broadcast node's observable state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BroadcastState {
+    /// Its position among the workload's nodes.
+    pub index: u32,
     /// Every value it holds, in the order it learnt them.
     pub values: Vec<i64>,
     /// How many neighbours it has.
@@ -67,6 +73,7 @@ pub struct BroadcastState {
 /// node learns is sent to each neighbour it did not come from at the next tick.
 #[derive(Debug)]
 pub struct BroadcastNode {
+    index: u32,
     gossip_ms: u64,
     neighbours: Vec<Handle<BroadcastNode>>,
     /// Every value, in the order learnt; `seen` is the same as a set.
@@ -109,6 +116,7 @@ impl TypedNode for BroadcastNode {
             ));
         }
         Ok(BroadcastNode {
+            index: config.index,
             gossip_ms: config.gossip_ms,
             neighbours: Vec::new(),
             values: Vec::new(),
@@ -163,6 +171,7 @@ impl TypedNode for BroadcastNode {
 
     fn state(&self) -> BroadcastState {
         BroadcastState {
+            index: self.index,
             values: self.values.clone(),
             neighbours: self.neighbours.len(),
         }
@@ -288,6 +297,9 @@ mod tests {
         let unknown =
             crate::messages::Message::new(serde_json::json!({"type": "read"})).expect("an object");
         assert!(harness.receive_wire(None, &unknown).is_err());
-        assert!(Harness::<BroadcastNode>::new(BroadcastConfig { gossip_ms: 0 }).is_err());
+        assert!(Harness::<BroadcastNode>::new(BroadcastConfig {
+            gossip_ms: 0,
+            ..BroadcastConfig::default()
+        }).is_err());
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::messages::Message;
+use super::UserAction;
 use crate::time::Millis;
 
 /// Why a recording is not valid.
@@ -28,14 +28,14 @@ pub enum RecordedUserError {
 #[serde(try_from = "RecordingRepr", into = "RecordingRepr")]
 pub struct RecordedUser {
     name: String,
-    actions: Vec<(Millis, Message)>,
+    actions: Vec<(Millis, UserAction)>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RecordingRepr {
     name: String,
-    actions: Vec<(Millis, Message)>,
+    actions: Vec<(Millis, UserAction)>,
 }
 
 impl TryFrom<RecordingRepr> for RecordedUser {
@@ -59,7 +59,7 @@ impl RecordedUser {
     /// A recording, provided its action times never go backwards.
     pub fn new(
         name: impl Into<String>,
-        actions: Vec<(Millis, Message)>,
+        actions: Vec<(Millis, UserAction)>,
     ) -> Result<Self, RecordedUserError> {
         let name = name.into();
         for (index, pair) in actions.windows(2).enumerate() {
@@ -82,7 +82,7 @@ impl RecordedUser {
     }
 
     /// The actions, in time order.
-    pub fn actions(&self) -> &[(Millis, Message)] {
+    pub fn actions(&self) -> &[(Millis, UserAction)] {
         &self.actions
     }
 }
@@ -92,8 +92,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn increment(amount: i64) -> Message {
-        Message::new(json!({"type": "increment", "amount": amount})).expect("valid")
+    fn increment(amount: i64) -> UserAction {
+        UserAction::Increment { amount }
     }
 
     #[test]

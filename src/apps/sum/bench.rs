@@ -2,8 +2,10 @@
 
 use std::time::Instant;
 
+use super::Workload;
+use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::hardware::simulated::FaultRule;
-use crate::scenario::{simulate, RunOptions, Scenario, Workload};
+use crate::scenario::{simulate, RunOptions, Scenario};
 use crate::time::Millis;
 
 /// The benchmark's shape; each `--users` value is one fault-free run, and each `--drop-users`
@@ -46,8 +48,8 @@ struct Measured {
 /// Runs every configured benchmark and prints one row each. Exits 1 if any run was incorrect.
 pub fn run(args: &BenchArgs) -> u8 {
     if !(0.0..=1.0).contains(&args.drop) {
-        return super::report_error(
-            super::EXIT_BAD_INPUT,
+        return report_error(
+            EXIT_BAD_INPUT,
             &format!("--drop {} is outside [0, 1]", args.drop),
         );
     }
@@ -80,9 +82,12 @@ pub fn run(args: &BenchArgs) -> u8 {
             seed: args.seed,
         };
         if let Err(error) = workload.validate() {
-            return super::report_error(super::EXIT_BAD_INPUT, &error);
+            return report_error(EXIT_BAD_INPUT, &error);
         }
-        let mut scenario = workload.scenario();
+        let mut scenario = match workload.scenario() {
+            Ok(scenario) => scenario,
+            Err(error) => return report_error(EXIT_BAD_INPUT, &error),
+        };
         if drop > 0.0 {
             scenario.network.drop = Some(FaultRule {
                 rate: drop,
@@ -93,7 +98,7 @@ pub fn run(args: &BenchArgs) -> u8 {
             Ok(measured) => measured,
             Err(error) => {
                 eprintln!("dist-zero: benchmark with {users} users failed: {error}");
-                return super::EXIT_WRONG;
+                return EXIT_WRONG;
             }
         };
         all_correct &= measured.correct;
@@ -125,10 +130,10 @@ pub fn run(args: &BenchArgs) -> u8 {
         );
     }
     if all_correct {
-        super::EXIT_CORRECT
+        EXIT_CORRECT
     } else {
         eprintln!("dist-zero: some benchmark run was not correct");
-        super::EXIT_WRONG
+        EXIT_WRONG
     }
 }
 

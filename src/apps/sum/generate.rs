@@ -3,9 +3,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Scenario, UserSpec, MAX_MACHINES};
-use crate::hardware::simulated::NetworkConfig;
-use crate::messages::Message;
+use super::{SumApp, SumSection, UserAction, UserSpec};
+use crate::scenario::{Scenario, ScenarioError, MAX_MACHINES};
 use crate::time::Millis;
 
 /// How long before the end of a run its last action may come, so that every output has
@@ -92,7 +91,7 @@ impl Workload {
 
     /// The scenario: users join during the first tenth of the run, on machines drawn at random,
     /// and make increments of 1 to 5 at random times, all early enough to settle before the end.
-    pub fn scenario(&self) -> Scenario {
+    pub fn scenario(&self) -> Result<Scenario, ScenarioError> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let machines = self.machines.max(1);
         let run_ms = self.run_ms.0;
@@ -111,9 +110,7 @@ impl Workload {
                     .into_iter()
                     .map(|at_ms| {
                         let amount: i64 = rng.random_range(1..=5);
-                        let mut fields = serde_json::Map::new();
-                        fields.insert("amount".into(), amount.into());
-                        (Millis(at_ms), Message::tagged("increment", fields))
+                        (Millis(at_ms), UserAction::Increment { amount })
                     })
                     .collect();
                 UserSpec {
@@ -124,14 +121,13 @@ impl Workload {
                 }
             })
             .collect();
-        Scenario {
+        Scenario::new(
+            SumApp,
+            SumSection { users },
             machines,
-            run_ms: self.run_ms,
-            seed: self.seed,
-            network: NetworkConfig::default(),
-            reliable_delivery: true,
-            users,
-        }
+            self.run_ms,
+            self.seed,
+        )
     }
 }
 
@@ -148,11 +144,11 @@ mod tests {
             run_ms: Millis(4000),
             seed: 9,
         };
-        let scenario = workload.scenario();
-        scenario.validate().expect("valid");
-        assert_eq!(scenario.users.len(), 30);
-        assert_eq!(scenario, workload.scenario());
-        for user in &scenario.users {
+        let scenario = workload.scenario().expect("valid");
+        assert_eq!(scenario, workload.scenario().expect("valid"));
+        let section = scenario.section_of::<SumApp>().expect("a sum scenario");
+        assert_eq!(section.users.len(), 30);
+        for user in &section.users {
             let last = user.actions.last().map_or(Millis::ZERO, |(at, _)| *at);
             assert!(user.join_ms.0 + last.0 + settle_ms(Millis(4000)) <= 4000);
         }

@@ -3,15 +3,17 @@
 
 use std::time::{Duration, Instant};
 
+use super::{
+    InputConfig, InputNode, OutputConfig, OutputLeafNode, OutputNode, RecordedUser, SumConfig,
+    SumMessage, SumNode, UserAction,
+};
+use crate::app::states_of;
+use crate::cli::{report_error, this_executable, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::hardware::docker::{DockerHardware, VirtualConfig};
 use crate::hardware::{Hardware, HardwareError};
-use crate::messages::{MachineId, Message, NodeHandle};
+use crate::messages::MachineId;
+use crate::node::{config_of, message_for, Handle, TypedNode};
 use crate::settings::Settings;
-use crate::sum_network::{
-    InputNode, OutputLeafNode, OutputNode, RecordedUser, SumMessage, SumNode,
-};
-
-use super::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 
 /// How long the throughput run may take to converge.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -35,7 +37,7 @@ pub struct BenchVirtualArgs {
 
 /// Runs the measurements and prints them; returns the exit status.
 pub fn run(args: &BenchVirtualArgs, settings: &Settings) -> u8 {
-    let binary = match super::run_virtual::this_executable() {
+    let binary = match this_executable() {
         Ok(binary) => binary,
         Err(failure) => return failure.report(false),
     };
@@ -108,46 +110,45 @@ fn throughput(
     users: u32,
     increments: u32,
 ) -> Result<(u64, Duration), HardwareError> {
-    let encode = |e: crate::node::NodeError| HardwareError::Infrastructure(e.to_string());
     let root = MachineId(0);
-    let sum = hardware.spawn(root, &SumNode::config())?;
-    let input = hardware.spawn(root, &InputNode::config(vec![sum]).map_err(encode)?)?;
-    let output = hardware.spawn(root, &OutputNode::config(vec![sum]).map_err(encode)?)?;
+    let sum: Handle<SumNode> = spawn::<SumNode>(hardware, root, &SumConfig::default())?;
+    let input = spawn::<InputNode>(
+        hardware,
+        root,
+        &InputConfig {
+            receivers: vec![sum],
+        },
+    )?;
+    let output = spawn::<OutputNode>(hardware, root, &OutputConfig { senders: vec![sum] })?;
     let machines = u32::try_from(hardware.machine_count()).unwrap_or(1).max(1);
-    let increment = SumMessage::Increment { amount: 1 }
-        .to_message()
-        .map_err(encode)?;
     for user in 0..users {
-        let add = SumMessage::AddKid {
+        let add = SumMessage::AddOutputKid {
             machine: MachineId(user % machines),
             user: format!("user {user}"),
-            recording: None,
         };
-        hardware.send(output, add.to_message().map_err(encode)?)?;
+        send::<OutputNode>(hardware, output, &add)?;
     }
     let settle = hardware.now_ms() + 300;
     hardware.run_until(settle)?;
     let begun = Instant::now();
     for user in 0..users {
         let actions = (0..increments)
-            .map(|_| (crate::time::Millis::ZERO, increment.clone()))
+            .map(|_| (crate::time::Millis::ZERO, UserAction::Increment { amount: 1 }))
             .collect();
         let recording = RecordedUser::new(format!("user {user}"), actions)
             .map_err(|e| HardwareError::Infrastructure(e.to_string()))?;
-        let add = SumMessage::AddKid {
+        let add = SumMessage::AddInputKid {
             machine: MachineId(user % machines),
-            user: format!("user {user}"),
-            recording: Some(recording),
+            recording,
         };
-        send(hardware, input, add.to_message().map_err(encode)?)?;
+        send::<InputNode>(hardware, input, &add)?;
     }
     let total = i64::from(users) * i64::from(increments);
     loop {
         let states = hardware.node_states()?;
-        let converged = states
+        let converged = states_of::<OutputLeafNode>(&states)
             .iter()
-            .filter(|node| node.node_type == OutputLeafNode::TYPE)
-            .filter(|node| node.state.get("total").and_then(|t| t.as_i64()) == Some(total))
+            .filter(|(_, leaf)| leaf.total == total)
             .count();
         if converged == users as usize {
             return Ok((u64::try_from(total).unwrap_or(0), begun.elapsed()));
@@ -162,12 +163,26 @@ fn throughput(
     }
 }
 
-fn send(
+fn spawn<N: TypedNode>(
     hardware: &mut DockerHardware,
-    to: NodeHandle,
-    message: Message,
+    machine: MachineId,
+    config: &N::Config,
+) -> Result<Handle<N>, HardwareError> {
+    let config = config_of::<N>(config).map_err(encoding)?;
+    Ok(Handle::assume(hardware.spawn(machine, &config)?))
+}
+
+fn send<N: TypedNode>(
+    hardware: &mut DockerHardware,
+    to: Handle<N>,
+    message: &N::Message,
 ) -> Result<(), HardwareError> {
-    hardware.send(to, message)
+    let message = message_for::<N>(message).map_err(encoding)?;
+    hardware.send(to.untyped(), message)
+}
+
+fn encoding(error: crate::node::NodeError) -> HardwareError {
+    HardwareError::Infrastructure(error.to_string())
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -1,0 +1,314 @@
+//! Applications as plug-ins: an application bundles its node types, the section of a scenario
+//! that sets it up, and what "correct" means. The runner, the report, seed sweeps, traces and
+//! the command line work for any application without knowing it.
+//!
+//! A library user writes an [`Application`] in plain typed Rust; [`Applications`] is the set a
+//! binary knows (its command line picks one by the scenario's `"application"` key).
+
+mod stage;
+
+pub use stage::Stage;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::manager::NodeState;
+use crate::messages::NodeHandle;
+use crate::node::{NodeRegistry, TypedNode};
+use crate::scenario::{RunError, ScenarioError};
+use crate::time::Millis;
+
+/// What an application's check concluded about a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict<O> {
+    /// Whether the run is correct.
+    pub correct: bool,
+    /// One line saying why, e.g. `all 6 outputs equal 88` or `2 of 6 outputs differ from 88`.
+    pub summary: String,
+    /// What the application reports: its fields join the JSON report's top level.
+    pub outcome: O,
+    /// Lines of the readable summary that show the outcome (before the verdict line).
+    pub lines: Vec<String>,
+}
+
+/// What the generic part of a scenario says, for an application to validate its section
+/// against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Common {
+    /// How many machines.
+    pub machines: u32,
+    /// How long the run lasts.
+    pub run_ms: Millis,
+}
+
+/// A field of an application's section that is not valid, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    /// The field, e.g. `users[1].machine`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl FieldError {
+    /// An error naming `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A distributed application: node types, a scenario section, a play and a check.
+pub trait Application: Send + Sync + 'static {
+    /// The name a scenario's `"application"` key gives, e.g. `"broadcast"`.
+    const NAME: &'static str;
+    /// What the readable summary calls it, e.g. `"broadcast workload"`.
+    const TITLE: &'static str;
+    /// The application's part of a scenario: every key besides the common ones (`machines`,
+    /// `run_ms`, `seed`, `network`, `reliable_delivery`, `application`).
+    type Section: DeserializeOwned + Serialize + Send + Sync + 'static;
+    /// What the application reports (its fields join the JSON report's top level).
+    type Outcome: Serialize;
+
+    /// Registers the application's node types.
+    fn register(&self, registry: &mut NodeRegistry);
+
+    /// Checks what the section's types alone cannot, naming the field at fault.
+    fn validate(&self, section: &Self::Section, common: &Common) -> Result<(), FieldError>;
+
+    /// The size of the run as the summary says it, e.g. `6 users` (after `3 machines, `).
+    fn size(&self, section: &Self::Section) -> String;
+
+    /// Whether the run is big enough to show a progress bar.
+    fn is_large(&self, section: &Self::Section) -> bool {
+        let _ = section;
+        false
+    }
+
+    /// Builds the system and plays the section's script: spawn nodes, send them messages, wait
+    /// for times. The runner runs on to the end of the run afterwards.
+    fn play(&self, section: &Self::Section, stage: &mut Stage<'_>) -> Result<(), RunError>;
+
+    /// Judges the run from the nodes' states at its end.
+    fn check(&self, section: &Self::Section, states: &[NodeState]) -> Verdict<Self::Outcome>;
+
+    /// An invariant that must hold throughout the run, checked between the runner's steps (at
+    /// most a couple of hundred times a run); an error stops the run. None by default.
+    fn invariant(&self, section: &Self::Section, states: &[NodeState]) -> Result<(), String> {
+        let _ = (section, states);
+        Ok(())
+    }
+
+    /// Whether [`Application::invariant`] is worth calling.
+    fn has_invariant(&self) -> bool {
+        false
+    }
+}
+
+/// Every node of type `N` among `states`, with its typed state.
+pub fn states_of<N: TypedNode>(states: &[NodeState]) -> Vec<(NodeHandle, N::State)> {
+    states
+        .iter()
+        .filter(|state| state.node_type == N::TYPE)
+        .filter_map(|state| {
+            serde_json::from_value(state.state.clone())
+                .ok()
+                .map(|typed| (state.handle, typed))
+        })
+        .collect()
+}
+
+/// A parsed section, whatever its application.
+pub type AnySection = Arc<dyn Any + Send + Sync>;
+
+/// A verdict whose outcome is JSON.
+pub type AnyVerdict = Verdict<Map<String, Value>>;
+
+/// An [`Application`] behind a pointer: what the runner and the command line work with.
+pub trait AnyApplication: Send + Sync {
+    /// [`Application::NAME`].
+    fn name(&self) -> &'static str;
+    /// [`Application::TITLE`].
+    fn title(&self) -> &'static str;
+    /// [`Application::register`].
+    fn register(&self, registry: &mut NodeRegistry);
+    /// Reads and validates the section from a scenario's keys.
+    fn parse_section(
+        &self,
+        fields: Map<String, Value>,
+        common: &Common,
+    ) -> Result<AnySection, ScenarioError>;
+    /// The section as JSON (to write a scenario back).
+    fn section_json(&self, section: &AnySection) -> Map<String, Value>;
+    /// [`Application::size`].
+    fn size(&self, section: &AnySection) -> String;
+    /// [`Application::is_large`].
+    fn is_large(&self, section: &AnySection) -> bool;
+    /// [`Application::play`].
+    fn play(&self, section: &AnySection, stage: &mut Stage<'_>) -> Result<(), RunError>;
+    /// [`Application::check`], with the outcome as JSON.
+    fn check(&self, section: &AnySection, states: &[NodeState]) -> AnyVerdict;
+    /// [`Application::has_invariant`].
+    fn has_invariant(&self) -> bool;
+    /// [`Application::invariant`].
+    fn invariant(&self, section: &AnySection, states: &[NodeState]) -> Result<(), String>;
+}
+
+impl<A: Application> AnyApplication for A {
+    fn name(&self) -> &'static str {
+        A::NAME
+    }
+
+    fn title(&self) -> &'static str {
+        A::TITLE
+    }
+
+    fn register(&self, registry: &mut NodeRegistry) {
+        Application::register(self, registry);
+    }
+
+    fn parse_section(
+        &self,
+        fields: Map<String, Value>,
+        common: &Common,
+    ) -> Result<AnySection, ScenarioError> {
+        let section: A::Section = serde_path_to_error::deserialize(Value::Object(fields))
+            .map_err(|e| ScenarioError::Json {
+                path: e.path().to_string(),
+                reason: e.into_inner().to_string(),
+            })?;
+        self.validate(&section, common)
+            .map_err(|e| ScenarioError::Invalid {
+                field: e.field,
+                reason: e.reason,
+            })?;
+        Ok(Arc::new(section))
+    }
+
+    fn section_json(&self, section: &AnySection) -> Map<String, Value> {
+        match downcast::<A>(section).map(serde_json::to_value) {
+            Some(Ok(Value::Object(fields))) => fields,
+            _ => Map::new(),
+        }
+    }
+
+    fn size(&self, section: &AnySection) -> String {
+        downcast::<A>(section).map_or_else(String::new, |section| Application::size(self, section))
+    }
+
+    fn is_large(&self, section: &AnySection) -> bool {
+        downcast::<A>(section).is_some_and(|section| Application::is_large(self, section))
+    }
+
+    fn play(&self, section: &AnySection, stage: &mut Stage<'_>) -> Result<(), RunError> {
+        let section = downcast::<A>(section).ok_or_else(|| mismatch(A::NAME))?;
+        Application::play(self, section, stage)
+    }
+
+    fn check(&self, section: &AnySection, states: &[NodeState]) -> AnyVerdict {
+        let Some(section) = downcast::<A>(section) else {
+            return Verdict {
+                correct: false,
+                summary: mismatch(A::NAME).to_string(),
+                outcome: Map::new(),
+                lines: Vec::new(),
+            };
+        };
+        let verdict = Application::check(self, section, states);
+        let outcome = match serde_json::to_value(&verdict.outcome) {
+            Ok(Value::Object(fields)) => fields,
+            Ok(other) => Map::from_iter([("outcome".to_owned(), other)]),
+            Err(error) => Map::from_iter([(
+                "outcome_error".to_owned(),
+                Value::String(error.to_string()),
+            )]),
+        };
+        Verdict {
+            correct: verdict.correct,
+            summary: verdict.summary,
+            outcome,
+            lines: verdict.lines,
+        }
+    }
+
+    fn has_invariant(&self) -> bool {
+        Application::has_invariant(self)
+    }
+
+    fn invariant(&self, section: &AnySection, states: &[NodeState]) -> Result<(), String> {
+        match downcast::<A>(section) {
+            Some(section) => Application::invariant(self, section, states),
+            None => Err(mismatch(A::NAME).to_string()),
+        }
+    }
+}
+
+fn downcast<A: Application>(section: &AnySection) -> Option<&A::Section> {
+    section.downcast_ref::<A::Section>()
+}
+
+fn mismatch(name: &str) -> RunError {
+    RunError::Scenario(ScenarioError::Invalid {
+        field: "application".into(),
+        reason: format!("the scenario was not read for the `{name}` application"),
+    })
+}
+
+/// The applications a binary knows. A scenario names one with its `"application"` key; a
+/// scenario that names none runs the first.
+#[derive(Clone, Default)]
+pub struct Applications {
+    known: Vec<Arc<dyn AnyApplication>>,
+}
+
+impl Applications {
+    /// A set holding `app` alone.
+    pub fn of(app: impl Application) -> Self {
+        Applications::default().with(app)
+    }
+
+    /// This set and `app` (if no application of that name is in it yet).
+    pub fn with(mut self, app: impl Application) -> Self {
+        if self.find(app.name()).is_none() {
+            self.known.push(Arc::new(app));
+        }
+        self
+    }
+
+    /// DistZero's built-in applications: the sum network (the default) and the broadcast
+    /// workload.
+    pub fn builtin() -> Self {
+        Applications::of(crate::apps::sum::SumApp).with(crate::apps::broadcast::BroadcastApp)
+    }
+
+    /// The application called `name`.
+    pub fn find(&self, name: &str) -> Option<Arc<dyn AnyApplication>> {
+        self.known.iter().find(|app| app.name() == name).cloned()
+    }
+
+    /// The application a scenario without an `"application"` key runs.
+    pub fn default_app(&self) -> Option<Arc<dyn AnyApplication>> {
+        self.known.first().cloned()
+    }
+
+    /// The names of the applications, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.known.iter().map(|app| app.name()).collect()
+    }
+
+    /// A registry with every node type of every application.
+    pub fn registry(&self) -> NodeRegistry {
+        let mut registry = NodeRegistry::new();
+        for app in &self.known {
+            app.register(&mut registry);
+        }
+        registry
+    }
+}

@@ -1,0 +1,154 @@
+//! The sum network as an application: how a scenario sets it up and what "correct" means.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{
+    InputConfig, InputLeafNode, InputNode, OutputConfig, OutputLeafNode, OutputNode, SumConfig,
+    SumMessage, SumNode, SumSection,
+};
+use crate::app::{states_of, Application, Common, FieldError, Stage, Verdict};
+use crate::manager::NodeState;
+use crate::messages::MachineId;
+use crate::node::NodeRegistry;
+use crate::scenario::{RunError, ScenarioError};
+
+/// How many outputs the readable summary lists before it only counts them.
+const LISTED_OUTPUTS: usize = 12;
+/// Runs with at least this many users are large enough for a progress bar.
+const LARGE_RUN_USERS: usize = 500;
+
+/// The sum network: the default application of scenarios that name none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SumApp;
+
+/// What a sum-network run came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SumOutcome {
+    /// How many users.
+    pub users: usize,
+    /// The sum of every increment.
+    pub expected_total: i64,
+    /// User name → that user's output total (`null` if it has none).
+    pub outputs: BTreeMap<String, Option<i64>>,
+}
+
+impl Application for SumApp {
+    const NAME: &'static str = "sum";
+    const TITLE: &'static str = "sum network";
+    type Section = SumSection;
+    type Outcome = SumOutcome;
+
+    fn register(&self, registry: &mut NodeRegistry) {
+        registry.add::<InputNode>();
+        registry.add::<InputLeafNode>();
+        registry.add::<OutputNode>();
+        registry.add::<OutputLeafNode>();
+        registry.add::<SumNode>();
+    }
+
+    fn validate(&self, section: &SumSection, common: &Common) -> Result<(), FieldError> {
+        section.validate(common)
+    }
+
+    fn size(&self, section: &SumSection) -> String {
+        format!("{} users", section.users.len())
+    }
+
+    fn is_large(&self, section: &SumSection) -> bool {
+        section.users.len() >= LARGE_RUN_USERS
+    }
+
+    /// Builds the sum network on machine 0 and lets every user join at its time.
+    fn play(&self, section: &SumSection, stage: &mut Stage<'_>) -> Result<(), RunError> {
+        let root = MachineId(0);
+        let sum = stage.spawn::<SumNode>(root, &SumConfig::default())?;
+        let input = stage.spawn::<InputNode>(
+            root,
+            &InputConfig {
+                receivers: vec![sum],
+            },
+        )?;
+        let output = stage.spawn::<OutputNode>(root, &OutputConfig { senders: vec![sum] })?;
+        let mut joining: Vec<_> = section.users.iter().collect();
+        joining.sort_by_key(|user| user.join_ms);
+        for user in joining {
+            stage.wait_until(user.join_ms)?;
+            let recording = user.recording().map_err(|e| {
+                RunError::Scenario(ScenarioError::Invalid {
+                    field: e.field,
+                    reason: e.reason,
+                })
+            })?;
+            let machine = user.machine_id();
+            stage.send(input, &SumMessage::AddInputKid { machine, recording })?;
+            let user = user.name.clone();
+            stage.send(output, &SumMessage::AddOutputKid { machine, user })?;
+        }
+        Ok(())
+    }
+
+    /// Correct when every user's output equals the sum of every increment.
+    fn check(&self, section: &SumSection, states: &[NodeState]) -> Verdict<SumOutcome> {
+        let expected_total = section.expected_total();
+        let mut outputs: BTreeMap<String, Option<i64>> = section
+            .users
+            .iter()
+            .map(|user| (user.name.clone(), None))
+            .collect();
+        for (_, leaf) in states_of::<OutputLeafNode>(states) {
+            if let Some(slot) = outputs.get_mut(&leaf.user) {
+                *slot = Some(leaf.total);
+            }
+        }
+        let wrong = outputs
+            .values()
+            .filter(|total| **total != Some(expected_total))
+            .count();
+        let summary = if wrong == 0 {
+            format!("all {} outputs equal {expected_total}", outputs.len())
+        } else {
+            format!(
+                "{wrong} of {} outputs differ from {expected_total}",
+                outputs.len()
+            )
+        };
+        Verdict {
+            correct: wrong == 0,
+            summary,
+            lines: lines(expected_total, &outputs),
+            outcome: SumOutcome {
+                users: section.users.len(),
+                expected_total,
+                outputs,
+            },
+        }
+    }
+}
+
+/// The readable summary's lines: the expected total and the first outputs, marked.
+fn lines(expected_total: i64, outputs: &BTreeMap<String, Option<i64>>) -> Vec<String> {
+    let mut lines = vec![format!("expected total: {expected_total}")];
+    let width = outputs
+        .keys()
+        .take(LISTED_OUTPUTS)
+        .map(|user| user.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (user, total) in outputs.iter().take(LISTED_OUTPUTS) {
+        let (shown, mark) = match total {
+            Some(total) if *total == expected_total => (total.to_string(), "ok"),
+            Some(total) => (total.to_string(), "WRONG"),
+            None => (String::from("no output"), "WRONG"),
+        };
+        lines.push(format!("  {user:<width$}  {shown:>8}  {mark}"));
+    }
+    if outputs.len() > LISTED_OUTPUTS {
+        lines.push(format!(
+            "  ... and {} more users",
+            outputs.len() - LISTED_OUTPUTS
+        ));
+    }
+    lines
+}

@@ -1,0 +1,253 @@
+//! The input list: a root that creates one leaf per user, and the leaves that play back what
+//! their user does.
+
+use serde::{Deserialize, Serialize};
+
+use super::sum::SumNode;
+use super::{RecordedUser, SumMessage};
+use crate::messages::NodeHandle;
+use crate::node::{Ctl, Handle, NodeError, TypedNode};
+
+/// The input list's root config: the sum nodes its leaves send to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Where every leaf's increments go.
+    #[serde(default)]
+    pub receivers: Vec<Handle<SumNode>>,
+}
+
+/// The input list's root's observable state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputState {
+    /// Its leaves.
+    pub kids: Vec<NodeHandle>,
+    /// Where its leaves send.
+    pub receivers: Vec<NodeHandle>,
+}
+
+/// The root of the input list: creates an [`InputLeafNode`] per user and announces each new
+/// leaf to the receivers.
+#[derive(Debug)]
+pub struct InputNode {
+    receivers: Vec<Handle<SumNode>>,
+    kids: Vec<Handle<InputLeafNode>>,
+}
+
+impl TypedNode for InputNode {
+    const TYPE: &'static str = "InputNode";
+    type Config = InputConfig;
+    type Message = SumMessage;
+    type State = InputState;
+
+    fn new(config: InputConfig) -> Result<Self, NodeError> {
+        Ok(InputNode {
+            receivers: config.receivers,
+            kids: Vec::new(),
+        })
+    }
+
+    fn receive(
+        &mut self,
+        ctl: &mut Ctl<'_>,
+        _from: Option<NodeHandle>,
+        message: SumMessage,
+    ) -> Result<(), NodeError> {
+        let SumMessage::AddInputKid { machine, recording } = message else {
+            return Err(super::unexpected(Self::TYPE, &message));
+        };
+        let config = LeafConfig {
+            user: recording.name().to_owned(),
+            receivers: self.receivers.clone(),
+            recording: Some(recording),
+        };
+        let leaf = ctl.spawn::<InputLeafNode>(machine, &config)?;
+        self.kids.push(leaf);
+        ctl.broadcast(&self.receivers, &SumMessage::AddSender { node: leaf })
+    }
+
+    fn state(&self) -> InputState {
+        InputState {
+            kids: self.kids.iter().copied().map(NodeHandle::from).collect(),
+            receivers: self.receivers.iter().copied().map(NodeHandle::from).collect(),
+        }
+    }
+}
+
+/// An input leaf's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeafConfig {
+    /// The user it stands for.
+    pub user: String,
+    /// Where its increments go.
+    #[serde(default)]
+    pub receivers: Vec<Handle<SumNode>>,
+    /// What it plays back, if anything.
+    #[serde(default)]
+    pub recording: Option<RecordedUser>,
+}
+
+/// An input leaf's observable state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputLeafState {
+    /// The user.
+    pub user: String,
+    /// Every increment it sent, added up.
+    pub sent_total: i64,
+    /// How many recorded actions it has played back.
+    pub actions_played: usize,
+}
+
+/// A user's input: plays back the user's recorded actions at their times (relative to when the
+/// leaf started) and sends each increment to every receiver.
+#[derive(Debug)]
+pub struct InputLeafNode {
+    user: String,
+    receivers: Vec<Handle<SumNode>>,
+    recording: Option<RecordedUser>,
+    sent_total: i64,
+    actions_played: usize,
+}
+
+impl TypedNode for InputLeafNode {
+    const TYPE: &'static str = "InputLeafNode";
+    type Config = LeafConfig;
+    type Message = SumMessage;
+    type State = InputLeafState;
+
+    fn new(config: LeafConfig) -> Result<Self, NodeError> {
+        Ok(InputLeafNode {
+            user: config.user,
+            receivers: config.receivers,
+            recording: config.recording,
+            sent_total: 0,
+            actions_played: 0,
+        })
+    }
+
+    fn start(&mut self, ctl: &mut Ctl<'_>) -> Result<(), NodeError> {
+        if let Some((at_ms, _)) = self.recording.as_ref().and_then(|r| r.actions().first()) {
+            ctl.set_timer(at_ms.0, 0);
+        }
+        Ok(())
+    }
+
+    fn receive(
+        &mut self,
+        _ctl: &mut Ctl<'_>,
+        _from: Option<NodeHandle>,
+        message: SumMessage,
+    ) -> Result<(), NodeError> {
+        Err(super::unexpected(Self::TYPE, &message))
+    }
+
+    fn timer(&mut self, ctl: &mut Ctl<'_>, tag: u64) -> Result<(), NodeError> {
+        let index = usize::try_from(tag).unwrap_or(usize::MAX);
+        let actions = self
+            .recording
+            .as_ref()
+            .map(RecordedUser::actions)
+            .unwrap_or_default();
+        let (at_ms, action) = actions
+            .get(index)
+            .copied()
+            .ok_or_else(|| NodeError::Protocol(format!("no recorded action {tag}")))?;
+        if let Some((next_ms, _)) = actions.get(index + 1) {
+            ctl.set_timer(next_ms.saturating_sub(at_ms).0, tag + 1);
+        }
+        self.actions_played += 1;
+        let message = SumMessage::from(action);
+        if let SumMessage::Increment { amount } = message {
+            self.sent_total = super::add_to_total(self.sent_total, amount)?;
+        }
+        ctl.broadcast(&self.receivers, &message)
+    }
+
+    fn state(&self) -> InputLeafState {
+        InputLeafState {
+            user: self.user.clone(),
+            sent_total: self.sent_total,
+            actions_played: self.actions_played,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::sum::UserAction;
+    use crate::messages::MachineId;
+    use crate::node::Harness;
+    use crate::time::Millis;
+
+    fn sum_node() -> Handle<SumNode> {
+        Handle::assume(Harness::<SumNode>::handle(0, 1))
+    }
+
+    #[test]
+    fn simulated_the_input_root_spawns_a_leaf_per_user_and_announces_it() {
+        let mut root = Harness::<InputNode>::new(InputConfig {
+            receivers: vec![sum_node()],
+        })
+        .expect("builds");
+        let recording = RecordedUser::new("ann", vec![]).expect("empty");
+        root.receive(
+            None,
+            SumMessage::AddInputKid {
+                machine: MachineId(2),
+                recording,
+            },
+        )
+        .expect("kid");
+        let spawned = root.spawned();
+        assert_eq!(spawned.len(), 1);
+        assert_eq!(spawned[0].machine, MachineId(2));
+        assert_eq!(spawned[0].node_type(), InputLeafNode::TYPE);
+        let sent = root.take_sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].to, sum_node().untyped());
+        assert_eq!(
+            sent[0].decode::<SumNode>(),
+            Ok(SumMessage::AddSender {
+                node: Handle::assume(spawned[0].handle)
+            })
+        );
+        assert_eq!(root.state().kids, vec![spawned[0].handle]);
+    }
+
+    #[test]
+    fn simulated_an_input_leaf_plays_its_recording_back_at_its_times() {
+        let increment = |amount| UserAction::Increment { amount };
+        let recording = RecordedUser::new(
+            "ann",
+            vec![(Millis(10), increment(2)), (Millis(25), increment(-1))],
+        )
+        .expect("ordered");
+        let mut leaf = Harness::<InputLeafNode>::new(LeafConfig {
+            user: "ann".into(),
+            receivers: vec![sum_node()],
+            recording: Some(recording),
+        })
+        .expect("builds");
+        assert_eq!(leaf.pending_timers(), vec![(10, 0)]);
+        leaf.advance(10).expect("first action");
+        assert_eq!(leaf.pending_timers(), vec![(25, 1)]);
+        leaf.advance(15).expect("second action");
+        let amounts: Vec<SumMessage> = leaf
+            .take_sent()
+            .iter()
+            .map(|sent| sent.decode::<SumNode>().expect("a sum message"))
+            .collect();
+        assert_eq!(
+            amounts,
+            vec![
+                SumMessage::Increment { amount: 2 },
+                SumMessage::Increment { amount: -1 }
+            ]
+        );
+        assert_eq!(leaf.state().sent_total, 1);
+        assert_eq!(leaf.state().actions_played, 2);
+        assert!(leaf.pending_timers().is_empty());
+    }
+}

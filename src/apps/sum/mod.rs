@@ -1,0 +1,60 @@
+//! The sum network, DistZero's first application: users join, each increments a counter, and
+//! every user's output converges to the total of all increments.
+//!
+//! Topology, as in the original: an input list (an [`InputNode`] root with one [`InputLeafNode`]
+//! kid per user, which plays back that user's [`RecordedUser`] actions), a [`SumNode`] that
+//! batches increments and forwards them every 30 ms, and an output list (an [`OutputNode`] root
+//! with one [`OutputLeafNode`] kid per user, whose state is that user's view of the total).
+//!
+//! It is built exactly as a library user's application would be: typed nodes, a scenario
+//! section ([`SumSection`], the `users` key), a play and a check ([`SumApp`]).
+
+mod app;
+mod bench;
+#[cfg(feature = "docker")]
+mod bench_virtual;
+mod commands;
+mod generate;
+mod input;
+mod output;
+mod protocol;
+mod recorded_user;
+mod section;
+mod sum;
+
+pub use app::{SumApp, SumOutcome};
+pub use commands::{builtin_main, SumCommands};
+pub use generate::{Workload, WorkloadError, MAX_GENERATED_ACTIONS, MAX_GENERATED_USERS};
+pub use input::{InputConfig, InputLeafNode, InputLeafState, InputNode, InputState, LeafConfig};
+pub use output::{OutputConfig, OutputLeafConfig, OutputLeafNode, OutputLeafState, OutputNode, OutputState};
+pub use protocol::{SumMessage, UserAction};
+pub use recorded_user::{RecordedUser, RecordedUserError};
+pub use section::{SumSection, UserSpec};
+pub use sum::{SumConfig, SumNode, SumState, DEFAULT_SEND_INTERVAL_MS};
+
+use crate::node::NodeError;
+
+/// Adds `amount` to a running total, as a node error rather than a panic or a wrap-around if the
+/// total would leave the range of an `i64`.
+fn add_to_total(total: i64, amount: i64) -> Result<i64, NodeError> {
+    total.checked_add(amount).ok_or_else(|| {
+        NodeError::Protocol(format!(
+            "adding {amount} to the total {total} overflows a 64-bit integer"
+        ))
+    })
+}
+
+/// The error of a node of type `node_type` that received a message it does not handle.
+fn unexpected(node_type: &'static str, message: &SumMessage) -> NodeError {
+    let kind = match message {
+        SumMessage::Increment { .. } => "increment",
+        SumMessage::AddInputKid { .. } => "add_input_kid",
+        SumMessage::AddOutputKid { .. } => "add_output_kid",
+        SumMessage::AddSender { .. } => "add_sender",
+        SumMessage::AddReceiver { .. } => "add_receiver",
+    };
+    NodeError::UnexpectedMessage {
+        node_type,
+        kind: kind.to_owned(),
+    }
+}

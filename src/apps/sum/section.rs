@@ -1,0 +1,122 @@
+//! The sum network's part of a scenario: its users.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{RecordedUser, UserAction};
+use crate::app::{Common, FieldError};
+use crate::messages::MachineId;
+use crate::time::Millis;
+
+/// One user: where it sits, when it joins, and what it does (times relative to its join).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// Unique among the scenario's users; the key of its output in the report.
+    pub name: String,
+    /// The machine its input and output leaves run on.
+    pub machine: u32,
+    /// When it joins, since the start; no later than the end of the run.
+    #[serde(default)]
+    pub join_ms: Millis,
+    /// `[ms, action]` pairs, times after the join and in order.
+    #[serde(default)]
+    pub actions: Vec<(Millis, UserAction)>,
+}
+
+impl UserSpec {
+    /// The user's machine as a handle.
+    pub fn machine_id(&self) -> MachineId {
+        MachineId(self.machine)
+    }
+
+    /// The user's recording: its actions, with their times relative to its join.
+    pub fn recording(&self) -> Result<RecordedUser, FieldError> {
+        RecordedUser::new(self.name.clone(), self.actions.clone())
+            .map_err(|e| FieldError::new(format!("users.{}", self.name), e.to_string()))
+    }
+}
+
+/// The sum network's section of a scenario: `users`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SumSection {
+    /// The users.
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+}
+
+impl SumSection {
+    /// Checks what JSON types alone cannot: unique names, machines in range, joins within the
+    /// run, actions in order and within the time horizon, totals that fit in 64 bits.
+    pub fn validate(&self, common: &Common) -> Result<(), FieldError> {
+        let mut magnitude: u64 = 0;
+        let mut names = BTreeSet::new();
+        for (index, user) in self.users.iter().enumerate() {
+            let at = |field: &str| format!("users[{index}].{field}");
+            if !names.insert(user.name.as_str()) {
+                return Err(FieldError::new(
+                    at("name"),
+                    format!("user name `{}` is used twice", user.name),
+                ));
+            }
+            if user.machine >= common.machines {
+                return Err(FieldError::new(
+                    at("machine"),
+                    format!(
+                        "machine {} is out of range: the scenario has {} machines (0..={})",
+                        user.machine,
+                        common.machines,
+                        common.machines - 1
+                    ),
+                ));
+            }
+            if user.join_ms > common.run_ms {
+                return Err(FieldError::new(
+                    at("join_ms"),
+                    format!(
+                        "the user joins at {}, after the run ends (run_ms {})",
+                        user.join_ms, common.run_ms
+                    ),
+                ));
+            }
+            let mut previous = Millis::ZERO;
+            for (step, (at_ms, action)) in user.actions.iter().enumerate() {
+                let field = at(&format!("actions[{step}]"));
+                if *at_ms < previous {
+                    return Err(FieldError::new(
+                        field,
+                        format!("time {at_ms} comes before the previous action at {previous}; times must be in order"),
+                    ));
+                }
+                previous = *at_ms;
+                let absolute = user.join_ms.saturating_add(*at_ms);
+                if let Err(beyond) = absolute.within_horizon() {
+                    return Err(FieldError::new(
+                        field,
+                        format!("time {at_ms} after a join at {}: {beyond}", user.join_ms),
+                    ));
+                }
+                let UserAction::Increment { amount } = action;
+                magnitude = magnitude.saturating_add(amount.unsigned_abs());
+                if magnitude > i64::MAX as u64 {
+                    return Err(FieldError::new(
+                        field,
+                        "the increments' amounts add up beyond what a 64-bit total can hold",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sum of every increment every user makes: what each output must converge to.
+    pub fn expected_total(&self) -> i64 {
+        self.users
+            .iter()
+            .flat_map(|user| &user.actions)
+            .map(|(_, UserAction::Increment { amount })| *amount)
+            .sum()
+    }
+}
