@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use dist_zero::app::Applications;
 use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
 use dist_zero::hardware::{Hardware, HardwareError, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeConfig, NodeHandle};
@@ -176,7 +177,7 @@ impl Node for Pinger {
 /// A registry with the built-ins and the ping-pong pair: `Pinger` through `register` (a typed
 /// config), `Echo` through `register_factory` (an arbitrary closure).
 fn registry() -> NodeRegistry {
-    let mut registry = NodeRegistry::with_builtins();
+    let mut registry = Applications::builtin().registry();
     registry.register("Pinger", Pinger::from_config);
     registry.register_factory(
         "Echo",

@@ -19,21 +19,25 @@
 //!   nothing during its pause and catches up after; outputs cut off by a partition stop changing
 //!   and converge once it heals.
 
+mod sum_support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use dist_zero::app::{states_of, Applications};
+use dist_zero::apps::sum::OutputLeafNode;
 use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::manager::NodeState;
 use dist_zero::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};
 use dist_zero::scenario::{run_scenario, simulate, FaultReport, Progress, RunOptions, Scenario};
-use dist_zero::sum_network::OutputLeafNode;
 use proptest::prelude::*;
 use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sum_support::{sum_outcome, sum_section};
 
 /// One seed's outcome in a sweep: the seed, every output, whether it was correct, the faults.
 type SeedRun = (u64, BTreeMap<String, Option<i64>>, bool, FaultReport);
@@ -73,14 +77,14 @@ fn simulated_all_faults_is_correct_on_250_seeds_with_reliable_delivery() {
             let run = simulate(&scenario, &options(seed, true)).expect("the run completes");
             (
                 seed,
-                run.report.outputs.clone(),
+                sum_outcome(&run.report).outputs.clone(),
                 run.report.correct,
                 faults_of(&run.report),
             )
         })
         .collect();
     assert_eq!(runs.len(), 250);
-    let expected = scenario.expected_total();
+    let expected = sum_section(&scenario).expected_total();
     assert_eq!(expected, 22);
     let failing: Vec<_> = runs
         .iter()
@@ -150,10 +154,10 @@ fn simulated_all_faults_without_reliable_delivery_fails_on_some_seeds() {
         );
         assert!(faults.partitioned > 0, "seed {}: {faults:?}", report.seed);
         // `correct` is exactly "every output equals the total".
-        let all_equal = report
+        let all_equal = sum_outcome(report)
             .outputs
             .values()
-            .all(|total| *total == Some(report.expected_total));
+            .all(|total| *total == Some(sum_outcome(report).expected_total));
         assert_eq!(report.correct, all_equal, "seed {}", report.seed);
     }
     // The scenario's own seed (7) is one that the link layer rescues.
@@ -191,7 +195,7 @@ fn simulated_all_faults_replays_bit_for_bit_and_seeds_differ() {
     );
     assert_eq!(first.events, second.events);
     assert_eq!(first.faults, second.faults);
-    assert_eq!(first.outputs, second.outputs);
+    assert_eq!(sum_outcome(&first).outputs, sum_outcome(&second).outputs);
     let faults = faults_of(&first);
     assert!(
         faults.dropped > 0 && faults.reordered > 0 && faults.partitioned > 0,
@@ -355,7 +359,7 @@ proptest! {
         let run = simulate(&scenario, &RunOptions::default()).expect("the run completes");
         let report = &run.report;
         prop_assert!(report.correct, "{faulty:?}\n{report}");
-        prop_assert_eq!(report.outputs.len(), faulty.users.len());
+        prop_assert_eq!(sum_outcome(report).outputs.len(), faulty.users.len());
 
         let faults = faults_of(report);
         if faulty.drop == 0.0 {
@@ -481,7 +485,7 @@ impl Node for Receiver {
 }
 
 fn stream_registry() -> NodeRegistry {
-    let mut registry = NodeRegistry::with_builtins();
+    let mut registry = Applications::builtin().registry();
     registry.register("Sender", |config: SenderConfig| {
         Ok(Sender {
             receiver_machine: config.receiver_machine,
@@ -683,7 +687,7 @@ fn remote_users(drop: Value) -> Scenario {
 #[test]
 fn simulated_dropping_every_increment_loses_them_all_but_spawns_go_through() {
     let scenario = remote_users(json!({"rate": 1.0, "types": "increment"}));
-    assert_eq!(scenario.expected_total(), 13);
+    assert_eq!(sum_section(&scenario).expected_total(), 13);
     for seed in 0u64..10 {
         let report = simulate(&scenario, &options(seed, false))
             .expect("the run completes")
@@ -693,7 +697,8 @@ fn simulated_dropping_every_increment_loses_them_all_but_spawns_go_through() {
             .map(|name| (name.to_string(), Some(0)))
             .collect();
         assert_eq!(
-            report.outputs, zeros,
+            sum_outcome(&report).outputs,
+            zeros,
             "seed {seed}: every leaf exists, no increment arrives"
         );
         assert!(!report.correct);
@@ -755,7 +760,7 @@ fn start(scenario: &Scenario, seed: u64) -> SimulatedHardware {
             keep_trace_text: false,
             reliable: true,
         },
-        Arc::new(NodeRegistry::with_builtins()),
+        Arc::new(Applications::builtin().registry()),
     )
     .expect("a valid network");
     run_scenario(
@@ -769,16 +774,10 @@ fn start(scenario: &Scenario, seed: u64) -> SimulatedHardware {
 
 /// Every user's output total, by user.
 fn outputs(hardware: &mut SimulatedHardware) -> BTreeMap<String, i64> {
-    hardware
-        .node_states()
-        .expect("states are readable")
+    let states = hardware.node_states().expect("states are readable");
+    states_of::<OutputLeafNode>(&states)
         .into_iter()
-        .filter(|node| node.node_type == OutputLeafNode::TYPE)
-        .map(|node| {
-            let user = node.state["user"].as_str().expect("a user").to_owned();
-            let total = node.state["total"].as_i64().expect("a total");
-            (user, total)
-        })
+        .map(|(_, leaf)| (leaf.user, leaf.total))
         .collect()
 }
 

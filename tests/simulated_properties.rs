@@ -12,11 +12,14 @@
 //!
 //! Case counts are kept small so the whole file runs in a few seconds in a debug build.
 
+mod sum_support;
+
 use dist_zero::messages::Message;
 use dist_zero::scenario::{simulate, RunOptions, Scenario};
 use dist_zero::time::{Millis, HORIZON};
 use proptest::prelude::*;
 use serde_json::{json, Value};
+use sum_support::{sum_outcome, sum_section};
 
 /// One generated user: a raw machine number (reduced modulo the machine count), a join time and
 /// `(time, amount)` actions in any order (sorted before use).
@@ -153,14 +156,14 @@ proptest! {
             .iter()
             .flat_map(|user| user.actions.iter().map(|(_, amount)| *amount))
             .sum();
-        prop_assert_eq!(scenario.expected_total(), total);
+        prop_assert_eq!(sum_section(&scenario).expected_total(), total);
 
         let report = simulate(&scenario, &RunOptions::default())
             .map_err(|e| TestCaseError::fail(e.to_string()))?
             .report;
-        prop_assert_eq!(report.outputs.len(), users.len());
-        for (user, output) in &report.outputs {
-            prop_assert_eq!(*output, Some(total), "user {} of {:?}", user, report.outputs);
+        prop_assert_eq!(sum_outcome(&report).outputs.len(), users.len());
+        for (user, output) in &sum_outcome(&report).outputs {
+            prop_assert_eq!(*output, Some(total), "user {} of {:?}", user, sum_outcome(&report).outputs);
         }
         prop_assert!(report.correct);
         prop_assert_eq!(report.seed, seed);
@@ -224,7 +227,7 @@ proptest! {
         for document in documents {
             if let Ok(scenario) = Scenario::parse(&document.to_string()) {
                 prop_assert!(scenario.validate().is_ok());
-                prop_assert!(scenario.users.iter().all(|user| user.machine < scenario.machines));
+                prop_assert!(sum_section(&scenario).users.iter().all(|user| user.machine < scenario.machines));
             }
         }
     }
@@ -289,7 +292,11 @@ fn simulated_accepted_scenario_at_the_horizon_runs_to_a_correct_end() {
         .expect("the run completes")
         .report;
     assert_eq!(report.simulated_ms, HORIZON);
-    assert_eq!(report.outputs.get("u"), Some(&Some(5)), "{report:?}");
+    assert_eq!(
+        sum_outcome(&report).outputs.get("u"),
+        Some(&Some(5)),
+        "{report:?}"
+    );
     assert!(report.correct && report.settled, "{report:?}");
 }
 

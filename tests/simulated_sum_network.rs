@@ -10,23 +10,27 @@
 //! messages exactly as the scenario runner does — to show the library API; the others go through
 //! [`run_scenario`] and [`simulate`].
 
+mod sum_support;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use dist_zero::app::{states_of, Applications};
+use dist_zero::apps::sum::{
+    InputConfig, InputNode, OutputConfig, OutputLeafNode, OutputNode, RecordedUser,
+    RecordedUserError, SumConfig, SumMessage, SumNode, UserAction,
+};
 use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
 use dist_zero::hardware::{Hardware, SimulatedHardware};
-use dist_zero::messages::{MachineId, Message, NodeHandle};
-use dist_zero::node::NodeRegistry;
+use dist_zero::messages::MachineId;
+use dist_zero::node::{config_of, message_for, Handle, TypedNode};
 use dist_zero::scenario::{run_scenario, simulate, Progress, RunOptions, Scenario};
-use dist_zero::sum_network::{
-    InputNode, OutputLeafNode, OutputNode, RecordedUser, RecordedUserError, SumMessage, SumNode,
-};
 use dist_zero::time::Millis;
-use serde_json::json;
+use sum_support::{sum_outcome, sum_section};
 
-fn increment(amount: i64) -> Message {
-    Message::new(json!({"type": "increment", "amount": amount})).expect("an increment is valid")
+fn increment(amount: i64) -> UserAction {
+    UserAction::Increment { amount }
 }
 
 fn example(name: &str) -> PathBuf {
@@ -44,36 +48,44 @@ fn hardware(machines: u32, seed: u64) -> SimulatedHardware {
             keep_trace_text: false,
             reliable: true,
         },
-        Arc::new(NodeRegistry::with_builtins()),
+        Arc::new(Applications::builtin().registry()),
     )
     .expect("the default network is valid")
 }
 
-/// The roots of a sum network, built by hand as the scenario runner builds them.
+/// The roots of a sum network, built by hand as the sum application builds them.
 struct SumNetwork {
-    sum: NodeHandle,
-    input: NodeHandle,
-    output: NodeHandle,
+    sum: Handle<SumNode>,
+    input: Handle<InputNode>,
+    output: Handle<OutputNode>,
+}
+
+fn spawn<N: TypedNode>(hardware: &mut SimulatedHardware, config: &N::Config) -> Handle<N> {
+    let config = config_of::<N>(config).expect("the config encodes");
+    Handle::assume(
+        hardware
+            .spawn(MachineId(0), &config)
+            .expect("the root starts"),
+    )
+}
+
+fn send<N: TypedNode>(hardware: &mut SimulatedHardware, to: Handle<N>, message: &N::Message) {
+    let message = message_for::<N>(message).expect("the message encodes");
+    hardware
+        .send(to.untyped(), message)
+        .expect("the root exists");
 }
 
 impl SumNetwork {
     fn build(hardware: &mut SimulatedHardware) -> Self {
-        let root = MachineId(0);
-        let sum = hardware
-            .spawn(root, &SumNode::config())
-            .expect("the sum node starts");
-        let input = hardware
-            .spawn(
-                root,
-                &InputNode::config(vec![sum]).expect("input config encodes"),
-            )
-            .expect("the input root starts");
-        let output = hardware
-            .spawn(
-                root,
-                &OutputNode::config(vec![sum]).expect("output config encodes"),
-            )
-            .expect("the output root starts");
+        let sum = spawn::<SumNode>(hardware, &SumConfig::default());
+        let input = spawn::<InputNode>(
+            hardware,
+            &InputConfig {
+                receivers: vec![sum],
+            },
+        );
+        let output = spawn::<OutputNode>(hardware, &OutputConfig { senders: vec![sum] });
         SumNetwork { sum, input, output }
     }
 
@@ -83,64 +95,46 @@ impl SumNetwork {
         hardware: &mut SimulatedHardware,
         machine: u32,
         user: &str,
-        actions: Vec<(u64, Message)>,
+        actions: Vec<(u64, UserAction)>,
     ) {
         let actions = actions
             .into_iter()
-            .map(|(at_ms, message)| (Millis(at_ms), message))
+            .map(|(at_ms, action)| (Millis(at_ms), action))
             .collect();
         let recording = RecordedUser::new(user, actions).expect("times are in order");
-        let add = SumMessage::AddKid {
+        let add = SumMessage::AddInputKid {
             machine: MachineId(machine),
-            user: user.to_owned(),
-            recording: Some(recording),
+            recording,
         };
-        hardware
-            .send(self.input, add.to_message().expect("add_kid encodes"))
-            .expect("the input root exists");
+        send(hardware, self.input, &add);
     }
 
     /// Adds an output leaf for `user` on `machine`.
     fn add_output(&self, hardware: &mut SimulatedHardware, machine: u32, user: &str) {
-        let add = SumMessage::AddKid {
+        let add = SumMessage::AddOutputKid {
             machine: MachineId(machine),
             user: user.to_owned(),
-            recording: None,
         };
-        hardware
-            .send(self.output, add.to_message().expect("add_kid encodes"))
-            .expect("the output root exists");
+        send(hardware, self.output, &add);
     }
 
     /// The sum node's `sent_total`.
     fn sum_sent_total(&self, hardware: &mut SimulatedHardware) -> i64 {
-        hardware
-            .node_states()
-            .expect("states are readable")
+        let states = hardware.node_states().expect("states are readable");
+        states_of::<SumNode>(&states)
             .into_iter()
-            .find(|node| node.handle == self.sum)
-            .and_then(|node| node.state["sent_total"].as_i64())
+            .find(|(handle, _)| *handle == self.sum.untyped())
+            .map(|(_, state)| state.sent_total)
             .expect("the sum node reports its sent_total")
     }
 }
 
 /// User name → output total, from every output leaf in the system.
 fn outputs(hardware: &mut SimulatedHardware) -> BTreeMap<String, i64> {
-    hardware
-        .node_states()
-        .expect("states are readable")
+    let states = hardware.node_states().expect("states are readable");
+    states_of::<OutputLeafNode>(&states)
         .into_iter()
-        .filter(|node| node.node_type == OutputLeafNode::TYPE)
-        .map(|node| {
-            let user = node.state["user"]
-                .as_str()
-                .expect("an output leaf names its user")
-                .to_owned();
-            let total = node.state["total"]
-                .as_i64()
-                .expect("an output leaf reports its total");
-            (user, total)
-        })
+        .map(|(_, leaf)| (leaf.user, leaf.total))
         .collect()
 }
 
@@ -256,22 +250,24 @@ fn simulated_three_recorded_users_reach_six() {
             ]}"#,
     )
     .expect("a valid scenario");
-    assert_eq!(scenario.expected_total(), 6);
+    assert_eq!(sum_section(&scenario).expected_total(), 6);
 
     let mut hardware = hardware(scenario.machines, scenario.seed);
-    let outcome = run_scenario(
+    let verdict = run_scenario(
         &mut hardware,
         &scenario,
         &Progress::new(scenario.run_ms, false),
     )
     .expect("the run completes");
+    assert!(verdict.correct, "{}", verdict.summary);
+    let outcome: dist_zero::apps::sum::SumOutcome =
+        serde_json::from_value(serde_json::Value::Object(verdict.outcome)).expect("sum outcome");
     assert_eq!(outcome.expected_total, 6);
     let expected: BTreeMap<String, Option<i64>> = ["a", "b", "c"]
         .into_iter()
         .map(|user| (user.to_owned(), Some(6)))
         .collect();
     assert_eq!(outcome.outputs, expected);
-    assert!(outcome.correct());
     assert_eq!(hardware.now_ms(), 800);
 }
 
@@ -315,12 +311,12 @@ fn simulated_issue_example_scenario_reports_four_for_both_users() {
     let scenario = Scenario::load(&example("sum_of_two.json")).expect("the example loads");
     let run = simulate(&scenario, &RunOptions::default()).expect("the example runs");
     let report = run.report;
-    assert_eq!(report.expected_total, 4);
+    assert_eq!(sum_outcome(&report).expected_total, 4);
     let expected: BTreeMap<String, Option<i64>> = [("user b", Some(4)), ("user c", Some(4))]
         .into_iter()
         .map(|(user, total)| (user.to_owned(), total))
         .collect();
-    assert_eq!(report.outputs, expected);
+    assert_eq!(sum_outcome(&report).outputs, expected);
     assert!(report.correct);
     assert_eq!(report.seed, 1);
     assert_eq!(report.simulated_ms, Millis(700));
@@ -331,17 +327,20 @@ fn simulated_issue_example_scenario_reports_four_for_both_users() {
 #[test]
 fn simulated_three_users_example_reaches_six() {
     let scenario = Scenario::load(&example("three_users.json")).expect("the example loads");
-    assert_eq!(scenario.users.len(), 3);
+    assert_eq!(sum_section(&scenario).users.len(), 3);
     assert_eq!(scenario.machines, 3);
     let report = simulate(&scenario, &RunOptions::default())
         .expect("the example runs")
         .report;
-    assert_eq!(report.expected_total, 6);
-    assert_eq!(report.outputs.len(), 3);
+    assert_eq!(sum_outcome(&report).expected_total, 6);
+    assert_eq!(sum_outcome(&report).outputs.len(), 3);
     assert!(
-        report.outputs.values().all(|total| *total == Some(6)),
+        sum_outcome(&report)
+            .outputs
+            .values()
+            .all(|total| *total == Some(6)),
         "{:?}",
-        report.outputs
+        sum_outcome(&report).outputs
     );
     assert!(report.correct);
 }
@@ -349,19 +348,14 @@ fn simulated_three_users_example_reaches_six() {
 #[test]
 fn simulated_late_joiner_example_converges_for_everyone() {
     let scenario = Scenario::load(&example("late_joiner.json")).expect("the example loads");
-    let last_early_action = scenario
-        .users
+    let users = &sum_section(&scenario).users;
+    let last_early_action = users
         .iter()
         .filter(|user| user.join_ms == Millis::ZERO)
         .filter_map(|user| user.actions.last().map(|(at, _)| *at))
         .max()
         .expect("some users join at the start and act");
-    let latest_join = scenario
-        .users
-        .iter()
-        .map(|user| user.join_ms)
-        .max()
-        .expect("users");
+    let latest_join = users.iter().map(|user| user.join_ms).max().expect("users");
     assert!(
         latest_join > last_early_action.saturating_add(Millis(100)),
         "the late joiner must join after the early increments flowed"
@@ -369,11 +363,14 @@ fn simulated_late_joiner_example_converges_for_everyone() {
     let report = simulate(&scenario, &RunOptions::default())
         .expect("the example runs")
         .report;
-    assert_eq!(report.expected_total, 12);
+    assert_eq!(sum_outcome(&report).expected_total, 12);
     assert!(
-        report.outputs.values().all(|total| *total == Some(12)),
+        sum_outcome(&report)
+            .outputs
+            .values()
+            .all(|total| *total == Some(12)),
         "{:?}",
-        report.outputs
+        sum_outcome(&report).outputs
     );
     assert!(report.correct);
 }

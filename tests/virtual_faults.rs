@@ -9,13 +9,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
+use dist_zero::apps::sum::{SumConfig, SumNode};
 use dist_zero::hardware::docker::DockerHardware;
 use dist_zero::hardware::{Hardware, HardwareError};
 use dist_zero::machine::frame::encode_json;
 use dist_zero::machine::protocol::{Authorized, ControlRequest, ControlResponse, PeerFrame};
 use dist_zero::manager::Envelope;
 use dist_zero::messages::{MachineId, Message, NodeId};
-use dist_zero::sum_network::SumNode;
+use dist_zero::node::config_of;
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connects");
@@ -50,7 +51,10 @@ fn virtual_killed_container_is_reported_as_a_lost_machine() {
     let mut hardware = DockerHardware::start(&virtual_support::config(3)).expect("containers");
     let run_id = hardware.run_id().to_owned();
     hardware
-        .spawn(MachineId(1), &SumNode::config())
+        .spawn(
+            MachineId(1),
+            &config_of::<SumNode>(&SumConfig::default()).expect("encodes"),
+        )
         .expect("spawn");
     hardware.run_until(100).expect("healthy at first");
     hardware
@@ -137,7 +141,10 @@ fn virtual_machine_survives_garbage_frames_and_unknown_nodes() {
 
     // The machine still works.
     hardware
-        .spawn(MachineId(0), &SumNode::config())
+        .spawn(
+            MachineId(0),
+            &config_of::<SumNode>(&SumConfig::default()).expect("encodes"),
+        )
         .expect("still spawns");
     hardware.run_until(200).expect("still healthy");
     let stats = hardware.stats().expect("still answers");

@@ -179,10 +179,12 @@ impl<A: Application> AnyApplication for A {
         fields: Map<String, Value>,
         common: &Common,
     ) -> Result<AnySection, ScenarioError> {
-        let section: A::Section = serde_path_to_error::deserialize(Value::Object(fields))
-            .map_err(|e| ScenarioError::Json {
-                path: e.path().to_string(),
-                reason: e.into_inner().to_string(),
+        let section: A::Section =
+            serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| {
+                ScenarioError::Json {
+                    path: e.path().to_string(),
+                    reason: e.into_inner().to_string(),
+                }
             })?;
         self.validate(&section, common)
             .map_err(|e| ScenarioError::Invalid {
@@ -225,10 +227,9 @@ impl<A: Application> AnyApplication for A {
         let outcome = match serde_json::to_value(&verdict.outcome) {
             Ok(Value::Object(fields)) => fields,
             Ok(other) => Map::from_iter([("outcome".to_owned(), other)]),
-            Err(error) => Map::from_iter([(
-                "outcome_error".to_owned(),
-                Value::String(error.to_string()),
-            )]),
+            Err(error) => {
+                Map::from_iter([("outcome_error".to_owned(), Value::String(error.to_string()))])
+            }
         };
         Verdict {
             correct: verdict.correct,

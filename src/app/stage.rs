@@ -55,7 +55,11 @@ impl<'a> Stage<'a> {
     }
 
     /// Sends `message` to `to` from outside the system.
-    pub fn send<N: TypedNode>(&mut self, to: Handle<N>, message: &N::Message) -> Result<(), RunError> {
+    pub fn send<N: TypedNode>(
+        &mut self,
+        to: Handle<N>,
+        message: &N::Message,
+    ) -> Result<(), RunError> {
         let message = message_for::<N>(message).map_err(encoding)?;
         Ok(self.hardware.send(to.untyped(), message)?)
     }

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::machine::{self, MachineConfig};
 use crate::app::Applications;
+use crate::machine::{self, MachineConfig};
 
 use super::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 

@@ -282,8 +282,16 @@ mod tests {
     #[test]
     fn simulated_the_issue_example_parses_with_total_four() {
         let scenario = Scenario::parse(EXAMPLE).expect("valid");
-        assert_eq!(scenario.expected_total(), 4);
-        assert_eq!(scenario.users.len(), 2);
+        assert_eq!(
+            scenario.app().name(),
+            "sum",
+            "no `application` key: the sum network"
+        );
+        let section = scenario
+            .section_of::<crate::apps::sum::SumApp>()
+            .expect("a sum scenario");
+        assert_eq!(section.expected_total(), 4);
+        assert_eq!(section.users.len(), 2);
     }
 
     #[test]

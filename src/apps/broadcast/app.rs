@@ -103,7 +103,10 @@ impl Application for BroadcastApp {
         if section.nodes == 0 || section.nodes > MAX_NODES {
             return Err(FieldError::new(
                 "nodes",
-                format!("{} nodes: a workload has from 1 to {MAX_NODES}", section.nodes),
+                format!(
+                    "{} nodes: a workload has from 1 to {MAX_NODES}",
+                    section.nodes
+                ),
             ));
         }
         if section.gossip_ms == 0 {
@@ -168,7 +171,10 @@ impl Application for BroadcastApp {
             if !values.insert(broadcast.value) {
                 return Err(FieldError::new(
                     at("value"),
-                    format!("{} is broadcast twice; values are distinct", broadcast.value),
+                    format!(
+                        "{} is broadcast twice; values are distinct",
+                        broadcast.value
+                    ),
                 ));
             }
         }
@@ -219,7 +225,8 @@ impl Application for BroadcastApp {
     /// Correct when every node holds every value broadcast, each exactly once, and nothing else.
     fn check(&self, section: &BroadcastSection, states: &[NodeState]) -> Verdict<BroadcastOutcome> {
         let expected = section.values();
-        let mut held: BTreeMap<u32, Vec<i64>> = (0..section.nodes).map(|i| (i, Vec::new())).collect();
+        let mut held: BTreeMap<u32, Vec<i64>> =
+            (0..section.nodes).map(|i| (i, Vec::new())).collect();
         for (_, state) in states_of::<BroadcastNode>(states) {
             held.insert(state.index, state.values);
         }
@@ -265,7 +272,10 @@ impl Application for BroadcastApp {
             ));
         }
         if wrong.len() > LISTED_NODES {
-            lines.push(format!("  ... and {} more nodes", wrong.len() - LISTED_NODES));
+            lines.push(format!(
+                "  ... and {} more nodes",
+                wrong.len() - LISTED_NODES
+            ));
         }
         Verdict {
             correct: wrong.is_empty(),
@@ -288,7 +298,10 @@ impl Application for BroadcastApp {
             let mut seen = BTreeSet::new();
             for value in &state.values {
                 if !expected.contains(value) {
-                    return Err(format!("node {} holds {value}, never broadcast", state.index));
+                    return Err(format!(
+                        "node {} holds {value}, never broadcast",
+                        state.index
+                    ));
                 }
                 if !seen.insert(*value) {
                     return Err(format!("node {} holds {value} twice", state.index));

@@ -300,6 +300,7 @@ mod tests {
         assert!(Harness::<BroadcastNode>::new(BroadcastConfig {
             gossip_ms: 0,
             ..BroadcastConfig::default()
-        }).is_err());
+        })
+        .is_err());
     }
 }

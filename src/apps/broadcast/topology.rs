@@ -74,7 +74,9 @@ fn symmetric(n: u32, edges: Vec<(u32, u32)>) -> Vec<Vec<u32>> {
             sets[b as usize].insert(a);
         }
     }
-    sets.into_iter().map(|set| set.into_iter().collect()).collect()
+    sets.into_iter()
+        .map(|set| set.into_iter().collect())
+        .collect()
 }
 
 /// The nodes node 0 cannot reach (empty when the topology is connected).

@@ -133,7 +133,12 @@ fn throughput(
     let begun = Instant::now();
     for user in 0..users {
         let actions = (0..increments)
-            .map(|_| (crate::time::Millis::ZERO, UserAction::Increment { amount: 1 }))
+            .map(|_| {
+                (
+                    crate::time::Millis::ZERO,
+                    UserAction::Increment { amount: 1 },
+                )
+            })
             .collect();
         let recording = RecordedUser::new(format!("user {user}"), actions)
             .map_err(|e| HardwareError::Infrastructure(e.to_string()))?;

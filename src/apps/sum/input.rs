@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sum::SumNode;
+use super::sum_node::SumNode;
 use super::{RecordedUser, SumMessage};
 use crate::messages::NodeHandle;
 use crate::node::{Ctl, Handle, NodeError, TypedNode};
@@ -69,7 +69,12 @@ impl TypedNode for InputNode {
     fn state(&self) -> InputState {
         InputState {
             kids: self.kids.iter().copied().map(NodeHandle::from).collect(),
-            receivers: self.receivers.iter().copied().map(NodeHandle::from).collect(),
+            receivers: self
+                .receivers
+                .iter()
+                .copied()
+                .map(NodeHandle::from)
+                .collect(),
         }
     }
 }
@@ -200,7 +205,7 @@ mod tests {
             },
         )
         .expect("kid");
-        let spawned = root.spawned();
+        let spawned = root.spawned().to_vec();
         assert_eq!(spawned.len(), 1);
         assert_eq!(spawned[0].machine, MachineId(2));
         assert_eq!(spawned[0].node_type(), InputLeafNode::TYPE);

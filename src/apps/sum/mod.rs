@@ -20,17 +20,19 @@ mod output;
 mod protocol;
 mod recorded_user;
 mod section;
-mod sum;
+mod sum_node;
 
 pub use app::{SumApp, SumOutcome};
 pub use commands::{builtin_main, SumCommands};
 pub use generate::{Workload, WorkloadError, MAX_GENERATED_ACTIONS, MAX_GENERATED_USERS};
 pub use input::{InputConfig, InputLeafNode, InputLeafState, InputNode, InputState, LeafConfig};
-pub use output::{OutputConfig, OutputLeafConfig, OutputLeafNode, OutputLeafState, OutputNode, OutputState};
+pub use output::{
+    OutputConfig, OutputLeafConfig, OutputLeafNode, OutputLeafState, OutputNode, OutputState,
+};
 pub use protocol::{SumMessage, UserAction};
 pub use recorded_user::{RecordedUser, RecordedUserError};
 pub use section::{SumSection, UserSpec};
-pub use sum::{SumConfig, SumNode, SumState, DEFAULT_SEND_INTERVAL_MS};
+pub use sum_node::{SumConfig, SumNode, SumState, DEFAULT_SEND_INTERVAL_MS};
 
 use crate::node::NodeError;
 

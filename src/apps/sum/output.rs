@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sum::SumNode;
+use super::sum_node::SumNode;
 use super::SumMessage;
 use crate::messages::NodeHandle;
 use crate::node::{Ctl, Handle, NodeError, TypedNode};
@@ -136,8 +136,8 @@ mod tests {
     #[test]
     fn simulated_the_output_root_spawns_a_leaf_per_user_and_announces_it_to_the_senders() {
         let sum = Handle::<SumNode>::assume(Harness::<SumNode>::handle(0, 1));
-        let mut root = Harness::<OutputNode>::new(OutputConfig { senders: vec![sum] })
-            .expect("builds");
+        let mut root =
+            Harness::<OutputNode>::new(OutputConfig { senders: vec![sum] }).expect("builds");
         root.receive(
             None,
             SumMessage::AddOutputKid {

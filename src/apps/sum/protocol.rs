@@ -157,11 +157,9 @@ mod tests {
             },
             machine: MachineId(3),
         };
-        let recording = RecordedUser::new(
-            "u",
-            vec![(Millis(5), UserAction::Increment { amount: 2 })],
-        )
-        .expect("ordered");
+        let recording =
+            RecordedUser::new("u", vec![(Millis(5), UserAction::Increment { amount: 2 })])
+                .expect("ordered");
         for message in [
             SumMessage::Increment { amount: -4 },
             SumMessage::AddInputKid {
