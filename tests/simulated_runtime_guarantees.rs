@@ -8,6 +8,8 @@
 //!   stays waiting.
 //! - A node cannot cancel the runtime's timers or another node's: cancelling every id it can
 //!   think of leaves retransmission working and the other node's timer firing.
+//! - The wire check (on in the test suite) catches a message type whose serde form loses a
+//!   field, and changes no trace.
 //! - Retransmission follows the measured round trip: on a network with a 60 s latency the sum
 //!   network settles correctly, with retransmissions of the order of the drops.
 
@@ -18,7 +20,9 @@ use std::sync::Arc;
 use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeHandle, NodeId};
-use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry, TimerId};
+use dist_zero::node::{
+    config_of, Ctl, MachineController, NoConfig, Node, NodeError, NodeRegistry, TimerId, TypedNode,
+};
 use dist_zero::scenario::{simulate, RunOptions, Scenario};
 use dist_zero::time::Millis;
 use programs::spawn_race;
@@ -410,5 +414,94 @@ fn simulated_a_60_s_latency_network_settles_with_retransmissions_of_the_order_of
             faults.retransmitted,
             faults.dropped
         );
+    }
+}
+
+/// A message type whose serde form loses a field: `note` is never written, so what a receiver
+/// decodes is not what the sender meant.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Lossy {
+    Note {
+        #[serde(skip_serializing, default)]
+        note: u32,
+        n: u32,
+    },
+}
+
+/// Receives `Lossy` messages; a sender puts a `note` field on the wire that the type drops.
+struct LossyReceiver;
+
+impl TypedNode for LossyReceiver {
+    const TYPE: &'static str = "LossyReceiver";
+    type Config = NoConfig;
+    type Message = Lossy;
+    type State = ();
+
+    fn new(_: NoConfig) -> Result<Self, NodeError> {
+        Ok(LossyReceiver)
+    }
+
+    fn receive(
+        &mut self,
+        _ctl: &mut Ctl<'_>,
+        _from: Option<NodeHandle>,
+        _message: Lossy,
+    ) -> Result<(), NodeError> {
+        Ok(())
+    }
+
+    fn state(&self) {}
+}
+
+#[test]
+fn simulated_the_wire_check_catches_a_message_type_that_loses_a_field() {
+    let run = |check: bool| {
+        let mut registry = NodeRegistry::new();
+        registry.set_wire_check(check);
+        registry.add::<LossyReceiver>();
+        let mut hardware = system(1, 0, json!({}), true, registry);
+        let receiver = hardware
+            .spawn(
+                MachineId(0),
+                &config_of::<LossyReceiver>(&NoConfig {}).expect("encodes"),
+            )
+            .expect("spawned");
+        let on_the_wire = object(json!({"type": "note", "note": 7, "n": 1}));
+        hardware.send(receiver, on_the_wire).expect("sent");
+        hardware.run_for(Millis(10))
+    };
+    assert!(
+        run(false).is_ok(),
+        "without the check the loss goes unnoticed"
+    );
+    let error = run(true).expect_err("the check catches it").to_string();
+    assert!(
+        error.contains("LossyReceiver") && error.contains("round trip"),
+        "{error}"
+    );
+}
+
+#[test]
+fn simulated_the_wire_check_changes_no_trace() {
+    let scenario = Scenario::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/all_faults.json"),
+    )
+    .expect("the example loads");
+    for seed in 0..20 {
+        let hash = |check: bool| {
+            simulate(
+                &scenario,
+                &RunOptions {
+                    seed: Some(seed),
+                    wire_check: Some(check),
+                    ..RunOptions::default()
+                },
+            )
+            .expect("runs")
+            .report
+            .trace_hash
+        };
+        assert_eq!(hash(true), hash(false), "seed {seed}");
     }
 }

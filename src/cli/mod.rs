@@ -101,6 +101,10 @@ pub struct RunArgs {
     /// (simulated mode).
     #[arg(long)]
     pub max_events: Option<u64>,
+    /// Check that every message a typed node receives survives a round trip through its type
+    /// (on by default in debug builds; simulated mode).
+    #[arg(long)]
+    pub wire_check: bool,
 }
 
 /// The subcommands.
@@ -230,6 +234,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         trace,
         unreliable,
         max_events,
+        wire_check,
     } = args;
     let scenario = match Scenario::load_with(&path, apps) {
         Ok(scenario) => scenario,
@@ -243,6 +248,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         seed,
         reliable: unreliable.then_some(false),
         max_events,
+        wire_check: wire_check.then_some(true),
         ..RunOptions::default()
     };
     match (mode, seeds) {

@@ -77,6 +77,9 @@ pub fn sweep(
     if let Some(max) = options.max_events {
         flags.push_str(&format!(" --max-events {max}"));
     }
+    if options.wire_check == Some(true) {
+        flags.push_str(" --wire-check");
+    }
     let path = path.display().to_string();
     let path = quote_path(&path);
     let mut failing: Vec<FailingSeed> = range

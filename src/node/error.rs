@@ -27,6 +27,17 @@ pub enum NodeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// With the wire check on: a message decoded as the receiver's type and encoded again is not
+    /// what came over the wire (the type's serde form loses or invents something).
+    #[error("{node_type}: a message does not survive a round trip through its type: received {received}, re-encoded {reencoded}")]
+    WireMismatch {
+        /// The receiving node's type.
+        node_type: &'static str,
+        /// The message as it came over the wire.
+        received: String,
+        /// The message decoded and encoded again.
+        reencoded: String,
+    },
     /// A config named a node type nobody registered.
     #[error("unknown node type `{0}`")]
     UnknownNodeType(String),

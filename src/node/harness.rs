@@ -179,7 +179,8 @@ impl MachineController for Recorder {
 }
 
 /// Drives one node of type `N` by hand, with a recording controller and a clock that moves only
-/// when told to. Messages go through their JSON wire form, as in every mode.
+/// when told to. Messages go through their JSON wire form, as in every mode, with the wire check
+/// on (see [`NodeRegistry::set_wire_check`](super::NodeRegistry::set_wire_check)).
 pub struct Harness<N: TypedNode> {
     node: Typed<N>,
     ctl: Recorder,
@@ -195,7 +196,7 @@ impl<N: TypedNode> Harness<N> {
     pub fn at(me: NodeHandle, config: N::Config, seed: u64) -> Result<Self, NodeError> {
         let config = super::config_of::<N>(&config)?;
         let mut harness = Harness {
-            node: Typed::<N>::build(&config)?,
+            node: Typed::<N>::build(&config, true)?,
             ctl: Recorder {
                 me,
                 now_ms: 0,
@@ -308,11 +309,11 @@ impl<N: TypedNode> Harness<N> {
 
     /// The node's typed state.
     pub fn state(&self) -> N::State {
-        self.node.0.state()
+        self.node.node.state()
     }
 
     /// The node itself.
     pub fn node(&self) -> &N {
-        &self.node.0
+        &self.node.node
     }
 }

@@ -11,22 +11,49 @@ use crate::messages::NodeConfig;
 /// Builds a node from its config.
 pub type NodeFactory = Box<dyn Fn(&NodeConfig) -> Result<Box<dyn Node>, NodeError> + Send + Sync>;
 
+/// Builds a typed node from its config, checking its messages' wire form if asked to.
+type TypedFactory = fn(&NodeConfig, bool) -> Result<Box<dyn Node>, NodeError>;
+
+enum Factory {
+    Plain(NodeFactory),
+    Typed(TypedFactory),
+}
+
 /// Maps a config's `"type"` to the factory that builds that node type. The built-in
 /// applications register theirs exactly like a library user's own.
-#[derive(Default)]
 pub struct NodeRegistry {
-    factories: BTreeMap<String, NodeFactory>,
+    factories: BTreeMap<String, Factory>,
+    wire_check: bool,
+}
+
+impl Default for NodeRegistry {
+    fn default() -> Self {
+        NodeRegistry {
+            factories: BTreeMap::new(),
+            wire_check: cfg!(debug_assertions),
+        }
+    }
 }
 
 impl NodeRegistry {
-    /// An empty registry.
+    /// An empty registry. The wire check (see [`NodeRegistry::set_wire_check`]) is on in debug
+    /// builds — the test suite — and off in release builds, where it would only cost time.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Registers a node type under `name` with an arbitrary factory.
     pub fn register_factory(&mut self, name: &str, factory: NodeFactory) {
-        self.factories.insert(name.to_owned(), factory);
+        self.factories
+            .insert(name.to_owned(), Factory::Plain(factory));
+    }
+
+    /// Turns the wire check on or off for the typed nodes this registry builds from now on: each
+    /// message such a node receives is decoded, encoded again and compared with what came over
+    /// the wire, and a difference (a message type whose serde form loses or invents something)
+    /// stops the run. It changes nothing else: a run's trace is the same with or without it.
+    pub fn set_wire_check(&mut self, on: bool) {
+        self.wire_check = on;
     }
 
     /// Registers a node type whose config deserializes into `C` and is turned into a node by
@@ -47,12 +74,14 @@ impl NodeRegistry {
 
     /// Registers the typed node type `N` under its name, [`TypedNode::TYPE`].
     pub fn add<N: TypedNode>(&mut self) {
-        self.register_factory(
-            N::TYPE,
-            Box::new(|config: &NodeConfig| {
-                Ok(Box::new(Typed::<N>::build(config)?) as Box<dyn Node>)
-            }),
-        );
+        fn build<N: TypedNode>(
+            config: &NodeConfig,
+            wire_check: bool,
+        ) -> Result<Box<dyn Node>, NodeError> {
+            Ok(Box::new(Typed::<N>::build(config, wire_check)?))
+        }
+        self.factories
+            .insert(N::TYPE.to_owned(), Factory::Typed(build::<N>));
     }
 
     /// Whether `name` is a registered node type.
@@ -66,6 +95,9 @@ impl NodeRegistry {
             .factories
             .get(config.kind())
             .ok_or_else(|| NodeError::UnknownNodeType(config.kind().to_owned()))?;
-        factory(config)
+        match factory {
+            Factory::Plain(factory) => factory(config),
+            Factory::Typed(build) => build(config, self.wire_check),
+        }
     }
 }

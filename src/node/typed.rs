@@ -245,18 +245,36 @@ impl<'a> Ctl<'a> {
 }
 
 /// Runs a [`TypedNode`] as a [`Node`]: decodes what arrives, encodes the state.
-pub(super) struct Typed<N>(pub(super) N);
+pub(super) struct Typed<N> {
+    pub(super) node: N,
+    /// Whether every message received is checked to survive a round trip through its type.
+    wire_check: bool,
+}
 
 impl<N: TypedNode> Typed<N> {
     /// Builds the node from its spawn's JSON.
-    pub(super) fn build(config: &NodeConfig) -> Result<Self, NodeError> {
-        N::new(read_config::<N>(config)?).map(Typed)
+    pub(super) fn build(config: &NodeConfig, wire_check: bool) -> Result<Self, NodeError> {
+        N::new(read_config::<N>(config)?).map(|node| Typed { node, wire_check })
+    }
+
+    /// Encodes `typed` again and compares it with the JSON it was decoded from.
+    fn check_wire(message: &Message, typed: &N::Message) -> Result<(), NodeError> {
+        let again = message_for::<N>(typed)?;
+        let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
+        if parse(message.as_json()) == parse(again.as_json()) {
+            return Ok(());
+        }
+        Err(NodeError::WireMismatch {
+            node_type: N::TYPE,
+            received: message.as_json().to_owned(),
+            reencoded: again.as_json().to_owned(),
+        })
     }
 }
 
 impl<N: TypedNode> Node for Typed<N> {
     fn start(&mut self, ctl: &mut dyn MachineController) -> Result<(), NodeError> {
-        self.0.start(&mut Ctl::new(ctl))
+        self.node.start(&mut Ctl::new(ctl))
     }
 
     fn receive(
@@ -273,15 +291,18 @@ impl<N: TypedNode> Node for Typed<N> {
                 kind: message.kind().to_owned(),
                 reason: error.to_string(),
             })?;
-        self.0.receive(&mut Ctl::new(ctl), sender, typed)
+        if self.wire_check {
+            Self::check_wire(message, &typed)?;
+        }
+        self.node.receive(&mut Ctl::new(ctl), sender, typed)
     }
 
     fn timer(&mut self, ctl: &mut dyn MachineController, tag: u64) -> Result<(), NodeError> {
-        self.0.timer(&mut Ctl::new(ctl), tag)
+        self.node.timer(&mut Ctl::new(ctl), tag)
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(self.0.state()).unwrap_or_else(|error| {
+        serde_json::to_value(self.node.state()).unwrap_or_else(|error| {
             serde_json::Value::String(format!("the state of {} cannot be shown: {error}", N::TYPE))
         })
     }

@@ -45,6 +45,10 @@ pub struct RunOptions {
     /// Stops the run with a capacity error once it has processed this many events (simulated
     /// mode).
     pub max_events: Option<u64>,
+    /// Turns the wire check on or off (see
+    /// [`NodeRegistry::set_wire_check`](crate::node::NodeRegistry::set_wire_check)); by default
+    /// it is on in debug builds.
+    pub wire_check: Option<bool>,
 }
 
 /// Progress through a run's time, shown as a bar when asked for.
@@ -162,6 +166,9 @@ fn start_simulation(
         reliable: options.reliable.unwrap_or(scenario.reliable_delivery),
     };
     let mut registry = NodeRegistry::new();
+    if let Some(on) = options.wire_check {
+        registry.set_wire_check(on);
+    }
     scenario.app().register(&mut registry);
     let mut hardware =
         SimulatedHardware::new(config, Arc::new(registry)).map_err(ScenarioError::from)?;
