@@ -85,7 +85,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
     /// Which hardware to run on.
-    #[arg(long, value_enum, default_value_t = Mode::Simulated)]
+    #[arg(long, default_value_t = Mode::Simulated)]
     pub mode: Mode,
     /// Run every seed of a range A..B (B excluded) in parallel and report the failing ones,
     /// each with the command that replays it (simulated mode).

@@ -16,7 +16,7 @@ use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 pub use simulated::{FailureReport, SimulatedHardware};
 
 /// Which kind of hardware a system runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Every machine in this process, virtual time, a seeded network.
@@ -25,6 +25,21 @@ pub enum Mode {
     Virtual,
     /// Every machine a provisioned cloud instance.
     Cloud,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "simulated" => Ok(Mode::Simulated),
+            "virtual" => Ok(Mode::Virtual),
+            "cloud" => Ok(Mode::Cloud),
+            other => Err(format!(
+                "`{other}` is not a mode; one of simulated, virtual, cloud"
+            )),
+        }
+    }
 }
 
 impl fmt::Display for Mode {
