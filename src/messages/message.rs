@@ -87,7 +87,8 @@ impl Message {
 
     /// Encodes a typed message (usually an enum with `#[serde(tag = "type")]`).
     pub fn encode<T: Serialize>(typed: &T) -> Result<Self, MessageError> {
-        Self::from_raw(serde_json::value::to_raw_value(typed).map_err(encode_error)?)
+        // serde_json writes compact JSON: only the object and its type need checking.
+        Self::from_compact(serde_json::value::to_raw_value(typed).map_err(encode_error)?)
     }
 
     /// The message's `"type"`.
@@ -149,16 +150,19 @@ impl Message {
     /// white space (pretty-printed, from a file) is rewritten compactly, so a message's text is
     /// the same however it was written.
     fn from_raw(json: Box<RawValue>) -> Result<Self, MessageError> {
-        let json = if has_whitespace_between_tokens(json.get()) {
-            let value: Value =
-                serde_json::from_str(json.get()).map_err(|e| MessageError::Malformed {
-                    kind: String::from("?"),
-                    reason: e.to_string(),
-                })?;
-            serde_json::value::to_raw_value(&value).map_err(encode_error)?
-        } else {
-            json
-        };
+        if !has_whitespace_between_tokens(json.get()) {
+            return Self::from_compact(json);
+        }
+        let value: Value =
+            serde_json::from_str(json.get()).map_err(|e| MessageError::Malformed {
+                kind: String::from("?"),
+                reason: e.to_string(),
+            })?;
+        Self::from_compact(serde_json::value::to_raw_value(&value).map_err(encode_error)?)
+    }
+
+    /// Checks compact raw JSON is an object with a string `"type"`, and keeps that type.
+    fn from_compact(json: Box<RawValue>) -> Result<Self, MessageError> {
         let text = json.get();
         if !text.starts_with('{') {
             return Err(MessageError::NotAnObject(match text.as_bytes().first() {

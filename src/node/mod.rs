@@ -5,6 +5,7 @@
 //! goes through the controller it is handed, which is what lets the same node run in the
 //! simulator, in a container and in the cloud.
 
+mod config;
 mod controller;
 mod error;
 mod harness;

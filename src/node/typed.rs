@@ -14,6 +14,7 @@ use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::config::WithoutType;
 use super::{MachineController, Node, NodeError, TimerId};
 use crate::messages::{MachineId, Message, MessageError, NodeConfig, NodeHandle};
 
@@ -142,14 +143,14 @@ pub fn config_of<N: TypedNode>(config: &N::Config) -> Result<NodeConfig, NodeErr
 
 /// Reads `N`'s config from a spawn's JSON (its `"type"` key aside).
 pub(super) fn read_config<N: TypedNode>(config: &NodeConfig) -> Result<N::Config, NodeError> {
-    let mut fields: serde_json::Map<String, serde_json::Value> = config.decode()?;
-    fields.remove("type");
-    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| {
-        NodeError::Message(MessageError::Malformed {
-            kind: N::TYPE.to_owned(),
-            reason: format!("bad config: {e}"),
+    serde_json::from_str::<WithoutType<N::Config>>(config.as_json())
+        .map(|read| read.0)
+        .map_err(|e| {
+            NodeError::Message(MessageError::Malformed {
+                kind: N::TYPE.to_owned(),
+                reason: format!("bad config: {e}"),
+            })
         })
-    })
 }
 
 /// Encodes a message for a node of type `N`.

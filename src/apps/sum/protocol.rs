@@ -52,15 +52,41 @@ pub enum SumMessage {
     },
 }
 
-/// What a user does: the actions of a recording and of a scenario's users.
+/// What a user does: the actions of a recording and of a scenario's users. Written
+/// `{"type": "increment", "amount": 2}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case", from = "ActionFields")]
 pub enum UserAction {
     /// Add `amount` to the total.
     Increment {
         /// How much (may be negative).
         amount: i64,
     },
+}
+
+/// How a [`UserAction`] is read: as plain fields (a recording holds thousands of actions, and
+/// serde's reading of internally tagged enums buffers each into an intermediate tree first).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionFields {
+    #[serde(rename = "type")]
+    _kind: ActionKind,
+    amount: i64,
+}
+
+/// The action types a user has.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ActionKind {
+    Increment,
+}
+
+impl From<ActionFields> for UserAction {
+    fn from(fields: ActionFields) -> Self {
+        UserAction::Increment {
+            amount: fields.amount,
+        }
+    }
 }
 
 #[derive(Deserialize)]
