@@ -39,10 +39,15 @@ pub fn run(args: &BenchVirtualArgs, settings: &Settings) -> u8 {
         Ok(binary) => binary,
         Err(status) => return status,
     };
-    let config = |machines: u32| VirtualConfig::new(machines, 0, binary.clone(), settings.clone());
+    let config = |machines: u32| {
+        let mut config = VirtualConfig::new(machines, 0, binary.clone(), settings.clone());
+        config.stop_on_signals = true;
+        config
+    };
     match measure(args, &config) {
         Ok(()) => EXIT_CORRECT,
         Err(error @ HardwareError::Unavailable(_)) => report_error(EXIT_BAD_INPUT, &error),
+        Err(error @ HardwareError::Stopped(signal)) => report_error(signal.exit_status(), &error),
         Err(error) => report_error(EXIT_WRONG, &error),
     }
 }

@@ -99,9 +99,10 @@ pub enum Command {
     /// Run one machine of a virtual-mode system (what each container runs).
     #[cfg(feature = "docker")]
     Machine(machine::MachineArgs),
-    /// Remove every container, network and image that earlier virtual-mode runs left behind.
+    /// Remove the containers and networks of virtual-mode runs whose runner is gone, and the
+    /// machine images when no run is left; runs in progress are left unless `--all`.
     #[cfg(feature = "docker")]
-    Clean,
+    Clean(clean::CleanArgs),
 }
 
 /// Parses the process arguments, runs the command, and returns its exit status.
@@ -174,7 +175,7 @@ pub fn execute(command: Command, settings: &Settings) -> u8 {
                 }
                 (Mode::Simulated, None) => run_simulated(&scenario, seed, json, trace.as_deref(), reliable),
                 #[cfg(feature = "docker")]
-                (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json, settings),
+                (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json, reliable, settings),
                 #[cfg(not(feature = "docker"))]
                 (Mode::Virtual, _) => report_error(
                     EXIT_BAD_INPUT,
@@ -214,7 +215,7 @@ pub fn execute(command: Command, settings: &Settings) -> u8 {
         #[cfg(feature = "docker")]
         Command::Machine(args) => machine::run(&args),
         #[cfg(feature = "docker")]
-        Command::Clean => clean::run(settings),
+        Command::Clean(args) => clean::run(&args, settings),
     }
 }
 

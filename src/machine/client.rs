@@ -34,7 +34,8 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    /// Connects to `addr`, giving up after `timeout`.
+    /// Connects to `addr` and presents the token with a status request (a machine takes only
+    /// small frames from a connection until it has), giving up after `timeout` for each step.
     pub async fn connect(
         addr: SocketAddr,
         token: &str,
@@ -46,12 +47,14 @@ impl ControlClient {
             .map_err(FrameError::Io)?;
         stream.set_nodelay(true).map_err(FrameError::Io)?;
         let (reader, writer) = stream.into_split();
-        Ok(ControlClient {
+        let mut client = ControlClient {
             addr,
             token: token.to_owned(),
             reader: BufReader::new(reader),
             writer,
-        })
+        };
+        client.call(ControlRequest::Status, timeout).await?;
+        Ok(client)
     }
 
     /// The machine's control address.
@@ -72,7 +75,7 @@ impl ControlClient {
         };
         let exchange = async {
             frame::write_json(&mut self.writer, &message).await?;
-            frame::read_json::<_, ControlResponse>(&mut self.reader).await
+            frame::read_json::<_, ControlResponse>(&mut self.reader, frame::MAX_FRAME).await
         };
         let response = tokio::time::timeout(timeout, exchange)
             .await

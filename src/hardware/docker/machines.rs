@@ -318,11 +318,9 @@ async fn wait_ready(
 ) -> Result<ControlClient, HardwareError> {
     let mut attempt = 0u32;
     loop {
-        let error = match ControlClient::connect(addr, token, Duration::from_secs(1)).await {
-            Ok(mut client) => match client.call(ControlRequest::Status, STATUS_TIMEOUT).await {
-                Ok(_) => return Ok(client),
-                Err(error) => error,
-            },
+        // Connecting asks for the machine's status: a client that connects is ready.
+        let error = match ControlClient::connect(addr, token, STATUS_TIMEOUT).await {
+            Ok(client) => return Ok(client),
             Err(error) => error,
         };
         attempt += 1;
