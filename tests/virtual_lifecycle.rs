@@ -125,7 +125,7 @@ fn virtual_clean_removes_the_run_of_a_killed_runner() {
 fn virtual_too_many_machines_is_refused_before_anything_is_created() {
     let dir = scratch_dir("too-many");
     let mut scenario = two_machine_scenario(500);
-    scenario["machines"] = 1001.into();
+    scenario["machines"] = 241.into();
     let path = scenario_file(&dir, "big.json", &scenario);
     let runs_dir = dir.join("runs");
     let output = std::process::Command::new(virtual_support::binary())
@@ -139,13 +139,13 @@ fn virtual_too_many_machines_is_refused_before_anything_is_created() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert_eq!(
         stderr.trim(),
-        "dist-zero: invalid scenario: machines: virtual mode runs at most 1000 machines \
-         (one container each on one Docker network), not 1001"
+        "dist-zero: invalid scenario: machines: virtual mode runs at most 240 machines \
+         (one container each, on one /24 Docker network), not 241"
     );
     assert!(!runs_dir.exists());
 
-    // 1000 is within the limit: the same command gets as far as Docker.
-    scenario["machines"] = 1000.into();
+    // 240 is within the limit: the same command gets as far as Docker.
+    scenario["machines"] = 240.into();
     let path = scenario_file(&dir, "fits.json", &scenario);
     let output = std::process::Command::new(virtual_support::binary())
         .args(["run", path.to_str().expect("utf-8"), "--mode", "virtual"])

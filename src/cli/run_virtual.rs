@@ -61,8 +61,8 @@ fn check_fits(scenario: &Scenario) -> Result<(), ScenarioError> {
         return Err(ScenarioError::Invalid {
             field: "machines".into(),
             reason: format!(
-                "virtual mode runs at most {MAX_MACHINES} machines (one container each on one \
-                 Docker network), not {}",
+                "virtual mode runs at most {MAX_MACHINES} machines (one container each, on one \
+                 /24 Docker network), not {}",
                 scenario.machines
             ),
         });

@@ -34,16 +34,18 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    /// Connects to `addr` and presents the token with a status request (a machine takes only
-    /// small frames from a connection until it has), giving up after `timeout` for each step.
+    /// Connects to `addr` (giving up after `connect_timeout`) and presents the token with a
+    /// status request (a machine takes only small frames from a connection until it has), whose
+    /// answer may take `call_timeout`.
     pub async fn connect(
         addr: SocketAddr,
         token: &str,
-        timeout: Duration,
+        connect_timeout: Duration,
+        call_timeout: Duration,
     ) -> Result<Self, ControlError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| ControlError::Timeout(timeout))?
+            .map_err(|_| ControlError::Timeout(connect_timeout))?
             .map_err(FrameError::Io)?;
         stream.set_nodelay(true).map_err(FrameError::Io)?;
         let (reader, writer) = stream.into_split();
@@ -53,7 +55,7 @@ impl ControlClient {
             reader: BufReader::new(reader),
             writer,
         };
-        client.call(ControlRequest::Status, timeout).await?;
+        client.call(ControlRequest::Status, call_timeout).await?;
         Ok(client)
     }
 

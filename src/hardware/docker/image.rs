@@ -26,15 +26,14 @@ use crate::hardware::HardwareError;
 /// Where the binary sits in the image, and what a container runs.
 const ENTRYPOINT: &str = "/dist-zero";
 
-/// A machine image ready to load: its tag and its single layer.
+/// A machine image ready to load: its tag and the binary it holds.
 pub struct ImageSource {
     /// `name:hash`.
     pub tag: String,
     /// The image's name (`DIST_ZERO_IMAGE`).
     name: String,
     hash: String,
-    /// The layer: a tar archive holding the binary.
-    layer: Vec<u8>,
+    binary: Vec<u8>,
 }
 
 impl ImageSource {
@@ -48,12 +47,11 @@ impl ImageSource {
         })?;
         check_static(&bytes, binary)?;
         let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
-        let layer = tar_of(&[(ENTRYPOINT.trim_start_matches('/'), 0o755, &bytes)])?;
         Ok(ImageSource {
             tag: format!("{name}:{hash}"),
             name: name.to_owned(),
             hash,
-            layer,
+            binary: bytes,
         })
     }
 
@@ -107,9 +105,9 @@ impl ImageSource {
         }
     }
 
-    /// The image's config: the entry point, the labels, and the layer's digest.
-    fn config(&self) -> Vec<u8> {
-        let diff_id = format!("sha256:{}", sha256_hex(&self.layer));
+    /// The image's config: the entry point, the labels, and the digest of `layer`.
+    fn config(&self, layer: &[u8]) -> Vec<u8> {
+        let diff_id = format!("sha256:{}", sha256_hex(layer));
         let config = serde_json::json!({
             "architecture": docker_architecture(),
             "os": "linux",
@@ -129,7 +127,8 @@ impl ImageSource {
 
     /// The image archive `docker load` takes: a manifest naming the tag, the config, the layer.
     fn archive(&self) -> Result<Vec<u8>, HardwareError> {
-        let config = self.config();
+        let layer = tar_of(&[(ENTRYPOINT.trim_start_matches('/'), 0o755, &self.binary)])?;
+        let config = self.config(&layer);
         let config_name = format!("{}.json", sha256_hex(&config));
         let manifest = serde_json::json!([{
             "Config": config_name,
@@ -140,7 +139,7 @@ impl ImageSource {
         tar_of(&[
             ("manifest.json", 0o644, manifest.as_bytes()),
             (&config_name, 0o644, &config),
-            ("layer.tar", 0o644, &self.layer),
+            ("layer.tar", 0o644, &layer),
         ])
     }
 }
@@ -258,7 +257,7 @@ mod tests {
             tag: "x:1".into(),
             name: "x".into(),
             hash: "1".into(),
-            layer: tar_of(&[("dist-zero", 0o755, binary)]).expect("layer"),
+            binary: binary.to_vec(),
         }
     }
 

@@ -290,7 +290,7 @@ async fn call_slot(
     let client = match slot.client.as_mut() {
         Some(client) => client,
         None => {
-            let connected = ControlClient::connect(slot.addr, token, timeout).await;
+            let connected = ControlClient::connect(slot.addr, token, timeout, timeout).await;
             match connected {
                 Ok(client) => slot.client.insert(client),
                 Err(error) => return Err(diagnose(docker, machine, &slot.container, &error).await),
@@ -319,7 +319,9 @@ async fn wait_ready(
     let mut attempt = 0u32;
     loop {
         // Connecting asks for the machine's status: a client that connects is ready.
-        let error = match ControlClient::connect(addr, token, STATUS_TIMEOUT).await {
+        let connecting =
+            ControlClient::connect(addr, token, Duration::from_secs(1), STATUS_TIMEOUT).await;
+        let error = match connecting {
             Ok(client) => return Ok(client),
             Err(error) => error,
         };

@@ -1,8 +1,8 @@
 //! Virtual mode: every machine is a `dist-zero machine` process in its own Docker container on
 //! this host, driven through the Docker Engine API (bollard).
 //!
-//! A run builds (or reuses) a `FROM scratch` image holding the static `dist-zero` binary, creates
-//! a bridge network on its own /22 with a fixed address per machine (no DNS anywhere), starts one
+//! A run loads (or reuses) an image holding only the static `dist-zero` binary, creates
+//! a bridge network on its own /24 with a fixed address per machine (no DNS anywhere), starts one
 //! container per machine (each with a memory limit), and waits until each answers on its control
 //! port. Everything it creates carries the labels `dist-zero=true` and `dist-zero.run=<run id>`,
 //! and the runner's identity ([`owner`]), and is removed when the [`DockerHardware`] is dropped —
@@ -109,8 +109,9 @@ pub struct DockerHardware {
 }
 
 impl DockerHardware {
-    /// Builds the image if needed, creates the network and the containers, and waits until every
-    /// machine answers. On any failure, whatever was created is removed before returning.
+    /// Loads the image if needed, creates the network and the containers, and waits until every
+    /// machine answers. On any failure, or a signal when it listens for them, whatever was created
+    /// is removed before returning.
     pub fn start(config: &VirtualConfig) -> Result<Self, HardwareError> {
         check_machines(config.machines)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -136,7 +137,7 @@ impl DockerHardware {
             Resources::new(runtime, docker, &run_id, config.settings.machine_memory_mib);
         // Requests to Docker that create something run to their end, so that what they create
         // is known and removed; a signal is noticed between them.
-        let base = resources.create_network(config.machines)?;
+        let base = resources.create_network()?;
         stopper.check()?;
         let peers: Vec<SocketAddr> = (0..config.machines)
             .map(|m| SocketAddr::from((resources::machine_ip(base, m), PEER_PORT)))
@@ -260,8 +261,13 @@ impl DockerHardware {
         if self.stopper.state() != Stop::No {
             tracing::info!(run = %self.run_id, "stopped by a signal; removing the run");
         }
-        let stopper = self.stopper.clone();
-        stopper.block_on_unless_urgent(&self.resources.runtime, self.machines.shutdown());
+        let resources = &self.resources;
+        let machines = &mut self.machines;
+        self.stopper
+            .block_on_unless_urgent(&resources.runtime, async {
+                machines.shutdown().await;
+                resources.wait_exited().await;
+            });
         self.resources.remove()?;
         self.stopper.check()
     }

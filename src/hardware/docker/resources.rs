@@ -1,10 +1,10 @@
 //! What a run creates in Docker — one network, one container per machine — and the guard that
 //! removes it all when dropped: at the end of a run, on an error and on a panic.
 //!
-//! The run's network is a /22 of 10.200.0.0–10.249.255.255 that no other Docker network holds
+//! The run's network is a /24 of 10.200.0.0–10.249.255.255 that no other Docker network holds
 //! (Docker refuses overlapping pools; another is drawn) and that no route of this host covers
-//! (so a VPN or LAN in that range is never shadowed). A /22 has 1,022 host addresses; a Linux
-//! bridge takes at most 1,024 ports; so a run has at most [`MAX_MACHINES`] (1,000) machines.
+//! (so a VPN or LAN in that range is never shadowed). Machines take hosts 10 to 249 of it, so a
+//! run has at most [`MAX_MACHINES`] (240) machines.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -15,6 +15,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+    WaitContainerOptions,
 };
 use bollard::Docker;
 
@@ -23,15 +24,22 @@ use super::owner::Owner;
 use super::{LABEL_ALL, LABEL_MACHINE, LABEL_RUN};
 use crate::hardware::HardwareError;
 
+/// How many containers are created, waited for or removed at once: the engine mishandles a
+/// crowd (at a few hundred concurrent removals Docker 20.10 was seen to lose count of a network's
+/// endpoints, leaving a network it refuses to remove until it restarts).
+const DOCKER_CONCURRENCY: usize = 8;
+/// How long stopped machines have to exit before their containers are removed.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a network that still has endpoints is asked again (every 250 ms).
+const NETWORK_REMOVAL_ATTEMPTS: u32 = 20;
 /// How many subnets to try before giving up (another network may hold the one drawn).
 const SUBNET_ATTEMPTS: u64 = 16;
 /// The prefix length of a run's subnet.
-const SUBNET_PREFIX: u32 = 22;
+const SUBNET_PREFIX: u32 = 24;
 /// The first machine's host number in the run's subnet (the gateway is host 1).
 const FIRST_HOST: u32 = 10;
-/// The most machines one run has: its /22 holds hosts 10 to 1,009 for them, under the 1,024
-/// ports a Linux bridge takes.
-pub const MAX_MACHINES: u32 = 1000;
+/// The most machines one run has: its /24 holds hosts 10 to 249 for them.
+pub const MAX_MACHINES: u32 = 240;
 
 /// One container to create.
 pub struct ContainerSpec {
@@ -91,14 +99,9 @@ impl Resources {
         labels
     }
 
-    /// Creates the run's bridge network for `machines` machines on a /22 drawn from the run id
-    /// (another if Docker or a host route has it); returns its subnet's base address.
-    pub fn create_network(&mut self, machines: u32) -> Result<Ipv4Addr, HardwareError> {
-        if machines > MAX_MACHINES {
-            return Err(HardwareError::Infrastructure(format!(
-                "a run's network holds at most {MAX_MACHINES} machines, not {machines}"
-            )));
-        }
+    /// Creates the run's bridge network on a /24 drawn from the run id (another if Docker or a
+    /// host route has it); returns its subnet's base address.
+    pub fn create_network(&mut self) -> Result<Ipv4Addr, HardwareError> {
         let name = format!("{}-net", self.run_id);
         let routes = host_routes();
         let mut last_error = String::from("every subnet drawn is routed on this host");
@@ -181,7 +184,7 @@ impl Resources {
                         (name, made.map(|_| ()).and(started))
                     }
                 })
-                .buffer_unordered(8)
+                .buffer_unordered(DOCKER_CONCURRENCY)
                 .collect::<Vec<_>>()
                 .await
         });
@@ -197,6 +200,23 @@ impl Resources {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Waits (a few seconds at most) until the run's containers are no longer running, so that
+    /// removing them does not race with their exits.
+    pub async fn wait_exited(&self) {
+        use futures_util::StreamExt;
+        let waits = futures_util::stream::iter(&self.containers)
+            .map(|name| async move {
+                let options = WaitContainerOptions {
+                    condition: "not-running".into(),
+                };
+                // An exit code other than 0 comes back as an error: either way it has exited.
+                let _ = self.docker.wait_container(name, Some(options)).next().await;
+            })
+            .buffer_unordered(DOCKER_CONCURRENCY)
+            .collect::<Vec<()>>();
+        let _ = tokio::time::timeout(EXIT_WAIT, waits).await;
     }
 
     /// Removes the containers (forcibly) and the network, then anything else labelled with
@@ -233,17 +253,8 @@ impl Resources {
             networks.sort();
             networks.dedup();
             for id in networks {
-                if let Err(error) = docker.remove_network(&id).await {
-                    let missing = matches!(
-                        error,
-                        bollard::errors::Error::DockerResponseServerError {
-                            status_code: 404,
-                            ..
-                        }
-                    );
-                    if !missing {
-                        problems.push(format!("network {id}: {error}"));
-                    }
+                if let Err(error) = remove_network(&docker, &id).await {
+                    problems.push(format!("network {id}: {error}"));
                 }
             }
             if problems.is_empty() {
@@ -260,19 +271,45 @@ impl Resources {
 
 /// Force-removes containers concurrently, noting what could not be removed.
 async fn remove_containers(docker: &Docker, names: &[String], problems: &mut Vec<String>) {
-    let removals = names.iter().map(|name| async move {
-        let options = RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
-        };
-        (name, docker.remove_container(name, Some(options)).await)
-    });
-    for (name, outcome) in futures_util::future::join_all(removals).await {
+    use futures_util::StreamExt;
+    let outcomes: Vec<_> = futures_util::stream::iter(names)
+        .map(|name| async move {
+            let options = RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
+            (name, docker.remove_container(name, Some(options)).await)
+        })
+        .buffer_unordered(DOCKER_CONCURRENCY)
+        .collect()
+        .await;
+    for (name, outcome) in outcomes {
         if let Err(error) = outcome {
             if !gone(&error) {
                 problems.push(format!("container {name}: {error}"));
             }
+        }
+    }
+}
+
+/// Removes a network (a missing one is not an error). The engine may still count endpoints of
+/// containers it has just removed; it is asked again for a few seconds.
+async fn remove_network(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    let mut attempts = 0;
+    loop {
+        match docker.remove_network(id).await {
+            Ok(()) => return Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 403, ..
+            }) if attempts < NETWORK_REMOVAL_ATTEMPTS => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(error) => return Err(error),
         }
     }
 }
@@ -305,11 +342,9 @@ pub fn host(base: Ipv4Addr, n: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(base) + n)
 }
 
-/// The /22 a draw picks: 10.200.0.0 to 10.249.252.0.
+/// The /24 a draw picks: 10.200.0.0 to 10.249.255.0.
 fn subnet(draw: u64) -> Ipv4Addr {
-    let second = 200 + (draw % 50) as u8;
-    let third = (((draw >> 8) % 64) as u8) * 4;
-    Ipv4Addr::new(10, second, third, 0)
+    Ipv4Addr::new(10, 200 + (draw % 50) as u8, (draw >> 8) as u8, 0)
 }
 
 /// One destination of this host's routing table.
@@ -403,28 +438,25 @@ mod tests {
 
     #[test]
     fn virtual_machine_addresses_stay_inside_the_run_subnet() {
-        let base = Ipv4Addr::new(10, 201, 8, 0);
-        assert_eq!(machine_ip(base, 0), Ipv4Addr::new(10, 201, 8, 10));
+        let base = Ipv4Addr::new(10, 201, 7, 0);
+        assert_eq!(machine_ip(base, 0), Ipv4Addr::new(10, 201, 7, 10));
         let last = machine_ip(base, MAX_MACHINES - 1);
-        assert_eq!(last, Ipv4Addr::new(10, 201, 11, 241));
+        assert_eq!(last, Ipv4Addr::new(10, 201, 7, 249));
         let broadcast = host(base, (1 << (32 - SUBNET_PREFIX)) - 1);
         assert!(u32::from(last) < u32::from(broadcast));
-        // Every machine and the gateway are ports of one Linux bridge, which takes 1,024.
-        const { assert!(MAX_MACHINES < 1024) };
     }
 
     #[test]
-    fn virtual_subnets_are_aligned_private_and_varied() {
+    fn virtual_subnets_are_private_and_varied() {
         let mut seen = std::collections::HashSet::new();
         for draw in 0..5000u64 {
             let base = subnet(xxhash_rust::xxh3::xxh3_64(&draw.to_le_bytes()));
-            let [a, b, c, d] = base.octets();
+            let [a, b, _, d] = base.octets();
             assert_eq!((a, d), (10, 0));
             assert!((200..250).contains(&b), "{base}");
-            assert_eq!(c % 4, 0, "{base} is not /22-aligned");
             seen.insert(base);
         }
-        assert!(seen.len() > 2000, "only {} subnets drawn", seen.len());
+        assert!(seen.len() > 4000, "only {} subnets drawn", seen.len());
     }
 
     #[test]
@@ -442,7 +474,7 @@ mod tests {
                 .any(|route| route.overlaps(Ipv4Addr::from(base), SUBNET_PREFIX))
         };
         assert!(routed([10, 202, 100, 0]), "inside 10.202.0.0/16");
-        assert!(routed([10, 201, 4, 0]), "the same /22 as 10.201.4.0/22");
+        assert!(routed([10, 201, 6, 0]), "inside 10.201.4.0/22");
         assert!(!routed([10, 201, 8, 0]));
         assert!(!routed([10, 203, 0, 0]));
         assert!(parse_routes("header only\n").is_empty());

@@ -132,19 +132,55 @@ impl Stopper {
         })
     }
 
-    /// Runs `future` on `runtime` unless a second signal asks to stop at once; says whether it
-    /// ran to its end.
-    pub fn block_on_unless_urgent(
-        &self,
-        runtime: &Runtime,
-        future: impl Future<Output = ()>,
-    ) -> bool {
+    /// Runs `future` on `runtime` unless a second signal asks to stop at once.
+    pub fn block_on_unless_urgent(&self, runtime: &Runtime, future: impl Future<Output = ()>) {
         runtime.block_on(async {
             tokio::select! {
                 biased;
-                _ = self.asked(true) => false,
-                () = future => true,
+                _ = self.asked(true) => {}
+                () = future => {}
             }
-        })
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_signals_map_to_the_shell_exit_statuses() {
+        assert_eq!(StopSignal::Interrupt.exit_status(), 130);
+        assert_eq!(StopSignal::Terminate.exit_status(), 143);
+        assert_eq!(
+            HardwareError::Stopped(StopSignal::Interrupt).to_string(),
+            "the run was stopped by SIGINT"
+        );
+    }
+
+    #[test]
+    fn virtual_the_first_signal_names_the_stop() {
+        assert_eq!(Stop::No.signal(), None);
+        assert_eq!(
+            Stop::Soon(StopSignal::Terminate).signal(),
+            Some(StopSignal::Terminate)
+        );
+        assert_eq!(
+            Stop::Now(StopSignal::Interrupt).signal(),
+            Some(StopSignal::Interrupt)
+        );
+    }
+
+    #[test]
+    fn virtual_without_a_listener_nothing_stops_the_run() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let stopper = Stopper::never();
+        assert_eq!(stopper.state(), Stop::No);
+        assert!(stopper.check().is_ok());
+        let answer = stopper.block_on(&runtime, async { Ok::<_, HardwareError>(7) });
+        assert_eq!(answer.expect("runs to its end"), 7);
     }
 }
