@@ -3,7 +3,7 @@
 
 mod virtual_support;
 
-use virtual_support::{dist_zero, scenario_file, scratch_dir};
+use virtual_support::{dist_zero, scenario_file, Scratch};
 
 /// Runs `scenario` with `--json` plus `extra` arguments; returns the exit status and the report.
 fn run_json(path: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
@@ -32,7 +32,7 @@ fn virtual_the_readme_command_runs_sum_of_two_correctly() {
 
 #[test]
 fn virtual_unreliable_turns_reliable_delivery_off_in_every_machine() {
-    let dir = scratch_dir("unreliable");
+    let dir = Scratch::new("unreliable");
     let actions: Vec<serde_json::Value> = (0..20)
         .map(|i| serde_json::json!([10 * i, {"type": "increment", "amount": 1}]))
         .collect();
@@ -46,7 +46,7 @@ fn virtual_unreliable_turns_reliable_delivery_off_in_every_machine() {
             {"name": "b", "machine": 2, "join_ms": 10, "actions": actions}
         ]
     });
-    let path = scenario_file(&dir, "lossy.json", &scenario);
+    let path = scenario_file(dir.path(), "lossy.json", &scenario);
     let path = path.to_str().expect("utf-8");
 
     let (status, reliable) = run_json(path, &[]);

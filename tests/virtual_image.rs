@@ -51,7 +51,8 @@ fn remove_images(ids: Vec<String>) {
 fn virtual_concurrent_first_runs_leave_no_untagged_image() {
     // A binary no image has been built from yet: this one, with bytes appended (an ELF runs
     // the same with trailing data), so both runs find the image missing and build it.
-    let dir = virtual_support::scratch_dir("image-race");
+    let scratch = virtual_support::Scratch::new("image-race");
+    let dir = scratch.path();
     let mut binary = std::fs::read(virtual_support::binary()).expect("binary");
     binary.extend_from_slice(format!("\ndist-zero image race {:?}\n", dir).as_bytes());
     binary.extend_from_slice(

@@ -5,14 +5,13 @@
 mod virtual_support;
 
 use virtual_support::{
-    dist_zero, leftovers, leftovers_of_pid, scenario_file, scratch_dir, two_machine_scenario,
-    Runner,
+    dist_zero, leftovers, leftovers_of_pid, scenario_file, two_machine_scenario, Runner, Scratch,
 };
 
 /// Starts a 20-second run of two machines and waits until both containers run.
 fn long_run(test: &str) -> (Runner, String) {
-    let dir = scratch_dir(test);
-    let path = scenario_file(&dir, "long.json", &two_machine_scenario(20_000));
+    let dir = Scratch::new(test);
+    let path = scenario_file(dir.path(), "long.json", &two_machine_scenario(20_000));
     let path = path.to_str().expect("utf-8 path");
     let mut runner = Runner::start(&["run", path, "--mode", "virtual"]);
     let run_id = runner.wait_for_containers(2);
@@ -123,10 +122,11 @@ fn virtual_clean_removes_the_run_of_a_killed_runner() {
 
 #[test]
 fn virtual_too_many_machines_is_refused_before_anything_is_created() {
-    let dir = scratch_dir("too-many");
+    let scratch = Scratch::new("too-many");
+    let dir = scratch.path();
     let mut scenario = two_machine_scenario(500);
     scenario["machines"] = 241.into();
-    let path = scenario_file(&dir, "big.json", &scenario);
+    let path = scenario_file(dir, "big.json", &scenario);
     let runs_dir = dir.join("runs");
     let output = std::process::Command::new(virtual_support::binary())
         .args(["run", path.to_str().expect("utf-8"), "--mode", "virtual"])
@@ -146,7 +146,7 @@ fn virtual_too_many_machines_is_refused_before_anything_is_created() {
 
     // 240 is within the limit: the same command gets as far as Docker.
     scenario["machines"] = 240.into();
-    let path = scenario_file(&dir, "fits.json", &scenario);
+    let path = scenario_file(dir, "fits.json", &scenario);
     let output = std::process::Command::new(virtual_support::binary())
         .args(["run", path.to_str().expect("utf-8"), "--mode", "virtual"])
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
