@@ -194,7 +194,23 @@ async fn remove_run(docker: &Docker, run: &Run, cleaned: &mut Cleaned) {
         match docker.remove_network(id).await {
             Ok(()) => cleaned.networks.push(name.clone()),
             Err(error) if gone(&error) => {}
-            Err(error) => cleaned.failed.push(format!("network {name}: {error}")),
+            Err(error) => {
+                let hint = if matches!(
+                    error,
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 403,
+                        ..
+                    }
+                ) {
+                    " (with no container left on it, the engine has lost count of its endpoints, \
+                     moby#42119; restarting the engine frees it)"
+                } else {
+                    ""
+                };
+                cleaned
+                    .failed
+                    .push(format!("network {name}: {error}{hint}"));
+            }
         }
     }
 }
