@@ -59,7 +59,7 @@ fn measure(
     let begun = Instant::now();
     DockerHardware::start(&config(1))?.finish()?;
     println!(
-        "warm-up (image built or found, 1 machine): {:.0} ms",
+        "warm-up (image loaded or found, 1 machine): {:.0} ms",
         ms(begun.elapsed())
     );
 
