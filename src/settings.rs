@@ -58,7 +58,13 @@ pub struct Settings {
     pub machine_image: String,
     /// `DIST_ZERO_MACHINE_LOG`: the log filter of virtual-mode machines (default `info`).
     pub machine_log_filter: String,
+    /// `DIST_ZERO_MACHINE_MEMORY_MIB`: each virtual-mode container's memory limit in MiB
+    /// (default 256, at least 16).
+    pub machine_memory_mib: u64,
 }
+
+/// The smallest memory limit a machine container may be given, in MiB.
+pub const MIN_MACHINE_MEMORY_MIB: u64 = 16;
 
 impl Settings {
     /// Reads the OS environment, then `.env` in the working directory if there is one.
@@ -89,6 +95,19 @@ impl Settings {
                 .map_or_else(|| PathBuf::from(".tmp"), PathBuf::from),
             machine_image: get("DIST_ZERO_IMAGE").unwrap_or_else(|| "dist-zero-machine".into()),
             machine_log_filter: get("DIST_ZERO_MACHINE_LOG").unwrap_or_else(|| "info".into()),
+            machine_memory_mib: match get("DIST_ZERO_MACHINE_MEMORY_MIB") {
+                None => 256,
+                Some(value) => match value.trim().parse::<u64>() {
+                    Ok(mib) if (MIN_MACHINE_MEMORY_MIB..=1 << 20).contains(&mib) => mib,
+                    _ => {
+                        return Err(SettingsError::Invalid {
+                            name: "DIST_ZERO_MACHINE_MEMORY_MIB",
+                            value,
+                            reason: "expected a whole number of MiB from 16 to 1048576",
+                        })
+                    }
+                },
+            },
         })
     }
 }
@@ -165,6 +184,30 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert!(error.to_string().contains("64 MiB"), "{error}");
         assert_eq!(read_dotenv(&dir.join("absent")).ok(), Some(Vec::new()));
+    }
+
+    #[test]
+    fn simulated_machine_memory_is_a_bounded_number_of_mib() {
+        let with = |value: &str| {
+            let value = value.to_owned();
+            Settings::from_lookup(move |name| {
+                (name == "DIST_ZERO_MACHINE_MEMORY_MIB").then(|| value.clone())
+            })
+        };
+        assert_eq!(with("512").expect("valid").machine_memory_mib, 512);
+        assert_eq!(
+            Settings::from_lookup(|_| None)
+                .expect("defaults")
+                .machine_memory_mib,
+            256
+        );
+        for bad in ["0", "15", "-1", "256m", "lots"] {
+            let error = with(bad).expect_err(bad);
+            assert!(
+                error.to_string().contains("DIST_ZERO_MACHINE_MEMORY_MIB"),
+                "{error}"
+            );
+        }
     }
 
     /// Only this module may read the environment.

@@ -250,3 +250,86 @@ fn virtual_unreachable_docker_is_one_clear_error() {
     assert!(text.contains("cannot reach Docker"), "{text}");
     assert!(!text.contains('\n'));
 }
+
+/// What a container uses now, less the file cache it could drop, and its limit (bytes).
+fn memory_of(container: &str) -> (u64, u64) {
+    use bollard::query_parameters::StatsOptions;
+    use futures_util::StreamExt;
+    let container = container.to_owned();
+    virtual_support::with_docker(|docker| async move {
+        let options = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let stats = docker
+            .stats(&container, Some(options))
+            .next()
+            .await
+            .expect("one sample")
+            .expect("stats");
+        let memory = stats.memory_stats.expect("memory stats");
+        let usage = memory.usage.expect("usage");
+        let cache = memory
+            .stats
+            .as_ref()
+            .and_then(|s| {
+                s.get("total_inactive_file")
+                    .or_else(|| s.get("inactive_file"))
+            })
+            .copied()
+            .unwrap_or(0);
+        (usage.saturating_sub(cache), memory.limit.expect("a limit"))
+    })
+}
+
+#[test]
+fn virtual_frames_announced_before_the_token_cannot_grow_a_machine() {
+    const MIB: usize = 1024 * 1024;
+    let config = virtual_support::config(1);
+    let limit_mib = config.settings.machine_memory_mib;
+    let mut hardware = DockerHardware::start(&config).expect("container");
+    let container = format!("{}-m0", hardware.run_id());
+    let peer = hardware.peer_addr(MachineId(0)).expect("peer address");
+    let control = hardware
+        .control_addr(MachineId(0))
+        .expect("control address");
+    let (before, limit) = memory_of(&container);
+    assert_eq!(
+        limit,
+        limit_mib * 1024 * 1024,
+        "the container's memory limit"
+    );
+
+    // 40 connections to each port, each announcing a 16 MiB frame and sending half of it: had
+    // the machine believed them it would hold 640 MiB.
+    let announce = u32::try_from(16 * MIB).expect("fits").to_be_bytes();
+    let half = vec![b' '; 8 * MIB];
+    let mut open = Vec::new();
+    for i in 0..80 {
+        let addr = if i % 2 == 0 { peer } else { control };
+        let mut stream = connect(addr);
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        // The machine may close the connection at once: later writes then fail.
+        let _ = stream
+            .write_all(&announce)
+            .and_then(|()| stream.write_all(&half));
+        open.push(stream);
+    }
+    let (during, _) = memory_of(&container);
+    assert!(
+        during < before + 64 * MIB as u64,
+        "the machine grew from {before} to {during} bytes"
+    );
+
+    // It still answers, spawns and runs, and counted what it refused.
+    hardware
+        .spawn(MachineId(0), &config_of::<SumNode>(&SumConfig::default()).expect("encodes"))
+        .expect("still spawns");
+    hardware.run_until(200).expect("still healthy");
+    let stats = hardware.stats().expect("still answers");
+    assert!(stats.bad_frames >= 40, "{stats:?}");
+    drop(open);
+    hardware.finish().expect("clean finish");
+}

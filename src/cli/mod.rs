@@ -115,9 +115,10 @@ pub enum Command<E: ExtraCommands> {
     /// Run one machine of a virtual-mode system (what each container runs).
     #[cfg(feature = "docker")]
     Machine(machine::MachineArgs),
-    /// Remove every container, network and image that earlier virtual-mode runs left behind.
+    /// Remove the containers and networks of virtual-mode runs whose runner is gone, and the
+    /// machine images when no run is left; runs in progress are left unless `--all`.
     #[cfg(feature = "docker")]
-    Clean,
+    Clean(clean::CleanArgs),
     /// The binary's own commands.
     #[command(flatten)]
     Extra(E),
@@ -217,7 +218,7 @@ pub fn execute<E: ExtraCommands>(
         #[cfg(feature = "docker")]
         Command::Machine(args) => machine::run(&args, apps),
         #[cfg(feature = "docker")]
-        Command::Clean => clean::run(settings),
+        Command::Clean(args) => clean::run(&args, settings),
         Command::Extra(extra) => extra.execute(settings),
     }
 }
@@ -267,7 +268,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         }
         (Mode::Simulated, None) => run_simulated(&scenario, options, json, trace.as_deref()),
         #[cfg(feature = "docker")]
-        (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json, settings),
+        (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json, options.reliable, settings),
         #[cfg(not(feature = "docker"))]
         (Mode::Virtual, _) => Failure::bad_input(
             &"virtual mode is not available in this build; rebuild with `--features docker`",
@@ -366,6 +367,8 @@ pub enum FailureKind {
     Hardware,
     /// The application's invariant did not hold during the run (exit 1).
     Invariant,
+    /// Ctrl-C or SIGTERM stopped the run (exit 130 or 143).
+    Stopped,
     /// DistZero itself could not do what it should (exit 1).
     Internal,
 }
@@ -416,6 +419,9 @@ impl Failure {
                 HardwareError::NodeFailed(_) | HardwareError::RemoteNodeFailed { .. },
             ) => (EXIT_WRONG, FailureKind::NodeFailed),
             RunError::Hardware(HardwareError::Capacity(_)) => (EXIT_WRONG, FailureKind::Capacity),
+            RunError::Hardware(HardwareError::Stopped(signal)) => {
+                (signal.exit_status(), FailureKind::Stopped)
+            }
             RunError::Hardware(_) => (EXIT_WRONG, FailureKind::Hardware),
             RunError::Invariant { .. } => (EXIT_WRONG, FailureKind::Invariant),
         };

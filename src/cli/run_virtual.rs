@@ -1,16 +1,18 @@
 //! `dist-zero run --mode virtual`: the same scenario and the same report as simulated mode, with
-//! every machine in its own Docker container.
+//! every machine in its own Docker container. Ctrl-C or SIGTERM stops the run, removes what it
+//! created and exits 130 or 143.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::hardware::docker::{DockerHardware, VirtualConfig};
-use crate::hardware::{Hardware, Mode};
+use crate::hardware::docker::{DockerHardware, VirtualConfig, MAX_MACHINES};
+use crate::hardware::{Hardware, HardwareError, Mode};
 use crate::scenario::{
-    run_scenario, FaultReport, Progress, Report, RunCounters, RunError, Scenario,
+    run_scenario, FaultReport, Progress, Report, RunCounters, RunError, Scenario, ScenarioError,
 };
 use crate::settings::Settings;
+use crate::time::Millis;
 
 use super::{Failure, EXIT_CORRECT, EXIT_WRONG};
 
@@ -45,14 +47,40 @@ fn unsupported_faults(scenario: &Scenario) -> Vec<&'static str> {
     ignored
 }
 
-/// The running `dist-zero` binary, which virtual mode copies into its machine image.
+/// Refuses a scenario virtual mode cannot run, before anything is created.
+fn check_fits(scenario: &Scenario) -> Result<(), ScenarioError> {
+    if scenario.machines > MAX_MACHINES {
+        return Err(ScenarioError::Invalid {
+            field: "machines".into(),
+            reason: format!(
+                "virtual mode runs at most {MAX_MACHINES} machines (one container each, on one \
+                 /24 Docker network), not {}",
+                scenario.machines
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The running binary, which virtual mode copies into its machine image (a library user's own
+/// binary ships their node types this way).
 pub fn this_executable() -> Result<PathBuf, Failure> {
     std::env::current_exe()
         .map_err(|error| Failure::internal(&format!("cannot find this executable: {error}")))
 }
 
-/// Runs `scenario` in containers, printing the report; returns the exit status.
-pub fn run(scenario: &Scenario, seed: Option<u64>, json: bool, settings: &Settings) -> u8 {
+/// Runs `scenario` in containers, printing the report; returns the exit status. `reliable`
+/// replaces the scenario's `reliable_delivery`.
+pub fn run(
+    scenario: &Scenario,
+    seed: Option<u64>,
+    json: bool,
+    reliable: Option<bool>,
+    settings: &Settings,
+) -> u8 {
+    if let Err(error) = scenario.validate().and_then(|()| check_fits(scenario)) {
+        return Failure::bad_input(&error).report(json);
+    }
     let binary = match this_executable() {
         Ok(binary) => binary,
         Err(failure) => return failure.report(json),
@@ -65,32 +93,76 @@ pub fn run(scenario: &Scenario, seed: Option<u64>, json: bool, settings: &Settin
         );
     }
     let progress = !json && std::io::stderr().is_terminal();
-    match execute(scenario, seed, binary, settings.clone(), progress) {
+    let options = VirtualOptions {
+        seed,
+        reliable,
+        progress,
+        stop_on_signals: true,
+    };
+    match execute(scenario, &options, binary, settings.clone()) {
         Ok(run) => print(&run, json),
         Err(error) => Failure::of_run(&error, None).report(json),
     }
 }
 
-/// Starts the containers, plays the scenario, gathers the report, removes the containers.
+/// How to run a scenario in containers.
+#[derive(Debug, Clone, Default)]
+pub struct VirtualOptions {
+    /// Replaces the scenario's seed.
+    pub seed: Option<u64>,
+    /// Replaces the scenario's `reliable_delivery`.
+    pub reliable: Option<bool>,
+    /// Show a progress bar on standard error.
+    pub progress: bool,
+    /// Let SIGINT and SIGTERM stop the run (see [`VirtualConfig::stop_on_signals`]).
+    pub stop_on_signals: bool,
+}
+
+/// Starts the containers, plays the scenario, gathers the report, removes the containers — also
+/// when the run fails or a signal stops it.
 pub fn execute(
     scenario: &Scenario,
-    seed: Option<u64>,
+    options: &VirtualOptions,
     binary: PathBuf,
     settings: Settings,
-    progress: bool,
 ) -> Result<VirtualRun, RunError> {
     scenario.validate()?;
-    let seed = seed.unwrap_or(scenario.seed);
+    check_fits(scenario)?;
+    let seed = options.seed.unwrap_or(scenario.seed);
     let mut config = VirtualConfig::new(scenario.machines, seed, binary, settings);
-    config.reliable = scenario.reliable_delivery;
+    config.reliable = options.reliable.unwrap_or(scenario.reliable_delivery);
     config.drop = scenario.network.drop.clone();
     config.duplicate = scenario.network.duplicate.clone();
+    config.stop_on_signals = options.stop_on_signals;
     let begun = Instant::now();
     let mut hardware = DockerHardware::start(&config)?;
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
+    let played = play(&mut hardware, scenario, seed, options.progress, startup_ms);
+    let finished = hardware.finish();
+    match (played, finished) {
+        (Ok(run), Ok(())) => Ok(run),
+        (Ok(_), Err(error)) => Err(error.into()),
+        (Err(error), Ok(())) => Err(error),
+        (Err(error), Err(cleanup)) => {
+            if !matches!(cleanup, HardwareError::Stopped(_)) {
+                eprintln!("dist-zero: {cleanup}");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Plays the scenario on running hardware and gathers the report.
+fn play(
+    hardware: &mut DockerHardware,
+    scenario: &Scenario,
+    seed: u64,
+    progress: bool,
+    startup_ms: f64,
+) -> Result<VirtualRun, RunError> {
     let progress = Progress::new(scenario.run_ms, progress);
     let started = Instant::now();
-    let verdict = run_scenario(&mut hardware, scenario, &progress)?;
+    let verdict = run_scenario(hardware, scenario, &progress)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let stats = hardware.stats()?;
     let counters = RunCounters {
@@ -98,27 +170,27 @@ pub fn execute(
         messages_delivered: stats.messages_delivered,
         undeliverable: stats.undeliverable,
         faults: FaultReport::new(&stats.faults, &stats.link),
-        // Every packet a machine's link layer sent and has not seen acknowledged.
-        in_flight: stats.link.sent.saturating_sub(stats.link.acknowledged),
+        // Every packet a machine's link layer sent and has not seen acknowledged, and every
+        // message waiting for its node's spawn.
+        in_flight: stats.link.sent.saturating_sub(stats.link.acknowledged)
+            + stats.waiting_for_spawn,
     };
     let report = Report::new(
         Mode::Virtual,
         scenario,
         seed,
-        crate::time::Millis(hardware.now_ms()),
+        Millis(hardware.now_ms()),
         wall_ms,
         counters,
         None,
         verdict,
     );
-    let run = VirtualRun {
+    Ok(VirtualRun {
         report,
         run_id: hardware.run_id().to_owned(),
         logs: hardware.logs_dir().to_path_buf(),
         startup_ms,
-    };
-    hardware.finish()?;
-    Ok(run)
+    })
 }
 
 fn print(run: &VirtualRun, json: bool) -> u8 {

@@ -52,6 +52,35 @@ impl fmt::Display for Mode {
     }
 }
 
+/// A signal that stopped a run before it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+impl StopSignal {
+    /// The exit status a process stopped by this signal reports: 128 plus the signal's number
+    /// (130 for SIGINT, 143 for SIGTERM).
+    pub fn exit_status(self) -> u8 {
+        match self {
+            StopSignal::Interrupt => 130,
+            StopSignal::Terminate => 143,
+        }
+    }
+}
+
+impl fmt::Display for StopSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StopSignal::Interrupt => "SIGINT",
+            StopSignal::Terminate => "SIGTERM",
+        })
+    }
+}
+
 /// Why the hardware could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum HardwareError {
@@ -85,6 +114,10 @@ pub enum HardwareError {
     /// says how to fix it.
     #[error("{0}")]
     Unavailable(String),
+    /// The process was told to stop (Ctrl-C or SIGTERM) before the run ended; what the run
+    /// created has been or is being removed.
+    #[error("the run was stopped by {0}")]
+    Stopped(StopSignal),
     /// A node raised an error on a machine in another process (virtual or cloud mode).
     #[error("a node on machine {machine} failed: {failure}")]
     RemoteNodeFailed {

@@ -34,24 +34,29 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    /// Connects to `addr`, giving up after `timeout`.
+    /// Connects to `addr` (giving up after `connect_timeout`) and presents the token with a
+    /// status request (a machine takes only small frames from a connection until it has), whose
+    /// answer may take `call_timeout`.
     pub async fn connect(
         addr: SocketAddr,
         token: &str,
-        timeout: Duration,
+        connect_timeout: Duration,
+        call_timeout: Duration,
     ) -> Result<Self, ControlError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| ControlError::Timeout(timeout))?
+            .map_err(|_| ControlError::Timeout(connect_timeout))?
             .map_err(FrameError::Io)?;
         stream.set_nodelay(true).map_err(FrameError::Io)?;
         let (reader, writer) = stream.into_split();
-        Ok(ControlClient {
+        let mut client = ControlClient {
             addr,
             token: token.to_owned(),
             reader: BufReader::new(reader),
             writer,
-        })
+        };
+        client.call(ControlRequest::Status, call_timeout).await?;
+        Ok(client)
     }
 
     /// The machine's control address.
@@ -72,7 +77,7 @@ impl ControlClient {
         };
         let exchange = async {
             frame::write_json(&mut self.writer, &message).await?;
-            frame::read_json::<_, ControlResponse>(&mut self.reader).await
+            frame::read_json::<_, ControlResponse>(&mut self.reader, frame::MAX_FRAME).await
         };
         let response = tokio::time::timeout(timeout, exchange)
             .await

@@ -1,6 +1,8 @@
 //! The control port: requests from the process that runs the system. Each must carry the run's
 //! token; one without it is refused and its connection closed. Malformed requests are answered
-//! with an error and the connection goes on.
+//! with an error and the connection goes on. A connection's first request must show the token
+//! within a few seconds, in a small frame, and only a few connections are read from before they
+//! have: the rest wait their turn (within the same few seconds).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,11 +11,11 @@ use std::time::Duration;
 
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use super::core::Input;
-use super::frame::{self, FrameError};
-use super::peers::{self, Identity};
+use super::frame::{self, FrameError, MAX_FRAME, PRE_AUTH_MAX_FRAME};
+use super::peers::{self, Identity, HELLO_TIMEOUT, MAX_UNAUTHENTICATED};
 use super::protocol::{Authorized, ControlRequest, ControlResponse};
 
 /// What every control connection shares.
@@ -36,6 +38,7 @@ const PING_PEER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts control connections until the process ends.
 pub(crate) async fn serve(listener: TcpListener, context: ControlContext) {
+    let unauthenticated = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -46,8 +49,9 @@ pub(crate) async fn serve(listener: TcpListener, context: ControlContext) {
             }
         };
         let context = context.clone();
+        let unauthenticated = Arc::clone(&unauthenticated);
         tokio::spawn(async move {
-            match converse(stream, &context).await {
+            match converse(stream, unauthenticated, &context).await {
                 Ok(()) | Err(FrameError::Closed) => {
                     tracing::debug!(%remote, "control connection closed");
                 }
@@ -60,13 +64,39 @@ pub(crate) async fn serve(listener: TcpListener, context: ControlContext) {
     }
 }
 
-/// Answers requests on one connection, in order.
-async fn converse(stream: TcpStream, context: &ControlContext) -> Result<(), FrameError> {
+/// Answers requests on one connection, in order. The first request is read holding one of the
+/// `unauthenticated` permits, in a small frame, within [`HELLO_TIMEOUT`]; once a request has
+/// shown the token, frames may be as large as any.
+async fn converse(
+    stream: TcpStream,
+    unauthenticated: Arc<Semaphore>,
+    context: &ControlContext,
+) -> Result<(), FrameError> {
     let _ = stream.set_nodelay(true);
     let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::new(reader);
+    let handshake = async {
+        let _turn = unauthenticated
+            .acquire_owned()
+            .await
+            .map_err(|_| std::io::Error::other("the machine is stopping"))?;
+        let mut reader = BufReader::new(reader);
+        let body = frame::read_frame(&mut reader, PRE_AUTH_MAX_FRAME).await?;
+        Ok::<_, FrameError>((reader, body))
+    };
+    let (mut reader, first) = tokio::time::timeout(HELLO_TIMEOUT, handshake)
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no request with the token in time",
+            )
+        })??;
+    let mut next = Some(first);
     loop {
-        let body = frame::read_frame(&mut reader).await?;
+        let body = match next.take() {
+            Some(body) => body,
+            None => frame::read_frame(&mut reader, MAX_FRAME).await?,
+        };
         let request = match authorize(&body, &context.identity.token) {
             Ok(request) => request,
             Err(Verdict::Refused(reason)) => {
@@ -117,7 +147,8 @@ fn authorize(body: &[u8], token: &str) -> Result<ControlRequest, Verdict> {
         .map_err(|e| Verdict::Malformed(format!("not a control request: {e}")))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two secrets in time that does not depend on where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -213,6 +213,7 @@ impl Core {
             undeliverable: self.stats.undeliverable + manager.undeliverable,
             link: manager.link,
             faults: self.faults.counters(),
+            waiting_for_spawn: self.manager.waiting_for_spawn() as u64,
             ..self.stats.clone()
         }
     }

@@ -1,5 +1,8 @@
-//! Links between machines: one outbound connection per other machine, and a listener that takes
-//! envelopes from all of them. Bad input on the listener is logged and survived.
+//! Links between machines: one outbound connection per other machine, opened when the first
+//! envelope for it is sent, and a listener that takes envelopes from all of them. Bad input on the
+//! listener is logged and survived. A connection must say hello with the run's token within a
+//! few seconds, in a small frame, and only a few connections are read from before they have:
+//! the rest wait their turn (within the same few seconds).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,16 +11,19 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use super::core::Input;
-use super::frame::{self, FrameError};
+use super::frame::{self, FrameError, MAX_FRAME, PRE_AUTH_MAX_FRAME};
 use super::protocol::PeerFrame;
 use crate::manager::Envelope;
 use crate::messages::MachineId;
 
-/// How long a new connection has to introduce itself.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new connection has to present the run's token, waiting for its turn included.
+pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many connections, per port, are read from before they have presented the run's token;
+/// others wait for one of them to finish.
+pub(crate) const MAX_UNAUTHENTICATED: usize = 32;
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Bytes of frames gathered before one write.
@@ -42,28 +48,27 @@ pub(crate) fn link(
     let (sender, mut envelopes) = mpsc::unbounded_channel::<Envelope>();
     tokio::spawn(async move {
         let mut pending: Vec<u8> = Vec::new();
-        'connect: loop {
-            let mut stream = connect(&identity, to, addr).await;
-            loop {
-                if pending.is_empty() {
-                    let Some(envelope) = envelopes.recv().await else {
-                        return;
-                    };
-                    encode(&envelope, &mut pending);
-                    while pending.len() < WRITE_BATCH {
-                        match envelopes.try_recv() {
-                            Ok(envelope) => encode(&envelope, &mut pending),
-                            Err(_) => break,
-                        }
-                    }
+        let mut stream: Option<TcpStream> = None;
+        loop {
+            let Some(envelope) = envelopes.recv().await else {
+                return;
+            };
+            encode(&envelope, &mut pending);
+            while pending.len() < WRITE_BATCH {
+                match envelopes.try_recv() {
+                    Ok(envelope) => encode(&envelope, &mut pending),
+                    Err(_) => break,
                 }
-                if let Err(error) = stream.write_all(&pending).await {
-                    tracing::warn!(%to, %error, "link to machine broke; reconnecting");
-                    pending.clear();
-                    continue 'connect;
-                }
-                pending.clear();
             }
+            let open = match stream.as_mut() {
+                Some(open) => open,
+                None => stream.insert(connect(&identity, to, addr).await),
+            };
+            if let Err(error) = open.write_all(&pending).await {
+                tracing::warn!(%to, %error, "link to machine broke; reconnecting");
+                stream = None;
+            }
+            pending.clear();
         }
     });
     sender
@@ -118,6 +123,7 @@ pub(crate) async fn serve(
     inputs: mpsc::UnboundedSender<Input>,
     bad_frames: Arc<AtomicU64>,
 ) {
+    let unauthenticated = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -130,8 +136,9 @@ pub(crate) async fn serve(
         let token = token.clone();
         let inputs = inputs.clone();
         let bad_frames = Arc::clone(&bad_frames);
+        let unauthenticated = Arc::clone(&unauthenticated);
         tokio::spawn(async move {
-            let outcome = receive(stream, &token, &inputs, &bad_frames).await;
+            let outcome = receive(stream, unauthenticated, &token, &inputs, &bad_frames).await;
             match outcome {
                 Ok(()) | Err(FrameError::Closed) => {
                     tracing::debug!(%remote, "peer connection closed");
@@ -145,21 +152,35 @@ pub(crate) async fn serve(
     }
 }
 
-/// Reads one peer connection until it closes or sends something unrecoverable.
+/// Reads one peer connection until it closes or sends something unrecoverable. The hello is read
+/// holding one of the `unauthenticated` permits.
 async fn receive(
     stream: TcpStream,
+    unauthenticated: Arc<Semaphore>,
     token: &str,
     inputs: &mpsc::UnboundedSender<Input>,
     bad_frames: &AtomicU64,
 ) -> Result<(), FrameError> {
     let _ = stream.set_nodelay(true);
     let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::new(reader);
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, frame::read_json::<_, PeerFrame>(&mut reader))
+    let handshake = async {
+        let _turn = unauthenticated
+            .acquire_owned()
+            .await
+            .map_err(|_| std::io::Error::other("the machine is stopping"))?;
+        let mut reader = BufReader::new(reader);
+        let hello = frame::read_json::<_, PeerFrame>(&mut reader, PRE_AUTH_MAX_FRAME).await?;
+        Ok::<_, FrameError>((reader, hello))
+    };
+    let (mut reader, hello) = tokio::time::timeout(HELLO_TIMEOUT, handshake)
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no hello"))??;
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no hello in time"))??;
     let from = match hello {
-        PeerFrame::Hello { from, token: given } if given == token => from,
+        PeerFrame::Hello { from, token: given }
+            if super::control::constant_time_eq(given.as_bytes(), token.as_bytes()) =>
+        {
+            from
+        }
         _ => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
@@ -169,7 +190,7 @@ async fn receive(
         }
     };
     loop {
-        match frame::read_json::<_, PeerFrame>(&mut reader).await {
+        match frame::read_json::<_, PeerFrame>(&mut reader, MAX_FRAME).await {
             Ok(PeerFrame::Envelope { envelope }) => {
                 if inputs.send(Input::Arrive { from, envelope }).is_err() {
                     return Ok(());
@@ -206,7 +227,9 @@ pub(crate) async fn round_trips(
         let sent = Instant::now();
         frame::write_json(&mut writer, &PeerFrame::Ping { nonce }).await?;
         loop {
-            if let PeerFrame::Pong { nonce: back } = frame::read_json(&mut reader).await? {
+            if let PeerFrame::Pong { nonce: back } =
+                frame::read_json(&mut reader, MAX_FRAME).await?
+            {
                 if back == nonce {
                     break;
                 }

@@ -142,6 +142,9 @@ pub struct MachineStats {
     /// What the injected faults did.
     #[serde(default)]
     pub faults: FaultCounters,
+    /// Messages that reached the machine before their node's spawn and wait for it.
+    #[serde(default)]
+    pub waiting_for_spawn: u64,
 }
 
 /// A node's state as it travels from a machine to the host.

@@ -41,10 +41,15 @@ pub fn run(args: &BenchVirtualArgs, settings: &Settings) -> u8 {
         Ok(binary) => binary,
         Err(failure) => return failure.report(false),
     };
-    let config = |machines: u32| VirtualConfig::new(machines, 0, binary.clone(), settings.clone());
+    let config = |machines: u32| {
+        let mut config = VirtualConfig::new(machines, 0, binary.clone(), settings.clone());
+        config.stop_on_signals = true;
+        config
+    };
     match measure(args, &config) {
         Ok(()) => EXIT_CORRECT,
         Err(error @ HardwareError::Unavailable(_)) => report_error(EXIT_BAD_INPUT, &error),
+        Err(error @ HardwareError::Stopped(signal)) => report_error(signal.exit_status(), &error),
         Err(error) => report_error(EXIT_WRONG, &error),
     }
 }
@@ -56,7 +61,7 @@ fn measure(
     let begun = Instant::now();
     DockerHardware::start(&config(1))?.finish()?;
     println!(
-        "warm-up (image built or found, 1 machine): {:.0} ms",
+        "warm-up (image loaded or found, 1 machine): {:.0} ms",
         ms(begun.elapsed())
     );
 

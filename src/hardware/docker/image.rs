@@ -1,26 +1,37 @@
-//! The machine image: `FROM scratch` plus the statically linked `dist-zero` binary, built through
-//! the Engine API from an in-memory build context — no registry, no base image, no `docker` CLI.
+//! The machine image: the statically linked `dist-zero` binary alone (as `FROM scratch` would
+//! give), loaded through the Engine API from an image archive made in memory — no registry, no
+//! base image, no `docker` CLI, no build container.
 //!
 //! The tag is the image name plus a hash of the binary, so a run reuses the image an earlier run
-//! built from the same binary and a rebuilt binary gets a fresh image.
+//! loaded from the same binary and a rebuilt binary gets a fresh image.
+//!
+//! The archive is a function of the binary and the image name alone (no timestamps), so the image
+//! id is too. Runs that start together (from different runs directories, which share no lock)
+//! may each find the image missing and load it; they load the same image, and the tag stays on
+//! it. (An image built with `docker build` differs from build to build: runs racing to build one
+//! used to leave the losers untagged, as `<none>` images.)
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use bollard::query_parameters::{BuildImageOptions, ListImagesOptions, RemoveImageOptions};
+use bollard::query_parameters::{ImportImageOptions, ListImagesOptions, RemoveImageOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
 
 use super::engine::failed;
-use super::{LABEL_ALL, LABEL_BINARY};
+use super::{LABEL_ALL, LABEL_BINARY, LABEL_IMAGE};
 use crate::hardware::HardwareError;
 
-const DOCKERFILE: &str = "FROM scratch\nCOPY dist-zero /dist-zero\nENTRYPOINT [\"/dist-zero\"]\n";
+/// Where the binary sits in the image, and what a container runs.
+const ENTRYPOINT: &str = "/dist-zero";
 
-/// A machine image ready to build: its tag and its build context.
+/// A machine image ready to load: its tag and the binary it holds.
 pub struct ImageSource {
     /// `name:hash`.
     pub tag: String,
+    /// The image's name (`DIST_ZERO_IMAGE`).
+    name: String,
     hash: String,
     binary: Vec<u8>,
 }
@@ -38,36 +49,29 @@ impl ImageSource {
         let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
         Ok(ImageSource {
             tag: format!("{name}:{hash}"),
+            name: name.to_owned(),
             hash,
             binary: bytes,
         })
     }
 
-    /// Builds the image unless the engine already has it.
+    /// Loads the image unless the engine already has it.
     pub async fn ensure(&self, docker: &Docker) -> Result<(), HardwareError> {
         if docker.inspect_image(&self.tag).await.is_ok() {
             return Ok(());
         }
-        tracing::info!(tag = %self.tag, "building the machine image");
-        let context = self.context()?;
-        let options = BuildImageOptions {
-            dockerfile: "Dockerfile".into(),
-            t: Some(self.tag.clone()),
-            rm: true,
-            forcerm: true,
-            labels: Some(HashMap::from([
-                (LABEL_ALL.to_owned(), "true".to_owned()),
-                (LABEL_BINARY.to_owned(), self.hash.clone()),
-            ])),
+        tracing::info!(tag = %self.tag, "loading the machine image");
+        let archive = self.archive()?;
+        let options = ImportImageOptions {
+            quiet: true,
             ..Default::default()
         };
-        let mut progress =
-            docker.build_image(options, None, Some(bollard::body_full(context.into())));
+        let mut progress = docker.import_image(options, bollard::body_full(archive.into()), None);
         while let Some(step) = progress.next().await {
-            let info = step.map_err(failed("build the machine image"))?;
+            let info = step.map_err(failed("load the machine image"))?;
             if let Some(error) = info.error {
                 return Err(HardwareError::Infrastructure(format!(
-                    "Docker could not build the machine image: {error}"
+                    "Docker could not load the machine image: {error}"
                 )));
             }
         }
@@ -75,7 +79,7 @@ impl ImageSource {
         Ok(())
     }
 
-    /// Removes images built from earlier binaries (best effort: one still in use stays).
+    /// Removes images loaded from earlier binaries (best effort: one still in use stays).
     async fn prune_older(&self, docker: &Docker) {
         let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_ALL}=true")])]);
         let options = ListImagesOptions {
@@ -101,25 +105,79 @@ impl ImageSource {
         }
     }
 
-    /// A tar archive holding the Dockerfile and the binary.
-    fn context(&self) -> Result<Vec<u8>, HardwareError> {
-        let tar_error = |e: std::io::Error| {
-            HardwareError::Infrastructure(format!("cannot pack the image: {e}"))
-        };
-        let mut archive = tar::Builder::new(Vec::new());
-        for (name, mode, data) in [
-            ("Dockerfile", 0o644, DOCKERFILE.as_bytes()),
-            ("dist-zero", 0o755, self.binary.as_slice()),
-        ] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(mode);
-            header.set_cksum();
-            archive
-                .append_data(&mut header, name, data)
-                .map_err(tar_error)?;
-        }
-        archive.into_inner().map_err(tar_error)
+    /// The image's config: the entry point, the labels, and the digest of `layer`.
+    fn config(&self, layer: &[u8]) -> Vec<u8> {
+        let diff_id = format!("sha256:{}", sha256_hex(layer));
+        let config = serde_json::json!({
+            "architecture": docker_architecture(),
+            "os": "linux",
+            "config": {
+                "Entrypoint": [ENTRYPOINT],
+                "Labels": {
+                    LABEL_ALL: "true",
+                    LABEL_BINARY: self.hash,
+                    LABEL_IMAGE: self.name,
+                },
+            },
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created_by": format!("dist-zero: the binary as {ENTRYPOINT}")}],
+        });
+        config.to_string().into_bytes()
+    }
+
+    /// The image archive `docker load` takes: a manifest naming the tag, the config, the layer.
+    fn archive(&self) -> Result<Vec<u8>, HardwareError> {
+        let layer = tar_of(&[(ENTRYPOINT.trim_start_matches('/'), 0o755, &self.binary)])?;
+        let config = self.config(&layer);
+        let config_name = format!("{}.json", sha256_hex(&config));
+        let manifest = serde_json::json!([{
+            "Config": config_name,
+            "RepoTags": [self.tag],
+            "Layers": ["layer.tar"],
+        }])
+        .to_string();
+        tar_of(&[
+            ("manifest.json", 0o644, manifest.as_bytes()),
+            (&config_name, 0o644, &config),
+            ("layer.tar", 0o644, &layer),
+        ])
+    }
+}
+
+/// A tar archive of `(name, mode, content)` files, owned by root, dated 1970: the same files
+/// always give the same bytes.
+fn tar_of(files: &[(&str, u32, &[u8])]) -> Result<Vec<u8>, HardwareError> {
+    let tar_error =
+        |e: std::io::Error| HardwareError::Infrastructure(format!("cannot pack the image: {e}"));
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, mode, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, name, *data)
+            .map_err(tar_error)?;
+    }
+    archive.into_inner().map_err(tar_error)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// This build's architecture as Docker names it.
+fn docker_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
     }
 }
 
@@ -179,26 +237,71 @@ mod tests {
         assert!(!needs_interpreter(b"\x7fELF\x02 truncated"));
     }
 
-    #[test]
-    fn virtual_the_build_context_holds_the_binary() {
-        let source = ImageSource {
-            tag: "x:1".into(),
-            hash: "1".into(),
-            binary: vec![1, 2, 3],
-        };
-        let context = source.context().expect("packs");
-        let mut archive = tar::Archive::new(context.as_slice());
-        let names: Vec<String> = archive
+    fn entries(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+        use std::io::Read;
+        tar::Archive::new(archive)
             .entries()
             .expect("entries")
-            .map(|e| {
-                e.expect("entry")
-                    .path()
-                    .expect("path")
-                    .display()
-                    .to_string()
+            .map(|entry| {
+                let mut entry = entry.expect("entry");
+                let name = entry.path().expect("path").display().to_string();
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).expect("data");
+                (name, data)
             })
-            .collect();
-        assert_eq!(names, ["Dockerfile", "dist-zero"]);
+            .collect()
+    }
+
+    fn source(binary: &[u8]) -> ImageSource {
+        ImageSource {
+            tag: "x:1".into(),
+            name: "x".into(),
+            hash: "1".into(),
+            binary: binary.to_vec(),
+        }
+    }
+
+    #[test]
+    fn virtual_the_image_archive_holds_the_binary_and_names_its_digest() {
+        let source = source(&[1, 2, 3]);
+        let archive = source.archive().expect("packs");
+        let files = entries(&archive);
+        let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names.len(), 3);
+        assert_eq!(names[0], "manifest.json");
+        assert_eq!(names[2], "layer.tar");
+        let layer = &files[2].1;
+        assert_eq!(entries(layer), [("dist-zero".to_owned(), vec![1, 2, 3])]);
+
+        let config: serde_json::Value = serde_json::from_slice(&files[1].1).expect("config");
+        assert_eq!(names[1], format!("{}.json", sha256_hex(&files[1].1)));
+        assert_eq!(
+            config["rootfs"]["diff_ids"][0],
+            format!("sha256:{}", sha256_hex(layer))
+        );
+        assert_eq!(config["config"]["Entrypoint"][0], "/dist-zero");
+        assert_eq!(config["config"]["Labels"]["dist-zero"], "true");
+        let manifest: serde_json::Value = serde_json::from_slice(&files[0].1).expect("manifest");
+        assert_eq!(manifest[0]["RepoTags"][0], "x:1");
+        assert_eq!(manifest[0]["Config"], names[1]);
+    }
+
+    /// Two runs loading the same binary load the same image (same id), so neither's tag
+    /// leaves the other's image untagged.
+    #[test]
+    fn virtual_the_same_binary_always_gives_the_same_image() {
+        let first = source(&[7; 1000]).archive().expect("packs");
+        let second = source(&[7; 1000]).archive().expect("packs");
+        assert_eq!(first, second);
+        let other = source(&[8; 1000]).archive().expect("packs");
+        assert_ne!(first, other);
+    }
+
+    #[test]
+    fn virtual_sha256_is_the_standard_one() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

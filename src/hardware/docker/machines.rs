@@ -43,6 +43,8 @@ pub struct VirtualStats {
     pub link: LinkCounters,
     /// What the injected faults did, over every machine.
     pub faults: FaultCounters,
+    /// Messages waiting for their node's spawn, over every machine.
+    pub waiting_for_spawn: u64,
 }
 
 struct Slot {
@@ -229,6 +231,7 @@ impl Machines {
             total.link.add(&stats.link);
             total.faults.dropped += stats.faults.dropped;
             total.faults.duplicated += stats.faults.duplicated;
+            total.waiting_for_spawn += stats.waiting_for_spawn;
         }
         Ok(total)
     }
@@ -290,7 +293,7 @@ async fn call_slot(
     let client = match slot.client.as_mut() {
         Some(client) => client,
         None => {
-            let connected = ControlClient::connect(slot.addr, token, timeout).await;
+            let connected = ControlClient::connect(slot.addr, token, timeout, timeout).await;
             match connected {
                 Ok(client) => slot.client.insert(client),
                 Err(error) => return Err(diagnose(docker, machine, &slot.container, &error).await),
@@ -318,11 +321,11 @@ async fn wait_ready(
 ) -> Result<ControlClient, HardwareError> {
     let mut attempt = 0u32;
     loop {
-        let error = match ControlClient::connect(addr, token, Duration::from_secs(1)).await {
-            Ok(mut client) => match client.call(ControlRequest::Status, STATUS_TIMEOUT).await {
-                Ok(_) => return Ok(client),
-                Err(error) => error,
-            },
+        // Connecting asks for the machine's status: a client that connects is ready.
+        let connecting =
+            ControlClient::connect(addr, token, Duration::from_secs(1), STATUS_TIMEOUT).await;
+        let error = match connecting {
+            Ok(client) => return Ok(client),
             Err(error) => error,
         };
         attempt += 1;

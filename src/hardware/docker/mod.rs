@@ -1,12 +1,14 @@
 //! Virtual mode: every machine is a `dist-zero machine` process in its own Docker container on
 //! this host, driven through the Docker Engine API (bollard).
 //!
-//! A run builds (or reuses) a `FROM scratch` image holding the static `dist-zero` binary, creates
+//! A run loads (or reuses) an image holding only the static `dist-zero` binary, creates
 //! a bridge network on its own /24 with a fixed address per machine (no DNS anywhere), starts one
-//! container per machine, and waits until each answers on its control port. Everything it creates
-//! carries the labels `dist-zero=true` and `dist-zero.run=<run id>` and is removed when the
-//! [`DockerHardware`] is dropped — at the end of a run, on an error and on a panic. Each machine's
-//! logs are bind-mounted to `<runs dir>/<run id>/m<i>/` on the host.
+//! container per machine (each with a memory limit), and waits until each answers on its control
+//! port. Everything it creates carries the labels `dist-zero=true` and `dist-zero.run=<run id>`,
+//! and the runner's identity ([`owner`]), and is removed when the [`DockerHardware`] is dropped —
+//! at the end of a run, on an error, on a panic, and (when it listens for them, as the CLI does)
+//! on Ctrl-C or SIGTERM ([`stop`]). Each machine's logs are bind-mounted to
+//! `<runs dir>/<run id>/m<i>/` on the host.
 //!
 //! The [`Hardware`] trait is synchronous: every call blocks on the run's own tokio runtime, so a
 //! `DockerHardware` must not be used from inside async code.
@@ -15,10 +17,13 @@ mod clean;
 mod engine;
 mod image;
 mod machines;
+pub mod owner;
 mod resources;
+pub mod stop;
 
-pub use clean::{clean, Cleaned};
+pub use clean::{clean, CleanOptions, Cleaned, Left};
 pub use machines::VirtualStats;
+pub use resources::MAX_MACHINES;
 
 use crate::hardware::faults::FaultRule;
 use std::net::SocketAddr;
@@ -33,6 +38,7 @@ use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::settings::Settings;
 use machines::Machines;
 use resources::{ContainerSpec, Resources};
+use stop::{Stop, Stopper};
 
 /// Label on everything DistZero creates in Docker.
 pub const LABEL_ALL: &str = "dist-zero";
@@ -42,6 +48,8 @@ pub const LABEL_RUN: &str = "dist-zero.run";
 pub const LABEL_MACHINE: &str = "dist-zero.machine";
 /// Label on images: the hash of the binary inside.
 pub const LABEL_BINARY: &str = "dist-zero.binary";
+/// Label on images: the image's name (`DIST_ZERO_IMAGE`), which an untagged image no longer shows.
+pub const LABEL_IMAGE: &str = "dist-zero.image";
 /// The port machines listen on for each other.
 pub const PEER_PORT: u16 = 7000;
 /// The port machines listen on for control requests.
@@ -52,7 +60,7 @@ const LOG_DIR_IN_CONTAINER: &str = "/logs";
 /// What a virtual-mode system is made of.
 #[derive(Debug, Clone)]
 pub struct VirtualConfig {
-    /// How many machines (1 to 240).
+    /// How many machines (1 to [`MAX_MACHINES`]).
     pub machines: u32,
     /// The seed every machine's random generator derives from.
     pub seed: u64,
@@ -68,6 +76,9 @@ pub struct VirtualConfig {
     pub drop: Option<FaultRule>,
     /// Transmissions each machine sends twice on purpose.
     pub duplicate: Option<FaultRule>,
+    /// Whether SIGINT and SIGTERM stop the run (and no longer end the process): the CLI sets it;
+    /// a program embedding the hardware handles its own signals.
+    pub stop_on_signals: bool,
 }
 
 impl VirtualConfig {
@@ -82,6 +93,7 @@ impl VirtualConfig {
             reliable: true,
             drop: None,
             duplicate: None,
+            stop_on_signals: false,
         }
     }
 }
@@ -90,39 +102,43 @@ impl VirtualConfig {
 pub struct DockerHardware {
     machines: Machines,
     resources: Resources,
+    stopper: Stopper,
     run_id: String,
     logs_dir: PathBuf,
     started: Instant,
 }
 
 impl DockerHardware {
-    /// Builds the image if needed, creates the network and the containers, and waits until every
-    /// machine answers. On any failure, whatever was created is removed before returning.
+    /// Loads the image if needed, creates the network and the containers, and waits until every
+    /// machine answers. On any failure, or a signal when it listens for them, whatever was created
+    /// is removed before returning.
     pub fn start(config: &VirtualConfig) -> Result<Self, HardwareError> {
-        if config.machines == 0 || config.machines > resources::MAX_MACHINES {
-            return Err(HardwareError::Infrastructure(format!(
-                "virtual mode runs 1 to {} machines, not {}",
-                resources::MAX_MACHINES,
-                config.machines
-            )));
-        }
+        check_machines(config.machines)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
-        let docker = runtime.block_on(engine::connect(&config.settings.docker_host))?;
+        let stopper = if config.stop_on_signals {
+            Stopper::listen(&runtime)?
+        } else {
+            Stopper::never()
+        };
+        let docker = stopper.block_on(&runtime, engine::connect(&config.settings.docker_host))?;
         let source = image::ImageSource::read(&config.binary, &config.settings.machine_image)?;
         {
             let _lock = image_lock(&config.settings.runs_dir);
-            runtime.block_on(source.ensure(&docker))?;
+            stopper.block_on(&runtime, source.ensure(&docker))?;
         }
-
         let run_id = new_run_id();
         let token = new_token();
         let logs_dir = run_logs_dir(&config.settings.runs_dir, &run_id)?;
-        let mut resources = Resources::new(runtime, docker, &run_id);
+        let mut resources =
+            Resources::new(runtime, docker, &run_id, config.settings.machine_memory_mib);
+        // Requests to Docker that create something run to their end, so that what they create
+        // is known and removed; a signal is noticed between them.
         let base = resources.create_network()?;
+        stopper.check()?;
         let peers: Vec<SocketAddr> = (0..config.machines)
             .map(|m| SocketAddr::from((resources::machine_ip(base, m), PEER_PORT)))
             .collect();
@@ -158,6 +174,7 @@ impl DockerHardware {
             });
         }
         resources.start_containers(specs)?;
+        stopper.check()?;
         let controls: Vec<(String, SocketAddr)> = (0..config.machines)
             .map(|m| {
                 (
@@ -166,16 +183,20 @@ impl DockerHardware {
                 )
             })
             .collect();
-        let machines = resources.runtime.block_on(Machines::connect(
-            resources.docker.clone(),
-            controls,
-            token,
-            config.ready_timeout,
-        ))?;
+        let machines = stopper.block_on(
+            &resources.runtime,
+            Machines::connect(
+                resources.docker.clone(),
+                controls,
+                token,
+                config.ready_timeout,
+            ),
+        )?;
         tracing::info!(run = %run_id, machines = config.machines, "virtual system ready");
         Ok(DockerHardware {
             machines,
             resources,
+            stopper,
             run_id,
             logs_dir,
             started: Instant::now(),
@@ -210,12 +231,14 @@ impl DockerHardware {
 
     /// The machines' counters, summed.
     pub fn stats(&mut self) -> Result<VirtualStats, HardwareError> {
-        self.resources.runtime.block_on(self.machines.stats())
+        self.stopper
+            .block_on(&self.resources.runtime, self.machines.stats())
     }
 
     /// Kills machine `machine`'s container (SIGKILL), as a crash would.
     pub fn kill_machine(&mut self, machine: MachineId) -> Result<(), HardwareError> {
-        self.resources.runtime.block_on(self.machines.kill(machine))
+        self.stopper
+            .block_on(&self.resources.runtime, self.machines.kill(machine))
     }
 
     /// Measures `count` message round trips from machine `from` to machine `to`.
@@ -225,15 +248,28 @@ impl DockerHardware {
         to: MachineId,
         count: u32,
     ) -> Result<Vec<Duration>, HardwareError> {
-        self.resources
-            .runtime
-            .block_on(self.machines.round_trips(from, to, count))
+        self.stopper.block_on(
+            &self.resources.runtime,
+            self.machines.round_trips(from, to, count),
+        )
     }
 
-    /// Asks every machine to stop, then removes the containers and the network.
+    /// Asks every machine to stop, then removes the containers and the network. Call it after
+    /// a failed run too: it is how a run ends. A second signal skips asking the machines; the
+    /// removal always happens. Says [`HardwareError::Stopped`] if a signal stopped the run.
     pub fn finish(mut self) -> Result<(), HardwareError> {
-        self.resources.runtime.block_on(self.machines.shutdown());
-        self.resources.remove()
+        if self.stopper.state() != Stop::No {
+            tracing::info!(run = %self.run_id, "stopped by a signal; removing the run");
+        }
+        let resources = &self.resources;
+        let machines = &mut self.machines;
+        self.stopper
+            .block_on_unless_urgent(&resources.runtime, async {
+                machines.shutdown().await;
+                resources.wait_exited().await;
+            });
+        self.resources.remove()?;
+        self.stopper.check()
     }
 }
 
@@ -255,29 +291,40 @@ impl Hardware for DockerHardware {
         machine: MachineId,
         config: &NodeConfig,
     ) -> Result<NodeHandle, HardwareError> {
-        self.resources
-            .runtime
-            .block_on(self.machines.start_node(machine, config))
+        self.stopper.block_on(
+            &self.resources.runtime,
+            self.machines.start_node(machine, config),
+        )
     }
 
     fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError> {
-        self.resources
-            .runtime
-            .block_on(self.machines.deliver(to, message))
+        self.stopper
+            .block_on(&self.resources.runtime, self.machines.deliver(to, message))
     }
 
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
         let deadline = self.started + Duration::from_millis(at_ms);
         let machines = &mut self.machines;
-        self.resources.runtime.block_on(async {
+        self.stopper.block_on(&self.resources.runtime, async {
             tokio::time::sleep_until(deadline.into()).await;
             machines.check().await
         })
     }
 
     fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
-        self.resources.runtime.block_on(self.machines.node_states())
+        self.stopper
+            .block_on(&self.resources.runtime, self.machines.node_states())
     }
+}
+
+/// Checks a machine count against what virtual mode can run, before anything is created.
+pub fn check_machines(machines: u32) -> Result<(), HardwareError> {
+    if machines == 0 || machines > MAX_MACHINES {
+        return Err(HardwareError::Infrastructure(format!(
+            "virtual mode runs 1 to {MAX_MACHINES} machines, not {machines}"
+        )));
+    }
+    Ok(())
 }
 
 /// A run id unique on this host: `dz-<ms since epoch, hex>-<pid>-<counter>`.
