@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::protocol::{ControlRequest, ControlResponse, MachineStats, WireNodeState};
+use super::protocol::{ControlRequest, ControlResponse, MachineStats};
 use crate::hardware::faults::SenderFaults;
 use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager};
 use crate::messages::MachineId;
@@ -190,12 +190,7 @@ impl Core {
                 }
             }
             ControlRequest::NodeStates => ControlResponse::NodeStates {
-                nodes: self
-                    .manager
-                    .node_states()
-                    .into_iter()
-                    .map(WireNodeState::from)
-                    .collect(),
+                nodes: self.manager.node_states(),
             },
             ControlRequest::PingPeer { .. } | ControlRequest::Shutdown => ControlResponse::Failed {
                 reason: "not a request for the event loop".into(),

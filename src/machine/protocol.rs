@@ -102,7 +102,7 @@ pub enum ControlResponse {
     /// Every node's state, in creation order.
     NodeStates {
         /// The states.
-        nodes: Vec<WireNodeState>,
+        nodes: Vec<NodeState>,
     },
     /// Round-trip times in microseconds, in the order measured.
     RoundTrips {
@@ -147,41 +147,6 @@ pub struct MachineStats {
     pub waiting_for_spawn: u64,
 }
 
-/// A node's state as it travels from a machine to the host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WireNodeState {
-    /// The node.
-    pub handle: NodeHandle,
-    /// Its type.
-    pub node_type: String,
-    /// Its state.
-    pub state: serde_json::Value,
-    /// What the reliable link layer did for it.
-    #[serde(default)]
-    pub counters: crate::manager::LinkCounters,
-}
-
-impl From<NodeState> for WireNodeState {
-    fn from(node: NodeState) -> Self {
-        WireNodeState {
-            handle: node.handle,
-            node_type: node.node_type,
-            state: node.state,
-            counters: node.counters,
-        }
-    }
-}
-
-impl From<WireNodeState> for NodeState {
-    fn from(node: WireNodeState) -> Self {
-        NodeState {
-            handle: node.handle,
-            node_type: node.node_type,
-            state: node.state,
-            counters: node.counters,
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -171,7 +171,7 @@ impl Machines {
                 .await?
             {
                 ControlResponse::NodeStates { nodes } => {
-                    states.extend(nodes.into_iter().map(NodeState::from));
+                    states.extend(nodes);
                 }
                 other => return Err(unexpected(machine, &other)),
             }
