@@ -11,6 +11,7 @@ use crate::scenario::{
     run_scenario, FaultReport, Progress, Report, RunCounters, RunError, Scenario,
 };
 use crate::settings::Settings;
+use crate::terminal::escape;
 
 use super::{Failure, EXIT_CORRECT, EXIT_WRONG};
 
@@ -60,7 +61,8 @@ pub fn run(scenario: &Scenario, seed: Option<u64>, json: bool, settings: &Settin
     let ignored = unsupported_faults(scenario);
     if !ignored.is_empty() {
         eprintln!(
-            "dist-zero: virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
+            "{}: virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
+            escape(&super::program_name()),
             ignored.join(", ")
         );
     }
