@@ -254,7 +254,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
     };
     match (mode, seeds) {
         (Mode::Simulated, Some(range)) => {
-            let report = sweep::sweep(&scenario, &path, &range, &options);
+            let report = sweep::sweep(&program_name(), &scenario, &path, &range, &options);
             if json {
                 print_json(&report);
             } else {
@@ -279,6 +279,18 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         ))
         .report(json),
     }
+}
+
+/// The name this binary was started by — `dist-zero`, or a library user's own binary — for
+/// what it prints: its error lines and a sweep's replay commands.
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .as_deref()
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str())
+        .map_or_else(|| "dist-zero".to_owned(), str::to_owned)
 }
 
 /// Runs `scenario` in simulated mode with `options`, writes its trace to `trace` (also when the
@@ -443,9 +455,9 @@ impl Failure {
     }
 }
 
-/// Says what went wrong on stderr with every character unsafe on a terminal escaped: one line
-/// for bad input and usage, the lines of the message otherwise (a node's failure comes with the
-/// trace of messages that led to it). Returns `code`.
+/// Says what went wrong on stderr, after the binary's name, with every character unsafe on a
+/// terminal escaped: one line for bad input and usage, the lines of the message otherwise (a
+/// node's failure comes with the trace of messages that led to it). Returns `code`.
 pub fn report_error(code: u8, error: &dyn std::fmt::Display) -> u8 {
     let text = error.to_string();
     let text = if code == EXIT_BAD_INPUT {
@@ -453,6 +465,6 @@ pub fn report_error(code: u8, error: &dyn std::fmt::Display) -> u8 {
     } else {
         escape_lines(&text)
     };
-    eprintln!("dist-zero: {text}");
+    eprintln!("{}: {text}", escape(&program_name()));
     code
 }

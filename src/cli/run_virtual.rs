@@ -12,6 +12,7 @@ use crate::scenario::{
     run_scenario, FaultReport, Progress, Report, RunCounters, RunError, Scenario, ScenarioError,
 };
 use crate::settings::Settings;
+use crate::terminal::escape;
 use crate::time::Millis;
 
 use super::{Failure, EXIT_CORRECT, EXIT_WRONG};
@@ -88,7 +89,8 @@ pub fn run(
     let ignored = unsupported_faults(scenario);
     if !ignored.is_empty() {
         eprintln!(
-            "dist-zero: virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
+            "{}: virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
+            escape(&super::program_name()),
             ignored.join(", ")
         );
     }

@@ -1,4 +1,4 @@
-//! `dist-zero run SCENARIO --seeds A..B`: one scenario on many seeds, in parallel, with the
+//! `run SCENARIO --seeds A..B`: one scenario on many seeds, in parallel, with the
 //! command that replays each failing seed.
 
 use std::fmt;
@@ -9,7 +9,7 @@ use std::str::FromStr;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::shell::quote_path;
+use super::shell::{quote, quote_path};
 use crate::scenario::{simulate, RunOptions, Scenario};
 use crate::terminal::{escape, escape_lines};
 
@@ -63,8 +63,10 @@ pub struct SweepReport {
 }
 
 /// Runs `scenario` (read from `path`) on every seed of `range` across all cores, each with
-/// `options` (`reliable` and `max_events`; the seed is each seed of the range).
+/// `options` (`reliable` and `max_events`; the seed is each seed of the range). Replay commands
+/// start with `program`, the binary's name.
 pub fn sweep(
+    program: &str,
     scenario: &Scenario,
     path: &Path,
     range: &SeedRange,
@@ -82,6 +84,7 @@ pub fn sweep(
     }
     let path = path.display().to_string();
     let path = quote_path(&path);
+    let program = quote(program);
     let mut failing: Vec<FailingSeed> = range
         .0
         .clone()
@@ -109,7 +112,7 @@ pub fn sweep(
                 Err(error) => error.to_string(),
             };
             let replay =
-                format!("dist-zero run {path} --seed {seed}{flags} --trace seed-{seed}.trace");
+                format!("{program} run {path} --seed {seed}{flags} --trace seed-{seed}.trace");
             Some(FailingSeed {
                 seed,
                 reason,
