@@ -15,6 +15,8 @@ use crate::time::Millis;
 
 /// The most nodes a broadcast scenario may have.
 pub const MAX_NODES: u32 = 100_000;
+/// The most edges a topology may have (a `full` topology over 1,415 nodes has more).
+pub const MAX_EDGES: u64 = 1_000_000;
 /// How many lacking nodes the readable summary lists before it only counts them.
 const LISTED_NODES: usize = 12;
 
@@ -84,6 +86,50 @@ pub struct BroadcastOutcome {
     pub extra: BTreeMap<u32, usize>,
 }
 
+/// Refuses a topology of more than [`MAX_EDGES`] edges before it is built: a `full` topology
+/// over many nodes would not fit in memory.
+fn check_size(section: &BroadcastSection) -> Result<(), FieldError> {
+    let too_many = |field: &str, what: String| {
+        FieldError::new(
+            field,
+            format!("{what}; a topology has at most {MAX_EDGES} edges"),
+        )
+    };
+    match &section.neighbours {
+        None => {
+            let edges = topology::edge_bound(section.topology, section.nodes);
+            if edges > MAX_EDGES {
+                return Err(too_many(
+                    "topology",
+                    format!("{} nodes make up to {edges} edges", section.nodes),
+                ));
+            }
+        }
+        Some(lists) => {
+            // Each edge may be listed from both of its ends.
+            let listed: u64 = lists.iter().map(|list| list.len() as u64).sum();
+            if listed > 2 * MAX_EDGES {
+                return Err(too_many(
+                    "neighbours",
+                    format!("the lists name {listed} neighbours"),
+                ));
+            }
+            let edges: u64 = topology::undirected(lists)
+                .iter()
+                .map(|list| list.len() as u64)
+                .sum::<u64>()
+                / 2;
+            if edges > MAX_EDGES {
+                return Err(too_many(
+                    "neighbours",
+                    format!("the lists make {edges} edges"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Maelstrom's broadcast workload: every node must end up holding every value broadcast, each
 /// exactly once.
 #[derive(Debug, Clone, Copy, Default)]
@@ -132,6 +178,7 @@ impl Application for BroadcastApp {
                 }
             }
         }
+        check_size(section)?;
         let unreachable = topology::unreachable(&section.neighbours());
         if let Some(node) = unreachable.first() {
             return Err(FieldError::new(
@@ -313,5 +360,131 @@ impl Application for BroadcastApp {
 
     fn has_invariant(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{Harness, TypedNode};
+
+    fn workload(nodes: u32, values: &[i64]) -> BroadcastSection {
+        BroadcastSection {
+            nodes,
+            topology: Shape::Ring,
+            neighbours: None,
+            broadcasts: values
+                .iter()
+                .map(|value| BroadcastSpec {
+                    at_ms: Millis(0),
+                    node: 0,
+                    value: *value,
+                })
+                .collect(),
+            gossip_ms: DEFAULT_GOSSIP_MS,
+        }
+    }
+
+    /// The states of nodes holding `held[i]`, as the hardware reports them.
+    fn states(held: &[&[i64]]) -> Vec<NodeState> {
+        held.iter()
+            .zip(0u32..)
+            .map(|(values, index)| NodeState {
+                handle: Harness::<BroadcastNode>::handle(index, index + 1),
+                node_type: BroadcastNode::TYPE.into(),
+                state: serde_json::json!({"index": index, "values": values, "neighbours": 2}),
+                counters: Default::default(),
+            })
+            .collect()
+    }
+
+    fn common() -> Common {
+        Common {
+            machines: 2,
+            run_ms: Millis(1_000),
+        }
+    }
+
+    #[test]
+    fn simulated_check_counts_missing_duplicate_and_unknown_values_per_node() {
+        let section = workload(4, &[1, 2, 3]);
+        let verdict = BroadcastApp.check(
+            &section,
+            &states(&[&[1, 2, 3], &[3, 1], &[1, 2, 3, 2], &[1, 2, 3, 9]]),
+        );
+        assert!(!verdict.correct);
+        assert_eq!(
+            verdict.outcome,
+            BroadcastOutcome {
+                nodes: 4,
+                values: 3,
+                complete: 1,
+                missing: BTreeMap::from([(1, 1)]),
+                extra: BTreeMap::from([(2, 1), (3, 1)]),
+            }
+        );
+        assert_eq!(
+            verdict.summary,
+            "3 of 4 nodes do not hold all 3 values exactly once"
+        );
+        assert!(verdict
+            .lines
+            .contains(&"  node 2: 0 missing, 1 extra".into()));
+
+        let all = BroadcastApp.check(&section, &states(&[&[3, 2, 1], &[1, 2, 3]]));
+        assert!(
+            !all.correct,
+            "node 2 and 3 have no state: they lack everything"
+        );
+        assert_eq!(all.outcome.missing, BTreeMap::from([(2, 3), (3, 3)]));
+        let exact =
+            BroadcastApp.check(&workload(2, &[1, 2, 3]), &states(&[&[3, 2, 1], &[1, 2, 3]]));
+        assert!(exact.correct, "{exact:?}");
+        assert_eq!(exact.summary, "all 2 nodes hold all 3 values, each once");
+    }
+
+    #[test]
+    fn simulated_invariant_refuses_a_value_held_twice_or_never_broadcast() {
+        let section = workload(2, &[1, 2]);
+        assert_eq!(
+            BroadcastApp.invariant(&section, &states(&[&[1], &[]])),
+            Ok(())
+        );
+        let twice = BroadcastApp.invariant(&section, &states(&[&[1, 2, 1], &[]]));
+        assert_eq!(twice, Err("node 0 holds 1 twice".into()));
+        let unknown = BroadcastApp.invariant(&section, &states(&[&[1], &[5]]));
+        assert_eq!(unknown, Err("node 1 holds 5, never broadcast".into()));
+    }
+
+    #[test]
+    fn simulated_a_topology_too_large_to_build_is_refused_before_it_is_built() {
+        let mut full = workload(100_000, &[]);
+        full.topology = Shape::Full;
+        let error = BroadcastApp
+            .validate(&full, &common())
+            .expect_err("five billion edges");
+        assert_eq!(error.field, "topology");
+        assert!(error.reason.contains("4999950000 edges"), "{error}");
+        assert!(topology::edge_bound(Shape::Full, 1_414) <= MAX_EDGES);
+        assert!(topology::edge_bound(Shape::Full, 1_415) > MAX_EDGES);
+        let mut ring = workload(MAX_NODES, &[]);
+        assert!(BroadcastApp.validate(&ring, &common()).is_ok());
+        ring.topology = Shape::Grid;
+        assert!(BroadcastApp.validate(&ring, &common()).is_ok());
+
+        let mut explicit = workload(1_500, &[]);
+        explicit.neighbours = Some((0..1_500).map(|i| (0..i).collect()).collect());
+        let error = BroadcastApp
+            .validate(&explicit, &common())
+            .expect_err("1,124,250 edges");
+        assert_eq!(error.field, "neighbours");
+        assert!(error.reason.contains("1124250 edges"), "{error}");
+        explicit.nodes = 2;
+        explicit.neighbours = Some(vec![vec![1; 2_000_001], vec![]]);
+        let error = BroadcastApp
+            .validate(&explicit, &common())
+            .expect_err("refused before the edges are built");
+        assert_eq!(error.field, "neighbours");
+        assert!(error.reason.contains("2000001 neighbours"), "{error}");
     }
 }

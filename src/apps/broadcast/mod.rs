@@ -6,7 +6,9 @@ mod app;
 mod node;
 mod topology;
 
-pub use app::{BroadcastApp, BroadcastOutcome, BroadcastSection, BroadcastSpec, MAX_NODES};
+pub use app::{
+    BroadcastApp, BroadcastOutcome, BroadcastSection, BroadcastSpec, MAX_EDGES, MAX_NODES,
+};
 pub use node::{
     BroadcastConfig, BroadcastMessage, BroadcastNode, BroadcastState, DEFAULT_GOSSIP_MS,
 };

@@ -56,6 +56,16 @@ pub fn neighbours(shape: Shape, n: u32) -> Vec<Vec<u32>> {
     symmetric(n, edges)
 }
 
+/// At most how many edges `shape` has over `n` nodes, computed without building them.
+pub fn edge_bound(shape: Shape, n: u32) -> u64 {
+    let n = u64::from(n);
+    match shape {
+        Shape::Ring | Shape::Line | Shape::Star | Shape::Tree => n,
+        Shape::Grid => 2 * n,
+        Shape::Full => n * n.saturating_sub(1) / 2,
+    }
+}
+
 /// Makes every edge of an explicit neighbour list go both ways, dropping self-loops.
 pub fn undirected(lists: &[Vec<u32>]) -> Vec<Vec<u32>> {
     let n = u32::try_from(lists.len()).unwrap_or(u32::MAX);
@@ -129,6 +139,20 @@ mod tests {
             }
         }
         assert_eq!(neighbours(Shape::Ring, 4)[0], vec![1, 3]);
+        for shape in [
+            Shape::Ring,
+            Shape::Line,
+            Shape::Star,
+            Shape::Tree,
+            Shape::Grid,
+            Shape::Full,
+        ] {
+            for n in [1, 2, 3, 7, 25, 100] {
+                let edges: usize = neighbours(shape, n).iter().map(Vec::len).sum::<usize>() / 2;
+                assert!(edges as u64 <= edge_bound(shape, n), "{shape:?} {n}");
+            }
+        }
+        assert_eq!(edge_bound(Shape::Full, 100), 4950);
         assert_eq!(neighbours(Shape::Grid, 9)[4], vec![1, 3, 5, 7]);
     }
 
