@@ -32,10 +32,9 @@ fn virtual_broadcast_ring_example_is_exact_in_three_containers() {
     assert_eq!(scenario.machines, 3);
     let run = run_virtual::execute(
         &scenario,
-        None,
+        &run_virtual::VirtualOptions::default(),
         PathBuf::from(env!("CARGO_BIN_EXE_dist-zero")),
         Settings::load().expect("settings load"),
-        false,
     )
     .expect("the run completes");
     let leftovers = virtual_support::leftovers(&run.run_id);

@@ -325,7 +325,10 @@ fn virtual_frames_announced_before_the_token_cannot_grow_a_machine() {
 
     // It still answers, spawns and runs, and counted what it refused.
     hardware
-        .spawn(MachineId(0), &config_of::<SumNode>(&SumConfig::default()).expect("encodes"))
+        .spawn(
+            MachineId(0),
+            &config_of::<SumNode>(&SumConfig::default()).expect("encodes"),
+        )
         .expect("still spawns");
     hardware.run_until(200).expect("still healthy");
     let stats = hardware.stats().expect("still answers");

@@ -147,7 +147,6 @@ pub struct MachineStats {
     pub waiting_for_spawn: u64,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
