@@ -3,10 +3,13 @@
 //! machine) or in the cloud, without changing a line of node code.
 //!
 //! Layers, each using only the ones below it:
-//! - [`cli`] and [`scenario`]: the `dist-zero` binary and the scenario runner;
+//! - [`cli`] and [`scenario`]: the command line for any set of applications ([`main`] gives a
+//!   library user's binary all of it), the generic scenario, its runner and its report;
+//! - [`app`] and the built-in [`apps`] (the sum network, the broadcast workload): applications as
+//!   plug-ins — node types, a scenario section, a check;
 //! - [`hardware`]: one per mode — the only place the modes differ;
 //! - [`manager`]: the NodeManager, the single implementation of [`node::MachineController`];
-//! - [`node`] and the built-in [`sum_network`]: state machines written against the controller;
+//! - [`node`]: state machines written against the controller, and the typed API over it;
 //! - [`messages`]: handles and JSON messages.
 //!
 //! With the `docker` feature, `machine` is the process that runs one machine of a virtual-mode
