@@ -28,6 +28,11 @@ use crate::messages::NodeId;
 
 /// How long a receiver gathers packets before acknowledging them all at once.
 pub const ACK_DELAY_MS: u64 = 5;
+/// While packets wait beyond a gap, the receiver acknowledges again after this long, then after
+/// twice as long, and so on (up to 256 times as long): if every acknowledgement of the gap was
+/// lost, the sender — which may have nothing else to send, and no round trip measured to time
+/// out by — still learns what is missing.
+pub const GAP_REACK_MS: u64 = 200;
 /// The most out-of-order sequence numbers one acknowledgement lists.
 const MAX_SELECTIVE_ACKS: usize = 64;
 
@@ -109,6 +114,12 @@ pub(super) struct Link {
     early: BTreeMap<u64, Envelope>,
     /// Whether an acknowledgement to the peer is scheduled.
     ack_armed: bool,
+    /// Whether an acknowledgement of a gap is scheduled.
+    gap_ack_armed: bool,
+    /// Acknowledgements of the current gap sent so far.
+    gap_acks: u32,
+    /// Whether a packet arrived since the last acknowledgement.
+    echo_fresh: bool,
     /// The (send time, sequence number) of the latest-sent copy received since the last
     /// acknowledgement.
     echo: (u64, u64),
@@ -317,6 +328,10 @@ impl Link {
     ) -> (Received, bool) {
         let schedule_ack = !self.ack_armed;
         self.ack_armed = true;
+        if !self.echo_fresh {
+            self.echo = (0, 0);
+            self.echo_fresh = true;
+        }
         self.echo = self.echo.max((sent_us, seq));
         let received = if seq < self.next_expected || self.early.contains_key(&seq) {
             Received {
@@ -325,6 +340,7 @@ impl Link {
             }
         } else if seq == self.next_expected {
             self.next_expected += 1;
+            self.gap_acks = 0;
             Received {
                 deliverable: Some(payload),
                 duplicate: false,
@@ -346,10 +362,12 @@ impl Link {
         Some(next)
     }
 
-    /// The acknowledgement to send now.
+    /// The acknowledgement to send now. It echoes the latest copy received since the previous
+    /// one, or that one's echo again if nothing arrived since.
     pub(super) fn take_ack(&mut self) -> AckRange {
         self.ack_armed = false;
-        let echo = std::mem::take(&mut self.echo);
+        self.echo_fresh = false;
+        let echo = self.echo;
         AckRange {
             echo_us: echo.0,
             echo_seq: echo.1,
@@ -372,6 +390,25 @@ impl Link {
     /// The shortest round trip measured on this link, if any.
     pub(super) fn min_rtt_us(&self) -> Option<u64> {
         self.rtt.min_rtt_us()
+    }
+
+    /// After an acknowledgement: if packets wait beyond a gap and no acknowledgement of it is
+    /// scheduled, how long until the gap is acknowledged again (the wait doubles each time, and
+    /// starts over once the gap moves).
+    pub(super) fn arm_gap_ack(&mut self) -> Option<u64> {
+        if self.early.is_empty() || self.gap_ack_armed {
+            return None;
+        }
+        self.gap_ack_armed = true;
+        let after_us = GAP_REACK_MS * 1000 << self.gap_acks.min(8);
+        self.gap_acks = self.gap_acks.saturating_add(1);
+        Some(after_us)
+    }
+
+    /// The gap acknowledgement's timer fired: whether a gap is still there to acknowledge.
+    pub(super) fn gap_ack_due(&mut self) -> bool {
+        self.gap_ack_armed = false;
+        !self.early.is_empty()
     }
 
     /// How many packets are sent and not yet acknowledged.
@@ -579,5 +616,30 @@ mod tests {
         assert!(link.peer_heard(260_000).is_none(), "once per timeout");
         link.on_timer(3 * INITIAL_RTO_MS * 1000);
         assert!(link.peer_heard(700_000).is_some());
+    }
+
+    #[test]
+    fn simulated_a_gap_is_acknowledged_again_with_backoff_until_it_fills() {
+        let mut link = Link::default();
+        link.receive(1, 10, payload(1));
+        assert_eq!(link.take_ack(), ack(0, &[1], (10, 1)));
+        assert_eq!(link.arm_gap_ack(), Some(GAP_REACK_MS * 1000));
+        assert_eq!(link.arm_gap_ack(), None, "one at a time");
+        assert!(link.gap_ack_due());
+        assert_eq!(
+            link.take_ack(),
+            ack(0, &[1], (10, 1)),
+            "nothing new: the same echo again"
+        );
+        assert_eq!(
+            link.arm_gap_ack(),
+            Some(2 * GAP_REACK_MS * 1000),
+            "backs off"
+        );
+        assert!(link.gap_ack_due());
+        link.receive(0, 20, payload(0));
+        assert_eq!(link.next_ready(), Some(payload(1)));
+        link.take_ack();
+        assert_eq!(link.arm_gap_ack(), None, "no gap left");
     }
 }

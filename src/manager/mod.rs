@@ -111,6 +111,7 @@ enum TimerTarget {
     Node(NodeId, u64),
     Retransmit(MachineId),
     Acknowledge(MachineId),
+    AcknowledgeGap(MachineId),
 }
 
 /// The part of a NodeManager that a node's controller may touch while the node itself is
@@ -405,25 +406,43 @@ impl NodeManager {
                 Ok(())
             }
             Some(TimerTarget::Acknowledge(peer)) => {
-                let AckRange {
-                    upto,
-                    also,
-                    echo_us,
-                    echo_seq,
-                } = self.links.to(peer).take_ack();
-                let from = self.core.machine;
-                self.core.effects.push(Effect::Transmit {
-                    to: peer,
-                    envelope: Envelope::Ack {
-                        from,
-                        upto,
-                        also,
-                        echo_us,
-                        echo_seq,
-                    },
-                });
+                self.acknowledge(peer);
                 Ok(())
             }
+            Some(TimerTarget::AcknowledgeGap(peer)) => {
+                if self.links.to(peer).gap_ack_due() {
+                    self.acknowledge(peer);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends `peer` an acknowledgement of what this machine has of its packets, and schedules the
+    /// next one if some wait beyond a gap.
+    fn acknowledge(&mut self, peer: MachineId) {
+        let link = self.links.to(peer);
+        let AckRange {
+            upto,
+            also,
+            echo_us,
+            echo_seq,
+        } = link.take_ack();
+        let again = link.arm_gap_ack();
+        let from = self.core.machine;
+        self.core.effects.push(Effect::Transmit {
+            to: peer,
+            envelope: Envelope::Ack {
+                from,
+                upto,
+                also,
+                echo_us,
+                echo_seq,
+            },
+        });
+        if let Some(after_us) = again {
+            self.core
+                .set_timer(after_us, TimerTarget::AcknowledgeGap(peer));
         }
     }
 
