@@ -400,7 +400,7 @@ impl Link {
             return None;
         }
         self.gap_ack_armed = true;
-        let after_us = GAP_REACK_MS * 1000 << self.gap_acks.min(8);
+        let after_us = (GAP_REACK_MS * 1000) << self.gap_acks.min(8);
         self.gap_acks = self.gap_acks.saturating_add(1);
         Some(after_us)
     }
