@@ -1,4 +1,3 @@
-#![cfg(feature = "docker")]
 //! The broadcast workload in containers: the same examples as simulated mode, the same verdict,
 //! and nothing left behind.
 //!
@@ -7,6 +6,7 @@
 //! - `examples/broadcast_lossy.json` (20 % drops and 20 % duplicates, which virtual mode injects
 //!   at the sending machine) through the binary with `--mode virtual --json`: the faults happened,
 //!   reliable delivery repaired them, and the report is exact.
+#![cfg(feature = "docker")]
 
 mod virtual_support;
 
