@@ -10,6 +10,8 @@ mod bench_virtual;
 mod clean;
 #[cfg(feature = "docker")]
 mod machine;
+#[cfg(feature = "cloud")]
+pub mod run_cloud;
 #[cfg(feature = "docker")]
 pub mod run_virtual;
 mod sweep;
@@ -99,9 +101,22 @@ pub enum Command {
     /// Run one machine of a virtual-mode system (what each container runs).
     #[cfg(feature = "docker")]
     Machine(machine::MachineArgs),
-    /// Remove every container, network and image that earlier virtual-mode runs left behind.
+    /// Remove every container, network and image that earlier virtual-mode runs left behind
+    /// (with `--cloud`: every cloud resource tagged `dist-zero=true` in the region instead).
     #[cfg(feature = "docker")]
-    Clean,
+    Clean {
+        /// Clean the cloud (AWS, or the emulator AWS_ENDPOINT_URL points at) instead of Docker.
+        #[arg(long)]
+        cloud: bool,
+    },
+    /// Start moto (the AWS emulator) on 127.0.0.1 and a realizer that runs its instances as
+    /// containers, so that `--mode cloud` works without an AWS account; Ctrl-C stops both.
+    #[cfg(feature = "cloud")]
+    CloudEmulator {
+        /// The port moto listens on.
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+    },
 }
 
 /// Parses the process arguments, runs the command, and returns its exit status.
@@ -180,10 +195,13 @@ pub fn execute(command: Command, settings: &Settings) -> u8 {
                     EXIT_BAD_INPUT,
                     &"virtual mode is not available in this build; rebuild with `--features docker`",
                 ),
+                #[cfg(feature = "cloud")]
+                (Mode::Cloud, _) => run_cloud::run(&scenario, seed, json, settings),
+                #[cfg(not(feature = "cloud"))]
                 (Mode::Cloud, _) => report_error(
                     EXIT_BAD_INPUT,
                     &format!(
-                        "{mode} mode is not available in this build; run with --mode simulated"
+                        "{mode} mode is not available in this build; rebuild with `--features cloud`"
                     ),
                 ),
             }
@@ -213,8 +231,17 @@ pub fn execute(command: Command, settings: &Settings) -> u8 {
         Command::BenchVirtual(args) => bench_virtual::run(&args, settings),
         #[cfg(feature = "docker")]
         Command::Machine(args) => machine::run(&args),
+        #[cfg(feature = "cloud")]
+        Command::Clean { cloud: true } => run_cloud::clean(settings),
+        #[cfg(not(feature = "cloud"))]
+        Command::Clean { cloud: true } => report_error(
+            EXIT_BAD_INPUT,
+            &"cloud mode is not available in this build; rebuild with `--features cloud`",
+        ),
         #[cfg(feature = "docker")]
-        Command::Clean => clean::run(settings),
+        Command::Clean { cloud: false } => clean::run(settings),
+        #[cfg(feature = "cloud")]
+        Command::CloudEmulator { port } => run_cloud::emulator(port, settings),
     }
 }
 
