@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
 use base64::Engine as _;
-use dist_zero::hardware::cloud::realizer::{Emulator, EmulatorOptions};
+use dist_zero::hardware::cloud::realizer::{
+    Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
+};
 use dist_zero::hardware::cloud::{CloudHardware, CONTROL_PORT, PEER_PORT, TAG_EXPIRES, TAG_RUN};
 use dist_zero::hardware::{Hardware, HardwareError, Mode};
 use dist_zero::messages::MachineId;
@@ -158,7 +160,7 @@ fn cloud_tags_security_group_rules_and_user_data_follow_the_design() {
             assert!(script.contains("exec /opt/dist-zero/dist-zero machine"));
             assert!(script.contains("\"tls\""), "TLS material in the config");
             assert!(
-                !script.contains("testing"),
+                !script.contains(EMULATOR_SECRET),
                 "no AWS credentials on the instance"
             );
         }
@@ -372,8 +374,8 @@ fn dist_zero(emulator: &Emulator, args: &[&str]) -> Command {
             cloud.endpoint_url.as_deref().expect("endpoint"),
         )
         .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ACCESS_KEY_ID", EMULATOR_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", EMULATOR_SECRET)
         .env("DIST_ZERO_CLOUD_SUBNET", &cloud.subnet)
         .env("DIST_ZERO_CLOUD_READY_TIMEOUT_S", "120");
     command

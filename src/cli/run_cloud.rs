@@ -4,7 +4,9 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use crate::hardware::cloud::realizer::{Emulator, EmulatorOptions};
+use crate::hardware::cloud::realizer::{
+    Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
+};
 use crate::hardware::cloud::{clean, CloudConfig, CloudHardware, TeardownHandle};
 use crate::hardware::{Hardware, HardwareError, Mode};
 use crate::scenario::{
@@ -164,7 +166,7 @@ pub fn emulator(port: u16, settings: &Settings) -> u8 {
     println!("moto and the realizer are running; in another shell:");
     println!();
     println!(
-        "  export AWS_ENDPOINT_URL={} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing DIST_ZERO_CLOUD_SUBNET={}",
+        "  export AWS_ENDPOINT_URL={} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID={EMULATOR_KEY_ID} AWS_SECRET_ACCESS_KEY={EMULATOR_SECRET} DIST_ZERO_CLOUD_SUBNET={}",
         cloud.endpoint_url.as_deref().unwrap_or_default(),
         cloud.subnet
     );

@@ -199,11 +199,12 @@ impl Clients {
                 aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
             );
         if let Some(wrap) = wrap {
-            let Some(inner) = shared.http_client() else {
-                return Err(HardwareError::Infrastructure(
-                    "the AWS SDK has no HTTP client to wrap".into(),
-                ));
-            };
+            use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+            let inner = shared.http_client().unwrap_or_else(|| {
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+                    .build_https()
+            });
             let wrapped = (wrap.0)(inner);
             ec2 = ec2.http_client(wrapped.clone());
             s3 = s3.http_client(wrapped);

@@ -47,6 +47,10 @@ pub const LABEL_REALIZER: &str = "dist-zero.realizer";
 pub const LABEL_INSTANCE: &str = "dist-zero.instance";
 /// Where Debian's `busybox-static` puts the binary.
 pub const BUSYBOX: &str = "/bin/busybox";
+/// The fake access key id the emulator's settings carry.
+pub const EMULATOR_KEY_ID: &str = "AKIDDISTZEROEMULATOR";
+/// The fake secret key the emulator's settings carry.
+pub const EMULATOR_SECRET: &str = "dist-zero-emulator-secret";
 /// How often the realizer asks the emulator what runs.
 const POLL: Duration = Duration::from_millis(300);
 
@@ -691,7 +695,10 @@ impl Emulator {
         settings.cloud = CloudSettings {
             endpoint_url: Some(format!("http://127.0.0.1:{port}")),
             region: Some("us-east-1".into()),
-            static_credentials: Some((Secret("testing".into()), Secret("testing".into()))),
+            static_credentials: Some((
+                Secret(EMULATOR_KEY_ID.into()),
+                Secret(EMULATOR_SECRET.into()),
+            )),
             ..base.cloud.clone()
         };
         let mut emulator = Emulator {
