@@ -51,6 +51,8 @@ pub const BUSYBOX: &str = "/bin/busybox";
 pub const EMULATOR_KEY_ID: &str = "AKIDDISTZEROEMULATOR";
 /// The fake secret key the emulator's settings carry.
 pub const EMULATOR_SECRET: &str = "dist-zero-emulator-secret";
+/// How many looks the realizer tries to realize one instance before giving up on it.
+const REALIZE_ATTEMPTS: u32 = 50;
 /// How often the realizer asks the emulator what runs.
 const POLL: Duration = Duration::from_millis(300);
 
@@ -458,17 +460,19 @@ struct Watch {
 
 impl Watch {
     async fn run(self) {
-        let mut failed_once: HashSet<String> = HashSet::new();
+        let mut failures: HashMap<String, u32> = HashMap::new();
         loop {
-            if let Err(error) = self.step(&mut failed_once).await {
+            if let Err(error) = self.step(&mut failures).await {
                 tracing::warn!(%error, "realizer step failed");
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
-    /// One look at the emulator: realize new instances, remove terminated ones.
-    async fn step(&self, failed_once: &mut HashSet<String>) -> Result<(), HardwareError> {
+    /// One look at the emulator: realize new instances, remove terminated ones. An instance
+    /// that cannot be realized (its address still held by a container being removed) is tried
+    /// again at the next look, [`REALIZE_ATTEMPTS`] times at most.
+    async fn step(&self, failures: &mut HashMap<String, u32>) -> Result<(), HardwareError> {
         let described = self
             .clients
             .ec2
@@ -506,7 +510,7 @@ impl Watch {
                 .lock()
                 .map(|m| m.contains_key(id))
                 .unwrap_or(true);
-            if known || failed_once.contains(id) {
+            if known || failures.get(id).is_some_and(|n| *n >= REALIZE_ATTEMPTS) {
                 continue;
             }
             let run = instance
@@ -523,8 +527,8 @@ impl Watch {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(instance = id, %error, "cannot realize an instance");
-                    failed_once.insert(id.to_owned());
+                    tracing::warn!(instance = id, %error, "cannot realize an instance yet");
+                    *failures.entry(id.to_owned()).or_default() += 1;
                 }
             }
         }
