@@ -198,6 +198,21 @@ fn cloud_tags_security_group_rules_and_user_data_follow_the_design() {
                 assert!(ranges[0].ends_with("/32"), "only the runner: {ranges:?}");
             }
         }
+        let tagging = clients
+            .s3
+            .get_bucket_tagging()
+            .bucket(format!("dist-zero-{run}"))
+            .send()
+            .await
+            .expect("the run's bucket is tagged");
+        let tags: Vec<(&str, &str)> = tagging
+            .tag_set()
+            .iter()
+            .map(|t| (t.key(), t.value()))
+            .collect();
+        assert!(tags.contains(&("dist-zero", "true")), "{tags:?}");
+        assert!(tags.contains(&(TAG_RUN, run.as_str())), "{tags:?}");
+        assert!(tags.iter().any(|(k, _)| *k == TAG_EXPIRES), "{tags:?}");
         for (kind, count) in [
             (
                 "vpc",

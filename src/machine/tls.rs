@@ -30,6 +30,9 @@ pub const INNER_PEER_PORT: u16 = 17000;
 /// Where a TLS-fronted machine's plain control port listens, on loopback only.
 pub const INNER_CONTROL_PORT: u16 = 17001;
 
+/// How long to wait after a failed accept (e.g. out of file descriptors) before the next.
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Why TLS material could not be made or used.
 #[derive(Debug, thiserror::Error)]
 #[error("TLS: {0}")]
@@ -179,6 +182,7 @@ pub async fn connect(
 pub async fn forward_over_tls(listener: TcpListener, connector: TlsConnector, remote: SocketAddr) {
     loop {
         let Ok((mut plain, _)) = listener.accept().await else {
+            tokio::time::sleep(ACCEPT_PAUSE).await;
             continue;
         };
         let connector = connector.clone();
@@ -198,6 +202,7 @@ pub async fn forward_over_tls(listener: TcpListener, connector: TlsConnector, re
 async fn terminate_tls(listener: TcpListener, acceptor: TlsAcceptor, inner: SocketAddr) {
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
+            tokio::time::sleep(ACCEPT_PAUSE).await;
             continue;
         };
         let acceptor = acceptor.clone();

@@ -682,6 +682,8 @@ async fn provision(
                         .build(),
                 )
                 .tag_specifications(plan.tags(ResourceType::Instance, Some(machine)))
+                .tag_specifications(plan.tags(ResourceType::Volume, Some(machine)))
+                .tag_specifications(plan.tags(ResourceType::NetworkInterface, Some(machine)))
                 .send()
                 .await
                 .map_err(api("RunInstances"))
@@ -752,6 +754,10 @@ async fn upload_binary(
         .put_object()
         .bucket(&bucket)
         .key(&key)
+        .tagging(format!(
+            "{TAG_ALL}=true&{TAG_RUN}={}&{TAG_EXPIRES}={}",
+            plan.run_id, plan.expires
+        ))
         .body(aws_sdk_s3::primitives::ByteStream::from(
             plan.binary.to_vec(),
         ))

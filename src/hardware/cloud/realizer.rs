@@ -436,6 +436,7 @@ async fn build_image(docker: &Docker) -> Result<String, HardwareError> {
 async fn relay_to(listener: TcpListener, target: SocketAddr) {
     loop {
         let Ok((mut inbound, _)) = listener.accept().await else {
+            tokio::time::sleep(POLL).await;
             continue;
         };
         tokio::spawn(async move {
