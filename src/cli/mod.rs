@@ -233,7 +233,7 @@ pub fn execute(command: Command, settings: &Settings) -> u8 {
         Command::Machine(args) => machine::run(&args),
         #[cfg(feature = "cloud")]
         Command::Clean { cloud: true } => run_cloud::clean(settings),
-        #[cfg(not(feature = "cloud"))]
+        #[cfg(all(feature = "docker", not(feature = "cloud")))]
         Command::Clean { cloud: true } => report_error(
             EXIT_BAD_INPUT,
             &"cloud mode is not available in this build; rebuild with `--features cloud`",
