@@ -13,7 +13,8 @@
 //! - [`messages`]: handles and JSON messages.
 //!
 //! With the `docker` feature, `machine` is the process that runs one machine of a virtual-mode
-//! system in real time, and `hardware::docker` runs a system of them in containers.
+//! system in real time, and `hardware::docker` runs a system of them in containers. With the
+//! `cloud` feature, `hardware::cloud` runs them on EC2 instances (or moto and local containers).
 //!
 //! [`settings`] is the only module that reads the environment; [`files`] reads the files a user
 //! names, with a size limit; [`time`] holds the typed milliseconds and microseconds every layer

@@ -61,6 +61,48 @@ pub struct Settings {
     /// `DIST_ZERO_MACHINE_MEMORY_MIB`: each virtual-mode container's memory limit in MiB
     /// (default 256, at least 16).
     pub machine_memory_mib: u64,
+    /// Cloud mode's settings (`AWS_ENDPOINT_URL`, `DIST_ZERO_CLOUD_*`).
+    pub cloud: CloudSettings,
+}
+
+/// A secret read from the environment: its `Debug` form never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Cloud mode's settings. Credentials and region otherwise come from the AWS SDK's standard
+/// chain; with an endpoint override (an emulator such as moto), they come from here only, so a
+/// test can never fall back on a real account or on the instance metadata service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudSettings {
+    /// `AWS_ENDPOINT_URL`: send every AWS API call here instead of AWS (an emulator).
+    pub endpoint_url: Option<String>,
+    /// `AWS_REGION`: the region (default: the SDK's chain; `us-east-1` with an endpoint override).
+    pub region: Option<String>,
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, read here only for an endpoint override.
+    pub static_credentials: Option<(Secret, Secret)>,
+    /// `DIST_ZERO_CLOUD_INSTANCE_TYPE`: the instance type (default `t3.micro`).
+    pub instance_type: String,
+    /// `DIST_ZERO_CLOUD_IMAGE`: the machine image (AMI) id; any x86-64 Linux image with a
+    /// shell and curl or wget will do. Required on real AWS.
+    pub image: Option<String>,
+    /// `DIST_ZERO_CLOUD_TTL_S`: seconds an instance lives at most, even if the runner dies
+    /// (default 3600).
+    pub ttl_s: u64,
+    /// `DIST_ZERO_CLOUD_SUBNET`: the run's subnet, a /16 to /28 IPv4 range; its VPC is the
+    /// enclosing /16 (default `10.96.0.0/24`).
+    pub subnet: String,
+    /// `DIST_ZERO_CLOUD_RUNNER_CIDR`: the only source admitted to the machines' control port
+    /// (e.g. `203.0.113.7/32`, this computer's public address). Required on real AWS; with an
+    /// endpoint override it defaults to the local realizer network's gateway.
+    pub runner_cidr: Option<String>,
+    /// `DIST_ZERO_CLOUD_READY_TIMEOUT_S`: seconds every machine has to answer (default 300).
+    pub ready_timeout_s: u64,
 }
 
 /// The smallest memory limit a machine container may be given, in MiB.
@@ -108,6 +150,50 @@ impl Settings {
                     }
                 },
             },
+            cloud: CloudSettings::from_lookup(&get)?,
+        })
+    }
+}
+
+impl CloudSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let non_empty = |name: &str| get(name).filter(|value| !value.trim().is_empty());
+        let seconds = |name: &'static str, default: u64| -> Result<u64, SettingsError> {
+            match non_empty(name) {
+                None => Ok(default),
+                Some(text) => match text.trim().parse::<u64>() {
+                    Ok(value) if value > 0 => Ok(value),
+                    _ => Err(SettingsError::Invalid {
+                        name,
+                        value: text,
+                        reason: "expected a whole number of seconds above 0",
+                    }),
+                },
+            }
+        };
+        let endpoint_url = non_empty("AWS_ENDPOINT_URL");
+        let static_credentials = if endpoint_url.is_some() {
+            match (
+                non_empty("AWS_ACCESS_KEY_ID"),
+                non_empty("AWS_SECRET_ACCESS_KEY"),
+            ) {
+                (Some(id), Some(secret)) => Some((Secret(id), Secret(secret))),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        Ok(CloudSettings {
+            endpoint_url,
+            region: non_empty("AWS_REGION"),
+            static_credentials,
+            instance_type: non_empty("DIST_ZERO_CLOUD_INSTANCE_TYPE")
+                .unwrap_or_else(|| "t3.micro".into()),
+            image: non_empty("DIST_ZERO_CLOUD_IMAGE"),
+            ttl_s: seconds("DIST_ZERO_CLOUD_TTL_S", 3600)?,
+            subnet: non_empty("DIST_ZERO_CLOUD_SUBNET").unwrap_or_else(|| "10.96.0.0/24".into()),
+            runner_cidr: non_empty("DIST_ZERO_CLOUD_RUNNER_CIDR"),
+            ready_timeout_s: seconds("DIST_ZERO_CLOUD_READY_TIMEOUT_S", 300)?,
         })
     }
 }
@@ -208,6 +294,28 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn cloud_credentials_are_read_only_for_an_endpoint_override_and_never_shown() {
+        let vars = |endpoint: bool| {
+            move |name: &str| match name {
+                "AWS_ENDPOINT_URL" if endpoint => Some("http://127.0.0.1:5000".to_owned()),
+                "AWS_ACCESS_KEY_ID" => Some("AKIDTEST".to_owned()),
+                "AWS_SECRET_ACCESS_KEY" => Some("hush".to_owned()),
+                _ => None,
+            }
+        };
+        let real = Settings::from_lookup(vars(false)).expect("valid");
+        assert_eq!(real.cloud.static_credentials, None);
+        let emulated = Settings::from_lookup(vars(true)).expect("valid");
+        assert!(emulated.cloud.static_credentials.is_some());
+        assert!(!format!("{emulated:?}").contains("hush"));
+        let error = Settings::from_lookup(|name| {
+            (name == "DIST_ZERO_CLOUD_TTL_S").then(|| "soon".to_owned())
+        })
+        .expect_err("invalid");
+        assert!(error.to_string().contains("DIST_ZERO_CLOUD_TTL_S=soon"));
     }
 
     /// Only this module may read the environment.

@@ -16,6 +16,9 @@ pub struct CleanArgs {
     /// Only this run's containers and network (images are left alone).
     #[arg(long, value_name = "RUN_ID")]
     pub run: Option<String>,
+    /// Clean the cloud (AWS, or the emulator `AWS_ENDPOINT_URL` points at) instead of Docker.
+    #[arg(long, conflicts_with_all = ["all", "run"])]
+    pub cloud: bool,
 }
 
 /// Removes the containers and networks of runs whose runner is gone (all of them with `--all`)

@@ -12,6 +12,8 @@
 mod clean;
 #[cfg(feature = "docker")]
 mod machine;
+#[cfg(feature = "cloud")]
+pub mod run_cloud;
 #[cfg(feature = "docker")]
 pub mod run_virtual;
 mod shell;
@@ -116,9 +118,18 @@ pub enum Command<E: ExtraCommands> {
     #[cfg(feature = "docker")]
     Machine(machine::MachineArgs),
     /// Remove the containers and networks of virtual-mode runs whose runner is gone, and the
-    /// machine images when no run is left; runs in progress are left unless `--all`.
+    /// machine images when no run is left; runs in progress are left unless `--all`. With
+    /// `--cloud`: every cloud resource of dead runs (tagged `dist-zero=true`) in the region.
     #[cfg(feature = "docker")]
     Clean(clean::CleanArgs),
+    /// Start moto (the AWS emulator) on 127.0.0.1 and a realizer that runs its instances as
+    /// containers, so that `--mode cloud` works without an AWS account; Ctrl-C stops both.
+    #[cfg(feature = "cloud")]
+    CloudEmulator {
+        /// The port moto listens on.
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+    },
     /// The binary's own commands.
     #[command(flatten)]
     Extra(E),
@@ -218,7 +229,17 @@ pub fn execute<E: ExtraCommands>(
         #[cfg(feature = "docker")]
         Command::Machine(args) => machine::run(&args, apps),
         #[cfg(feature = "docker")]
+        #[cfg(feature = "cloud")]
+        Command::Clean(args) if args.cloud => run_cloud::clean(settings),
+        #[cfg(all(feature = "docker", not(feature = "cloud")))]
+        Command::Clean(args) if args.cloud => Failure::bad_input(
+            &"cloud mode is not available in this build; rebuild with `--features cloud`",
+        )
+        .report(false),
+        #[cfg(feature = "docker")]
         Command::Clean(args) => clean::run(&args, settings),
+        #[cfg(feature = "cloud")]
+        Command::CloudEmulator { port } => run_cloud::emulator(port, settings),
         Command::Extra(extra) => extra.execute(settings),
     }
 }
@@ -274,8 +295,11 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
             &"virtual mode is not available in this build; rebuild with `--features docker`",
         )
         .report(json),
+        #[cfg(feature = "cloud")]
+        (Mode::Cloud, _) => run_cloud::run(&scenario, seed, options.reliable, json, settings),
+        #[cfg(not(feature = "cloud"))]
         (Mode::Cloud, _) => Failure::bad_input(&format!(
-            "{mode} mode is not available in this build; run with --mode simulated"
+            "{mode} mode is not available in this build; rebuild with `--features cloud`"
         ))
         .report(json),
     }

@@ -1,6 +1,8 @@
 //! Hardware: creates machines, moves bytes between them and passes time — the only layer where
 //! the modes differ. The scenario runner drives any of them through [`Hardware`].
 
+#[cfg(feature = "cloud")]
+pub mod cloud;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod faults;

@@ -41,6 +41,28 @@ pub struct MachineConfig {
     /// Transmissions to other machines this machine sends twice on purpose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<FaultRule>,
+    /// TLS on both ports (cloud mode): the peer and control ports then take only TLS
+    /// connections from holders of the run's certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<MachineTls>,
+}
+
+/// A run's TLS material as a machine gets it, all in PEM.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineTls {
+    /// The run's authority certificate: the only issuer a machine trusts.
+    pub authority: String,
+    /// The certificate every machine of the run presents.
+    pub cert: String,
+    /// Its private key.
+    pub key: String,
+}
+
+impl std::fmt::Debug for MachineTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MachineTls(..)")
+    }
 }
 
 fn reliable_by_default() -> bool {
@@ -102,6 +124,12 @@ impl MachineConfig {
         }
         SenderFaults::new(self.drop.as_ref(), self.duplicate.as_ref(), self.seed, 0)
             .map_err(|e| MachineConfigError::Invalid(e.to_string()))?;
+        if self.tls.is_some() && !cfg!(feature = "cloud") {
+            return Err(MachineConfigError::Invalid(
+                "the config asks for TLS, which this build lacks (build with --features cloud)"
+                    .into(),
+            ));
+        }
         if self.peer_port == self.control_port {
             return Err(MachineConfigError::Invalid(format!(
                 "peer and control ports are both {}",
@@ -133,6 +161,7 @@ mod tests {
             reliable: true,
             drop: None,
             duplicate: None,
+            tls: None,
         }
     }
 

@@ -15,9 +15,11 @@ pub mod frame;
 pub mod logging;
 mod peers;
 pub mod protocol;
+#[cfg(feature = "cloud")]
+pub mod tls;
 
 pub use client::{ControlClient, ControlError};
-pub use config::{MachineConfig, MachineConfigError};
+pub use config::{MachineConfig, MachineConfigError, MachineTls};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
@@ -65,6 +67,10 @@ pub fn run(config: &MachineConfig, registry: Arc<NodeRegistry>) -> Result<(), Ma
             what: "start the async runtime".into(),
             reason: e.to_string(),
         })?;
+    #[cfg(feature = "cloud")]
+    if let Some(tls) = &config.tls {
+        return runtime.block_on(tls::serve(config, tls, registry));
+    }
     runtime.block_on(serve(config, registry))
 }
 
@@ -73,8 +79,17 @@ pub async fn serve(
     config: &MachineConfig,
     registry: Arc<NodeRegistry>,
 ) -> Result<(), MachineError> {
+    serve_on(config, registry, Ipv4Addr::UNSPECIFIED).await
+}
+
+/// Serves a machine with its ports on `ip` (loopback behind a TLS front, see `tls`).
+async fn serve_on(
+    config: &MachineConfig,
+    registry: Arc<NodeRegistry>,
+    ip: Ipv4Addr,
+) -> Result<(), MachineError> {
     let bind = |port: u16| async move {
-        TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
+        TcpListener::bind(SocketAddr::from((ip, port)))
             .await
             .map_err(|e| MachineError::Io {
                 what: format!("listen on port {port}"),

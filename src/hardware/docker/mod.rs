@@ -14,7 +14,7 @@
 //! `DockerHardware` must not be used from inside async code.
 
 mod clean;
-mod engine;
+pub(crate) mod engine;
 mod image;
 mod machines;
 pub mod owner;
@@ -161,6 +161,7 @@ impl DockerHardware {
                 reliable: config.reliable,
                 drop: config.drop.clone(),
                 duplicate: config.duplicate.clone(),
+                tls: None,
             };
             let json = serde_json::to_string(&machine_config).map_err(|e| {
                 HardwareError::Infrastructure(format!("cannot encode a machine config: {e}"))
@@ -328,7 +329,7 @@ pub fn check_machines(machines: u32) -> Result<(), HardwareError> {
 }
 
 /// A run id unique on this host: `dz-<ms since epoch, hex>-<pid>-<counter>`.
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -341,7 +342,7 @@ fn new_run_id() -> String {
 }
 
 /// 128 random bits from the OS, as hex (falls back to a hash of the time if unavailable).
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));

@@ -1,0 +1,200 @@
+//! `dist-zero run --mode cloud`: the same scenario and the same report as virtual mode, with
+//! every machine an EC2 instance; `dist-zero clean --cloud`; `dist-zero cloud-emulator`.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use crate::hardware::cloud::realizer::{
+    Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
+};
+use crate::hardware::cloud::{clean, CloudConfig, CloudHardware, TeardownHandle};
+use crate::hardware::{Hardware, HardwareError, Mode};
+use crate::scenario::{
+    run_scenario, FaultReport, Progress, Report, RunCounters, RunError, Scenario,
+};
+use crate::settings::Settings;
+
+use super::run_virtual::this_executable;
+use super::{report_error, Failure, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
+use crate::time::Millis;
+
+/// The exit status of an interrupted run (128 + SIGINT).
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// Runs `scenario` on EC2 instances, printing the report; returns the exit status.
+pub fn run(
+    scenario: &Scenario,
+    seed: Option<u64>,
+    reliable: Option<bool>,
+    json: bool,
+    settings: &Settings,
+) -> u8 {
+    let binary = match this_executable() {
+        Ok(binary) => binary,
+        Err(failure) => return failure.report(json),
+    };
+    let progress = !json && std::io::stderr().is_terminal();
+    match execute(scenario, seed, reliable, binary, settings.clone(), progress) {
+        Ok((report, run_id, startup_ms)) => {
+            if json {
+                let mut value = serde_json::to_value(&report).unwrap_or_default();
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("run_id".into(), run_id.into());
+                    object.insert("startup_ms".into(), startup_ms.into());
+                }
+                println!("{value}");
+            } else {
+                println!("{report}");
+                println!("run {run_id}: machines started in {startup_ms:.0} ms; every resource of the run has been removed");
+            }
+            if report.correct {
+                EXIT_CORRECT
+            } else {
+                EXIT_WRONG
+            }
+        }
+        Err(error) => Failure::of_run(&error, None).report(json),
+    }
+}
+
+/// On SIGINT or SIGTERM: removes what the run created, then exits.
+fn arm_signals(runtime: &tokio::runtime::Handle, teardown: TeardownHandle) {
+    runtime.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        };
+        eprintln!("dist-zero: {name}: removing the run's cloud resources");
+        let status = match teardown.teardown().await {
+            Ok(()) => EXIT_INTERRUPTED,
+            Err(error) => {
+                eprintln!("dist-zero: {error}");
+                i32::from(EXIT_WRONG)
+            }
+        };
+        std::process::exit(status);
+    });
+}
+
+/// Starts the instances, plays the scenario, gathers the report, removes everything.
+pub fn execute(
+    scenario: &Scenario,
+    seed: Option<u64>,
+    reliable: Option<bool>,
+    binary: std::path::PathBuf,
+    settings: Settings,
+    progress: bool,
+) -> Result<(Report, String, f64), RunError> {
+    scenario.validate()?;
+    let seed = seed.unwrap_or(scenario.seed);
+    let mut config = CloudConfig::new(scenario.machines, seed, binary, settings);
+    config.reliable = reliable.unwrap_or(scenario.reliable_delivery);
+    config.drop = scenario.network.drop.clone();
+    config.duplicate = scenario.network.duplicate.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+    let signals = runtime.handle().clone();
+    let begun = Instant::now();
+    let mut hardware = CloudHardware::start_on(runtime, &config, |teardown| {
+        arm_signals(&signals, teardown);
+    })?;
+    let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
+    let progress = Progress::new(scenario.run_ms, progress);
+    let started = Instant::now();
+    let verdict = run_scenario(&mut hardware, scenario, &progress)?;
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let stats = hardware.stats()?;
+    let counters = RunCounters {
+        events: stats.events,
+        messages_delivered: stats.messages_delivered,
+        undeliverable: stats.undeliverable,
+        faults: FaultReport::new(&stats.faults, &stats.link),
+        in_flight: stats.link.sent.saturating_sub(stats.link.acknowledged)
+            + stats.waiting_for_spawn,
+    };
+    let report = Report::new(
+        Mode::Cloud,
+        scenario,
+        seed,
+        Millis(hardware.now_ms()),
+        wall_ms,
+        counters,
+        None,
+        verdict,
+    );
+    let run_id = hardware.run_id().to_owned();
+    hardware.finish()?;
+    Ok((report, run_id, startup_ms))
+}
+
+/// `dist-zero clean --cloud`: removes and lists what dead runs left in the region.
+pub fn clean(settings: &Settings) -> u8 {
+    match clean::clean(&settings.cloud) {
+        Ok(removed) if removed.is_empty() => {
+            println!("nothing to clean: no dist-zero cloud resources");
+            EXIT_CORRECT
+        }
+        Ok(removed) => {
+            for line in &removed {
+                println!("removed {line}");
+            }
+            println!("removed {} cloud resources", removed.len());
+            EXIT_CORRECT
+        }
+        Err(error @ HardwareError::Unavailable(_)) => report_error(EXIT_BAD_INPUT, &error),
+        Err(error) => report_error(EXIT_WRONG, &error),
+    }
+}
+
+/// `dist-zero cloud-emulator`: moto on 127.0.0.1 and a realizer, until Ctrl-C.
+pub fn emulator(port: u16, settings: &Settings) -> u8 {
+    let options = EmulatorOptions {
+        port: Some(port),
+        check_signatures: false,
+        realizer: true,
+    };
+    let emulator = match Emulator::start(settings, &options) {
+        Ok(emulator) => emulator,
+        Err(error) => return report_error(EXIT_BAD_INPUT, &error),
+    };
+    let cloud = &emulator.settings.cloud;
+    println!("moto and the realizer are running; in another shell:");
+    println!();
+    println!(
+        "  export AWS_ENDPOINT_URL={} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID={EMULATOR_KEY_ID} AWS_SECRET_ACCESS_KEY={EMULATOR_SECRET} DIST_ZERO_CLOUD_SUBNET={}",
+        cloud.endpoint_url.as_deref().unwrap_or_default(),
+        cloud.subnet
+    );
+    println!("  dist-zero run examples/sum_of_two.json --mode cloud");
+    println!();
+    println!("Ctrl-C stops moto and removes the realizer's network and containers.");
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return report_error(EXIT_WRONG, &error),
+    };
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        } else {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    });
+    match emulator.stop() {
+        Ok(()) => EXIT_CORRECT,
+        Err(error) => report_error(EXIT_WRONG, &error),
+    }
+}

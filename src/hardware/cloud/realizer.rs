@@ -1,0 +1,788 @@
+//! A local stand-in for the instances an EC2 emulator (moto) only pretends to run.
+//!
+//! The [`Realizer`] first creates a Docker network with the run's subnet range (before any
+//! instance exists), then watches the emulator: for every DistZero instance it reports running
+//! in that range, it starts a container at the instance's private address and runs the
+//! instance's user data in it; when the instance terminates, it removes the container. The
+//! image is `FROM scratch` plus a static busybox (Debian's `busybox-static`), which gives the user
+//! data a shell, `wget` and `sha256sum`.
+//!
+//! The emulator listens on 127.0.0.1 only. So that the user data's presigned URL
+//! (`http://127.0.0.1:<port>/...`) works unchanged inside a container, the realizer relays the
+//! network's gateway address (the host's side of the network it created) to the emulator, and each
+//! container relays its own loopback port to that gateway. No packet goes anywhere but to
+//! 127.0.0.1, the realizer's own network and its own containers.
+//!
+//! [`Emulator`] starts moto's server and a realizer together (`dist-zero cloud-emulator`).
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{Filter, InstanceAttributeName, InstanceStateName};
+use base64::Engine as _;
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    BuildImageOptions, CreateContainerOptions, ListNetworksOptions, RemoveContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::aws::{api, Clients, TAG_ALL, TAG_RUN};
+use super::Subnet;
+use crate::hardware::docker::engine;
+use crate::hardware::docker::{LABEL_ALL, LABEL_RUN};
+use crate::hardware::HardwareError;
+use crate::settings::{CloudSettings, Secret, Settings};
+
+/// Label on the realizer's network, its value the subnet: the runner checks for it.
+pub const LABEL_REALIZER: &str = "dist-zero.realizer";
+/// Label on a realized container naming its instance.
+pub const LABEL_INSTANCE: &str = "dist-zero.instance";
+/// Where Debian's `busybox-static` puts the binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+/// The fake access key id the emulator's settings carry.
+pub const EMULATOR_KEY_ID: &str = "AKIDDISTZEROEMULATOR";
+/// The fake secret key the emulator's settings carry.
+pub const EMULATOR_SECRET: &str = "dist-zero-emulator-secret";
+/// How many looks the realizer tries to realize one instance before giving up on it.
+const REALIZE_ATTEMPTS: u32 = 50;
+/// How often the realizer asks the emulator what runs.
+const POLL: Duration = Duration::from_millis(300);
+
+const DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+
+fn failed(what: &'static str) -> impl Fn(bollard::errors::Error) -> HardwareError {
+    move |error| {
+        HardwareError::Infrastructure(format!("realizer: Docker could not {what}: {error}"))
+    }
+}
+
+/// The gateway of the realizer network for `subnet`; an error if there is none, so that the
+/// runner never sends a packet to a private address that is not one of its own containers.
+pub async fn gateway_for(docker_host: &str, subnet: Subnet) -> Result<Ipv4Addr, HardwareError> {
+    let missing = || {
+        HardwareError::Unavailable(format!(
+            "AWS_ENDPOINT_URL points at an emulator but no realizer network holds {subnet}; start `dist-zero cloud-emulator` (README, Cloud mode on your laptop) and use the DIST_ZERO_CLOUD_SUBNET it prints"
+        ))
+    };
+    let docker = engine::connect(docker_host).await?;
+    let filters = HashMap::from([(
+        "label".to_owned(),
+        vec![format!("{LABEL_REALIZER}={subnet}")],
+    )]);
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .map_err(failed("list networks"))?;
+    for network in networks {
+        let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
+        for config in configs {
+            if config.subnet.as_deref() == Some(subnet.to_string().as_str()) {
+                if let Some(gateway) = config.gateway.and_then(|g| g.parse().ok()) {
+                    return Ok(gateway);
+                }
+            }
+        }
+    }
+    Err(missing())
+}
+
+/// Every IPv4 range Docker's networks hold on this host.
+async fn taken_ranges(docker: &Docker) -> Result<Vec<Subnet>, HardwareError> {
+    let networks = docker
+        .list_networks(None::<ListNetworksOptions>)
+        .await
+        .map_err(failed("list networks"))?;
+    Ok(networks
+        .into_iter()
+        .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
+        .filter_map(|c| c.subnet)
+        .filter_map(|s| {
+            let (ip, prefix) = s.split_once('/')?;
+            Some(Subnet {
+                base: ip.parse().ok()?,
+                prefix: prefix.parse().ok()?,
+            })
+        })
+        .collect())
+}
+
+fn overlaps(a: Subnet, b: Subnet) -> bool {
+    let prefix = a.prefix.min(b.prefix);
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    };
+    u32::from(a.base) & mask == u32::from(b.base) & mask
+}
+
+/// The containers the realizer started, by instance id.
+type Realized = Arc<Mutex<HashMap<String, String>>>;
+
+/// A running realizer: its network, its relay, its watch loop. Removes its containers and
+/// network when stopped or dropped.
+pub struct Realizer {
+    runtime: tokio::runtime::Runtime,
+    docker: Docker,
+    id: String,
+    network: Option<String>,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    realized: Realized,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Realizer {
+    /// Creates the network on a free /24 of 10.96.0.0/11 (or on `subnet` if given), builds the
+    /// busybox image, and starts watching the emulator the settings point at.
+    pub fn start(settings: &Settings, subnet: Option<Subnet>) -> Result<Self, HardwareError> {
+        let endpoint = settings.cloud.endpoint_url.clone().ok_or_else(|| {
+            HardwareError::Unavailable(
+                "the realizer needs AWS_ENDPOINT_URL pointing at a local emulator".into(),
+            )
+        })?;
+        let port = loopback_port(&endpoint).ok_or_else(|| {
+            HardwareError::Unavailable(format!(
+                "the realizer only works with an emulator on 127.0.0.1 (AWS_ENDPOINT_URL={endpoint})"
+            ))
+        })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+        let docker = runtime.block_on(engine::connect(&settings.docker_host))?;
+        let id = format!("dz-realizer-{}", crate::hardware::docker::new_run_id());
+        let mut realizer = Realizer {
+            runtime,
+            docker,
+            id,
+            network: None,
+            subnet: Subnet {
+                base: Ipv4Addr::UNSPECIFIED,
+                prefix: 32,
+            },
+            gateway: Ipv4Addr::UNSPECIFIED,
+            realized: Arc::default(),
+            tasks: Vec::new(),
+        };
+        realizer.create_network(subnet)?;
+        let image = realizer.runtime.block_on(build_image(&realizer.docker))?;
+        let clients = realizer
+            .runtime
+            .block_on(Clients::new(&settings.cloud, None))?;
+        let relay = realizer.runtime.block_on(async {
+            TcpListener::bind(SocketAddr::from((realizer.gateway, port)))
+                .await
+                .map_err(|e| {
+                    HardwareError::Infrastructure(format!(
+                        "realizer: cannot listen on {}:{port}: {e}",
+                        realizer.gateway
+                    ))
+                })
+        })?;
+        let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        realizer
+            .tasks
+            .push(realizer.runtime.spawn(relay_to(relay, target)));
+        let watch = Watch {
+            clients,
+            docker: realizer.docker.clone(),
+            image,
+            network: format!("{}-net", realizer.id),
+            subnet: realizer.subnet,
+            gateway: realizer.gateway,
+            port,
+            realized: Arc::clone(&realizer.realized),
+        };
+        realizer.tasks.push(realizer.runtime.spawn(watch.run()));
+        Ok(realizer)
+    }
+
+    fn create_network(&mut self, wanted: Option<Subnet>) -> Result<(), HardwareError> {
+        let taken = self.runtime.block_on(taken_ranges(&self.docker))?;
+        let candidates: Vec<Subnet> = match wanted {
+            Some(subnet) => vec![subnet],
+            None => {
+                let draw = xxhash_rust::xxh3::xxh3_64(self.id.as_bytes());
+                (0..64u64)
+                    .map(|i| {
+                        let n = (draw.wrapping_add(i.wrapping_mul(0x9E37_79B9))) % (32 * 256);
+                        let (second, third) = (96 + (n / 256) as u8, (n % 256) as u8);
+                        Subnet {
+                            base: Ipv4Addr::new(10, second, third, 0),
+                            prefix: 24,
+                        }
+                    })
+                    .collect()
+            }
+        };
+        let mut last_error = String::from("every candidate range is taken");
+        for subnet in candidates {
+            if taken.iter().any(|t| overlaps(*t, subnet)) {
+                continue;
+            }
+            let gateway = Ipv4Addr::from(u32::from(subnet.base) + 1);
+            let request = NetworkCreateRequest {
+                name: format!("{}-net", self.id),
+                driver: Some("bridge".into()),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet.to_string()),
+                        gateway: Some(gateway.to_string()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                labels: Some(HashMap::from([
+                    (LABEL_ALL.to_owned(), "true".to_owned()),
+                    (LABEL_RUN.to_owned(), self.id.clone()),
+                    (LABEL_REALIZER.to_owned(), subnet.to_string()),
+                ])),
+                ..Default::default()
+            };
+            match self.runtime.block_on(self.docker.create_network(request)) {
+                Ok(created) => {
+                    self.network = Some(created.id);
+                    self.subnet = subnet;
+                    self.gateway = gateway;
+                    return Ok(());
+                }
+                Err(error) => last_error = error.to_string(),
+            }
+        }
+        Err(HardwareError::Infrastructure(format!(
+            "realizer: Docker could not create a network: {last_error}"
+        )))
+    }
+
+    /// The subnet a run must use (`DIST_ZERO_CLOUD_SUBNET`).
+    pub fn subnet(&self) -> Subnet {
+        self.subnet
+    }
+
+    /// The instances it has realized and not yet removed, with their containers.
+    pub fn containers(&self) -> HashMap<String, String> {
+        self.realized.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Kills the container realizing `instance` (a machine dying under its runner).
+    pub fn kill(&self, instance: &str) -> Result<(), HardwareError> {
+        let container =
+            self.containers().get(instance).cloned().ok_or_else(|| {
+                HardwareError::Infrastructure(format!("{instance} is not realized"))
+            })?;
+        self.runtime
+            .block_on(self.docker.kill_container(
+                &container,
+                None::<bollard::query_parameters::KillContainerOptions>,
+            ))
+            .map_err(failed("kill a container"))
+    }
+
+    /// Stops watching, removes every container it started and its network.
+    pub fn stop(mut self) -> Result<(), HardwareError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), HardwareError> {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        let containers: Vec<String> = self
+            .realized
+            .lock()
+            .map(|mut m| m.drain().map(|(_, c)| c).collect())
+            .unwrap_or_default();
+        let docker = self.docker.clone();
+        let network = self.network.take();
+        let run_label = format!("{LABEL_RUN}={}", self.id);
+        self.runtime.block_on(async move {
+            let mut problems = Vec::new();
+            for container in containers {
+                remove_container(&docker, &container, &mut problems).await;
+            }
+            // Any container left on the network (one started as the watch was stopped).
+            if let Some(network) = &network {
+                if let Ok(inspected) = docker
+                    .inspect_network(
+                        network,
+                        None::<bollard::query_parameters::InspectNetworkOptions>,
+                    )
+                    .await
+                {
+                    for id in inspected.containers.unwrap_or_default().into_keys() {
+                        remove_container(&docker, &id, &mut problems).await;
+                    }
+                }
+                if let Err(error) = docker.remove_network(network).await {
+                    problems.push(format!("network {network}: {error}"));
+                }
+            }
+            tracing::debug!(label = %run_label, "realizer stopped");
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(HardwareError::Infrastructure(format!(
+                    "realizer could not remove everything ({}); run `dist-zero clean`",
+                    problems.join("; ")
+                )))
+            }
+        })
+    }
+}
+
+impl Drop for Realizer {
+    fn drop(&mut self) {
+        if self.network.is_some() {
+            if let Err(error) = self.shutdown() {
+                eprintln!("dist-zero: {error}");
+            }
+        }
+    }
+}
+
+async fn remove_container(docker: &Docker, container: &str, problems: &mut Vec<String>) {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    if let Err(error) = docker.remove_container(container, Some(options)).await {
+        let gone = matches!(
+            error,
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }
+        );
+        if !gone {
+            problems.push(format!("container {container}: {error}"));
+        }
+    }
+}
+
+/// The port of `http://127.0.0.1:<port>` (or `localhost`), if that is what `endpoint` is.
+fn loopback_port(endpoint: &str) -> Option<u16> {
+    let rest = endpoint.strip_prefix("http://")?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    matches!(host, "127.0.0.1" | "localhost")
+        .then(|| port.parse().ok())
+        .flatten()
+}
+
+/// Builds (once) the `FROM scratch` image holding the host's static busybox.
+async fn build_image(docker: &Docker) -> Result<String, HardwareError> {
+    let busybox = std::fs::read(BUSYBOX).map_err(|e| {
+        HardwareError::Unavailable(format!(
+            "the realizer needs a static busybox at {BUSYBOX} ({e}); install Debian's busybox-static (`apt-get install busybox-static`)"
+        ))
+    })?;
+    let tag = format!(
+        "dist-zero-realizer:{:016x}",
+        xxhash_rust::xxh3::xxh3_64(&busybox)
+    );
+    if docker.inspect_image(&tag).await.is_ok() {
+        return Ok(tag);
+    }
+    let tar_error =
+        |e: std::io::Error| HardwareError::Infrastructure(format!("cannot pack the image: {e}"));
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, mode, data) in [
+        ("Dockerfile", 0o644, DOCKERFILE.as_bytes()),
+        ("busybox", 0o755, busybox.as_slice()),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, name, data)
+            .map_err(tar_error)?;
+    }
+    let context = archive.into_inner().map_err(tar_error)?;
+    let options = BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        t: Some(tag.clone()),
+        rm: true,
+        forcerm: true,
+        labels: Some(HashMap::from([(LABEL_ALL.to_owned(), "true".to_owned())])),
+        ..Default::default()
+    };
+    let mut progress = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    while let Some(step) = progress.next().await {
+        let info = step.map_err(failed("build the busybox image"))?;
+        if let Some(error) = info.error {
+            return Err(HardwareError::Infrastructure(format!(
+                "realizer: Docker could not build the busybox image: {error}"
+            )));
+        }
+    }
+    Ok(tag)
+}
+
+/// Relays every connection on `listener` to `target`.
+async fn relay_to(listener: TcpListener, target: SocketAddr) {
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            tokio::time::sleep(POLL).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = TcpStream::connect(target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+/// The watch loop's state.
+struct Watch {
+    clients: Clients,
+    docker: Docker,
+    image: String,
+    network: String,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    port: u16,
+    realized: Realized,
+}
+
+impl Watch {
+    async fn run(self) {
+        let mut failures: HashMap<String, u32> = HashMap::new();
+        loop {
+            if let Err(error) = self.step(&mut failures).await {
+                tracing::warn!(%error, "realizer step failed");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// One look at the emulator: realize new instances, remove terminated ones. An instance
+    /// that cannot be realized (its address still held by a container being removed) is tried
+    /// again at the next look, [`REALIZE_ATTEMPTS`] times at most.
+    async fn step(&self, failures: &mut HashMap<String, u32>) -> Result<(), HardwareError> {
+        let described = self
+            .clients
+            .ec2
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{TAG_ALL}"))
+                    .values("true")
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(api("DescribeInstances"))?;
+        let mut alive = HashSet::new();
+        for instance in described.reservations().iter().flat_map(|r| r.instances()) {
+            let (Some(id), Some(ip)) = (
+                instance.instance_id(),
+                instance
+                    .private_ip_address()
+                    .and_then(|ip| ip.parse::<Ipv4Addr>().ok()),
+            ) else {
+                continue;
+            };
+            let state = instance.state().and_then(|s| s.name());
+            if !matches!(
+                state,
+                Some(InstanceStateName::Running | InstanceStateName::Pending)
+            ) || !self.subnet.contains(ip)
+            {
+                continue;
+            }
+            alive.insert(id.to_owned());
+            let known = self
+                .realized
+                .lock()
+                .map(|m| m.contains_key(id))
+                .unwrap_or(true);
+            if known || failures.get(id).is_some_and(|n| *n >= REALIZE_ATTEMPTS) {
+                continue;
+            }
+            let run = instance
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(TAG_RUN))
+                .and_then(|t| t.value())
+                .unwrap_or("unknown")
+                .to_owned();
+            match self.realize(id, ip, &run).await {
+                Ok(container) => {
+                    if let Ok(mut m) = self.realized.lock() {
+                        m.insert(id.to_owned(), container);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(instance = id, %error, "cannot realize an instance yet");
+                    *failures.entry(id.to_owned()).or_default() += 1;
+                }
+            }
+        }
+        let ended: Vec<(String, String)> = self
+            .realized
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|(id, _)| !alive.contains(*id))
+                    .map(|(id, c)| (id.clone(), c.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (id, container) in ended {
+            let mut problems = Vec::new();
+            remove_container(&self.docker, &container, &mut problems).await;
+            if problems.is_empty() {
+                if let Ok(mut m) = self.realized.lock() {
+                    m.remove(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a container at `ip` running `instance`'s user data.
+    async fn realize(
+        &self,
+        instance: &str,
+        ip: Ipv4Addr,
+        run: &str,
+    ) -> Result<String, HardwareError> {
+        let attribute = self
+            .clients
+            .ec2
+            .describe_instance_attribute()
+            .instance_id(instance)
+            .attribute(InstanceAttributeName::UserData)
+            .send()
+            .await
+            .map_err(api("DescribeInstanceAttribute"))?;
+        let encoded = attribute
+            .user_data()
+            .and_then(|u| u.value())
+            .unwrap_or_default();
+        let script = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| {
+                HardwareError::Infrastructure(format!("{instance}: user data is not base64 text"))
+            })?;
+        if !script.contains(super::bootstrap::MARKER) {
+            return Err(HardwareError::Infrastructure(format!(
+                "{instance}: not a dist-zero bootstrap; not run"
+            )));
+        }
+        let port = self.port;
+        let gateway = self.gateway;
+        let wrapper = format!(
+            "nc -ll -p {port} -e nc {gateway} {port} & printf '%s' \"$DZ_USER_DATA\" > /userdata && unset DZ_USER_DATA && exec /bin/sh /userdata"
+        );
+        let name = format!("dz-real-{instance}");
+        let body = ContainerCreateBody {
+            image: Some(self.image.clone()),
+            cmd: Some(vec!["/bin/sh".into(), "-c".into(), wrapper]),
+            env: Some(vec![
+                "PATH=/bin".to_owned(),
+                format!("DZ_USER_DATA={script}"),
+            ]),
+            labels: Some(HashMap::from([
+                (LABEL_ALL.to_owned(), "true".to_owned()),
+                (LABEL_RUN.to_owned(), run.to_owned()),
+                (LABEL_INSTANCE.to_owned(), instance.to_owned()),
+                (LABEL_REALIZER.to_owned(), self.subnet.to_string()),
+            ])),
+            stop_timeout: Some(2),
+            host_config: Some(HostConfig {
+                network_mode: Some(self.network.clone()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    self.network.clone(),
+                    EndpointSettings {
+                        ipam_config: Some(EndpointIpamConfig {
+                            ipv4_address: Some(ip.to_string()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(failed("create a container"))?;
+        if let Err(error) = self
+            .docker
+            .start_container(
+                &name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            let mut problems = Vec::new();
+            remove_container(&self.docker, &name, &mut problems).await;
+            return Err(failed("start a container")(error));
+        }
+        tracing::info!(instance, %ip, container = %name, "instance realized");
+        Ok(name)
+    }
+}
+
+/// moto's server on 127.0.0.1 and a realizer watching it: what `dist-zero cloud-emulator`
+/// and the cloud tests run.
+pub struct Emulator {
+    moto: Child,
+    /// The realizer (taken when stopping).
+    realizer: Option<Realizer>,
+    /// Settings pointing at the emulator and the realizer's subnet.
+    pub settings: Settings,
+}
+
+/// How to start moto.
+#[derive(Debug, Clone, Default)]
+pub struct EmulatorOptions {
+    /// The port (a free one if `None`).
+    pub port: Option<u16>,
+    /// Make moto check request signatures against its own IAM (no key is valid then).
+    pub check_signatures: bool,
+    /// Start the realizer too.
+    pub realizer: bool,
+}
+
+impl Emulator {
+    /// Starts `moto_server` on 127.0.0.1 and, if asked, a realizer; `base` supplies the other
+    /// settings. Settings for the run come back in [`Emulator::settings`].
+    pub fn start(base: &Settings, options: &EmulatorOptions) -> Result<Self, HardwareError> {
+        let port = match options.port {
+            Some(port) => port,
+            None => std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| HardwareError::Infrastructure(format!("no free port: {e}")))?,
+        };
+        let mut command = Command::new("moto_server");
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if options.check_signatures {
+            command.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
+        }
+        let moto = command.spawn().map_err(|e| {
+            HardwareError::Unavailable(format!(
+                "cannot start moto_server ({e}); install it with `pip install 'moto[server]==5.2.1'`"
+            ))
+        })?;
+        let mut settings = base.clone();
+        settings.cloud = CloudSettings {
+            endpoint_url: Some(format!("http://127.0.0.1:{port}")),
+            region: Some("us-east-1".into()),
+            static_credentials: Some((
+                Secret(EMULATOR_KEY_ID.into()),
+                Secret(EMULATOR_SECRET.into()),
+            )),
+            ..base.cloud.clone()
+        };
+        let mut emulator = Emulator {
+            moto,
+            realizer: None,
+            settings,
+        };
+        emulator.wait_for_moto(port)?;
+        if options.realizer {
+            let realizer = Realizer::start(&emulator.settings, None)?;
+            emulator.settings.cloud.subnet = realizer.subnet().to_string();
+            emulator.realizer = Some(realizer);
+        }
+        Ok(emulator)
+    }
+
+    fn wait_for_moto(&mut self, port: u16) -> Result<(), HardwareError> {
+        for _ in 0..300 {
+            if let Ok(Some(status)) = self.moto.try_wait() {
+                return Err(HardwareError::Unavailable(format!(
+                    "moto_server exited at once ({status}); is port {port} free?"
+                )));
+            }
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(HardwareError::Unavailable(format!(
+            "moto_server did not answer on 127.0.0.1:{port}"
+        )))
+    }
+
+    /// The realizer, if one runs.
+    pub fn realizer(&self) -> Option<&Realizer> {
+        self.realizer.as_ref()
+    }
+
+    /// Stops the realizer (removing its containers and network) and moto.
+    pub fn stop(mut self) -> Result<(), HardwareError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), HardwareError> {
+        let outcome = self.realizer.take().map_or(Ok(()), Realizer::stop);
+        let _ = self.moto.kill();
+        let _ = self.moto.wait();
+        outcome
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Err(error) = self.shutdown() {
+            eprintln!("dist-zero: {error}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_the_realizer_only_relays_to_a_loopback_emulator() {
+        assert_eq!(loopback_port("http://127.0.0.1:5000"), Some(5000));
+        assert_eq!(loopback_port("http://localhost:5000/"), Some(5000));
+        assert_eq!(loopback_port("https://ec2.us-east-1.amazonaws.com"), None);
+        assert_eq!(loopback_port("http://10.0.0.1:5000"), None);
+    }
+
+    #[test]
+    fn cloud_ranges_that_share_addresses_overlap() {
+        let net = |a, b, c, p| Subnet {
+            base: Ipv4Addr::new(10, a, b, c),
+            prefix: p,
+        };
+        assert!(overlaps(net(96, 0, 0, 16), net(96, 3, 0, 24)));
+        assert!(!overlaps(net(96, 4, 0, 24), net(96, 3, 0, 24)));
+    }
+}

@@ -1,0 +1,612 @@
+//! Cloud mode end to end against moto (the AWS emulator) and a realizer that runs every
+//! instance moto reports as a container: the sum of two, the design's tags, rules and user data,
+//! clean-up after a pass, a failure, a panic and SIGINT, a lost machine, wrong credentials, and
+//! retried API faults. Each test has its own moto and its own realizer network.
+#![cfg(feature = "cloud")]
+
+mod cloud_support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::Filter;
+use base64::Engine as _;
+use dist_zero::hardware::cloud::realizer::{
+    Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
+};
+use dist_zero::hardware::cloud::{CloudHardware, CONTROL_PORT, PEER_PORT, TAG_EXPIRES, TAG_RUN};
+use dist_zero::hardware::{Hardware, HardwareError, Mode};
+use dist_zero::messages::MachineId;
+use dist_zero::scenario::{run_scenario, Progress, Scenario};
+use dist_zero::settings::Settings;
+use dist_zero::time::Millis;
+
+fn sum_of_two() -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sum_of_two.json");
+    Scenario::load(&path).expect("example loads")
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+fn assert_nothing_left(emulator: &Emulator, run: &str) {
+    assert_eq!(
+        cloud_support::cloud_leftovers(emulator),
+        Vec::<String>::new()
+    );
+    assert_eq!(cloud_support::docker_leftovers(run), Vec::<String>::new());
+}
+
+#[test]
+fn cloud_sum_of_two_reaches_four_and_nothing_remains() {
+    let emulator = cloud_support::emulator();
+    let scenario = sum_of_two();
+    let mut hardware = CloudHardware::start(&cloud_support::config(&emulator, scenario.machines))
+        .expect("instances start");
+    assert_eq!(hardware.mode(), Mode::Cloud);
+    assert_eq!(hardware.machine_count(), 3);
+    let run = hardware.run_id().to_owned();
+    let realized = emulator.realizer().expect("realizer").containers();
+    for instance in hardware.instances() {
+        assert!(realized.contains_key(instance), "{instance} realized");
+    }
+    let outcome = run_scenario(
+        &mut hardware,
+        &scenario,
+        &Progress::new(scenario.run_ms, false),
+    )
+    .expect("scenario runs");
+    assert!(outcome.correct, "{outcome:?}");
+    assert_eq!(outcome.outcome["expected_total"], 4);
+    hardware.finish().expect("clean finish");
+    wait_until_unrealized(&emulator);
+    assert_nothing_left(&emulator, &run);
+    emulator.stop().expect("emulator stops");
+}
+
+/// The realizer removes a container once its instance terminated (it polls).
+fn wait_until_unrealized(emulator: &Emulator) {
+    let realizer = emulator.realizer().expect("realizer");
+    let started = Instant::now();
+    while !realizer.containers().is_empty() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn cloud_tags_security_group_rules_and_user_data_follow_the_design() {
+    let emulator = cloud_support::emulator();
+    let mut config = cloud_support::config(&emulator, 2);
+    config.settings.cloud.ttl_s = 900;
+    let hardware = CloudHardware::start(&config).expect("instances start");
+    let run = hardware.run_id().to_owned();
+    let clients = cloud_support::clients(&emulator);
+    let ec2 = &clients.ec2;
+    let by_run = Filter::builder()
+        .name(format!("tag:{TAG_RUN}"))
+        .values(&run)
+        .build();
+    block_on(async {
+        let described = ec2
+            .describe_instances()
+            .filters(by_run.clone())
+            .send()
+            .await
+            .expect("describe");
+        let instances: Vec<_> = described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .collect();
+        assert_eq!(instances.len(), 2);
+        for instance in &instances {
+            let tag = |key: &str| {
+                instance
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(key))
+                    .and_then(|t| t.value())
+                    .map(str::to_owned)
+            };
+            assert_eq!(tag("dist-zero").as_deref(), Some("true"));
+            assert_eq!(tag(TAG_RUN).as_deref(), Some(run.as_str()));
+            let expires: u64 = tag(TAG_EXPIRES).expect("expiry").parse().expect("seconds");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs();
+            assert!(expires > now && expires <= now + 900, "{expires} vs {now}");
+            assert!(instance.key_name().is_none(), "no key pair");
+            let id = instance.instance_id().expect("id");
+            let behaviour = ec2
+                .describe_instance_attribute()
+                .instance_id(id)
+                .attribute(
+                    aws_sdk_ec2::types::InstanceAttributeName::InstanceInitiatedShutdownBehavior,
+                )
+                .send()
+                .await
+                .expect("attribute");
+            assert_eq!(
+                behaviour
+                    .instance_initiated_shutdown_behavior()
+                    .and_then(|v| v.value()),
+                Some("terminate")
+            );
+            let user_data = ec2
+                .describe_instance_attribute()
+                .instance_id(id)
+                .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+                .send()
+                .await
+                .expect("user data");
+            let script = base64::engine::general_purpose::STANDARD
+                .decode(user_data.user_data().and_then(|u| u.value()).expect("some"))
+                .expect("base64");
+            let script = String::from_utf8(script).expect("text");
+            assert!(
+                script.starts_with("#!/bin/sh\n# dist-zero bootstrap"),
+                "{script}"
+            );
+            assert!(script.contains("sleep 900; poweroff"), "time to live");
+            assert!(script.contains("X-Amz-Signature"), "a presigned URL");
+            assert!(script.contains("sha256sum -c"), "checksum");
+            assert!(script.contains("exec /opt/dist-zero/dist-zero machine"));
+            assert!(script.contains("\"tls\""), "TLS material in the config");
+            assert!(
+                !script.contains(EMULATOR_SECRET),
+                "no AWS credentials on the instance"
+            );
+        }
+        let groups = ec2
+            .describe_security_groups()
+            .filters(by_run.clone())
+            .send()
+            .await
+            .expect("groups");
+        let group = groups.security_groups().first().expect("the run's group");
+        let group_id = group.group_id().expect("id");
+        let rules = group.ip_permissions();
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        for rule in rules {
+            let port = rule.from_port().expect("port");
+            assert_eq!(rule.to_port(), Some(port));
+            assert_eq!(rule.ip_protocol(), Some("tcp"));
+            if port == i32::from(PEER_PORT) {
+                assert!(rule.ip_ranges().is_empty(), "peers: no address range");
+                let pairs: Vec<_> = rule
+                    .user_id_group_pairs()
+                    .iter()
+                    .filter_map(|p| p.group_id())
+                    .collect();
+                assert_eq!(pairs, [group_id], "peers only from the group");
+            } else {
+                assert_eq!(port, i32::from(CONTROL_PORT));
+                assert!(rule.user_id_group_pairs().is_empty());
+                let ranges: Vec<_> = rule
+                    .ip_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ip())
+                    .collect();
+                assert_eq!(ranges.len(), 1);
+                assert!(ranges[0].ends_with("/32"), "only the runner: {ranges:?}");
+            }
+        }
+        let tagging = clients
+            .s3
+            .get_bucket_tagging()
+            .bucket(format!("dist-zero-{run}"))
+            .send()
+            .await
+            .expect("the run's bucket is tagged");
+        let tags: Vec<(&str, &str)> = tagging
+            .tag_set()
+            .iter()
+            .map(|t| (t.key(), t.value()))
+            .collect();
+        assert!(tags.contains(&("dist-zero", "true")), "{tags:?}");
+        assert!(tags.contains(&(TAG_RUN, run.as_str())), "{tags:?}");
+        assert!(tags.iter().any(|(k, _)| *k == TAG_EXPIRES), "{tags:?}");
+        for (kind, count) in [
+            (
+                "vpc",
+                ec2.describe_vpcs()
+                    .filters(by_run.clone())
+                    .send()
+                    .await
+                    .expect("vpcs")
+                    .vpcs()
+                    .len(),
+            ),
+            (
+                "subnet",
+                ec2.describe_subnets()
+                    .filters(by_run.clone())
+                    .send()
+                    .await
+                    .expect("subnets")
+                    .subnets()
+                    .len(),
+            ),
+            (
+                "internet gateway",
+                ec2.describe_internet_gateways()
+                    .filters(by_run.clone())
+                    .send()
+                    .await
+                    .expect("gateways")
+                    .internet_gateways()
+                    .len(),
+            ),
+            (
+                "route table",
+                ec2.describe_route_tables()
+                    .filters(by_run.clone())
+                    .send()
+                    .await
+                    .expect("tables")
+                    .route_tables()
+                    .len(),
+            ),
+        ] {
+            assert_eq!(count, 1, "one tagged {kind}");
+        }
+    });
+    hardware.finish().expect("clean finish");
+    wait_until_unrealized(&emulator);
+    assert_nothing_left(&emulator, &run);
+}
+
+#[test]
+fn cloud_a_failed_start_leaves_nothing() {
+    let emulator = cloud_support::emulator();
+    let faults = Arc::new(cloud_support::Faults::default());
+    // The first instance launches; the second launch is refused for good.
+    faults.add("RunInstances", 1, 400, "InstanceLimitExceeded", 1);
+    let mut config = cloud_support::config(&emulator, 3);
+    config.http = Some(cloud_support::fault_layer(Arc::clone(&faults)));
+    let error = match CloudHardware::start(&config) {
+        Ok(_) => panic!("the start must fail"),
+        Err(error) => error,
+    };
+    assert!(
+        error.to_string().contains("InstanceLimitExceeded"),
+        "{error}"
+    );
+    wait_until_unrealized(&emulator);
+    assert_eq!(
+        cloud_support::cloud_leftovers(&emulator),
+        Vec::<String>::new()
+    );
+    let realizer = emulator.realizer().expect("realizer");
+    assert!(realizer.containers().is_empty());
+}
+
+#[test]
+fn cloud_a_panic_leaves_nothing() {
+    let emulator = cloud_support::emulator();
+    let config = cloud_support::config(&emulator, 2);
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let hardware = CloudHardware::start(&config).expect("instances start");
+        let run = hardware.run_id().to_owned();
+        std::panic::panic_any(run);
+    }))
+    .expect_err("it panicked");
+    let run = run.downcast::<String>().expect("the run id");
+    wait_until_unrealized(&emulator);
+    assert_nothing_left(&emulator, &run);
+}
+
+#[test]
+fn cloud_a_machine_whose_container_dies_is_reported_by_name() {
+    let emulator = cloud_support::emulator();
+    let mut hardware =
+        CloudHardware::start(&cloud_support::config(&emulator, 2)).expect("instances start");
+    let run = hardware.run_id().to_owned();
+    let victim = hardware.instances()[1].clone();
+    emulator
+        .realizer()
+        .expect("realizer")
+        .kill(&victim)
+        .expect("container killed");
+    let error = hardware.run_until(10).expect_err("machine m1 is gone");
+    match &error {
+        HardwareError::MachineLost { machine, reason } => {
+            assert_eq!(*machine, MachineId(1));
+            assert!(reason.contains(&victim), "{reason}");
+        }
+        other => panic!("expected a lost machine, got {other}"),
+    }
+    assert!(error.to_string().contains("machine m1 was lost"), "{error}");
+    hardware.finish().expect("clean finish");
+    wait_until_unrealized(&emulator);
+    assert_nothing_left(&emulator, &run);
+}
+
+#[test]
+fn cloud_throttling_and_eventual_consistency_are_retried() {
+    let emulator = cloud_support::emulator();
+    let faults = Arc::new(cloud_support::Faults::default());
+    faults.add("CreateVpc", 0, 503, "RequestLimitExceeded", 2);
+    faults.add("RunInstances", 0, 503, "RequestLimitExceeded", 1);
+    faults.add(
+        "AuthorizeSecurityGroupIngress",
+        0,
+        400,
+        "InvalidGroup.NotFound",
+        2,
+    );
+    faults.add("DescribeInstances", 0, 400, "InvalidInstanceID.NotFound", 2);
+    let mut config = cloud_support::config(&emulator, 1);
+    config.http = Some(cloud_support::fault_layer(Arc::clone(&faults)));
+    let scenario = Scenario::parse(
+        r#"{"machines": 1, "run_ms": 300, "seed": 2, "users": [
+            {"name": "a", "machine": 0, "join_ms": 10,
+             "actions": [[20, {"type": "increment", "amount": 3}]]}]}"#,
+    )
+    .expect("scenario parses");
+    let mut hardware = CloudHardware::start(&config).expect("starts despite the faults");
+    let run = hardware.run_id().to_owned();
+    let outcome = run_scenario(&mut hardware, &scenario, &Progress::new(Millis(300), false))
+        .expect("scenario runs");
+    assert!(outcome.correct, "{outcome:?}");
+    hardware.finish().expect("clean finish");
+    let injected = faults.injected();
+    assert_eq!(
+        injected.get("RequestLimitExceeded"),
+        Some(&3),
+        "{injected:?}"
+    );
+    assert_eq!(
+        injected.get("InvalidGroup.NotFound"),
+        Some(&2),
+        "{injected:?}"
+    );
+    assert_eq!(
+        injected.get("InvalidInstanceID.NotFound"),
+        Some(&2),
+        "{injected:?}"
+    );
+    wait_until_unrealized(&emulator);
+    assert_nothing_left(&emulator, &run);
+}
+
+/// The `dist-zero` binary with the emulator's settings.
+fn dist_zero(emulator: &Emulator, args: &[&str]) -> Command {
+    let cloud = &emulator.settings.cloud;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dist-zero"));
+    command
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env(
+            "AWS_ENDPOINT_URL",
+            cloud.endpoint_url.as_deref().expect("endpoint"),
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", EMULATOR_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", EMULATOR_SECRET)
+        .env("DIST_ZERO_CLOUD_SUBNET", &cloud.subnet)
+        .env("DIST_ZERO_CLOUD_READY_TIMEOUT_S", "120");
+    command
+}
+
+#[test]
+fn cloud_cli_sum_of_two_reports_correct_json_twice_in_a_row() {
+    // The second run reuses the addresses of the first, whose containers are just going away.
+    let emulator = cloud_support::emulator();
+    for _ in 0..2 {
+        let output = dist_zero(
+            &emulator,
+            &[
+                "run",
+                "examples/sum_of_two.json",
+                "--mode",
+                "cloud",
+                "--json",
+            ],
+        )
+        .output()
+        .expect("runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(stdout.trim()).expect("one JSON object");
+        assert_eq!(report["correct"], true);
+        assert_eq!(report["mode"], "cloud");
+        let run = report["run_id"].as_str().expect("run id").to_owned();
+        assert_eq!(
+            cloud_support::cloud_leftovers(&emulator),
+            Vec::<String>::new()
+        );
+        assert!(!run.is_empty());
+    }
+    wait_until_unrealized(&emulator);
+    assert!(emulator
+        .realizer()
+        .expect("realizer")
+        .containers()
+        .is_empty());
+}
+
+#[test]
+fn cloud_sigint_removes_everything_the_run_created() {
+    let emulator = cloud_support::emulator();
+    let clients = cloud_support::clients(&emulator);
+    let child = dist_zero(
+        &emulator,
+        &["run", "examples/sum_of_two.json", "--mode", "cloud"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("starts");
+    // Wait until the run has instances, then interrupt it.
+    let started = Instant::now();
+    let run = loop {
+        let described = block_on(
+            clients
+                .ec2
+                .describe_instances()
+                .filters(
+                    Filter::builder()
+                        .name("tag:dist-zero")
+                        .values("true")
+                        .build(),
+                )
+                .send(),
+        )
+        .expect("moto answers");
+        let run = described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .flat_map(|i| i.tags())
+            .find(|t| t.key() == Some(TAG_RUN))
+            .and_then(|t| t.value())
+            .map(str::to_owned);
+        if let Some(run) = run {
+            break run;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no instance appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let output = child.wait_with_output().expect("exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("SIGINT"), "{stderr}");
+    wait_until_unrealized(&emulator);
+    assert_nothing_left(&emulator, &run);
+}
+
+#[test]
+fn cloud_wrong_credentials_give_one_line_and_exit_two() {
+    let settings = Settings::load().expect("settings");
+    let options = EmulatorOptions {
+        check_signatures: true,
+        ..Default::default()
+    };
+    let emulator = Emulator::start(&settings, &options).expect("moto starts");
+    let output = dist_zero(
+        &emulator,
+        &["run", "examples/sum_of_two.json", "--mode", "cloud"],
+    )
+    .output()
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("dist-zero: AWS refused the credentials"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn cloud_clean_removes_and_lists_what_a_dead_run_left() {
+    let emulator = cloud_support::emulator();
+    let mut child = dist_zero(
+        &emulator,
+        &["run", "examples/sum_of_two.json", "--mode", "cloud"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("starts");
+    let started = Instant::now();
+    while cloud_support::cloud_leftovers(&emulator).is_empty()
+        || !cloud_support::cloud_leftovers(&emulator)
+            .iter()
+            .any(|l| l.contains("instances: [\"i-"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no instance appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A runner that dies without a chance to clean up.
+    child.kill().expect("killed");
+    let _ = child.wait();
+    assert!(!cloud_support::cloud_leftovers(&emulator).is_empty());
+    let output = dist_zero(&emulator, &["clean", "--cloud"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for kind in [
+        "instance i-",
+        "security-group sg-",
+        "subnet subnet-",
+        "vpc vpc-",
+        "bucket dist-zero-",
+    ] {
+        assert!(
+            stdout.contains(&format!("removed {kind}")),
+            "{kind} missing from:\n{stdout}"
+        );
+    }
+    wait_until_unrealized(&emulator);
+    assert_eq!(
+        cloud_support::cloud_leftovers(&emulator),
+        Vec::<String>::new()
+    );
+    let again = dist_zero(&emulator, &["clean", "--cloud"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to clean"));
+}
+
+/// Real AWS: the sum of two on EC2 with the settings' credentials, region, image and runner
+/// address (README, Cloud mode on AWS). Costs money; run with `--ignored` only.
+#[test]
+#[ignore = "real AWS: costs money; `cargo test --features cloud cloud_real_aws -- --ignored`"]
+fn cloud_real_aws_sum_of_two_reaches_four() {
+    let settings = Settings::load().expect("settings");
+    assert!(
+        settings.cloud.endpoint_url.is_none(),
+        "unset AWS_ENDPOINT_URL to run against real AWS"
+    );
+    let scenario = sum_of_two();
+    let config = dist_zero::hardware::cloud::CloudConfig::new(
+        scenario.machines,
+        1,
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_dist-zero")),
+        settings,
+    );
+    let mut hardware = CloudHardware::start(&config).expect("instances start");
+    let outcome = run_scenario(
+        &mut hardware,
+        &scenario,
+        &Progress::new(scenario.run_ms, false),
+    )
+    .expect("scenario runs");
+    hardware.finish().expect("clean finish");
+    assert!(outcome.correct, "{outcome:?}");
+}
