@@ -74,7 +74,7 @@ fn cloud_sum_of_two_reaches_four_and_nothing_remains() {
 fn wait_until_unrealized(emulator: &Emulator) {
     let realizer = emulator.realizer().expect("realizer");
     let started = Instant::now();
-    while !realizer.containers().is_empty() && started.elapsed() < Duration::from_secs(60) {
+    while !realizer.containers().is_empty() && started.elapsed() < Duration::from_secs(180) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -392,7 +392,7 @@ fn dist_zero(emulator: &Emulator, args: &[&str]) -> Command {
         .env("AWS_ACCESS_KEY_ID", EMULATOR_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", EMULATOR_SECRET)
         .env("DIST_ZERO_CLOUD_SUBNET", &cloud.subnet)
-        .env("DIST_ZERO_CLOUD_READY_TIMEOUT_S", "120");
+        .env("DIST_ZERO_CLOUD_READY_TIMEOUT_S", "300");
     command
 }
 
