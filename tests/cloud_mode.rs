@@ -609,3 +609,29 @@ fn cloud_real_aws_sum_of_two_reaches_four() {
     hardware.finish().expect("clean finish");
     assert!(outcome.correct(), "{outcome:?}");
 }
+
+#[test]
+fn cloud_refuses_to_run_without_the_realizer_network() {
+    // moto alone, and a subnet outside the realizers' draws (10.96.0.0/11): no Docker network
+    // holds it, so no private address may be contacted.
+    let settings = Settings::load().expect("settings");
+    let emulator = Emulator::start(&settings, &EmulatorOptions::default()).expect("moto starts");
+    let output = dist_zero(
+        &emulator,
+        &["run", "examples/sum_of_two.json", "--mode", "cloud"],
+    )
+    .env("DIST_ZERO_CLOUD_SUBNET", "10.95.254.0/24")
+    .output()
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no realizer network holds 10.95.254.0/24"),
+        "{stderr}"
+    );
+    assert_eq!(
+        cloud_support::cloud_leftovers(&emulator),
+        Vec::<String>::new()
+    );
+}
