@@ -75,7 +75,7 @@ fn cloud_sum_of_two_reaches_four_and_nothing_remains() {
 fn wait_until_unrealized(emulator: &Emulator) {
     let realizer = emulator.realizer().expect("realizer");
     let started = Instant::now();
-    while !realizer.containers().is_empty() && started.elapsed() < Duration::from_secs(60) {
+    while !realizer.containers().is_empty() && started.elapsed() < Duration::from_secs(180) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -393,7 +393,7 @@ fn dist_zero(emulator: &Emulator, args: &[&str]) -> Command {
         .env("AWS_ACCESS_KEY_ID", EMULATOR_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", EMULATOR_SECRET)
         .env("DIST_ZERO_CLOUD_SUBNET", &cloud.subnet)
-        .env("DIST_ZERO_CLOUD_READY_TIMEOUT_S", "120");
+        .env("DIST_ZERO_CLOUD_READY_TIMEOUT_S", "300");
     command
 }
 
@@ -609,4 +609,30 @@ fn cloud_real_aws_sum_of_two_reaches_four() {
     .expect("scenario runs");
     hardware.finish().expect("clean finish");
     assert!(outcome.correct, "{outcome:?}");
+}
+
+#[test]
+fn cloud_refuses_to_run_without_the_realizer_network() {
+    // moto alone, and a subnet outside the realizers' draws (10.96.0.0/11): no Docker network
+    // holds it, so no private address may be contacted.
+    let settings = Settings::load().expect("settings");
+    let emulator = Emulator::start(&settings, &EmulatorOptions::default()).expect("moto starts");
+    let output = dist_zero(
+        &emulator,
+        &["run", "examples/sum_of_two.json", "--mode", "cloud"],
+    )
+    .env("DIST_ZERO_CLOUD_SUBNET", "10.95.254.0/24")
+    .output()
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no realizer network holds 10.95.254.0/24"),
+        "{stderr}"
+    );
+    assert_eq!(
+        cloud_support::cloud_leftovers(&emulator),
+        Vec::<String>::new()
+    );
 }

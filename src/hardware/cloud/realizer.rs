@@ -51,8 +51,9 @@ pub const BUSYBOX: &str = "/bin/busybox";
 pub const EMULATOR_KEY_ID: &str = "AKIDDISTZEROEMULATOR";
 /// The fake secret key the emulator's settings carry.
 pub const EMULATOR_SECRET: &str = "dist-zero-emulator-secret";
-/// How many looks the realizer tries to realize one instance before giving up on it.
-const REALIZE_ATTEMPTS: u32 = 50;
+/// How many looks the realizer tries to realize one instance before giving up on it (at
+/// least a minute and a half, for a container being removed under load).
+const REALIZE_ATTEMPTS: u32 = 300;
 /// How often the realizer asks the emulator what runs.
 const POLL: Duration = Duration::from_millis(300);
 
@@ -521,15 +522,17 @@ impl Watch {
                 .and_then(|t| t.value())
                 .unwrap_or("unknown")
                 .to_owned();
-            match self.realize(id, ip, &run).await {
-                Ok(container) => {
-                    if let Ok(mut m) = self.realized.lock() {
-                        m.insert(id.to_owned(), container);
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(instance = id, %error, "cannot realize an instance yet");
-                    *failures.entry(id.to_owned()).or_default() += 1;
+            // Recorded before the container exists, so that nobody takes the realizer for idle
+            // while a container is being created.
+            let name = format!("dz-real-{id}");
+            if let Ok(mut m) = self.realized.lock() {
+                m.insert(id.to_owned(), name.clone());
+            }
+            if let Err(error) = self.realize(id, ip, &run, &name).await {
+                tracing::warn!(instance = id, %error, "cannot realize an instance yet");
+                *failures.entry(id.to_owned()).or_default() += 1;
+                if let Ok(mut m) = self.realized.lock() {
+                    m.remove(id);
                 }
             }
         }
@@ -561,7 +564,8 @@ impl Watch {
         instance: &str,
         ip: Ipv4Addr,
         run: &str,
-    ) -> Result<String, HardwareError> {
+        name: &str,
+    ) -> Result<(), HardwareError> {
         let attribute = self
             .clients
             .ec2
@@ -592,7 +596,6 @@ impl Watch {
         let wrapper = format!(
             "nc -ll -p {port} -e nc {gateway} {port} & printf '%s' \"$DZ_USER_DATA\" > /userdata && unset DZ_USER_DATA && exec /bin/sh /userdata"
         );
-        let name = format!("dz-real-{instance}");
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
             cmd: Some(vec!["/bin/sh".into(), "-c".into(), wrapper]),
@@ -626,7 +629,7 @@ impl Watch {
             ..Default::default()
         };
         let options = CreateContainerOptions {
-            name: Some(name.clone()),
+            name: Some(name.to_owned()),
             ..Default::default()
         };
         self.docker
@@ -636,17 +639,17 @@ impl Watch {
         if let Err(error) = self
             .docker
             .start_container(
-                &name,
+                name,
                 None::<bollard::query_parameters::StartContainerOptions>,
             )
             .await
         {
             let mut problems = Vec::new();
-            remove_container(&self.docker, &name, &mut problems).await;
+            remove_container(&self.docker, name, &mut problems).await;
             return Err(failed("start a container")(error));
         }
         tracing::info!(instance, %ip, container = %name, "instance realized");
-        Ok(name)
+        Ok(())
     }
 }
 
