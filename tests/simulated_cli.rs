@@ -93,6 +93,11 @@ fn assert_bad_scenario(name: &str, contents: &str, needles: &[&str]) {
 /// containing every one of `needles`; on stdout nothing, or with `--json` exactly one error
 /// object saying the same.
 fn assert_bad_input(args: &[&str], needles: &[&str]) {
+    assert_refused(args, needles, "bad_input");
+}
+
+/// As [`assert_bad_input`], for an error object of kind `kind`.
+fn assert_refused(args: &[&str], needles: &[&str], kind: &str) {
     let output = &dist_zero(args);
     let err = stderr(output);
     assert_eq!(output.status.code(), Some(2), "exit status; stderr:\n{err}");
@@ -107,7 +112,7 @@ fn assert_bad_input(args: &[&str], needles: &[&str]) {
     }
     let error = error_object(output);
     assert_eq!(error["exit_code"], 2, "{error}");
-    assert_eq!(error["kind"], "bad_input", "{error}");
+    assert_eq!(error["kind"], kind, "{error}");
     let message = error["error"].as_str().expect("an error message");
     assert_eq!(format!("dist-zero: {message}"), err.trim_end());
 }
@@ -354,11 +359,28 @@ fn simulated_cli_negative_time_is_bad_input() {
 }
 
 #[test]
+#[cfg(not(feature = "cloud"))]
 fn simulated_cli_unavailable_mode_is_bad_input() {
     let path = example("sum_of_two.json");
     let path = path.to_str().expect("UTF-8 path");
     assert_bad_input(&["run", path, "--mode", "cloud"], &["cloud"]);
     assert_bad_input(&["run", path, "--mode", "cloud", "--json"], &["cloud"]);
+}
+
+/// With the cloud feature, cloud mode without a machine image (and no emulator) is refused
+/// before anything is created, as hardware that is not there.
+#[test]
+#[cfg(feature = "cloud")]
+fn simulated_cli_cloud_mode_without_an_image_is_unavailable() {
+    let path = example("sum_of_two.json");
+    let path = path.to_str().expect("UTF-8 path");
+    for json in [false, true] {
+        let mut args = vec!["run", path, "--mode", "cloud"];
+        if json {
+            args.push("--json");
+        }
+        assert_refused(&args, &["DIST_ZERO_CLOUD_IMAGE"], "unavailable");
+    }
 }
 
 #[test]
