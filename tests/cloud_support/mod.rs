@@ -36,7 +36,7 @@ pub fn emulator() -> Emulator {
 /// A system of `machines` instances running the `dist-zero` binary cargo built for these tests.
 pub fn config(emulator: &Emulator, machines: u32) -> CloudConfig {
     let mut settings = emulator.settings.clone();
-    settings.cloud.ready_timeout_s = 300;
+    settings.cloud.ready_timeout_s = 90;
     CloudConfig::new(
         machines,
         7,
