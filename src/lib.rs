@@ -34,5 +34,6 @@ pub mod scenario;
 pub mod settings;
 pub mod terminal;
 pub mod time;
+pub mod tools;
 
 pub use cli::main;

@@ -8,5 +8,5 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    dist_zero::apps::sum::builtin_main()
+    dist_zero::tools::sum::builtin_main()
 }

@@ -10,10 +10,6 @@
 //! section ([`SumSection`], the `users` key), a play and a check ([`SumApp`]).
 
 mod app;
-mod bench;
-#[cfg(feature = "docker")]
-mod bench_virtual;
-mod commands;
 mod generate;
 mod input;
 mod output;
@@ -23,7 +19,6 @@ mod section;
 mod sum_node;
 
 pub use app::{SumApp, SumOutcome};
-pub use commands::{builtin_main, SumCommands};
 pub use generate::{Workload, WorkloadError, MAX_GENERATED_ACTIONS, MAX_GENERATED_USERS};
 pub use input::{InputConfig, InputLeafNode, InputLeafState, InputNode, InputState, LeafConfig};
 pub use output::{

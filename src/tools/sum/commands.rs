@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::bench::{self, BenchArgs};
 #[cfg(feature = "docker")]
 use super::bench_virtual::{self, BenchVirtualArgs};
-use super::Workload;
+use crate::apps::sum::Workload;
 use crate::app::Applications;
 use crate::cli::{run_simulated, ExtraCommands, Failure};
 use crate::scenario::RunOptions;

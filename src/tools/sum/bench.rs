@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::Workload;
+use crate::apps::sum::Workload;
 use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::hardware::simulated::FaultRule;
 use crate::scenario::{simulate, RunOptions, Scenario};

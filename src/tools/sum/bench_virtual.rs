@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{
+use crate::apps::sum::{
     InputConfig, InputNode, OutputConfig, OutputLeafNode, OutputNode, RecordedUser, SumConfig,
     SumMessage, SumNode, UserAction,
 };

@@ -1,0 +1,9 @@
+//! The sum network's demo and benchmarks: the commands DistZero's own binary adds. They time
+//! runs with the wall clock, so they live here, apart from the application and its nodes.
+
+mod bench;
+#[cfg(feature = "docker")]
+mod bench_virtual;
+mod commands;
+
+pub use commands::{builtin_main, SumCommands};
