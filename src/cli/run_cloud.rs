@@ -9,12 +9,10 @@ use crate::hardware::cloud::realizer::{
 };
 use crate::hardware::cloud::{clean, CloudConfig, CloudHardware, TeardownHandle};
 use crate::hardware::{Hardware, HardwareError, Mode};
-use crate::scenario::{
-    run_scenario, FaultReport, Progress, Report, RunCounters, RunError, Scenario,
-};
+use crate::scenario::{run_scenario, Progress, Report, RunError, Scenario};
 use crate::settings::Settings;
 
-use super::run_virtual::this_executable;
+use super::run_virtual::{remote_counters, this_executable};
 use super::{report_error, Failure, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::time::Millis;
 
@@ -111,14 +109,7 @@ pub fn execute(
     let verdict = run_scenario(&mut hardware, scenario, &progress)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let stats = hardware.stats()?;
-    let counters = RunCounters {
-        events: stats.events,
-        messages_delivered: stats.messages_delivered,
-        undeliverable: stats.undeliverable,
-        faults: FaultReport::new(&stats.faults, &stats.link),
-        in_flight: stats.link.sent.saturating_sub(stats.link.acknowledged)
-            + stats.waiting_for_spawn,
-    };
+    let counters = remote_counters(&stats);
     let report = Report::new(
         Mode::Cloud,
         scenario,

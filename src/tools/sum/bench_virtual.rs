@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::app::states_of;
 use crate::apps::sum::{
     InputConfig, InputNode, OutputConfig, OutputLeafNode, OutputNode, RecordedUser, SumConfig,
     SumMessage, SumNode, UserAction,
 };
-use crate::app::states_of;
 use crate::cli::{report_error, this_executable, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::hardware::docker::{DockerHardware, VirtualConfig};
 use crate::hardware::{Hardware, HardwareError};

@@ -7,8 +7,8 @@ use clap::Subcommand;
 use super::bench::{self, BenchArgs};
 #[cfg(feature = "docker")]
 use super::bench_virtual::{self, BenchVirtualArgs};
-use crate::apps::sum::Workload;
 use crate::app::Applications;
+use crate::apps::sum::Workload;
 use crate::cli::{run_simulated, ExtraCommands, Failure};
 use crate::scenario::RunOptions;
 use crate::settings::Settings;
