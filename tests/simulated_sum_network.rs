@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dist_zero::app::{states_of, Applications};
+use dist_zero::app::{self, states_of, Applications};
 use dist_zero::apps::sum::{
     InputConfig, InputNode, OutputConfig, OutputLeafNode, OutputNode, RecordedUser,
     RecordedUserError, SumConfig, SumMessage, SumNode, UserAction,
@@ -24,7 +24,7 @@ use dist_zero::apps::sum::{
 use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::MachineId;
-use dist_zero::node::{config_of, message_for, Handle, TypedNode};
+use dist_zero::node::{Handle, TypedNode};
 use dist_zero::scenario::{run_scenario, simulate, Progress, RunOptions, Scenario};
 use dist_zero::time::Millis;
 use sum_support::{sum_outcome, sum_section};
@@ -61,19 +61,11 @@ struct SumNetwork {
 }
 
 fn spawn<N: TypedNode>(hardware: &mut SimulatedHardware, config: &N::Config) -> Handle<N> {
-    let config = config_of::<N>(config).expect("the config encodes");
-    Handle::assume(
-        hardware
-            .spawn(MachineId(0), &config)
-            .expect("the root starts"),
-    )
+    app::spawn::<N>(hardware, MachineId(0), config).expect("the root starts")
 }
 
 fn send<N: TypedNode>(hardware: &mut SimulatedHardware, to: Handle<N>, message: &N::Message) {
-    let message = message_for::<N>(message).expect("the message encodes");
-    hardware
-        .send(to.untyped(), message)
-        .expect("the root exists");
+    app::send::<N>(hardware, to, message).expect("the root exists");
 }
 
 impl SumNetwork {

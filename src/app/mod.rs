@@ -7,7 +7,7 @@
 
 mod stage;
 
-pub use stage::Stage;
+pub use stage::{send, spawn, Stage};
 
 use std::any::Any;
 use std::sync::Arc;

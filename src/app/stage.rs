@@ -50,8 +50,7 @@ impl<'a> Stage<'a> {
         machine: MachineId,
         config: &N::Config,
     ) -> Result<Handle<N>, RunError> {
-        let config = config_of::<N>(config).map_err(encoding)?;
-        Ok(Handle::assume(self.hardware.spawn(machine, &config)?))
+        Ok(spawn::<N>(self.hardware, machine, config)?)
     }
 
     /// Sends `message` to `to` from outside the system.
@@ -60,8 +59,7 @@ impl<'a> Stage<'a> {
         to: Handle<N>,
         message: &N::Message,
     ) -> Result<(), RunError> {
-        let message = message_for::<N>(message).map_err(encoding)?;
-        Ok(self.hardware.send(to.untyped(), message)?)
+        Ok(send::<N>(self.hardware, to, message)?)
     }
 
     /// Lets the system run until `at` (nothing happens if that is past), in at most a couple of
@@ -79,8 +77,26 @@ impl<'a> Stage<'a> {
     }
 }
 
-fn encoding(error: crate::node::NodeError) -> RunError {
-    RunError::Hardware(HardwareError::Infrastructure(format!(
-        "cannot encode what the scenario sends: {error}"
-    )))
+/// Creates a node of type `N` on `machine` of `hardware`, now.
+pub fn spawn<N: TypedNode>(
+    hardware: &mut dyn Hardware,
+    machine: MachineId,
+    config: &N::Config,
+) -> Result<Handle<N>, HardwareError> {
+    let config = config_of::<N>(config).map_err(encoding)?;
+    Ok(Handle::assume(hardware.spawn(machine, &config)?))
+}
+
+/// Sends `message` to `to` on `hardware`, from outside the system.
+pub fn send<N: TypedNode>(
+    hardware: &mut dyn Hardware,
+    to: Handle<N>,
+    message: &N::Message,
+) -> Result<(), HardwareError> {
+    let message = message_for::<N>(message).map_err(encoding)?;
+    hardware.send(to.untyped(), message)
+}
+
+fn encoding(error: crate::node::NodeError) -> HardwareError {
+    HardwareError::Infrastructure(format!("cannot encode what is sent from outside: {error}"))
 }

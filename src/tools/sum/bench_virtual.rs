@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::app::states_of;
+use crate::app::{send, spawn, states_of};
 use crate::apps::sum::{
     InputConfig, InputNode, OutputConfig, OutputLeafNode, OutputNode, RecordedUser, SumConfig,
     SumMessage, SumNode, UserAction,
@@ -12,7 +12,7 @@ use crate::cli::{report_error, this_executable, EXIT_BAD_INPUT, EXIT_CORRECT, EX
 use crate::hardware::docker::{DockerHardware, VirtualConfig};
 use crate::hardware::{Hardware, HardwareError};
 use crate::messages::MachineId;
-use crate::node::{config_of, message_for, Handle, TypedNode};
+use crate::node::Handle;
 use crate::settings::Settings;
 
 /// How long the throughput run may take to converge.
@@ -171,28 +171,6 @@ fn throughput(
         let next = hardware.now_ms() + 20;
         hardware.run_until(next)?;
     }
-}
-
-fn spawn<N: TypedNode>(
-    hardware: &mut DockerHardware,
-    machine: MachineId,
-    config: &N::Config,
-) -> Result<Handle<N>, HardwareError> {
-    let config = config_of::<N>(config).map_err(encoding)?;
-    Ok(Handle::assume(hardware.spawn(machine, &config)?))
-}
-
-fn send<N: TypedNode>(
-    hardware: &mut DockerHardware,
-    to: Handle<N>,
-    message: &N::Message,
-) -> Result<(), HardwareError> {
-    let message = message_for::<N>(message).map_err(encoding)?;
-    hardware.send(to.untyped(), message)
-}
-
-fn encoding(error: crate::node::NodeError) -> HardwareError {
-    HardwareError::Infrastructure(error.to_string())
 }
 
 fn ms(duration: Duration) -> f64 {
