@@ -40,6 +40,9 @@ impl Bootstrap<'_> {
             r#"#!/bin/sh
 {MARKER}: run {run_id}, machine {machine}
 set -eu
+# A bootstrap that fails powers the instance off (and so terminates it): the runner sees at once
+# that the machine is gone instead of waiting for it. `exec` below replaces this shell, trap and all.
+trap 'poweroff -f || poweroff' EXIT
 # Time to live: power off (the instance's shutdown behaviour is terminate) even if the runner dies.
 ( sleep {ttl_s}; poweroff -f || poweroff ) >/dev/null 2>&1 &
 mkdir -p {INSTALL_DIR}
@@ -84,6 +87,8 @@ mod tests {
         let exec = script.find("exec /opt").expect("exec");
         assert!(check < exec);
         assert!(script.contains("sleep 60; poweroff"));
+        let trap = script.find("trap 'poweroff").expect("a failed bootstrap powers off");
+        assert!(trap < script.find("sha256sum").expect("checksum"));
         assert!(script.contains(r"a=it'\''s'"));
         assert!(script.contains(r#"printf '%s' '{"run_id":"dz-1"}' > machine.json"#));
         assert!(!script.contains("AWS_SECRET"));

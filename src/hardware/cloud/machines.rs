@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::InstanceStateName;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
@@ -285,12 +285,25 @@ async fn wait_ready(
             return Err(HardwareError::MachineLost {
                 machine,
                 reason: format!(
-                    "instance {} did not answer on {} in time (last error: {error})",
-                    slot.instance, slot.remote
+                    "instance {} did not answer on {} in time ({})",
+                    slot.instance,
+                    slot.remote,
+                    probe(slot.remote, &error).await
                 ),
             });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// What a plain connection to a machine's control port says: the runner's forwarder hides it
+/// (a failed TLS connection reaches the runner as a reset), and it tells a machine that never
+/// started (refused, unreachable) from one that answers wrongly.
+async fn probe(remote: SocketAddr, last: &ControlError) -> String {
+    match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(remote)).await {
+        Ok(Ok(_)) => format!("its port accepts connections; the last exchange failed: {last}"),
+        Ok(Err(error)) => format!("nothing answers there: {error}"),
+        Err(_) => "connecting timed out".to_owned(),
     }
 }
 

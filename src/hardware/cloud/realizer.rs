@@ -28,7 +28,8 @@ use bollard::models::{
     NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
-    BuildImageOptions, CreateContainerOptions, ListNetworksOptions, RemoveContainerOptions,
+    BuildImageOptions, CreateContainerOptions, ListContainersOptions, ListNetworksOptions,
+    RemoveContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -37,7 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::aws::{api, Clients, TAG_ALL, TAG_RUN};
 use super::Subnet;
 use crate::hardware::docker::engine;
-use crate::hardware::docker::{LABEL_ALL, LABEL_RUN};
+use crate::hardware::docker::{remove_network, LABEL_ALL, LABEL_RUN};
 use crate::hardware::HardwareError;
 use crate::settings::{CloudSettings, Secret, Settings};
 
@@ -129,6 +130,10 @@ fn overlaps(a: Subnet, b: Subnet) -> bool {
 
 /// The containers the realizer started, by instance id.
 type Realized = Arc<Mutex<HashMap<String, String>>>;
+/// The name of every container the realizer ever created (to free the network of each at the end).
+type Created = Arc<Mutex<Vec<String>>>;
+/// How long a stopping realizer waits for the watch loop to finish the look it is taking.
+const WATCH_STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// A running realizer: its network, its relay, its watch loop. Removes its containers and
 /// network when stopped or dropped.
@@ -140,7 +145,10 @@ pub struct Realizer {
     subnet: Subnet,
     gateway: Ipv4Addr,
     realized: Realized,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    created: Created,
+    stop_watch: tokio::sync::watch::Sender<bool>,
+    watch: Option<tokio::task::JoinHandle<()>>,
+    relay: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Realizer {
@@ -175,7 +183,10 @@ impl Realizer {
             },
             gateway: Ipv4Addr::UNSPECIFIED,
             realized: Arc::default(),
-            tasks: Vec::new(),
+            created: Arc::default(),
+            stop_watch: tokio::sync::watch::Sender::new(false),
+            watch: None,
+            relay: None,
         };
         realizer.create_network(subnet)?;
         let image = realizer.runtime.block_on(build_image(&realizer.docker))?;
@@ -193,9 +204,7 @@ impl Realizer {
                 })
         })?;
         let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        realizer
-            .tasks
-            .push(realizer.runtime.spawn(relay_to(relay, target)));
+        realizer.relay = Some(realizer.runtime.spawn(relay_to(relay, target)));
         let watch = Watch {
             clients,
             docker: realizer.docker.clone(),
@@ -205,8 +214,10 @@ impl Realizer {
             gateway: realizer.gateway,
             port,
             realized: Arc::clone(&realizer.realized),
+            created: Arc::clone(&realizer.created),
         };
-        realizer.tasks.push(realizer.runtime.spawn(watch.run()));
+        let stopped = realizer.stop_watch.subscribe();
+        realizer.watch = Some(realizer.runtime.spawn(watch.run(stopped)));
         Ok(realizer)
     }
 
@@ -296,9 +307,22 @@ impl Realizer {
         self.shutdown()
     }
 
+    /// Lets the watch loop finish the look it is taking (a container removal it started must not
+    /// race this one: two removals of one container can leave the engine counting an endpoint
+    /// that no longer exists), then removes what is left.
     fn shutdown(&mut self) -> Result<(), HardwareError> {
-        for task in self.tasks.drain(..) {
-            task.abort();
+        self.stop_watch.send_replace(true);
+        if let Some(watch) = self.watch.take() {
+            let abort = watch.abort_handle();
+            let finished = self
+                .runtime
+                .block_on(async { tokio::time::timeout(WATCH_STOP_WAIT, watch).await });
+            if finished.is_err() {
+                abort.abort();
+            }
+        }
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
         }
         let containers: Vec<String> = self
             .realized
@@ -307,6 +331,7 @@ impl Realizer {
             .unwrap_or_default();
         let docker = self.docker.clone();
         let network = self.network.take();
+        let mut known = self.created.lock().map(|c| c.clone()).unwrap_or_default();
         let run_label = format!("{LABEL_RUN}={}", self.id);
         self.runtime.block_on(async move {
             let mut problems = Vec::new();
@@ -324,9 +349,10 @@ impl Realizer {
                 {
                     for id in inspected.containers.unwrap_or_default().into_keys() {
                         remove_container(&docker, &id, &mut problems).await;
+                        known.push(id);
                     }
                 }
-                if let Err(error) = docker.remove_network(network).await {
+                if let Err(error) = remove_network(&docker, network, &known).await {
                     problems.push(format!("network {network}: {error}"));
                 }
             }
@@ -458,16 +484,22 @@ struct Watch {
     gateway: Ipv4Addr,
     port: u16,
     realized: Realized,
+    created: Created,
 }
 
 impl Watch {
-    async fn run(self) {
+    /// Looks at the emulator every [`POLL`] until `stopped` turns true; a look under way is
+    /// finished first.
+    async fn run(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         let mut failures: HashMap<String, u32> = HashMap::new();
-        loop {
+        while !*stopped.borrow() {
             if let Err(error) = self.step(&mut failures).await {
                 tracing::warn!(%error, "realizer step failed");
             }
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = stopped.changed() => {}
+            }
         }
     }
 
@@ -536,6 +568,7 @@ impl Watch {
                 }
             }
         }
+        self.shut_down_exited(&alive).await?;
         let ended: Vec<(String, String)> = self
             .realized
             .lock()
@@ -556,6 +589,89 @@ impl Watch {
             }
         }
         Ok(())
+    }
+
+    /// An instance whose container exited (its user data failed, or it powered itself off when
+    /// its time to live ran out) shuts down as EC2 would have it: terminated or stopped, as its
+    /// `InstanceInitiatedShutdownBehavior` says. The container's last lines go to the log.
+    async fn shut_down_exited(&self, alive: &HashSet<String>) -> Result<(), HardwareError> {
+        let filters = HashMap::from([
+            (
+                "label".to_owned(),
+                vec![format!("{LABEL_REALIZER}={}", self.subnet)],
+            ),
+            ("status".to_owned(), vec!["exited".to_owned()]),
+        ]);
+        let exited = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(failed("list containers"))?;
+        for container in exited {
+            let Some(instance) = container
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get(LABEL_INSTANCE))
+                .filter(|instance| alive.contains(*instance))
+                .cloned()
+            else {
+                continue;
+            };
+            let name = container.id.unwrap_or_default();
+            let last_lines = self.last_lines(&name).await;
+            tracing::warn!(%instance, %last_lines, "an instance's machine exited; it shuts down");
+            let behaviour = self
+                .clients
+                .ec2
+                .describe_instance_attribute()
+                .instance_id(&instance)
+                .attribute(InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+                .send()
+                .await
+                .map_err(api("DescribeInstanceAttribute"))?;
+            let stop = behaviour
+                .instance_initiated_shutdown_behavior()
+                .and_then(|b| b.value())
+                == Some("stop");
+            if stop {
+                self.clients
+                    .ec2
+                    .stop_instances()
+                    .instance_ids(&instance)
+                    .send()
+                    .await
+                    .map_err(api("StopInstances"))?;
+            } else {
+                self.clients
+                    .ec2
+                    .terminate_instances()
+                    .instance_ids(&instance)
+                    .send()
+                    .await
+                    .map_err(api("TerminateInstances"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The last lines a container wrote (for the log; empty if Docker cannot say).
+    async fn last_lines(&self, container: &str) -> String {
+        let options = bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: "20".into(),
+            ..Default::default()
+        };
+        let mut lines = String::new();
+        let mut logs = self.docker.logs(container, Some(options));
+        while let Some(Ok(chunk)) = logs.next().await {
+            lines.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        lines
     }
 
     /// Starts a container at `ip` running `instance`'s user data.
@@ -612,6 +728,9 @@ impl Watch {
             stop_timeout: Some(2),
             host_config: Some(HostConfig {
                 network_mode: Some(self.network.clone()),
+                // `poweroff -f` (the user data's time to live) ends the container's own PID
+                // namespace and nothing else, as powering off ends an instance.
+                cap_add: Some(vec!["SYS_BOOT".into()]),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -632,6 +751,9 @@ impl Watch {
             name: Some(name.to_owned()),
             ..Default::default()
         };
+        if let Ok(mut created) = self.created.lock() {
+            created.push(name.to_owned());
+        }
         self.docker
             .create_container(Some(options), body)
             .await

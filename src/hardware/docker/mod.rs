@@ -19,6 +19,7 @@ mod image;
 mod machines;
 pub mod owner;
 mod resources;
+pub(crate) use resources::remove_network;
 pub mod stop;
 
 pub use clean::{clean, CleanOptions, Cleaned, Left};

@@ -31,7 +31,9 @@ const DOCKER_CONCURRENCY: usize = 8;
 /// How long stopped machines have to exit before their containers are removed.
 const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often a network that still has endpoints is asked again (every 250 ms).
-const NETWORK_REMOVAL_ATTEMPTS: u32 = 20;
+const NETWORK_REMOVAL_ATTEMPTS: u32 = 40;
+/// Every how many refused removals of a network its endpoints are disconnected by force.
+const FORCE_DISCONNECT_EVERY: u32 = 8;
 /// How many subnets to try before giving up (another network may hold the one drawn).
 const SUBNET_ATTEMPTS: u64 = 16;
 /// The prefix length of a run's subnet.
@@ -242,6 +244,7 @@ impl Resources {
                 .unwrap_or_default();
             let stragglers: Vec<String> = listed.into_iter().filter_map(|c| c.id).collect();
             remove_containers(&docker, &stragglers, &mut problems).await;
+            let known: Vec<String> = names.iter().chain(&stragglers).cloned().collect();
             let mut networks: Vec<String> = network.into_iter().collect();
             let listed = docker
                 .list_networks(Some(ListNetworksOptions {
@@ -253,7 +256,7 @@ impl Resources {
             networks.sort();
             networks.dedup();
             for id in networks {
-                if let Err(error) = remove_network(&docker, &id).await {
+                if let Err(error) = remove_network(&docker, &id, &known).await {
                     problems.push(format!("network {id}: {error}"));
                 }
             }
@@ -294,8 +297,15 @@ async fn remove_containers(docker: &Docker, names: &[String], problems: &mut Vec
 }
 
 /// Removes a network (a missing one is not an error). The engine may still count endpoints of
-/// containers it has just removed; it is asked again for a few seconds.
-async fn remove_network(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+/// containers it has just removed; it is asked again for a few seconds. If it still refuses,
+/// every container that was ever on the network (`known`, by name, and those the engine lists) is
+/// disconnected by force first: that frees the endpoints an engine lost count of after racing
+/// removals (moby#42119), which otherwise hold the network until the engine restarts.
+pub(crate) async fn remove_network(
+    docker: &Docker,
+    id: &str,
+    known: &[String],
+) -> Result<(), bollard::errors::Error> {
     let mut attempts = 0;
     loop {
         match docker.remove_network(id).await {
@@ -307,10 +317,37 @@ async fn remove_network(docker: &Docker, id: &str) -> Result<(), bollard::errors
                 status_code: 403, ..
             }) if attempts < NETWORK_REMOVAL_ATTEMPTS => {
                 attempts += 1;
+                if attempts % FORCE_DISCONNECT_EVERY == 0 {
+                    force_disconnect(docker, id, known).await;
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
             Err(error) => return Err(error),
         }
+    }
+}
+
+/// Disconnects by force every container `known` to have been on network `id` and every one the
+/// engine still lists there (errors ignored: most are no longer connected).
+async fn force_disconnect(docker: &Docker, id: &str, known: &[String]) {
+    let mut names: Vec<String> = known.to_vec();
+    if let Ok(network) = docker
+        .inspect_network(id, None::<bollard::query_parameters::InspectNetworkOptions>)
+        .await
+    {
+        for (container, endpoint) in network.containers.unwrap_or_default() {
+            names.push(container);
+            names.extend(endpoint.name);
+        }
+    }
+    names.sort();
+    names.dedup();
+    for name in names {
+        let request = bollard::models::NetworkDisconnectRequest {
+            container: Some(name),
+            force: Some(true),
+        };
+        let _ = docker.disconnect_network(id, request).await;
     }
 }
 
