@@ -442,6 +442,17 @@ fn cloud_cli_sum_of_two_reports_correct_json_twice_in_a_row() {
 
 #[test]
 fn cloud_sigint_removes_everything_the_run_created() {
+    signal_removes_everything("INT", 130);
+}
+
+#[test]
+fn cloud_sigterm_removes_everything_the_run_created() {
+    signal_removes_everything("TERM", 143);
+}
+
+/// Sends `SIG<signal>` to a cloud run once it has instances; the runner must remove everything
+/// and exit with `code`.
+fn signal_removes_everything(signal: &str, code: i32) {
     let emulator = cloud_support::emulator();
     let clients = cloud_support::clients(&emulator);
     let child = dist_zero(
@@ -487,14 +498,14 @@ fn cloud_sigint_removes_everything_the_run_created() {
     };
     let pid = child.id().to_string();
     let sent = Command::new("kill")
-        .args(["-INT", &pid])
+        .args([&format!("-{signal}"), &pid])
         .status()
         .expect("kill");
     assert!(sent.success());
     let output = child.wait_with_output().expect("exits");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("SIGINT"), "{stderr}");
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(&format!("SIG{signal}")), "{stderr}");
     wait_until_unrealized(&emulator);
     assert_nothing_left(&emulator, &run);
 }
@@ -524,11 +535,22 @@ fn cloud_wrong_credentials_give_one_line_and_exit_two() {
 }
 
 #[test]
-fn cloud_clean_removes_and_lists_what_a_dead_run_left() {
+fn cloud_clean_spares_a_run_in_progress_then_removes_and_lists_what_it_left_when_dead() {
     let emulator = cloud_support::emulator();
+    // The sum of two, played for two minutes: the run is still in progress when cleaned.
+    let scenario = std::env::temp_dir().join(format!("dz-clean-{}.json", std::process::id()));
+    let text = std::fs::read_to_string("examples/sum_of_two.json").expect("example");
+    let long = text.replace("\"run_ms\": 700", "\"run_ms\": 120000");
+    assert_ne!(text, long);
+    std::fs::write(&scenario, long).expect("scenario written");
     let mut child = dist_zero(
         &emulator,
-        &["run", "examples/sum_of_two.json", "--mode", "cloud"],
+        &[
+            "run",
+            scenario.to_str().expect("utf-8 path"),
+            "--mode",
+            "cloud",
+        ],
     )
     .stdout(Stdio::null())
     .stderr(Stdio::null())
@@ -546,9 +568,25 @@ fn cloud_clean_removes_and_lists_what_a_dead_run_left() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // While its runner runs, the run is in progress: clean leaves all of it.
+    let live = dist_zero(&emulator, &["clean", "--cloud"])
+        .output()
+        .expect("runs");
+    let live_out = String::from_utf8_lossy(&live.stdout);
+    assert_eq!(live.status.code(), Some(0), "{live_out}");
+    assert!(live_out.contains("left run dz-"), "{live_out}");
+    assert!(live_out.contains("in progress"), "{live_out}");
+    assert!(
+        live_out.contains("removed 0 cloud resources; left 1 runs"),
+        "{live_out}"
+    );
+    assert!(cloud_support::cloud_leftovers(&emulator)
+        .iter()
+        .any(|l| l.contains("instances: [\"i-")));
     // A runner that dies without a chance to clean up.
     child.kill().expect("killed");
     let _ = child.wait();
+    let _ = std::fs::remove_file(&scenario);
     assert!(!cloud_support::cloud_leftovers(&emulator).is_empty());
     let output = dist_zero(&emulator, &["clean", "--cloud"])
         .output()
@@ -635,4 +673,60 @@ fn cloud_refuses_to_run_without_the_realizer_network() {
         cloud_support::cloud_leftovers(&emulator),
         Vec::<String>::new()
     );
+}
+
+/// An instance powers itself off when its time to live ends, whatever the runner does, and so
+/// terminates (shutdown behaviour `terminate`).
+#[test]
+fn cloud_an_instance_terminates_itself_when_its_time_to_live_ends() {
+    const TTL_S: u64 = 40;
+    let emulator = cloud_support::emulator();
+    let mut config = cloud_support::config(&emulator, 1);
+    config.settings.cloud.ttl_s = TTL_S;
+    let started = Instant::now();
+    // Under a heavy load the machine may power off before it ever answers; the start then
+    // fails naming the terminated instance, which is the same proof.
+    let hardware = match CloudHardware::start(&config) {
+        Ok(hardware) => hardware,
+        Err(error) => {
+            assert!(error.to_string().contains("terminated"), "{error}");
+            assert!(started.elapsed() >= Duration::from_secs(TTL_S), "{error}");
+            return;
+        }
+    };
+    let run = hardware.run_id().to_owned();
+    let clients = cloud_support::clients(&emulator);
+    let state = || {
+        let described = block_on(
+            clients
+                .ec2
+                .describe_instances()
+                .filters(
+                    Filter::builder()
+                        .name(format!("tag:{TAG_RUN}"))
+                        .values(&run)
+                        .build(),
+                )
+                .send(),
+        )
+        .expect("moto answers");
+        described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.state().and_then(|s| s.name()).cloned())
+            .next()
+    };
+    while state() != Some(aws_sdk_ec2::types::InstanceStateName::Terminated) {
+        assert!(
+            started.elapsed() < Duration::from_secs(TTL_S + 120),
+            "the instance outlived its time to live: {:?}",
+            state()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(started.elapsed() >= Duration::from_secs(TTL_S));
+    drop(hardware);
+    wait_until_unrealized(&emulator);
+    assert_nothing_left(&emulator, &run);
 }

@@ -16,8 +16,10 @@ pub struct CleanArgs {
     /// Only this run's containers and network (images are left alone).
     #[arg(long, value_name = "RUN_ID")]
     pub run: Option<String>,
-    /// Clean the cloud (AWS, or the emulator `AWS_ENDPOINT_URL` points at) instead of Docker.
-    #[arg(long, conflicts_with_all = ["all", "run"])]
+    /// Clean the cloud (AWS, or the emulator `AWS_ENDPOINT_URL` points at) instead of Docker:
+    /// the resources of runs whose runner is gone or that have expired (with `--all`, every run's;
+    /// with `--run`, that run's).
+    #[arg(long)]
     pub cloud: bool,
 }
 

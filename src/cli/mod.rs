@@ -230,7 +230,7 @@ pub fn execute<E: ExtraCommands>(
         Command::Machine(args) => machine::run(&args, apps),
         #[cfg(feature = "docker")]
         #[cfg(feature = "cloud")]
-        Command::Clean(args) if args.cloud => run_cloud::clean(settings),
+        Command::Clean(args) if args.cloud => run_cloud::clean(&args, settings),
         #[cfg(all(feature = "docker", not(feature = "cloud")))]
         Command::Clean(args) if args.cloud => Failure::bad_input(
             &"cloud mode is not available in this build; rebuild with `--features cloud`",

@@ -4,20 +4,19 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
+use crate::hardware::cloud::clean::{CloudCleanOptions, CloudCleaned};
 use crate::hardware::cloud::realizer::{
     Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
 };
 use crate::hardware::cloud::{clean, CloudConfig, CloudHardware, TeardownHandle};
-use crate::hardware::{Hardware, HardwareError, Mode};
+use crate::hardware::{Hardware, HardwareError, Mode, StopSignal};
 use crate::scenario::{run_scenario, Progress, Report, RunError, Scenario};
 use crate::settings::Settings;
 
+use super::clean::CleanArgs;
 use super::run_virtual::{remote_counters, this_executable};
 use super::{report_error, Failure, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::time::Millis;
-
-/// The exit status of an interrupted run (128 + SIGINT).
-const EXIT_INTERRUPTED: i32 = 130;
 
 /// Runs `scenario` on EC2 instances, printing the report; returns the exit status.
 pub fn run(
@@ -62,13 +61,13 @@ fn arm_signals(runtime: &tokio::runtime::Handle, teardown: TeardownHandle) {
         let Ok(mut term) = signal(SignalKind::terminate()) else {
             return;
         };
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "SIGINT",
+        let received = tokio::select! {
+            _ = term.recv() => StopSignal::Terminate,
+            _ = tokio::signal::ctrl_c() => StopSignal::Interrupt,
         };
-        eprintln!("dist-zero: {name}: removing the run's cloud resources");
+        eprintln!("dist-zero: {received}: removing the run's cloud resources");
         let status = match teardown.teardown().await {
-            Ok(()) => EXIT_INTERRUPTED,
+            Ok(()) => i32::from(received.exit_status()),
             Err(error) => {
                 eprintln!("dist-zero: {error}");
                 i32::from(EXIT_WRONG)
@@ -126,17 +125,28 @@ pub fn execute(
 }
 
 /// `dist-zero clean --cloud`: removes and lists what dead runs left in the region.
-pub fn clean(settings: &Settings) -> u8 {
-    match clean::clean(&settings.cloud) {
-        Ok(removed) if removed.is_empty() => {
+pub fn clean(args: &CleanArgs, settings: &Settings) -> u8 {
+    let options = CloudCleanOptions {
+        all: args.all,
+        run: args.run.clone(),
+    };
+    match clean::clean(&settings.cloud, &options) {
+        Ok(cleaned) if cleaned == CloudCleaned::default() => {
             println!("nothing to clean: no dist-zero cloud resources");
             EXIT_CORRECT
         }
-        Ok(removed) => {
-            for line in &removed {
+        Ok(cleaned) => {
+            for line in &cleaned.removed {
                 println!("removed {line}");
             }
-            println!("removed {} cloud resources", removed.len());
+            for line in &cleaned.left {
+                println!("left {line}");
+            }
+            println!(
+                "removed {} cloud resources; left {} runs",
+                cleaned.removed.len(),
+                cleaned.left.len()
+            );
             EXIT_CORRECT
         }
         Err(error @ HardwareError::Unavailable(_)) => report_error(EXIT_BAD_INPUT, &error),

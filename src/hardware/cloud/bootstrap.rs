@@ -87,7 +87,9 @@ mod tests {
         let exec = script.find("exec /opt").expect("exec");
         assert!(check < exec);
         assert!(script.contains("sleep 60; poweroff"));
-        let trap = script.find("trap 'poweroff").expect("a failed bootstrap powers off");
+        let trap = script
+            .find("trap 'poweroff")
+            .expect("a failed bootstrap powers off");
         assert!(trap < script.find("sha256sum").expect("checksum"));
         assert!(script.contains(r"a=it'\''s'"));
         assert!(script.contains(r#"printf '%s' '{"run_id":"dz-1"}' > machine.json"#));

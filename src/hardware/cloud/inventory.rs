@@ -3,12 +3,13 @@
 //! subnet, the VPC, then the binary's object and bucket. Used by a run's own clean-up and by
 //! `dist-zero clean --cloud`, which rebuilds inventories from tags.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 
-use super::aws::{api, eventually, ApiError, Clients, TAG_ALL, TAG_RUN};
+use super::aws::{api, eventually, ApiError, Clients, TAG_ALL, TAG_EXPIRES, TAG_RUN};
+use crate::hardware::docker::owner::{Liveness, Owner};
 
 /// How long terminating instances may take to reach `terminated`.
 const TERMINATE_LIMIT: Duration = Duration::from_secs(600);
@@ -34,6 +35,10 @@ pub struct Inventory {
     pub bucket: Option<(String, Vec<String>)>,
     /// Set by a run's final clean-up: nothing more may be created for the run.
     pub closed: bool,
+    /// The runner that created it, as its resources' tags name it.
+    pub owner: Option<Owner>,
+    /// When its resources expire (seconds since the Unix epoch; the earliest tag).
+    pub expires: Option<u64>,
 }
 
 impl Inventory {
@@ -54,6 +59,26 @@ impl Inventory {
             && self.subnet.is_none()
             && self.vpc.is_none()
             && self.bucket.is_none()
+    }
+
+    /// Why `dist-zero clean --cloud` must leave this run alone at `now` (seconds since the Unix
+    /// epoch), or `None` if it is leaked: its runner still runs on this host, or it ran on
+    /// another host (which cannot be checked from here) and the run has not expired yet. A run
+    /// whose runner is gone, that names no runner, or that has expired, is leaked.
+    pub fn in_progress(&self, now: u64) -> Option<String> {
+        let owner = self.owner.as_ref()?;
+        match owner.liveness() {
+            Liveness::Alive(why) => Some(format!("in progress ({why})")),
+            Liveness::Gone(_) => None,
+            Liveness::Unknown(why) => match self.expires {
+                Some(expires) if expires <= now => None,
+                Some(expires) => Some(format!(
+                    "{why}; it expires in {} s (`clean --cloud --all` removes it now)",
+                    expires - now
+                )),
+                None => Some(format!("{why} (`clean --cloud --all` removes it)")),
+            },
+        }
     }
 
     /// Removes everything, in dependency order, and empties itself. Returns what it removed
@@ -256,9 +281,33 @@ async fn terminate(clients: &Clients, instances: &[String]) -> Result<(), ApiErr
     }
 }
 
-fn entry(runs: &mut BTreeMap<String, Inventory>, run: String) -> &mut Inventory {
-    runs.entry(run.clone())
-        .or_insert_with(|| Inventory::new(&run))
+/// The inventory of the run a resource's `tags` name (`unknown` if none), noting the runner and
+/// the expiry they record.
+fn entry<'a>(
+    runs: &'a mut BTreeMap<String, Inventory>,
+    tags: &HashMap<String, String>,
+) -> &'a mut Inventory {
+    let run = tags
+        .get(TAG_RUN)
+        .cloned()
+        .unwrap_or_else(|| "unknown".to_owned());
+    let inventory = runs
+        .entry(run.clone())
+        .or_insert_with(|| Inventory::new(&run));
+    if inventory.owner.is_none() {
+        inventory.owner = Owner::from_labels(tags);
+    }
+    if let Some(expires) = tags.get(TAG_EXPIRES).and_then(|e| e.parse::<u64>().ok()) {
+        inventory.expires = Some(inventory.expires.map_or(expires, |e| e.min(expires)));
+    }
+    inventory
+}
+
+/// An EC2 resource's tags, by key.
+fn tag_map(tags: &[aws_sdk_ec2::types::Tag]) -> HashMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+        .collect()
 }
 
 fn tagged(key: &str, value: &str) -> Filter {
@@ -266,14 +315,6 @@ fn tagged(key: &str, value: &str) -> Filter {
         .name(format!("tag:{key}"))
         .values(value)
         .build()
-}
-
-fn run_of(tags: &[aws_sdk_ec2::types::Tag]) -> String {
-    tags.iter()
-        .find(|t| t.key() == Some(TAG_RUN))
-        .and_then(|t| t.value())
-        .unwrap_or("unknown")
-        .to_owned()
 }
 
 /// Finds every DistZero resource in the region (tag `dist-zero=true`; buckets by the same tag),
@@ -294,7 +335,7 @@ pub async fn discover(clients: &Clients) -> Result<Vec<Inventory>, ApiError> {
             continue;
         }
         if let Some(id) = instance.instance_id() {
-            entry(&mut runs, run_of(instance.tags()))
+            entry(&mut runs, &tag_map(instance.tags()))
                 .instances
                 .push(id.to_owned());
         }
@@ -307,7 +348,7 @@ pub async fn discover(clients: &Clients) -> Result<Vec<Inventory>, ApiError> {
         .map_err(api("DescribeSecurityGroups"))?;
     for group in groups.security_groups() {
         if let Some(id) = group.group_id() {
-            entry(&mut runs, run_of(group.tags())).group = Some(id.to_owned());
+            entry(&mut runs, &tag_map(group.tags())).group = Some(id.to_owned());
         }
     }
     let tables = ec2
@@ -324,7 +365,8 @@ pub async fn discover(clients: &Clients) -> Result<Vec<Inventory>, ApiError> {
                 .find(|a| a.main() != Some(true))
                 .and_then(|a| a.route_table_association_id())
                 .map(str::to_owned);
-            entry(&mut runs, run_of(table.tags())).route_table = Some((id.to_owned(), association));
+            entry(&mut runs, &tag_map(table.tags())).route_table =
+                Some((id.to_owned(), association));
         }
     }
     let gateways = ec2
@@ -336,7 +378,7 @@ pub async fn discover(clients: &Clients) -> Result<Vec<Inventory>, ApiError> {
     for gateway in gateways.internet_gateways() {
         if let Some(id) = gateway.internet_gateway_id() {
             let attached = !gateway.attachments().is_empty();
-            entry(&mut runs, run_of(gateway.tags())).gateway = Some((id.to_owned(), attached));
+            entry(&mut runs, &tag_map(gateway.tags())).gateway = Some((id.to_owned(), attached));
         }
     }
     let subnets = ec2
@@ -347,7 +389,7 @@ pub async fn discover(clients: &Clients) -> Result<Vec<Inventory>, ApiError> {
         .map_err(api("DescribeSubnets"))?;
     for subnet in subnets.subnets() {
         if let Some(id) = subnet.subnet_id() {
-            entry(&mut runs, run_of(subnet.tags())).subnet = Some(id.to_owned());
+            entry(&mut runs, &tag_map(subnet.tags())).subnet = Some(id.to_owned());
         }
     }
     let vpcs = ec2
@@ -358,7 +400,7 @@ pub async fn discover(clients: &Clients) -> Result<Vec<Inventory>, ApiError> {
         .map_err(api("DescribeVpcs"))?;
     for vpc in vpcs.vpcs() {
         if let Some(id) = vpc.vpc_id() {
-            entry(&mut runs, run_of(vpc.tags())).vpc = Some(id.to_owned());
+            entry(&mut runs, &tag_map(vpc.tags())).vpc = Some(id.to_owned());
         }
     }
     let buckets = clients
@@ -375,14 +417,12 @@ pub async fn discover(clients: &Clients) -> Result<Vec<Inventory>, ApiError> {
         let Ok(tagging) = clients.s3.get_bucket_tagging().bucket(name).send().await else {
             continue;
         };
-        let tag = |key: &str| {
-            tagging
-                .tag_set()
-                .iter()
-                .find(|t| t.key() == key)
-                .map(|t| t.value().to_owned())
-        };
-        if tag(TAG_ALL).as_deref() != Some("true") {
+        let tags: HashMap<String, String> = tagging
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect();
+        if tags.get(TAG_ALL).map(String::as_str) != Some("true") {
             continue;
         }
         let objects = clients
@@ -397,8 +437,7 @@ pub async fn discover(clients: &Clients) -> Result<Vec<Inventory>, ApiError> {
             .iter()
             .filter_map(|o| o.key().map(str::to_owned))
             .collect();
-        let run = tag(TAG_RUN).unwrap_or_else(|| "unknown".into());
-        entry(&mut runs, run).bucket = Some((name.to_owned(), keys));
+        entry(&mut runs, &tags).bucket = Some((name.to_owned(), keys));
     }
     Ok(runs.into_values().collect())
 }

@@ -42,6 +42,7 @@ use base64::Engine as _;
 use sha2::Digest as _;
 
 use super::{Hardware, HardwareError, Mode};
+use crate::hardware::docker::owner::Owner;
 use crate::hardware::docker::VirtualStats;
 use crate::hardware::faults::FaultRule;
 use crate::machine::tls::RunTls;
@@ -312,6 +313,7 @@ impl CloudHardware {
             tls: &tls,
             binary: &binary,
             expires: unix_now() + cloud.ttl_s,
+            owner: Owner::this_process(),
         };
         let inventory = Arc::clone(&hardware.teardown.inventory);
         let launched = hardware
@@ -438,6 +440,8 @@ struct Plan<'a> {
     tls: &'a RunTls,
     binary: &'a [u8],
     expires: u64,
+    /// This runner, named on every resource so that `clean --cloud` spares the run while it runs.
+    owner: Option<Owner>,
 }
 
 impl Plan<'_> {
@@ -450,6 +454,9 @@ impl Plan<'_> {
         ];
         if let Some(machine) = machine {
             tags.push(tag(TAG_MACHINE, &MachineId(machine).to_string()));
+        }
+        for (key, value) in self.owner.iter().flat_map(Owner::labels) {
+            tags.push(tag(&key, &value));
         }
         TagSpecification::builder()
             .resource_type(kind)
@@ -731,10 +738,14 @@ async fn upload_binary(
             .build()
             .map_err(|e| HardwareError::Infrastructure(format!("bad tag: {e}")))
     };
-    let tagging = Tagging::builder()
+    let mut tagging = Tagging::builder()
         .tag_set(s3_tag(TAG_ALL, "true")?)
         .tag_set(s3_tag(TAG_RUN, plan.run_id)?)
-        .tag_set(s3_tag(TAG_EXPIRES, &plan.expires.to_string())?)
+        .tag_set(s3_tag(TAG_EXPIRES, &plan.expires.to_string())?);
+    for (key, value) in plan.owner.iter().flat_map(Owner::labels) {
+        tagging = tagging.tag_set(s3_tag(&key, &value)?);
+    }
+    let tagging = tagging
         .build()
         .map_err(|e| HardwareError::Infrastructure(format!("bad tagging: {e}")))?;
     eventually(|| async {
