@@ -99,18 +99,17 @@ pub trait Application: Send + Sync + 'static {
     /// Judges the run from the nodes' states at its end.
     fn check(&self, section: &Self::Section, states: &[NodeState]) -> Verdict<Self::Outcome>;
 
-    /// An invariant that must hold throughout the run, checked between the runner's steps (at
-    /// most a couple of hundred times a run); an error stops the run. None by default.
-    fn invariant(&self, section: &Self::Section, states: &[NodeState]) -> Result<(), String> {
-        let _ = (section, states);
-        Ok(())
-    }
-
-    /// Whether [`Application::invariant`] is worth calling.
-    fn has_invariant(&self) -> bool {
-        false
+    /// The invariant that must hold throughout the run, if the application has one: it is
+    /// checked between the runner's steps (at most a couple of hundred times a run), and an error
+    /// stops the run. None by default; an application with one returns `Some(Self::its_check)`.
+    fn invariant(&self) -> Option<Invariant<Self>> {
+        None
     }
 }
+
+/// An application's invariant: given its section and the nodes' states at some moment of the
+/// run, `Ok` or what is wrong.
+pub type Invariant<A> = fn(&A, &<A as Application>::Section, &[NodeState]) -> Result<(), String>;
 
 /// Every node of type `N` among `states`, with its typed state.
 pub fn states_of<N: TypedNode>(states: &[NodeState]) -> Vec<(NodeHandle, N::State)> {
@@ -155,9 +154,9 @@ pub trait AnyApplication: Send + Sync {
     fn play(&self, section: &AnySection, stage: &mut Stage<'_>) -> Result<(), RunError>;
     /// [`Application::check`], with the outcome as JSON.
     fn check(&self, section: &AnySection, states: &[NodeState]) -> AnyVerdict;
-    /// [`Application::has_invariant`].
+    /// Whether [`Application::invariant`] gives one (the runner only reads states for it then).
     fn has_invariant(&self) -> bool;
-    /// [`Application::invariant`].
+    /// Checks [`Application::invariant`] (`Ok` if there is none).
     fn invariant(&self, section: &AnySection, states: &[NodeState]) -> Result<(), String>;
 }
 
@@ -240,12 +239,15 @@ impl<A: Application> AnyApplication for A {
     }
 
     fn has_invariant(&self) -> bool {
-        Application::has_invariant(self)
+        Application::invariant(self).is_some()
     }
 
     fn invariant(&self, section: &AnySection, states: &[NodeState]) -> Result<(), String> {
+        let Some(check) = Application::invariant(self) else {
+            return Ok(());
+        };
         match downcast::<A>(section) {
-            Some(section) => Application::invariant(self, section, states),
+            Some(section) => check(self, section, states),
             None => Err(mismatch(A::NAME).to_string()),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dist_zero::app::{states_of, Application, Common, FieldError, Stage, Verdict};
+use dist_zero::app::{states_of, Application, Common, FieldError, Invariant, Stage, Verdict};
 use dist_zero::manager::NodeState;
 use dist_zero::messages::MachineId;
 use dist_zero::node::{NoConfig, NodeRegistry};
@@ -222,10 +222,16 @@ impl Application for KvApp {
         }
     }
 
+    fn invariant(&self) -> Option<Invariant<Self>> {
+        Some(Self::logs_agree)
+    }
+}
+
+impl KvApp {
     /// At every moment, what any two replicas (and the sequencer) have applied agree: the
     /// shorter is a prefix of the longer. (States are read machine by machine, at slightly
     /// different moments, and each only grows: so this, not "a prefix of the sequencer's".)
-    fn invariant(&self, _section: &KvSection, states: &[NodeState]) -> Result<(), String> {
+    fn logs_agree(&self, _section: &KvSection, states: &[NodeState]) -> Result<(), String> {
         let mut logs: Vec<(String, Vec<u32>)> = states_of::<Replica>(states)
             .into_iter()
             .map(|(_, state)| (format!("replica {}", state.index), state.applied))
@@ -247,10 +253,6 @@ impl Application for KvApp {
             }
         }
         Ok(())
-    }
-
-    fn has_invariant(&self) -> bool {
-        true
     }
 }
 

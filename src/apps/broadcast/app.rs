@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::topology::{self, Shape};
 use super::{BroadcastConfig, BroadcastMessage, BroadcastNode, DEFAULT_GOSSIP_MS};
-use crate::app::{states_of, Application, Common, FieldError, Stage, Verdict};
+use crate::app::{states_of, Application, Common, FieldError, Invariant, Stage, Verdict};
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::{Handle, NodeRegistry};
@@ -338,8 +338,18 @@ impl Application for BroadcastApp {
         }
     }
 
+    fn invariant(&self) -> Option<Invariant<Self>> {
+        Some(Self::no_value_twice_or_unbroadcast)
+    }
+}
+
+impl BroadcastApp {
     /// No node ever holds a value twice, or one that was not broadcast.
-    fn invariant(&self, section: &BroadcastSection, states: &[NodeState]) -> Result<(), String> {
+    fn no_value_twice_or_unbroadcast(
+        &self,
+        section: &BroadcastSection,
+        states: &[NodeState],
+    ) -> Result<(), String> {
         let expected = section.values();
         for (_, state) in states_of::<BroadcastNode>(states) {
             let mut seen = BTreeSet::new();
@@ -356,10 +366,6 @@ impl Application for BroadcastApp {
             }
         }
         Ok(())
-    }
-
-    fn has_invariant(&self) -> bool {
-        true
     }
 }
 
@@ -446,13 +452,14 @@ mod tests {
     #[test]
     fn simulated_invariant_refuses_a_value_held_twice_or_never_broadcast() {
         let section = workload(2, &[1, 2]);
-        assert_eq!(
-            BroadcastApp.invariant(&section, &states(&[&[1], &[]])),
-            Ok(())
-        );
-        let twice = BroadcastApp.invariant(&section, &states(&[&[1, 2, 1], &[]]));
+        let invariant = BroadcastApp
+            .invariant()
+            .expect("the workload has an invariant");
+        let check = |held: &[&[i64]]| invariant(&BroadcastApp, &section, &states(held));
+        assert_eq!(check(&[&[1], &[]]), Ok(()));
+        let twice = check(&[&[1, 2, 1], &[]]);
         assert_eq!(twice, Err("node 0 holds 1 twice".into()));
-        let unknown = BroadcastApp.invariant(&section, &states(&[&[1], &[5]]));
+        let unknown = check(&[&[1], &[5]]);
         assert_eq!(unknown, Err("node 1 holds 5, never broadcast".into()));
     }
 

@@ -19,6 +19,7 @@ mod image;
 mod machines;
 pub mod owner;
 mod resources;
+#[cfg(feature = "cloud")]
 pub(crate) use resources::remove_network;
 pub mod stop;
 
