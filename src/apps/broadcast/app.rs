@@ -39,8 +39,8 @@ pub struct BroadcastSection {
     /// How many nodes; node `i` runs on machine `i % machines`.
     pub nodes: u32,
     /// A named topology (`ring`, the default; `line`, `star`, `tree`, `grid`, `full`).
-    #[serde(default)]
-    pub topology: Shape,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Shape>,
     /// An explicit topology instead: node `i`'s neighbours (every edge goes both ways).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neighbours: Option<Vec<Vec<u32>>>,
@@ -57,11 +57,16 @@ fn default_gossip_ms() -> u64 {
 }
 
 impl BroadcastSection {
+    /// The named topology (a ring unless the section names another).
+    pub fn shape(&self) -> Shape {
+        self.topology.unwrap_or_default()
+    }
+
     /// Each node's neighbours, every edge both ways.
     pub fn neighbours(&self) -> Vec<Vec<u32>> {
         match &self.neighbours {
             Some(lists) => topology::undirected(lists),
-            None => topology::neighbours(self.topology, self.nodes),
+            None => topology::neighbours(self.shape(), self.nodes),
         }
     }
 
@@ -97,7 +102,7 @@ fn check_size(section: &BroadcastSection) -> Result<(), FieldError> {
     };
     match &section.neighbours {
         None => {
-            let edges = topology::edge_bound(section.topology, section.nodes);
+            let edges = topology::edge_bound(section.shape(), section.nodes);
             if edges > MAX_EDGES {
                 return Err(too_many(
                     "topology",
@@ -157,6 +162,12 @@ impl Application for BroadcastApp {
         }
         if section.gossip_ms == 0 {
             return Err(FieldError::new("gossip_ms", "must be positive"));
+        }
+        if section.topology.is_some() && section.neighbours.is_some() {
+            return Err(FieldError::new(
+                "neighbours",
+                "give either a named topology or explicit neighbours, not both",
+            ));
         }
         if let Some(lists) = &section.neighbours {
             if lists.len() != section.nodes as usize {
@@ -377,7 +388,7 @@ mod tests {
     fn workload(nodes: u32, values: &[i64]) -> BroadcastSection {
         BroadcastSection {
             nodes,
-            topology: Shape::Ring,
+            topology: None,
             neighbours: None,
             broadcasts: values
                 .iter()
@@ -464,9 +475,22 @@ mod tests {
     }
 
     #[test]
+    fn simulated_a_named_topology_and_explicit_neighbours_together_are_refused() {
+        let mut both = workload(2, &[1]);
+        both.neighbours = Some(vec![vec![1], vec![0]]);
+        assert!(BroadcastApp.validate(&both, &common()).is_ok());
+        both.topology = Some(Shape::Line);
+        let error = BroadcastApp
+            .validate(&both, &common())
+            .expect_err("which one?");
+        assert_eq!(error.field, "neighbours");
+        assert!(error.reason.contains("not both"), "{error}");
+    }
+
+    #[test]
     fn simulated_a_topology_too_large_to_build_is_refused_before_it_is_built() {
         let mut full = workload(100_000, &[]);
-        full.topology = Shape::Full;
+        full.topology = Some(Shape::Full);
         let error = BroadcastApp
             .validate(&full, &common())
             .expect_err("five billion edges");
@@ -476,7 +500,7 @@ mod tests {
         assert!(topology::edge_bound(Shape::Full, 1_415) > MAX_EDGES);
         let mut ring = workload(MAX_NODES, &[]);
         assert!(BroadcastApp.validate(&ring, &common()).is_ok());
-        ring.topology = Shape::Grid;
+        ring.topology = Some(Shape::Grid);
         assert!(BroadcastApp.validate(&ring, &common()).is_ok());
 
         let mut explicit = workload(1_500, &[]);
