@@ -466,23 +466,8 @@ fn signal_removes_everything(signal: &str, code: i32) {
     // Wait until the run has instances, then interrupt it.
     let started = Instant::now();
     let run = loop {
-        let described = block_on(
-            clients
-                .ec2
-                .describe_instances()
-                .filters(
-                    Filter::builder()
-                        .name("tag:dist-zero")
-                        .values("true")
-                        .build(),
-                )
-                .send(),
-        )
-        .expect("moto answers");
-        let run = described
-            .reservations()
+        let run = cloud_support::instances_tagged(&clients, "dist-zero", "true")
             .iter()
-            .flat_map(|r| r.instances())
             .flat_map(|i| i.tags())
             .find(|t| t.key() == Some(TAG_RUN))
             .and_then(|t| t.value())
@@ -697,25 +682,9 @@ fn cloud_an_instance_terminates_itself_when_its_time_to_live_ends() {
     let run = hardware.run_id().to_owned();
     let clients = cloud_support::clients(&emulator);
     let state = || {
-        let described = block_on(
-            clients
-                .ec2
-                .describe_instances()
-                .filters(
-                    Filter::builder()
-                        .name(format!("tag:{TAG_RUN}"))
-                        .values(&run)
-                        .build(),
-                )
-                .send(),
-        )
-        .expect("moto answers");
-        described
-            .reservations()
+        cloud_support::instances_tagged(&clients, TAG_RUN, &run)
             .iter()
-            .flat_map(|r| r.instances())
-            .filter_map(|i| i.state().and_then(|s| s.name()).cloned())
-            .next()
+            .find_map(|i| i.state().and_then(|s| s.name()).cloned())
     };
     while state() != Some(aws_sdk_ec2::types::InstanceStateName::Terminated) {
         assert!(

@@ -58,6 +58,26 @@ pub fn clients(emulator: &Emulator) -> Clients {
     block_on(Clients::new(&emulator.settings.cloud, None)).expect("clients")
 }
 
+/// The instances moto knows tagged `key` = `value`, in any state.
+pub fn instances_tagged(
+    clients: &Clients,
+    key: &str,
+    value: &str,
+) -> Vec<aws_sdk_ec2::types::Instance> {
+    let filter = aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(value)
+        .build();
+    let described =
+        block_on(clients.ec2.describe_instances().filters(filter).send()).expect("moto answers");
+    described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .cloned()
+        .collect()
+}
+
 /// Every DistZero resource still in moto (instances not terminated, groups, subnets, VPCs,
 /// gateways, route tables, buckets), as `kind id` lines.
 pub fn cloud_leftovers(emulator: &Emulator) -> Vec<String> {
