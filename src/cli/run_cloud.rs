@@ -12,7 +12,7 @@ use crate::hardware::{Hardware, HardwareError, Mode};
 use crate::scenario::{run_scenario, Progress, Report, RunError, Scenario};
 use crate::settings::Settings;
 
-use super::run_virtual::{remote_counters, this_executable};
+use super::run_virtual::this_executable;
 use super::{report_error, Failure, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::time::Millis;
 
@@ -108,8 +108,7 @@ pub fn execute(
     let started = Instant::now();
     let verdict = run_scenario(&mut hardware, scenario, &progress)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let stats = hardware.stats()?;
-    let counters = remote_counters(&stats);
+    let counters = hardware.stats()?;
     let report = Report::new(
         Mode::Cloud,
         scenario,

@@ -1,11 +1,13 @@
 //! Fault rules shared by every mode: which transmissions a drop or duplicate rule strikes, and
-//! the counters of what the faults did. The simulator's network applies them on its virtual
+//! the counting of what the faults did. The simulator's network applies them on its virtual
 //! links; a real machine applies drops and duplicates to what it sends.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
+
+use crate::counters::Counters;
 
 /// A fault applied to a share of the transmissions between machines, optionally only to those
 /// whose type matches a regular expression (the node message's `"type"`, or `spawn`,
@@ -28,19 +30,6 @@ pub struct FaultRuleError {
     pub field: String,
     /// What is wrong with it.
     pub reason: String,
-}
-
-/// How many transmissions each fault affected.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaultCounters {
-    /// Transmissions lost to the drop rule.
-    pub dropped: u64,
-    /// Transmissions delivered twice.
-    pub duplicated: u64,
-    /// Transmissions held back so that later ones overtook them.
-    pub reordered: u64,
-    /// Transmissions lost to a partition.
-    pub partitioned: u64,
 }
 
 /// A fault rule ready to apply: its rate checked, its type pattern compiled (anchored, so it
@@ -111,7 +100,7 @@ pub struct SenderFaults {
     drop: Option<CompiledRule>,
     duplicate: Option<CompiledRule>,
     rng: ChaCha8Rng,
-    counters: FaultCounters,
+    counters: Counters,
 }
 
 impl SenderFaults {
@@ -133,7 +122,7 @@ impl SenderFaults {
                 .map(|rule| CompiledRule::new("network.duplicate", rule))
                 .transpose()?,
             rng,
-            counters: FaultCounters::default(),
+            counters: Counters::default(),
         })
     }
 
@@ -160,7 +149,7 @@ impl SenderFaults {
     }
 
     /// What the faults have done so far.
-    pub fn counters(&self) -> FaultCounters {
+    pub fn counters(&self) -> Counters {
         self.counters
     }
 }

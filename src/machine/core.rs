@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::protocol::{ControlRequest, ControlResponse, MachineStats};
+use super::protocol::{ControlRequest, ControlResponse};
+use crate::counters::Counters;
 use crate::hardware::faults::SenderFaults;
 use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager};
 use crate::messages::MachineId;
@@ -44,7 +45,10 @@ pub(crate) struct Core {
     next_timer_seq: u64,
     local: VecDeque<Envelope>,
     outbound: Vec<Option<mpsc::UnboundedSender<Envelope>>>,
-    stats: MachineStats,
+    /// What the loop itself counts: events, envelopes for machines it cannot reach.
+    counters: Counters,
+    /// The first few node failures, as text.
+    failures: Vec<String>,
     bad_frames: Arc<AtomicU64>,
     scratch: Vec<Effect>,
     faults: SenderFaults,
@@ -66,7 +70,8 @@ impl Core {
             next_timer_seq: 0,
             local: VecDeque::new(),
             outbound,
-            stats: MachineStats::default(),
+            counters: Counters::default(),
+            failures: Vec::new(),
             bad_frames,
             scratch: Vec::new(),
             faults,
@@ -119,7 +124,7 @@ impl Core {
     }
 
     fn arrive(&mut self, envelope: Envelope) {
-        self.stats.events += 1;
+        self.counters.events += 1;
         let now_us = self.now_us();
         match self.manager.handle(now_us, envelope) {
             Ok(Handled::Done) => {}
@@ -141,7 +146,7 @@ impl Core {
                 break;
             }
             let timer = entry.remove();
-            self.stats.events += 1;
+            self.counters.events += 1;
             if let Err(failure) = self.manager.fire_timer(now_us, timer) {
                 self.failed(&failure);
             }
@@ -159,7 +164,8 @@ impl Core {
     fn control(&mut self, request: ControlRequest) -> ControlResponse {
         match request {
             ControlRequest::Status => ControlResponse::Status {
-                stats: self.stats(),
+                counters: self.counters(),
+                failures: self.failures.clone(),
             },
             ControlRequest::StartNode { config } => {
                 let now_us = self.now_us();
@@ -179,14 +185,14 @@ impl Core {
                 }
             }
             ControlRequest::Deliver { to, message } => {
-                let before = self.manager.stats().delivered;
+                let before = self.manager.stats().messages_delivered;
                 self.arrive(Envelope::Deliver {
                     from: None,
                     to,
                     message,
                 });
                 ControlResponse::Delivered {
-                    taken: self.manager.stats().delivered > before,
+                    taken: self.manager.stats().messages_delivered > before,
                 }
             }
             ControlRequest::NodeStates => ControlResponse::NodeStates {
@@ -198,25 +204,20 @@ impl Core {
         }
     }
 
-    /// This machine's counters: its own (events, links it could not use) and its
-    /// NodeManager's (deliveries, the reliable link layer).
-    fn stats(&self) -> MachineStats {
-        let manager = self.manager.stats();
-        MachineStats {
+    /// This machine's counters: its own (events, links it could not use, frames refused), its
+    /// NodeManager's (deliveries, the reliable link layer, what is in flight) and its faults'.
+    fn counters(&self) -> Counters {
+        let own = Counters {
             bad_frames: self.bad_frames.load(Ordering::Relaxed),
-            messages_delivered: manager.delivered,
-            undeliverable: self.stats.undeliverable + manager.undeliverable,
-            link: manager.link,
-            faults: self.faults.counters(),
-            waiting_for_spawn: self.manager.waiting_for_spawn() as u64,
-            ..self.stats.clone()
-        }
+            ..self.counters
+        };
+        own + self.manager.stats() + self.faults.counters()
     }
 
     fn failed(&mut self, failure: &NodeFailure) {
         tracing::error!(%failure, "node failed");
-        if self.stats.failures.len() < KEPT_FAILURES {
-            self.stats.failures.push(failure.to_string());
+        if self.failures.len() < KEPT_FAILURES {
+            self.failures.push(failure.to_string());
         }
     }
 
@@ -238,12 +239,12 @@ impl Core {
                         };
                         if sent.is_err() {
                             tracing::warn!(%to, "link to machine is closed; envelope dropped");
-                            self.stats.undeliverable += 1;
+                            self.counters.undeliverable += 1;
                         }
                     }
                     None => {
                         tracing::warn!(%to, "envelope for a machine outside the system");
-                        self.stats.undeliverable += 1;
+                        self.counters.undeliverable += 1;
                     }
                 },
                 Effect::Wake { at_us, timer } => {

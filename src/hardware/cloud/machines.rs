@@ -11,9 +11,9 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use super::aws::{api, Clients};
-use crate::hardware::docker::VirtualStats;
+use crate::counters::Counters;
 use crate::hardware::HardwareError;
-use crate::machine::protocol::{ControlRequest, ControlResponse, MachineStats};
+use crate::machine::protocol::{ControlRequest, ControlResponse};
 use crate::machine::{tls, ControlClient, ControlError};
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
@@ -169,7 +169,7 @@ impl Machines {
     }
 
     /// Every machine's counters, one machine after the other.
-    async fn statuses(&mut self) -> Result<Vec<MachineStats>, HardwareError> {
+    async fn statuses(&mut self) -> Result<Vec<(Counters, Vec<String>)>, HardwareError> {
         let mut all = Vec::with_capacity(self.slots.len());
         for index in 0..self.slots.len() {
             let machine = MachineId(u32::try_from(index).unwrap_or(u32::MAX));
@@ -177,7 +177,7 @@ impl Machines {
                 .call(machine, ControlRequest::Status, STATUS_TIMEOUT)
                 .await?
             {
-                ControlResponse::Status { stats } => all.push(stats),
+                ControlResponse::Status { counters, failures } => all.push((counters, failures)),
                 other => return Err(unexpected(machine, &other)),
             }
         }
@@ -186,8 +186,8 @@ impl Machines {
 
     /// Checks that every machine is alive and no node has failed.
     pub async fn check(&mut self) -> Result<(), HardwareError> {
-        for (index, stats) in self.statuses().await?.into_iter().enumerate() {
-            if let Some(failure) = stats.failures.into_iter().next() {
+        for (index, (_, failures)) in self.statuses().await?.into_iter().enumerate() {
+            if let Some(failure) = failures.into_iter().next() {
                 return Err(HardwareError::RemoteNodeFailed {
                     machine: MachineId(u32::try_from(index).unwrap_or(u32::MAX)),
                     failure,
@@ -198,18 +198,13 @@ impl Machines {
     }
 
     /// The machines' counters, summed.
-    pub async fn stats(&mut self) -> Result<VirtualStats, HardwareError> {
-        let mut total = VirtualStats::default();
-        for stats in self.statuses().await? {
-            total.events += stats.events;
-            total.messages_delivered += stats.messages_delivered;
-            total.undeliverable += stats.undeliverable;
-            total.bad_frames += stats.bad_frames;
-            total.link.add(&stats.link);
-            total.faults.dropped += stats.faults.dropped;
-            total.faults.duplicated += stats.faults.duplicated;
-        }
-        Ok(total)
+    pub async fn stats(&mut self) -> Result<Counters, HardwareError> {
+        Ok(self
+            .statuses()
+            .await?
+            .into_iter()
+            .map(|(counters, _)| counters)
+            .sum())
     }
 
     /// Asks every machine to stop, without waiting long for any.

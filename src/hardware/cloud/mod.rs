@@ -42,7 +42,7 @@ use base64::Engine as _;
 use sha2::Digest as _;
 
 use super::{Hardware, HardwareError, Mode};
-use crate::hardware::docker::VirtualStats;
+use crate::counters::Counters;
 use crate::hardware::faults::FaultRule;
 use crate::machine::tls::RunTls;
 use crate::machine::MachineConfig;
@@ -353,7 +353,7 @@ impl CloudHardware {
     }
 
     /// The machines' counters, summed.
-    pub fn stats(&mut self) -> Result<VirtualStats, HardwareError> {
+    pub fn stats(&mut self) -> Result<Counters, HardwareError> {
         let runtime = &self.runtime;
         let machines = self
             .machines

@@ -1,8 +1,6 @@
 //! The host's view of a run's machines: one control connection each, every call bounded by a
 //! timeout, and a diagnosis from Docker when a machine stops answering.
 
-use crate::hardware::faults::FaultCounters;
-use crate::manager::LinkCounters;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,8 +9,9 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
+use crate::counters::Counters;
 use crate::hardware::HardwareError;
-use crate::machine::protocol::{ControlRequest, ControlResponse, MachineStats};
+use crate::machine::protocol::{ControlRequest, ControlResponse};
 use crate::machine::{ControlClient, ControlError};
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
@@ -27,25 +26,6 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 const PING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines of a dead container's output quoted in the error.
 const LOG_TAIL: &str = "5";
-
-/// The counters of every machine of a run, summed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct VirtualStats {
-    /// Envelope arrivals and timer firings.
-    pub events: u64,
-    /// Messages handed to nodes.
-    pub messages_delivered: u64,
-    /// Envelopes for nodes or machines that did not exist.
-    pub undeliverable: u64,
-    /// Frames the machines refused (malformed, oversized, without the token).
-    pub bad_frames: u64,
-    /// What the reliable link layer did, over every machine.
-    pub link: LinkCounters,
-    /// What the injected faults did, over every machine.
-    pub faults: FaultCounters,
-    /// Messages waiting for their node's spawn, over every machine.
-    pub waiting_for_spawn: u64,
-}
 
 struct Slot {
     container: String,
@@ -180,7 +160,7 @@ impl Machines {
     }
 
     /// Every machine's counters, concurrently.
-    async fn statuses(&mut self) -> Result<Vec<MachineStats>, HardwareError> {
+    async fn statuses(&mut self) -> Result<Vec<(Counters, Vec<String>)>, HardwareError> {
         let docker = &self.docker;
         let token = &self.token;
         let calls = self.slots.iter_mut().enumerate().map(|(index, slot)| {
@@ -196,7 +176,7 @@ impl Machines {
                 )
                 .await?
                 {
-                    ControlResponse::Status { stats } => Ok(stats),
+                    ControlResponse::Status { counters, failures } => Ok((counters, failures)),
                     other => Err(unexpected(machine, &other)),
                 }
             }
@@ -209,8 +189,8 @@ impl Machines {
 
     /// Checks that every machine is alive and no node has failed.
     pub async fn check(&mut self) -> Result<(), HardwareError> {
-        for (index, stats) in self.statuses().await?.into_iter().enumerate() {
-            if let Some(failure) = stats.failures.into_iter().next() {
+        for (index, (_, failures)) in self.statuses().await?.into_iter().enumerate() {
+            if let Some(failure) = failures.into_iter().next() {
                 return Err(HardwareError::RemoteNodeFailed {
                     machine: MachineId(u32::try_from(index).unwrap_or(u32::MAX)),
                     failure,
@@ -221,19 +201,13 @@ impl Machines {
     }
 
     /// The machines' counters, summed.
-    pub async fn stats(&mut self) -> Result<VirtualStats, HardwareError> {
-        let mut total = VirtualStats::default();
-        for stats in self.statuses().await? {
-            total.events += stats.events;
-            total.messages_delivered += stats.messages_delivered;
-            total.undeliverable += stats.undeliverable;
-            total.bad_frames += stats.bad_frames;
-            total.link.add(&stats.link);
-            total.faults.dropped += stats.faults.dropped;
-            total.faults.duplicated += stats.faults.duplicated;
-            total.waiting_for_spawn += stats.waiting_for_spawn;
-        }
-        Ok(total)
+    pub async fn stats(&mut self) -> Result<Counters, HardwareError> {
+        Ok(self
+            .statuses()
+            .await?
+            .into_iter()
+            .map(|(counters, _)| counters)
+            .sum())
     }
 
     /// Measures round trips from one machine to another.

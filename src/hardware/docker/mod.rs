@@ -22,7 +22,6 @@ mod resources;
 pub mod stop;
 
 pub use clean::{clean, CleanOptions, Cleaned, Left};
-pub use machines::VirtualStats;
 pub use resources::MAX_MACHINES;
 
 use crate::hardware::faults::FaultRule;
@@ -32,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Hardware, HardwareError, Mode};
+use crate::counters::Counters;
 use crate::machine::MachineConfig;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
@@ -231,7 +231,7 @@ impl DockerHardware {
     }
 
     /// The machines' counters, summed.
-    pub fn stats(&mut self) -> Result<VirtualStats, HardwareError> {
+    pub fn stats(&mut self) -> Result<Counters, HardwareError> {
         self.stopper
             .block_on(&self.resources.runtime, self.machines.stats())
     }

@@ -10,7 +10,7 @@ mod network;
 mod queue;
 mod trace;
 
-pub use super::faults::{FaultCounters, FaultRule};
+pub use super::faults::FaultRule;
 pub use cause::{FailureReport, Hop};
 pub use network::{
     LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError, Partition, Pause,
@@ -21,28 +21,14 @@ pub use trace::Trace;
 use std::sync::Arc;
 
 use super::{Hardware, HardwareError, Mode};
-use crate::manager::{Effect, Envelope, LinkCounters, NodeFailure, NodeManager, NodeState};
+use crate::counters::Counters;
+use crate::manager::{Effect, Envelope, NodeFailure, NodeManager, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::{NodeRegistry, TimerId};
 use crate::time::{Micros, Millis};
 use cause::Cause;
 use network::Network;
 use queue::EventQueue;
-
-/// Counters a simulated run keeps.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SimulationStats {
-    /// Events processed (arrivals and timer wake-ups).
-    pub events: u64,
-    /// Messages handed to a node.
-    pub messages_delivered: u64,
-    /// Envelopes addressed to a node or machine that does not exist.
-    pub undeliverable: u64,
-    /// What the network's faults did.
-    pub faults: FaultCounters,
-    /// What the reliable link layer did, over every machine.
-    pub link: LinkCounters,
-}
 
 /// What a simulated system is made of.
 #[derive(Debug, Clone)]
@@ -124,20 +110,17 @@ impl SimulatedHardware {
         self.seed
     }
 
-    /// Counters so far, summed over every machine.
-    pub fn stats(&self) -> SimulationStats {
-        let mut stats = SimulationStats {
+    /// Counters so far, summed over every machine, with what the network's faults did and what
+    /// is in flight now (see [`Counters::in_flight`]).
+    pub fn stats(&self) -> Counters {
+        let mut stats: Counters = self.managers.iter().map(NodeManager::stats).sum();
+        stats += self.network.counters();
+        stats += Counters {
             events: self.events,
             undeliverable: self.no_such_machine,
-            faults: self.network.counters(),
-            ..SimulationStats::default()
+            in_flight: self.carried(),
+            ..Counters::default()
         };
-        for manager in &self.managers {
-            let machine = manager.stats();
-            stats.messages_delivered += machine.delivered;
-            stats.undeliverable += machine.undeliverable;
-            stats.link.add(&machine.link);
-        }
         stats
     }
 
@@ -161,18 +144,12 @@ impl SimulatedHardware {
             .sum()
     }
 
-    /// What is still in flight: every packet the reliable link layer has sent and not yet seen
-    /// acknowledged, and every transmission between machines that the network still carries
-    /// outside the link layer (all of them when reliable delivery is off), and every message
-    /// that reached its machine before its node's spawn and waits for it. A run has settled
-    /// when nothing is in flight.
-    pub fn in_flight(&self) -> u64 {
-        let unacknowledged = self.unacknowledged() as u64;
-        // A sequenced packet or an acknowledgement in the network belongs to the link layer,
-        // whose unacknowledged packets are counted above; what arrives at its own machine was
-        // never in the network.
-        let carried = self
-            .queue
+    /// Transmissions between machines that the network still carries outside the link layer
+    /// (all of them when reliable delivery is off). A sequenced packet or an acknowledgement in
+    /// the network belongs to the link layer, whose unacknowledged packets every machine counts
+    /// itself; what arrives at its own machine was never in the network.
+    fn carried(&self) -> u64 {
+        self.queue
             .pending()
             .filter(|event| match event {
                 Event::Arrive {
@@ -183,8 +160,7 @@ impl SimulatedHardware {
                 }
                 Event::Wake { .. } => false,
             })
-            .count() as u64;
-        unacknowledged + carried + self.waiting_for_spawn() as u64
+            .count() as u64
     }
 
     /// The event trace so far (its hash, and its text if it was kept).

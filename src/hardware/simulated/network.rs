@@ -6,7 +6,8 @@ use rand_distr::{Distribution, Normal, Uniform};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::hardware::faults::{CompiledRule, FaultCounters, FaultRule};
+use crate::counters::Counters;
+use crate::hardware::faults::{CompiledRule, FaultRule};
 use crate::messages::MachineId;
 use crate::time::{Micros, Millis, MAX_LATENCY};
 
@@ -340,7 +341,7 @@ pub(super) struct Network {
     partitions: Vec<CompiledPartition>,
     /// Pause windows by machine.
     pauses: FxHashMap<MachineId, Vec<(Micros, Micros)>>,
-    counters: FaultCounters,
+    counters: Counters,
 }
 
 impl Network {
@@ -393,12 +394,12 @@ impl Network {
             reorder: rule("reorder", &config.reorder)?,
             partitions,
             pauses,
-            counters: FaultCounters::default(),
+            counters: Counters::default(),
         })
     }
 
     /// What the faults have done so far.
-    pub(super) fn counters(&self) -> FaultCounters {
+    pub(super) fn counters(&self) -> Counters {
         self.counters
     }
 
