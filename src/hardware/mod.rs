@@ -1,11 +1,13 @@
 //! Hardware: creates machines, moves bytes between them and passes time — the only layer where
 //! the modes differ. The scenario runner drives any of them through [`Hardware`].
 
+pub(crate) mod carrier;
 #[cfg(feature = "cloud")]
 pub mod cloud;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod faults;
+pub(crate) mod queue;
 pub mod simulated;
 
 use std::fmt;

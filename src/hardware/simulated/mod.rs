@@ -7,19 +7,20 @@
 
 mod cause;
 mod network;
-mod queue;
 mod trace;
 
 pub use super::faults::FaultRule;
+pub use super::queue::{QueueFull, MAX_PENDING_EVENTS};
 pub use cause::{FailureReport, Hop};
 pub use network::{
     LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError, Partition, Pause,
 };
-pub use queue::{QueueFull, MAX_PENDING_EVENTS};
 pub use trace::Trace;
 
 use std::sync::Arc;
 
+use super::carrier::{self, Carrier};
+use super::queue::EventQueue;
 use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
 use crate::manager::{Effect, Envelope, NodeFailure, NodeManager, NodeState};
@@ -28,7 +29,6 @@ use crate::node::{NodeRegistry, TimerId};
 use crate::time::{Micros, Millis};
 use cause::Cause;
 use network::Network;
-use queue::EventQueue;
 
 /// What a simulated system is made of.
 #[derive(Debug, Clone)]
@@ -271,54 +271,25 @@ impl SimulatedHardware {
     }
 
     fn schedule(&mut self, at_us: Micros, event: Event) -> Result<(), HardwareError> {
-        self.queue
-            .push(at_us, event)
-            .map_err(|full| HardwareError::Capacity(full.to_string()))
+        schedule(&mut self.queue, at_us, event)
     }
 
     /// Turns what machine `machine` asked for into scheduled events, through the network's
     /// latency and faults.
     fn carry_effects(&mut self, machine: MachineId, cause: &Cause) -> Result<(), HardwareError> {
-        let mut effects = std::mem::take(&mut self.scratch);
-        self.managers[machine.index()].drain_effects(&mut effects);
-        let mut outcome = Ok(());
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Transmit { to, envelope } => {
-                    if to.index() >= self.managers.len() {
-                        self.no_such_machine += 1;
-                        continue;
-                    }
-                    let [first, second] =
-                        self.network
-                            .transmit(self.now_us, machine, to, envelope.kind());
-                    let arrive = |envelope| Event::Arrive {
-                        from: machine,
-                        to,
-                        envelope,
-                        cause: cause.clone(),
-                    };
-                    // A duplicate is scheduled first, then the original (the order is part of the
-                    // trace, so it never changes).
-                    if let Some(at_us) = second {
-                        outcome = outcome.and(self.schedule(at_us, arrive(envelope.clone())));
-                    }
-                    if let Some(at_us) = first {
-                        outcome = outcome.and(self.schedule(at_us, arrive(envelope)));
-                    }
-                }
-                Effect::Wake { at_us, timer } => {
-                    let event = Event::Wake {
-                        machine,
-                        timer,
-                        cause: cause.clone(),
-                    };
-                    outcome = outcome.and(self.schedule(Micros(at_us).max(self.now_us), event));
-                }
-            }
-        }
-        self.scratch = effects;
-        outcome
+        let mut outbox = Outbox {
+            network: &mut self.network,
+            queue: &mut self.queue,
+            now_us: self.now_us,
+            machines: self.managers.len(),
+            no_such_machine: &mut self.no_such_machine,
+            cause,
+        };
+        carrier::carry_effects(
+            &mut self.managers[machine.index()],
+            &mut self.scratch,
+            &mut outbox,
+        )
     }
 
     fn failed(&self, failure: NodeFailure, cause: Cause) -> HardwareError {
@@ -329,6 +300,78 @@ impl SimulatedHardware {
             cause.as_ref(),
         )))
     }
+}
+
+/// Where one machine's effects go in the simulator: through the network's latency and faults
+/// onto the agenda, each event carrying the causal history of what produced it.
+struct Outbox<'a> {
+    network: &'a mut Network,
+    queue: &'a mut EventQueue<Event>,
+    now_us: Micros,
+    machines: usize,
+    no_such_machine: &'a mut u64,
+    cause: &'a Cause,
+}
+
+impl Carrier for Outbox<'_> {
+    type Error = HardwareError;
+
+    fn transmit(
+        &mut self,
+        from: MachineId,
+        to: MachineId,
+        envelope: Envelope,
+    ) -> Result<(), HardwareError> {
+        if to.index() >= self.machines {
+            *self.no_such_machine += 1;
+            return Ok(());
+        }
+        let [first, second] = self
+            .network
+            .transmit(self.now_us, from, to, envelope.kind());
+        let cause = self.cause;
+        let arrive = |envelope| Event::Arrive {
+            from,
+            to,
+            envelope,
+            cause: cause.clone(),
+        };
+        // A duplicate is scheduled first, then the original (the order is part of the trace, so
+        // it never changes).
+        let mut outcome = Ok(());
+        if let Some(at_us) = second {
+            outcome = schedule(self.queue, at_us, arrive(envelope.clone()));
+        }
+        if let Some(at_us) = first {
+            outcome = outcome.and(schedule(self.queue, at_us, arrive(envelope)));
+        }
+        outcome
+    }
+
+    fn arm(
+        &mut self,
+        machine: MachineId,
+        at_us: Micros,
+        timer: TimerId,
+    ) -> Result<(), HardwareError> {
+        let event = Event::Wake {
+            machine,
+            timer,
+            cause: self.cause.clone(),
+        };
+        schedule(self.queue, at_us.max(self.now_us), event)
+    }
+}
+
+/// Puts `event` on the agenda at `at_us`.
+fn schedule(
+    queue: &mut EventQueue<Event>,
+    at_us: Micros,
+    event: Event,
+) -> Result<(), HardwareError> {
+    queue
+        .push(at_us, event)
+        .map_err(|full| HardwareError::Capacity(full.to_string()))
 }
 
 impl Hardware for SimulatedHardware {
