@@ -33,6 +33,7 @@ use dist_zero::manager::NodeState;
 use dist_zero::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};
 use dist_zero::scenario::{run_scenario, simulate, FaultReport, Progress, RunOptions, Scenario};
+use dist_zero::time::Millis;
 use proptest::prelude::*;
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -713,7 +714,10 @@ fn simulated_dropping_every_increment_loses_them_all_but_spawns_go_through() {
 
 #[test]
 fn simulated_half_the_increments_dropped_stay_exact_with_reliable_delivery() {
-    let scenario = remote_users(json!({"rate": 0.5, "types": "increment"}));
+    let mut scenario = remote_users(json!({"rate": 0.5, "types": "increment"}));
+    // Long enough for a packet's unlucky run of drops (each doubles its retransmission timeout)
+    // to end: in 4 s about one seed in 200 had not settled yet.
+    scenario.run_ms = Millis(20_000);
     for seed in 0u64..30 {
         let report = simulate(&scenario, &options(seed, true))
             .expect("the run completes")

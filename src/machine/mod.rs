@@ -119,13 +119,11 @@ async fn serve_on(
         .collect();
     let mut manager = NodeManager::new(config.machine, registry, config.seed);
     manager.set_reliable(config.reliable);
-    // Stream numbers above every machine's node stream (machine + 1) keep the fault draws apart.
-    let fault_stream = (1 << 32) + u64::from(config.machine.0);
     let faults = SenderFaults::new(
         config.drop.as_ref(),
         config.duplicate.as_ref(),
         config.seed,
-        fault_stream,
+        config.machine,
     )
     .map_err(|e| MachineError::Config(MachineConfigError::Invalid(e.to_string())))?;
     let core = core::Core::new(manager, outbound, Arc::clone(&bad_frames), faults);
