@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use dist_zero::hardware::docker::DockerHardware;
 use dist_zero::hardware::faults::FaultRule;
+use dist_zero::hardware::remote::MachineConfig;
 use dist_zero::hardware::Hardware;
-use dist_zero::machine::{self, MachineConfig};
+use dist_zero::machine;
 use dist_zero::node::NodeRegistry;
 use libtest_mimic::{Arguments, Failed, Trial};
 use programs::spawn_race;

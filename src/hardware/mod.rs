@@ -8,6 +8,8 @@ pub mod cloud;
 pub mod docker;
 pub mod faults;
 pub(crate) mod queue;
+#[cfg(feature = "docker")]
+pub mod remote;
 pub mod simulated;
 
 use std::fmt;

@@ -9,11 +9,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::protocol::{ControlRequest, ControlResponse};
 use crate::counters::Counters;
 use crate::hardware::carrier::{self, Carrier};
 use crate::hardware::faults::SenderFaults;
 use crate::hardware::queue::{EventQueue, QueueFull};
+use crate::hardware::remote::protocol::{ControlRequest, ControlResponse};
 use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager};
 use crate::messages::MachineId;
 use crate::node::TimerId;

@@ -2,24 +2,18 @@
 //!
 //! It drives a [`NodeManager`] with the real clock and real sockets, exactly as the simulator
 //! drives one with virtual time: envelopes arriving from other machines (over TCP, in
-//! [frames](frame)) go to [`NodeManager::handle`], its `Wake` effects become timers, its `Transmit`
+//! [frames](crate::hardware::remote::frame)) go to [`NodeManager::handle`], its `Wake` effects become timers, its `Transmit`
 //! effects go to the other machines' peer ports. A second port takes [control
-//! requests](protocol::ControlRequest) from the process that runs the system; each must carry the
-//! run's token. Bad input on either port is logged and survived.
+//! requests](crate::hardware::remote::protocol::ControlRequest) from the process that runs the
+//! system; each must carry the run's token. Bad input on either port is logged and survived. What
+//! this process and the runner both speak is in [`crate::hardware::remote`].
 
-pub mod client;
-pub mod config;
 mod control;
 mod core;
-pub mod frame;
 pub mod logging;
 mod peers;
-pub mod protocol;
 #[cfg(feature = "cloud")]
 pub mod tls;
-
-pub use client::{ControlClient, ControlError};
-pub use config::{MachineConfig, MachineConfigError, MachineTls};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
@@ -29,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::hardware::faults::SenderFaults;
+use crate::hardware::remote::{MachineConfig, MachineConfigError};
 use crate::manager::NodeManager;
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;

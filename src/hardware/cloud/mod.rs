@@ -9,7 +9,7 @@
 //! machine`. No SSH, no key pair, no AWS credentials on the instances.
 //!
 //! Machines talk TLS to each other and to the runner, with a certificate authority made for the
-//! run ([`crate::machine::tls`]); the run's token only travels inside it. The security group
+//! run ([`crate::hardware::remote::tls`]); the run's token only travels inside it. The security group
 //! admits the peer port only from itself and the control port only from the runner's address.
 //!
 //! Everything carries the tags `dist-zero=true`, `dist-zero.run=<id>` and `dist-zero.expires`,
@@ -44,8 +44,8 @@ use sha2::Digest as _;
 use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
 use crate::hardware::faults::FaultRule;
-use crate::machine::tls::RunTls;
-use crate::machine::MachineConfig;
+use crate::hardware::remote::tls::RunTls;
+use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::settings::Settings;
@@ -322,7 +322,7 @@ impl CloudHardware {
             .block_on(addresses(&clients, &launched, emulated))?;
         hardware.instances = launched.iter().map(|(id, _)| id.clone()).collect();
         let timeout = Duration::from_secs(cloud.ready_timeout_s);
-        let machines = hardware.runtime.block_on(Machines::connect(
+        let machines = hardware.runtime.block_on(machines::connect(
             clients, connector, targets, token, timeout,
         ))?;
         tracing::info!(run = %run_id, machines = machines.len(), "cloud system ready");

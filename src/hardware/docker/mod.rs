@@ -32,11 +32,12 @@ use std::time::{Duration, Instant};
 
 use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
-use crate::machine::MachineConfig;
+use crate::hardware::remote::machines::Machines;
+use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::settings::Settings;
-use machines::Machines;
+use machines::Containers;
 use resources::{ContainerSpec, Resources};
 use stop::{Stop, Stopper};
 
@@ -100,7 +101,7 @@ impl VirtualConfig {
 
 /// A running system of containers, one per machine.
 pub struct DockerHardware {
-    machines: Machines,
+    machines: Machines<Containers>,
     resources: Resources,
     stopper: Stopper,
     run_id: String,
@@ -176,22 +177,18 @@ impl DockerHardware {
         }
         resources.start_containers(specs)?;
         stopper.check()?;
-        let controls: Vec<(String, SocketAddr)> = (0..config.machines)
-            .map(|m| {
-                (
-                    format!("{run_id}-m{m}"),
-                    SocketAddr::from((resources::machine_ip(base, m), CONTROL_PORT)),
-                )
-            })
+        let containers = Containers {
+            docker: resources.docker.clone(),
+            names: (0..config.machines)
+                .map(|m| format!("{run_id}-m{m}"))
+                .collect(),
+        };
+        let controls = (0..config.machines)
+            .map(|m| SocketAddr::from((resources::machine_ip(base, m), CONTROL_PORT)))
             .collect();
         let machines = stopper.block_on(
             &resources.runtime,
-            Machines::connect(
-                resources.docker.clone(),
-                controls,
-                token,
-                config.ready_timeout,
-            ),
+            Machines::connect(containers, controls, token, config.ready_timeout),
         )?;
         tracing::info!(run = %run_id, machines = config.machines, "virtual system ready");
         Ok(DockerHardware {
@@ -221,12 +218,12 @@ impl DockerHardware {
 
     /// Machine `machine`'s control address, as the host reaches it.
     pub fn control_addr(&self, machine: MachineId) -> Result<SocketAddr, HardwareError> {
-        self.machines.control_addr(machine)
+        self.machines.addr(machine)
     }
 
     /// Machine `machine`'s peer address (where other machines send envelopes).
     pub fn peer_addr(&self, machine: MachineId) -> Result<SocketAddr, HardwareError> {
-        let control = self.machines.control_addr(machine)?;
+        let control = self.machines.addr(machine)?;
         Ok(SocketAddr::new(control.ip(), PEER_PORT))
     }
 
@@ -238,8 +235,10 @@ impl DockerHardware {
 
     /// Kills machine `machine`'s container (SIGKILL), as a crash would.
     pub fn kill_machine(&mut self, machine: MachineId) -> Result<(), HardwareError> {
-        self.stopper
-            .block_on(&self.resources.runtime, self.machines.kill(machine))
+        self.stopper.block_on(
+            &self.resources.runtime,
+            self.machines.backend().kill(machine),
+        )
     }
 
     /// Measures `count` message round trips from machine `from` to machine `to`.

@@ -1,17 +1,14 @@
-//! TLS for machines whose traffic crosses a network the user does not own (cloud mode).
+//! The TLS every connection of a cloud run speaks, machine to machine and runner to machine.
 //!
 //! Each run makes its own certificate authority in memory. It signs two certificates: one that
 //! every machine of the run presents (name [`SERVER_NAME`]), and one for the runner. Both ends of
 //! every connection present a certificate and accept only the run's authority, so the runner
 //! pins the machines and the machines admit only each other and the runner. The authority's key
-//! never leaves the runner.
-//!
-//! The machine itself is unchanged: [`serve`] runs it with its plain ports on the loopback
-//! interface only, terminates TLS on the public ports in front of them, and gives it an address
-//! book of loopback forwarders that carry each outbound link over TLS. The run's token (in every
-//! hello and control request) therefore only ever travels inside TLS.
+//! never leaves the runner. Plain connections are carried over TLS one way
+//! ([`forward_over_tls`]) and back ([`terminate_tls`]), so the plain control client and peer
+//! links work unchanged inside it.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -19,17 +16,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::config::{MachineConfig, MachineTls};
-use super::MachineError;
-use crate::node::NodeRegistry;
+use super::config::MachineTls;
 
 /// The name in every machine certificate, which clients check.
 pub const SERVER_NAME: &str = "dist-zero-machine";
-/// Where a TLS-fronted machine's plain peer port listens, on loopback only.
-pub const INNER_PEER_PORT: u16 = 17000;
-/// Where a TLS-fronted machine's plain control port listens, on loopback only.
-pub const INNER_CONTROL_PORT: u16 = 17001;
-
 /// How long to wait after a failed accept (e.g. out of file descriptors) before the next.
 const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -199,7 +189,7 @@ pub async fn forward_over_tls(listener: TcpListener, connector: TlsConnector, re
 }
 
 /// Accepts TLS connections on `listener` and carries each, decrypted, to `inner` (loopback).
-async fn terminate_tls(listener: TcpListener, acceptor: TlsAcceptor, inner: SocketAddr) {
+pub async fn terminate_tls(listener: TcpListener, acceptor: TlsAcceptor, inner: SocketAddr) {
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
             tokio::time::sleep(ACCEPT_PAUSE).await;
@@ -224,61 +214,6 @@ async fn terminate_tls(listener: TcpListener, acceptor: TlsAcceptor, inner: Sock
             }
         });
     }
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, MachineError> {
-    TcpListener::bind(addr).await.map_err(|e| MachineError::Io {
-        what: format!("listen on {addr}"),
-        reason: e.to_string(),
-    })
-}
-
-/// Serves a machine behind TLS: the config's peer and control ports take TLS, the machine's own
-/// listeners sit on loopback ports, and its links to the other machines go through loopback
-/// forwarders that speak TLS to them.
-pub(super) async fn serve(
-    config: &MachineConfig,
-    tls: &MachineTls,
-    registry: Arc<NodeRegistry>,
-) -> Result<(), MachineError> {
-    let failed = |e: TlsError| MachineError::Io {
-        what: "set up TLS".into(),
-        reason: e.to_string(),
-    };
-    let acceptor = acceptor(tls).map_err(failed)?;
-    let connector = connector(&tls.authority, &tls.cert, &tls.key).map_err(failed)?;
-    let loopback = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut inner = config.clone();
-    inner.tls = None;
-    inner.peer_port = INNER_PEER_PORT;
-    inner.control_port = INNER_CONTROL_PORT;
-    for (index, peer) in inner.peers.iter_mut().enumerate() {
-        if index == config.machine.index() {
-            *peer = loopback(INNER_PEER_PORT);
-            continue;
-        }
-        let listener = bind(loopback(0)).await?;
-        let local = listener.local_addr().map_err(|e| MachineError::Io {
-            what: "read a forwarder's address".into(),
-            reason: e.to_string(),
-        })?;
-        tokio::spawn(forward_over_tls(listener, connector.clone(), *peer));
-        *peer = local;
-    }
-    let public = |port: u16| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-    let peer_front = bind(public(config.peer_port)).await?;
-    let control_front = bind(public(config.control_port)).await?;
-    tokio::spawn(terminate_tls(
-        peer_front,
-        acceptor.clone(),
-        loopback(INNER_PEER_PORT),
-    ));
-    tokio::spawn(terminate_tls(
-        control_front,
-        acceptor,
-        loopback(INNER_CONTROL_PORT),
-    ));
-    super::serve_on(&inner, registry, Ipv4Addr::LOCALHOST).await
 }
 
 #[cfg(test)]
