@@ -97,7 +97,10 @@ pub fn execute(
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+        .map_err(|source| HardwareError::Io {
+            action: "start a runtime".into(),
+            source,
+        })?;
     let signals = runtime.handle().clone();
     let begun = Instant::now();
     let mut hardware = CloudHardware::start_on(runtime, &config, |teardown| {

@@ -40,13 +40,18 @@ pub enum MachineError {
     #[error(transparent)]
     Logging(#[from] logging::LoggingError),
     /// A port cannot be opened, or the runtime cannot start.
-    #[error("cannot {what}: {reason}")]
+    #[error("cannot {what}: {source}")]
     Io {
         /// What was being done.
         what: String,
-        /// Why it failed.
-        reason: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
     },
+    /// The run's TLS material cannot be used.
+    #[cfg(feature = "cloud")]
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] crate::hardware::remote::tls::TlsError),
 }
 
 /// Runs a machine until it is told to shut down or receives SIGTERM or Ctrl-C. Sets up logging
@@ -58,9 +63,9 @@ pub fn run(config: &MachineConfig, registry: Arc<NodeRegistry>) -> Result<(), Ma
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| MachineError::Io {
+        .map_err(|source| MachineError::Io {
             what: "start the async runtime".into(),
-            reason: e.to_string(),
+            source,
         })?;
     #[cfg(feature = "cloud")]
     if let Some(tls) = &config.tls {
@@ -86,9 +91,9 @@ async fn serve_on(
     let bind = |port: u16| async move {
         TcpListener::bind(SocketAddr::from((ip, port)))
             .await
-            .map_err(|e| MachineError::Io {
+            .map_err(|source| MachineError::Io {
                 what: format!("listen on port {port}"),
-                reason: e.to_string(),
+                source,
             })
     };
     let peer_listener = bind(config.peer_port).await?;

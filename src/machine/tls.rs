@@ -13,9 +13,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use super::MachineError;
-use crate::hardware::remote::tls::{
-    acceptor, connector, forward_over_tls, terminate_tls, TlsError,
-};
+use crate::hardware::remote::tls::{acceptor, connector, forward_over_tls, terminate_tls};
 use crate::hardware::remote::{MachineConfig, MachineTls};
 use crate::node::NodeRegistry;
 
@@ -25,10 +23,12 @@ pub const INNER_PEER_PORT: u16 = 17000;
 pub const INNER_CONTROL_PORT: u16 = 17001;
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, MachineError> {
-    TcpListener::bind(addr).await.map_err(|e| MachineError::Io {
-        what: format!("listen on {addr}"),
-        reason: e.to_string(),
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| MachineError::Io {
+            what: format!("listen on {addr}"),
+            source,
+        })
 }
 
 /// Serves a machine behind TLS: the config's peer and control ports take TLS, the machine's own
@@ -39,12 +39,8 @@ pub(super) async fn serve(
     tls: &MachineTls,
     registry: Arc<NodeRegistry>,
 ) -> Result<(), MachineError> {
-    let failed = |e: TlsError| MachineError::Io {
-        what: "set up TLS".into(),
-        reason: e.to_string(),
-    };
-    let acceptor = acceptor(tls).map_err(failed)?;
-    let connector = connector(&tls.authority, &tls.cert, &tls.key).map_err(failed)?;
+    let acceptor = acceptor(tls)?;
+    let connector = connector(&tls.authority, &tls.cert, &tls.key)?;
     let loopback = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut inner = config.clone();
     inner.tls = None;
@@ -56,9 +52,9 @@ pub(super) async fn serve(
             continue;
         }
         let listener = bind(loopback(0)).await?;
-        let local = listener.local_addr().map_err(|e| MachineError::Io {
+        let local = listener.local_addr().map_err(|source| MachineError::Io {
             what: "read a forwarder's address".into(),
-            reason: e.to_string(),
+            source,
         })?;
         tokio::spawn(forward_over_tls(listener, connector.clone(), *peer));
         *peer = local;

@@ -13,7 +13,10 @@ pub fn clean(settings: &CloudSettings) -> Result<Vec<String>, HardwareError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+        .map_err(|source| HardwareError::Io {
+            action: "start a runtime".into(),
+            source,
+        })?;
     runtime.block_on(async {
         let clients = Clients::new(settings, None).await?;
         let mut removed = Vec::new();

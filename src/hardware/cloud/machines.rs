@@ -60,12 +60,14 @@ pub(crate) async fn connect(
     };
     let mut locals = Vec::new();
     for (instance, private_ip, remote) in machines {
+        let cannot_listen = |source| HardwareError::Io {
+            action: "listen".into(),
+            source,
+        };
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
-            .map_err(|e| HardwareError::Infrastructure(format!("cannot listen: {e}")))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| HardwareError::Infrastructure(format!("cannot listen: {e}")))?;
+            .map_err(cannot_listen)?;
+        let local = listener.local_addr().map_err(cannot_listen)?;
         instances
             .forwarders
             .push(tokio::spawn(tls::forward_over_tls(

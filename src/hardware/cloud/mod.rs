@@ -235,7 +235,10 @@ impl CloudHardware {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+            .map_err(|source| HardwareError::Io {
+                action: "start a runtime".into(),
+                source,
+            })?;
         Self::start_on(runtime, config, |_| ())
     }
 
@@ -283,10 +286,8 @@ impl CloudHardware {
             cloud.runner_cidr.clone().unwrap_or_default()
         };
         let binary = shippable(&config.binary, &config.settings.runs_dir)?;
-        let tls = RunTls::generate().map_err(|e| HardwareError::Infrastructure(e.to_string()))?;
-        let connector = tls
-            .runner_connector()
-            .map_err(|e| HardwareError::Infrastructure(e.to_string()))?;
+        let tls = RunTls::generate()?;
+        let connector = tls.runner_connector()?;
         let run_id = crate::hardware::docker::new_run_id();
         let token = crate::hardware::docker::new_token();
         let teardown = TeardownHandle {

@@ -119,7 +119,10 @@ impl DockerHardware {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+            .map_err(|source| HardwareError::Io {
+                action: "start a runtime".into(),
+                source,
+            })?;
         let stopper = if config.stop_on_signals {
             Stopper::listen(&runtime)?
         } else {
@@ -146,8 +149,9 @@ impl DockerHardware {
         let mut specs = Vec::new();
         for machine in 0..config.machines {
             let host_dir = logs_dir.join(MachineId(machine).to_string());
-            std::fs::create_dir_all(&host_dir).map_err(|e| {
-                HardwareError::Infrastructure(format!("cannot create {}: {e}", host_dir.display()))
+            std::fs::create_dir_all(&host_dir).map_err(|source| HardwareError::Io {
+                action: format!("create {}", host_dir.display()),
+                source,
             })?;
             let machine_config = MachineConfig {
                 run_id: run_id.clone(),
@@ -164,9 +168,11 @@ impl DockerHardware {
                 duplicate: config.duplicate.clone(),
                 tls: None,
             };
-            let json = serde_json::to_string(&machine_config).map_err(|e| {
-                HardwareError::Infrastructure(format!("cannot encode a machine config: {e}"))
-            })?;
+            let json =
+                serde_json::to_string(&machine_config).map_err(|source| HardwareError::Encode {
+                    what: "a machine config",
+                    source,
+                })?;
             specs.push(ContainerSpec {
                 machine,
                 image: source.tag.clone(),
@@ -360,7 +366,10 @@ fn run_logs_dir(runs_dir: &Path, run_id: &str) -> Result<PathBuf, HardwareError>
     let dir = runs_dir.join(run_id);
     std::fs::create_dir_all(&dir)
         .and_then(|()| dir.canonicalize())
-        .map_err(|e| HardwareError::Infrastructure(format!("cannot create {}: {e}", dir.display())))
+        .map_err(|source| HardwareError::Io {
+            action: format!("create {}", dir.display()),
+            source,
+        })
 }
 
 /// Holds an exclusive lock on `<runs dir>/.image.lock` so concurrent runs build the image once.

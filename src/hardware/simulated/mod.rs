@@ -369,9 +369,7 @@ fn schedule(
     at_us: Micros,
     event: Event,
 ) -> Result<(), HardwareError> {
-    queue
-        .push(at_us, event)
-        .map_err(|full| HardwareError::Capacity(full.to_string()))
+    Ok(queue.push(at_us, event)?)
 }
 
 impl Hardware for SimulatedHardware {
