@@ -98,5 +98,5 @@ pub fn send<N: TypedNode>(
 }
 
 fn encoding(error: crate::node::NodeError) -> HardwareError {
-    HardwareError::Outside(error)
+    HardwareError::Outside(Box::new(error))
 }

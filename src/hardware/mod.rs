@@ -141,7 +141,7 @@ pub enum HardwareError {
     },
     /// What is sent to a node from outside the system could not be encoded.
     #[error("cannot encode what is sent from outside: {0}")]
-    Outside(#[source] NodeError),
+    Outside(#[source] Box<NodeError>),
     /// Something could not be encoded as JSON.
     #[error("cannot encode {what}: {source}")]
     Encode {
