@@ -18,11 +18,13 @@
 //!
 //! [`settings`] is the only module that reads the environment; [`files`] reads the files a user
 //! names, with a size limit; [`time`] holds the typed milliseconds and microseconds every layer
-//! uses; [`terminal`] escapes what users wrote before it is printed.
+//! uses; [`counters`] what every layer counts, added up the same way; [`terminal`] escapes what
+//! users wrote before it is printed.
 
 pub mod app;
 pub mod apps;
 pub mod cli;
+pub mod counters;
 pub mod files;
 pub mod hardware;
 #[cfg(feature = "docker")]

@@ -33,6 +33,7 @@ use dist_zero::manager::NodeState;
 use dist_zero::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};
 use dist_zero::scenario::{run_scenario, simulate, FaultReport, Progress, RunOptions, Scenario};
+use dist_zero::time::Millis;
 use proptest::prelude::*;
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -596,21 +597,14 @@ fn simulated_heavy_faults_deliver_every_message_exactly_once_in_order() {
 
         let stats = hardware.stats();
         assert!(
-            stats.faults.dropped > 0 && stats.faults.duplicated > 0 && stats.faults.reordered > 0,
+            stats.dropped > 0 && stats.duplicated > 0 && stats.reordered > 0,
             "seed {seed}: {stats:?}"
         );
-        assert!(
-            stats.link.duplicates_suppressed > 0,
-            "seed {seed}: {stats:?}"
-        );
+        assert!(stats.duplicates_suppressed > 0, "seed {seed}: {stats:?}");
         // The spawn travels on the link too: one more packet than the sender's numbers.
-        assert_eq!(
-            stats.link.sent,
-            u64::from(NUMBERS) + 1,
-            "seed {seed}: {stats:?}"
-        );
-        assert_eq!(stats.link.acknowledged, stats.link.sent, "seed {seed}");
-        assert!(stats.link.retransmitted >= counters.retransmitted);
+        assert_eq!(stats.sent, u64::from(NUMBERS) + 1, "seed {seed}: {stats:?}");
+        assert_eq!(stats.acknowledged, stats.sent, "seed {seed}");
+        assert!(stats.retransmitted >= counters.retransmitted);
         assert_eq!(
             stats.messages_delivered,
             u64::from(NUMBERS),
@@ -622,7 +616,7 @@ fn simulated_heavy_faults_deliver_every_message_exactly_once_in_order() {
 #[test]
 fn simulated_suppressed_duplicates_show_in_the_per_node_counters() {
     let (hardware, sender, receiver) = stream(1, true, 20_000);
-    assert!(hardware.stats().link.duplicates_suppressed > 0);
+    assert!(hardware.stats().duplicates_suppressed > 0);
     let per_node = sender.counters.duplicates_suppressed + receiver.counters.duplicates_suppressed;
     assert!(
         per_node > 0,
@@ -641,7 +635,17 @@ fn simulated_heavy_faults_without_reliable_delivery_lose_duplicate_and_reorder()
     for seed in 0u64..20 {
         let (hardware, sender, receiver) = stream(seed, false, 20_000);
         assert_eq!(sender.counters, Default::default(), "seed {seed}: no link");
-        assert_eq!(hardware.stats().link, Default::default(), "seed {seed}");
+        let stats = hardware.stats();
+        assert_eq!(
+            [
+                stats.sent,
+                stats.acknowledged,
+                stats.retransmitted,
+                stats.duplicates_suppressed
+            ],
+            [0; 4],
+            "seed {seed}: no link: {stats:?}"
+        );
         assert_eq!(hardware.unacknowledged(), 0, "seed {seed}");
         if receiver.node_type != "Receiver" {
             continue;
@@ -710,7 +714,10 @@ fn simulated_dropping_every_increment_loses_them_all_but_spawns_go_through() {
 
 #[test]
 fn simulated_half_the_increments_dropped_stay_exact_with_reliable_delivery() {
-    let scenario = remote_users(json!({"rate": 0.5, "types": "increment"}));
+    let mut scenario = remote_users(json!({"rate": 0.5, "types": "increment"}));
+    // Long enough for a packet's unlucky run of drops (each doubles its retransmission timeout)
+    // to end: in 4 s about one seed in 200 had not settled yet.
+    scenario.run_ms = Millis(20_000);
     for seed in 0u64..30 {
         let report = simulate(&scenario, &options(seed, true))
             .expect("the run completes")
@@ -884,7 +891,7 @@ fn simulated_outputs_cut_off_by_a_partition_freeze_and_converge_after_it_heals()
             totals(&[("a", 3), ("b", 3), ("c", 3)]),
             "seed {seed}: converged before the partition"
         );
-        let partitioned_before = hardware.stats().faults.partitioned;
+        let partitioned_before = hardware.stats().partitioned;
 
         for at_ms in [400, 900, 1450] {
             hardware.run_until(at_ms).expect("runs");
@@ -895,7 +902,7 @@ fn simulated_outputs_cut_off_by_a_partition_freeze_and_converge_after_it_heals()
             );
         }
         assert!(
-            hardware.stats().faults.partitioned > partitioned_before,
+            hardware.stats().partitioned > partitioned_before,
             "seed {seed}: the partition cut transmissions"
         );
         assert!(hardware.unacknowledged() > 0, "seed {seed}: packets wait");

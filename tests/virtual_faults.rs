@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use dist_zero::apps::sum::{SumConfig, SumNode};
 use dist_zero::hardware::docker::DockerHardware;
+use dist_zero::hardware::remote::frame::encode_json;
+use dist_zero::hardware::remote::protocol::{
+    Authorized, ControlRequest, ControlResponse, PeerFrame,
+};
 use dist_zero::hardware::{Hardware, HardwareError};
-use dist_zero::machine::frame::encode_json;
-use dist_zero::machine::protocol::{Authorized, ControlRequest, ControlResponse, PeerFrame};
 use dist_zero::manager::Envelope;
 use dist_zero::messages::{MachineId, Message, NodeId};
 use dist_zero::node::config_of;

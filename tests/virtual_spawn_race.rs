@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use dist_zero::hardware::docker::DockerHardware;
 use dist_zero::hardware::faults::FaultRule;
+use dist_zero::hardware::remote::MachineConfig;
 use dist_zero::hardware::Hardware;
-use dist_zero::machine::{self, MachineConfig};
+use dist_zero::machine;
 use dist_zero::node::NodeRegistry;
 use libtest_mimic::{Arguments, Failed, Trial};
 use programs::spawn_race;
@@ -72,7 +73,7 @@ fn virtual_a_message_that_overtakes_its_nodes_spawn_is_delivered_once() -> Resul
     hardware.finish()?;
     let target_log = std::fs::read_to_string(logs.join("m2").join("machine.log"))?;
     if !target_log.contains("waits for its node's spawn") {
-        return Err(format!("the race did not happen (faults {:?})", stats.faults).into());
+        return Err(format!("the race did not happen (counters {stats:?})").into());
     }
     let expected: Vec<u32> = (0..spawn_race::MESSAGES).collect();
     if received != Some(expected) {

@@ -98,5 +98,5 @@ pub fn send<N: TypedNode>(
 }
 
 fn encoding(error: crate::node::NodeError) -> HardwareError {
-    HardwareError::Infrastructure(format!("cannot encode what is sent from outside: {error}"))
+    HardwareError::Outside(Box::new(error))
 }

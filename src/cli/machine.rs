@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::app::Applications;
-use crate::machine::{self, MachineConfig};
+use crate::hardware::remote::MachineConfig;
+use crate::machine;
 
 use super::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 

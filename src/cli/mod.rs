@@ -454,7 +454,9 @@ impl Failure {
             RunError::Hardware(
                 HardwareError::NodeFailed(_) | HardwareError::RemoteNodeFailed { .. },
             ) => (EXIT_WRONG, FailureKind::NodeFailed),
-            RunError::Hardware(HardwareError::Capacity(_)) => (EXIT_WRONG, FailureKind::Capacity),
+            RunError::Hardware(HardwareError::Capacity(_) | HardwareError::QueueFull(_)) => {
+                (EXIT_WRONG, FailureKind::Capacity)
+            }
             RunError::Hardware(HardwareError::Stopped(signal)) => {
                 (signal.exit_status(), FailureKind::Stopped)
             }

@@ -14,7 +14,7 @@ use crate::scenario::{run_scenario, Progress, Report, RunError, Scenario};
 use crate::settings::Settings;
 
 use super::clean::CleanArgs;
-use super::run_virtual::{remote_counters, this_executable};
+use super::run_virtual::this_executable;
 use super::{report_error, Failure, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::time::Millis;
 
@@ -96,7 +96,10 @@ pub fn execute(
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+        .map_err(|source| HardwareError::Io {
+            action: "start a runtime".into(),
+            source,
+        })?;
     let signals = runtime.handle().clone();
     let begun = Instant::now();
     let mut hardware = CloudHardware::start_on(runtime, &config, |teardown| {
@@ -107,8 +110,7 @@ pub fn execute(
     let started = Instant::now();
     let verdict = run_scenario(&mut hardware, scenario, &progress)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let stats = hardware.stats()?;
-    let counters = remote_counters(&stats);
+    let counters = hardware.stats()?;
     let report = Report::new(
         Mode::Cloud,
         scenario,

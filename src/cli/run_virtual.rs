@@ -6,11 +6,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::hardware::docker::{DockerHardware, VirtualConfig, VirtualStats, MAX_MACHINES};
+use crate::hardware::docker::{DockerHardware, VirtualConfig, MAX_MACHINES};
 use crate::hardware::{Hardware, HardwareError, Mode};
-use crate::scenario::{
-    run_scenario, FaultReport, Progress, Report, RunCounters, RunError, Scenario, ScenarioError,
-};
+use crate::scenario::{run_scenario, Progress, Report, RunError, Scenario, ScenarioError};
 use crate::settings::Settings;
 use crate::terminal::escape;
 use crate::time::Millis;
@@ -154,20 +152,6 @@ pub fn execute(
     }
 }
 
-/// What the machines of a virtual or cloud run counted, as a report's counters.
-pub(super) fn remote_counters(stats: &VirtualStats) -> RunCounters {
-    RunCounters {
-        events: stats.events,
-        messages_delivered: stats.messages_delivered,
-        undeliverable: stats.undeliverable,
-        faults: FaultReport::new(&stats.faults, &stats.link),
-        // Every packet a machine's link layer sent and has not seen acknowledged, and every
-        // message waiting for its node's spawn.
-        in_flight: stats.link.sent.saturating_sub(stats.link.acknowledged)
-            + stats.waiting_for_spawn,
-    }
-}
-
 /// Plays the scenario on running hardware and gathers the report.
 fn play(
     hardware: &mut DockerHardware,
@@ -180,7 +164,7 @@ fn play(
     let started = Instant::now();
     let verdict = run_scenario(hardware, scenario, &progress)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let counters = remote_counters(&hardware.stats()?);
+    let counters = hardware.stats()?;
     let report = Report::new(
         Mode::Virtual,
         scenario,

@@ -1,11 +1,15 @@
 //! Fault rules shared by every mode: which transmissions a drop or duplicate rule strikes, and
-//! the counters of what the faults did. The simulator's network applies them on its virtual
-//! links; a real machine applies drops and duplicates to what it sends.
+//! [`SenderFaults`], the one place drops and duplicates are injected and counted. Every sending
+//! machine has its own, on a random stream of its own: the simulated network asks the sender's
+//! before it carries a transmission, and a real machine asks its own before it sends one.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
+
+use crate::counters::Counters;
+use crate::messages::MachineId;
 
 /// A fault applied to a share of the transmissions between machines, optionally only to those
 /// whose type matches a regular expression (the node message's `"type"`, or `spawn`,
@@ -28,19 +32,6 @@ pub struct FaultRuleError {
     pub field: String,
     /// What is wrong with it.
     pub reason: String,
-}
-
-/// How many transmissions each fault affected.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaultCounters {
-    /// Transmissions lost to the drop rule.
-    pub dropped: u64,
-    /// Transmissions delivered twice.
-    pub duplicated: u64,
-    /// Transmissions held back so that later ones overtook them.
-    pub reordered: u64,
-    /// Transmissions lost to a partition.
-    pub partitioned: u64,
 }
 
 /// A fault rule ready to apply: its rate checked, its type pattern compiled (anchored, so it
@@ -106,25 +97,30 @@ fn regex_problem(error: &regex::Error) -> String {
     last.trim().trim_start_matches("error:").trim().to_owned()
 }
 
-/// Drops and duplicates applied by a real machine to what it sends to other machines.
+/// Stream numbers of the fault draws start here: above every machine's node stream (machine + 1,
+/// see [`NodeManager::new`](crate::manager::NodeManager::new)), so faults and nodes never share
+/// draws.
+const FAULT_STREAMS: u64 = 1 << 32;
+
+/// Drops and duplicates applied to what one machine sends to other machines, in every mode.
+#[derive(Debug, Clone)]
 pub struct SenderFaults {
     drop: Option<CompiledRule>,
     duplicate: Option<CompiledRule>,
+    seed: u64,
     rng: ChaCha8Rng,
-    counters: FaultCounters,
+    counters: Counters,
 }
 
 impl SenderFaults {
-    /// The faults of `drop` and `duplicate`, drawn from a generator seeded with `seed` on a
-    /// stream of its own (`stream`), apart from the machine's nodes' generator.
+    /// Machine `machine`'s faults of `drop` and `duplicate` in a run on `seed`, drawn from stream
+    /// 2^32 + `machine` of ChaCha8 seeded with `seed`, apart from the machine's nodes' stream.
     pub fn new(
         drop: Option<&FaultRule>,
         duplicate: Option<&FaultRule>,
         seed: u64,
-        stream: u64,
+        machine: MachineId,
     ) -> Result<Self, FaultRuleError> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(stream);
         Ok(SenderFaults {
             drop: drop
                 .map(|rule| CompiledRule::new("network.drop", rule))
@@ -132,9 +128,21 @@ impl SenderFaults {
             duplicate: duplicate
                 .map(|rule| CompiledRule::new("network.duplicate", rule))
                 .transpose()?,
-            rng,
-            counters: FaultCounters::default(),
+            seed,
+            rng: fault_stream(seed, machine),
+            counters: Counters::default(),
         })
+    }
+
+    /// The same rules, for machine `machine` (its own stream, nothing counted yet).
+    pub fn for_machine(&self, machine: MachineId) -> Self {
+        SenderFaults {
+            drop: self.drop.clone(),
+            duplicate: self.duplicate.clone(),
+            seed: self.seed,
+            rng: fault_stream(self.seed, machine),
+            counters: Counters::default(),
+        }
     }
 
     /// How many copies of a transmission of type `kind` to send: 0 (dropped), 1, or 2
@@ -159,10 +167,17 @@ impl SenderFaults {
         1
     }
 
-    /// What the faults have done so far.
-    pub fn counters(&self) -> FaultCounters {
+    /// What the faults have done so far (`dropped`, `duplicated`).
+    pub fn counters(&self) -> Counters {
         self.counters
     }
+}
+
+/// The generator of machine `machine`'s fault draws in a run on `seed`.
+fn fault_stream(seed: u64, machine: MachineId) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(FAULT_STREAMS + u64::from(machine.0));
+    rng
 }
 
 #[cfg(test)]
@@ -175,7 +190,7 @@ mod tests {
             rate: 1.0,
             types: Some("increment".into()),
         };
-        let mut faults = SenderFaults::new(Some(&always), None, 1, 9).expect("valid");
+        let mut faults = SenderFaults::new(Some(&always), None, 1, MachineId(9)).expect("valid");
         assert_eq!(faults.copies("increment"), 0);
         assert_eq!(faults.copies("ack"), 1);
         let mut twice = SenderFaults::new(
@@ -185,7 +200,7 @@ mod tests {
                 types: None,
             }),
             1,
-            9,
+            MachineId(9),
         )
         .expect("valid");
         assert_eq!(twice.copies("anything"), 2);

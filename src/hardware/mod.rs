@@ -1,11 +1,15 @@
 //! Hardware: creates machines, moves bytes between them and passes time — the only layer where
 //! the modes differ. The scenario runner drives any of them through [`Hardware`].
 
+pub(crate) mod carrier;
 #[cfg(feature = "cloud")]
 pub mod cloud;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod faults;
+pub(crate) mod queue;
+#[cfg(feature = "docker")]
+pub mod remote;
 pub mod simulated;
 
 use std::fmt;
@@ -14,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+use crate::node::NodeError;
 
+pub use queue::QueueFull;
 pub use simulated::{FailureReport, SimulatedHardware};
 
 /// Which kind of hardware a system runs on.
@@ -105,15 +111,58 @@ pub enum HardwareError {
         /// What was observed.
         reason: String,
     },
-    /// The hardware's own infrastructure failed (Docker, a cloud API, a socket).
+    /// A Docker Engine request failed: what was being done, and Docker's error.
+    #[cfg(feature = "docker")]
+    #[error("Docker could not {action}: {source}")]
+    Docker {
+        /// What was being done, e.g. `kill a machine container`.
+        action: String,
+        /// Docker's error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// An AWS API call failed: the operation, the service's code and its message.
+    #[cfg(feature = "cloud")]
+    #[error(transparent)]
+    Aws(cloud::aws::ApiError),
+    /// The run's TLS material could not be made or used.
+    #[cfg(feature = "cloud")]
+    #[error(transparent)]
+    Tls(#[from] remote::tls::TlsError),
+    /// Something on this host failed: a file or directory, a socket, the async runtime, the
+    /// signal handlers.
+    #[error("cannot {action}: {source}")]
+    Io {
+        /// What was being done, e.g. `create .tmp/dz-…` or `start a runtime`.
+        action: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// What is sent to a node from outside the system could not be encoded.
+    #[error("cannot encode what is sent from outside: {0}")]
+    Outside(#[source] Box<NodeError>),
+    /// Something could not be encoded as JSON.
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        /// What, e.g. `a machine config`.
+        what: &'static str,
+        /// serde's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The hardware's own infrastructure is in no state to go on, with no underlying error to
+    /// keep: an unexpected answer, a resource left behind, a run stopped while it was created.
     #[error("{0}")]
     Infrastructure(String),
-    /// The run outgrew a limit: the simulator's event queue, or the number of events it was
-    /// allowed to process.
+    /// The simulator's agenda is full.
+    #[error("capacity limit: {0}")]
+    QueueFull(#[from] QueueFull),
+    /// The run reached the number of events it was allowed to process.
     #[error("capacity limit: {0}")]
     Capacity(String),
-    /// The hardware cannot be reached at all (e.g. the Docker daemon is not running); the message
-    /// says how to fix it.
+    /// The hardware cannot be reached at all (e.g. the Docker daemon is not running, AWS refuses
+    /// the credentials); the message says how to fix it.
     #[error("{0}")]
     Unavailable(String),
     /// The process was told to stop (Ctrl-C or SIGTERM) before the run ended; what the run
@@ -157,4 +206,27 @@ pub trait Hardware {
 
     /// The state of every node on every machine, machine by machine.
     fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_infrastructure_errors_keep_their_source_and_say_what_was_done() {
+        let error = HardwareError::Io {
+            action: "create .tmp/dz-1".into(),
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+        };
+        assert_eq!(error.to_string(), "cannot create .tmp/dz-1: denied");
+        let source = std::error::Error::source(&error).expect("the io error is kept");
+        assert_eq!(source.to_string(), "denied");
+
+        let full = HardwareError::from(QueueFull);
+        assert!(
+            full.to_string().starts_with("capacity limit: more than"),
+            "{full}"
+        );
+        assert!(std::error::Error::source(&full).is_some());
+    }
 }

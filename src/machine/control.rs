@@ -14,9 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use super::core::Input;
-use super::frame::{self, FrameError, MAX_FRAME, PRE_AUTH_MAX_FRAME};
 use super::peers::{self, Identity, HELLO_TIMEOUT, MAX_UNAUTHENTICATED};
-use super::protocol::{Authorized, ControlRequest, ControlResponse};
+use crate::hardware::remote::frame::{self, FrameError, MAX_FRAME, PRE_AUTH_MAX_FRAME};
+use crate::hardware::remote::protocol::{Authorized, ControlRequest, ControlResponse};
 
 /// What every control connection shares.
 #[derive(Clone)]

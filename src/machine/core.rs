@@ -1,7 +1,7 @@
 //! The machine's event loop: one task owns the NodeManager and drives it with the real clock,
 //! exactly as the simulator drives it with virtual time — envelopes in, effects out.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +9,15 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::protocol::{ControlRequest, ControlResponse, MachineStats};
+use crate::counters::Counters;
+use crate::hardware::carrier::{self, Carrier};
 use crate::hardware::faults::SenderFaults;
+use crate::hardware::queue::{EventQueue, QueueFull};
+use crate::hardware::remote::protocol::{ControlRequest, ControlResponse};
 use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager};
 use crate::messages::MachineId;
 use crate::node::TimerId;
+use crate::time::Micros;
 
 /// How many node failures a machine remembers as text.
 const KEPT_FAILURES: usize = 8;
@@ -40,14 +44,22 @@ pub(crate) enum Input {
 pub(crate) struct Core {
     manager: NodeManager,
     started: Instant,
-    timers: BTreeMap<(u64, u64), TimerId>,
-    next_timer_seq: u64,
-    local: VecDeque<Envelope>,
-    outbound: Vec<Option<mpsc::UnboundedSender<Envelope>>>,
-    stats: MachineStats,
+    outbox: Outbox,
+    /// The first few node failures, as text.
+    failures: Vec<String>,
     bad_frames: Arc<AtomicU64>,
     scratch: Vec<Effect>,
+}
+
+/// Where the machine's effects go: envelopes to this machine's own queue or, through the
+/// injected faults, onto the links to the others; timers onto the timer queue.
+struct Outbox {
+    timers: EventQueue<TimerId>,
+    local: VecDeque<Envelope>,
+    outbound: Vec<Option<mpsc::UnboundedSender<Envelope>>>,
     faults: SenderFaults,
+    /// What the loop itself counts: events, envelopes for machines it cannot reach.
+    counters: Counters,
 }
 
 impl Core {
@@ -62,14 +74,16 @@ impl Core {
         Core {
             manager,
             started: Instant::now(),
-            timers: BTreeMap::new(),
-            next_timer_seq: 0,
-            local: VecDeque::new(),
-            outbound,
-            stats: MachineStats::default(),
+            outbox: Outbox {
+                timers: EventQueue::new(),
+                local: VecDeque::new(),
+                outbound,
+                faults,
+                counters: Counters::default(),
+            },
+            failures: Vec::new(),
             bad_frames,
             scratch: Vec::new(),
-            faults,
         }
     }
 
@@ -80,8 +94,8 @@ impl Core {
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
-            let next_timer = self.timers.keys().next().map(|(at_us, _)| *at_us);
-            let wake_at = self.started + Duration::from_micros(next_timer.unwrap_or(0));
+            let next_timer = self.outbox.timers.next_at();
+            let wake_at = self.started + Duration::from_micros(next_timer.unwrap_or_default().0);
             tokio::select! {
                 biased;
                 changed = shutdown.changed() => {
@@ -119,7 +133,7 @@ impl Core {
     }
 
     fn arrive(&mut self, envelope: Envelope) {
-        self.stats.events += 1;
+        self.outbox.counters.events += 1;
         let now_us = self.now_us();
         match self.manager.handle(now_us, envelope) {
             Ok(Handled::Done) => {}
@@ -136,12 +150,8 @@ impl Core {
 
     fn fire_due(&mut self) {
         let now_us = self.now_us();
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now_us {
-                break;
-            }
-            let timer = entry.remove();
-            self.stats.events += 1;
+        while let Some((_, timer)) = self.outbox.timers.pop_due(Micros(now_us)) {
+            self.outbox.counters.events += 1;
             if let Err(failure) = self.manager.fire_timer(now_us, timer) {
                 self.failed(&failure);
             }
@@ -151,7 +161,7 @@ impl Core {
     }
 
     fn drain_local(&mut self) {
-        while let Some(envelope) = self.local.pop_front() {
+        while let Some(envelope) = self.outbox.local.pop_front() {
             self.arrive(envelope);
         }
     }
@@ -159,7 +169,8 @@ impl Core {
     fn control(&mut self, request: ControlRequest) -> ControlResponse {
         match request {
             ControlRequest::Status => ControlResponse::Status {
-                stats: self.stats(),
+                counters: self.counters(),
+                failures: self.failures.clone(),
             },
             ControlRequest::StartNode { config } => {
                 let now_us = self.now_us();
@@ -179,14 +190,14 @@ impl Core {
                 }
             }
             ControlRequest::Deliver { to, message } => {
-                let before = self.manager.stats().delivered;
+                let before = self.manager.stats().messages_delivered;
                 self.arrive(Envelope::Deliver {
                     from: None,
                     to,
                     message,
                 });
                 ControlResponse::Delivered {
-                    taken: self.manager.stats().delivered > before,
+                    taken: self.manager.stats().messages_delivered > before,
                 }
             }
             ControlRequest::NodeStates => ControlResponse::NodeStates {
@@ -198,61 +209,66 @@ impl Core {
         }
     }
 
-    /// This machine's counters: its own (events, links it could not use) and its
-    /// NodeManager's (deliveries, the reliable link layer).
-    fn stats(&self) -> MachineStats {
-        let manager = self.manager.stats();
-        MachineStats {
+    /// This machine's counters: its own (events, links it could not use, frames refused), its
+    /// NodeManager's (deliveries, the reliable link layer, what is in flight) and its faults'.
+    fn counters(&self) -> Counters {
+        let own = Counters {
             bad_frames: self.bad_frames.load(Ordering::Relaxed),
-            messages_delivered: manager.delivered,
-            undeliverable: self.stats.undeliverable + manager.undeliverable,
-            link: manager.link,
-            faults: self.faults.counters(),
-            waiting_for_spawn: self.manager.waiting_for_spawn() as u64,
-            ..self.stats.clone()
-        }
+            ..self.outbox.counters
+        };
+        own + self.manager.stats() + self.outbox.faults.counters()
     }
 
     fn failed(&mut self, failure: &NodeFailure) {
         tracing::error!(%failure, "node failed");
-        if self.stats.failures.len() < KEPT_FAILURES {
-            self.stats.failures.push(failure.to_string());
+        if self.failures.len() < KEPT_FAILURES {
+            self.failures.push(failure.to_string());
         }
     }
 
     fn carry_effects(&mut self) {
-        let mut effects = std::mem::take(&mut self.scratch);
-        self.manager.drain_effects(&mut effects);
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Transmit { to, envelope } => match self.outbound.get(to.index()) {
-                    Some(None) => self.local.push_back(envelope),
-                    Some(Some(link)) => {
-                        let copies = self.faults.copies(envelope.kind());
-                        let sent = match copies {
-                            0 => Ok(()),
-                            1 => link.send(envelope),
-                            _ => link
-                                .send(envelope.clone())
-                                .and_then(|()| link.send(envelope)),
-                        };
-                        if sent.is_err() {
-                            tracing::warn!(%to, "link to machine is closed; envelope dropped");
-                            self.stats.undeliverable += 1;
-                        }
-                    }
-                    None => {
-                        tracing::warn!(%to, "envelope for a machine outside the system");
-                        self.stats.undeliverable += 1;
-                    }
-                },
-                Effect::Wake { at_us, timer } => {
-                    let seq = self.next_timer_seq;
-                    self.next_timer_seq += 1;
-                    self.timers.insert((at_us, seq), timer);
+        if let Err(full) =
+            carrier::carry_effects(&mut self.manager, &mut self.scratch, &mut self.outbox)
+        {
+            tracing::error!(%full, "a timer was dropped");
+        }
+    }
+}
+
+impl Carrier for Outbox {
+    type Error = QueueFull;
+
+    fn transmit(
+        &mut self,
+        _from: MachineId,
+        to: MachineId,
+        envelope: Envelope,
+    ) -> Result<(), QueueFull> {
+        match self.outbound.get(to.index()) {
+            Some(None) => self.local.push_back(envelope),
+            Some(Some(link)) => {
+                let copies = self.faults.copies(envelope.kind());
+                let sent = match copies {
+                    0 => Ok(()),
+                    1 => link.send(envelope),
+                    _ => link
+                        .send(envelope.clone())
+                        .and_then(|()| link.send(envelope)),
+                };
+                if sent.is_err() {
+                    tracing::warn!(%to, "link to machine is closed; envelope dropped");
+                    self.counters.undeliverable += 1;
                 }
             }
+            None => {
+                tracing::warn!(%to, "envelope for a machine outside the system");
+                self.counters.undeliverable += 1;
+            }
         }
-        self.scratch = effects;
+        Ok(())
+    }
+
+    fn arm(&mut self, _machine: MachineId, at_us: Micros, timer: TimerId) -> Result<(), QueueFull> {
+        self.timers.push(at_us, timer)
     }
 }

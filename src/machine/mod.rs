@@ -2,24 +2,18 @@
 //!
 //! It drives a [`NodeManager`] with the real clock and real sockets, exactly as the simulator
 //! drives one with virtual time: envelopes arriving from other machines (over TCP, in
-//! [frames](frame)) go to [`NodeManager::handle`], its `Wake` effects become timers, its `Transmit`
+//! [frames](crate::hardware::remote::frame)) go to [`NodeManager::handle`], its `Wake` effects become timers, its `Transmit`
 //! effects go to the other machines' peer ports. A second port takes [control
-//! requests](protocol::ControlRequest) from the process that runs the system; each must carry the
-//! run's token. Bad input on either port is logged and survived.
+//! requests](crate::hardware::remote::protocol::ControlRequest) from the process that runs the
+//! system; each must carry the run's token. Bad input on either port is logged and survived. What
+//! this process and the runner both speak is in [`crate::hardware::remote`].
 
-pub mod client;
-pub mod config;
 mod control;
 mod core;
-pub mod frame;
 pub mod logging;
 mod peers;
-pub mod protocol;
 #[cfg(feature = "cloud")]
 pub mod tls;
-
-pub use client::{ControlClient, ControlError};
-pub use config::{MachineConfig, MachineConfigError, MachineTls};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
@@ -29,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::hardware::faults::SenderFaults;
+use crate::hardware::remote::{MachineConfig, MachineConfigError};
 use crate::manager::NodeManager;
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
@@ -45,13 +40,18 @@ pub enum MachineError {
     #[error(transparent)]
     Logging(#[from] logging::LoggingError),
     /// A port cannot be opened, or the runtime cannot start.
-    #[error("cannot {what}: {reason}")]
+    #[error("cannot {what}: {source}")]
     Io {
         /// What was being done.
         what: String,
-        /// Why it failed.
-        reason: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
     },
+    /// The run's TLS material cannot be used.
+    #[cfg(feature = "cloud")]
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] crate::hardware::remote::tls::TlsError),
 }
 
 /// Runs a machine until it is told to shut down or receives SIGTERM or Ctrl-C. Sets up logging
@@ -63,9 +63,9 @@ pub fn run(config: &MachineConfig, registry: Arc<NodeRegistry>) -> Result<(), Ma
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| MachineError::Io {
+        .map_err(|source| MachineError::Io {
             what: "start the async runtime".into(),
-            reason: e.to_string(),
+            source,
         })?;
     #[cfg(feature = "cloud")]
     if let Some(tls) = &config.tls {
@@ -91,9 +91,9 @@ async fn serve_on(
     let bind = |port: u16| async move {
         TcpListener::bind(SocketAddr::from((ip, port)))
             .await
-            .map_err(|e| MachineError::Io {
+            .map_err(|source| MachineError::Io {
                 what: format!("listen on port {port}"),
-                reason: e.to_string(),
+                source,
             })
     };
     let peer_listener = bind(config.peer_port).await?;
@@ -119,13 +119,11 @@ async fn serve_on(
         .collect();
     let mut manager = NodeManager::new(config.machine, registry, config.seed);
     manager.set_reliable(config.reliable);
-    // Stream numbers above every machine's node stream (machine + 1) keep the fault draws apart.
-    let fault_stream = (1 << 32) + u64::from(config.machine.0);
     let faults = SenderFaults::new(
         config.drop.as_ref(),
         config.duplicate.as_ref(),
         config.seed,
-        fault_stream,
+        config.machine,
     )
     .map_err(|e| MachineError::Config(MachineConfigError::Invalid(e.to_string())))?;
     let core = core::Core::new(manager, outbound, Arc::clone(&bad_frames), faults);

@@ -14,8 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::core::Input;
-use super::frame::{self, FrameError, MAX_FRAME, PRE_AUTH_MAX_FRAME};
-use super::protocol::PeerFrame;
+use crate::hardware::remote::frame::{self, FrameError, MAX_FRAME, PRE_AUTH_MAX_FRAME};
+use crate::hardware::remote::protocol::PeerFrame;
 use crate::manager::Envelope;
 use crate::messages::MachineId;
 

@@ -20,8 +20,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use serde::{Deserialize, Serialize};
-
 use super::rtt::RttEstimator;
 use super::Envelope;
 use crate::messages::NodeId;
@@ -35,29 +33,6 @@ pub const ACK_DELAY_MS: u64 = 5;
 pub const GAP_REACK_MS: u64 = 200;
 /// The most out-of-order sequence numbers one acknowledgement lists.
 const MAX_SELECTIVE_ACKS: usize = 64;
-
-/// Counters of what the link layer did, kept per node and per machine.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkCounters {
-    /// Packets sent for the first time.
-    pub sent: u64,
-    /// Packets whose acknowledgement came back.
-    pub acknowledged: u64,
-    /// Packets sent again because they were found lost (or no acknowledgement came in time).
-    pub retransmitted: u64,
-    /// Packets received again after they had been delivered, and dropped.
-    pub duplicates_suppressed: u64,
-}
-
-impl LinkCounters {
-    /// Adds `other` to these counters.
-    pub fn add(&mut self, other: &LinkCounters) {
-        self.sent += other.sent;
-        self.acknowledged += other.acknowledged;
-        self.retransmitted += other.retransmitted;
-        self.duplicates_suppressed += other.duplicates_suppressed;
-    }
-}
 
 /// A packet to send again: its sequence number, its payload, and the node that sent it.
 pub(super) type Resend = (u64, Envelope, Option<NodeId>);

@@ -14,7 +14,7 @@ mod rtt;
 mod spawn_order;
 
 pub use envelope::Envelope;
-pub use link::{LinkCounters, ACK_DELAY_MS};
+pub use link::ACK_DELAY_MS;
 pub use rtt::{INITIAL_RTO_MS, MAX_UNMEASURED_BACKOFF_MS, MIN_RTO_MS, PROBE_FLOOR_MS};
 
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 
+use crate::counters::Counters;
 use crate::messages::{MachineId, NodeConfig, NodeHandle, NodeId};
 use crate::node::{Node, NodeError, NodeRegistry, TimerId};
 use context::Context;
@@ -83,26 +84,16 @@ pub struct NodeState {
     pub node_type: String,
     /// What [`Node::state`] returned.
     pub state: serde_json::Value,
-    /// What the reliable link layer did for this node's messages.
+    /// What the reliable link layer did for this node's messages (`sent`, `acknowledged`,
+    /// `retransmitted`, `duplicates_suppressed`; the other counters stay zero).
     #[serde(default)]
-    pub counters: LinkCounters,
-}
-
-/// What a NodeManager has done since it started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManagerStats {
-    /// Messages handed to a node.
-    pub delivered: u64,
-    /// Envelopes for nodes this machine does not have.
-    pub undeliverable: u64,
-    /// What the reliable link layer did, over all of this machine's links.
-    pub link: LinkCounters,
+    pub counters: Counters,
 }
 
 struct Slot {
     node: Box<dyn Node>,
     node_type: String,
-    counters: LinkCounters,
+    counters: Counters,
 }
 
 /// Who a timer wakes: a node, or the link layer's work for one peer.
@@ -141,7 +132,9 @@ pub struct NodeManager {
     spawn_order: SpawnOrder,
     /// An empty buffer kept for [`NodeManager::drain_effects`], so it allocates nothing.
     spare_effects: Vec<Effect>,
-    stats: ManagerStats,
+    /// What this machine counted: deliveries, envelopes it could not deliver, and the link
+    /// layer's work over all of its links.
+    stats: Counters,
 }
 
 impl NodeManager {
@@ -156,7 +149,7 @@ impl NodeManager {
             reliable: true,
             spawn_order: SpawnOrder::default(),
             spare_effects: Vec::new(),
-            stats: ManagerStats::default(),
+            stats: Counters::default(),
             core: Core {
                 machine,
                 registry,
@@ -187,9 +180,14 @@ impl NodeManager {
         self.reliable = reliable;
     }
 
-    /// What this machine has done so far.
-    pub fn stats(&self) -> ManagerStats {
-        self.stats
+    /// What this machine has done so far (`messages_delivered`, `undeliverable`, the link
+    /// layer's counters), and what it has in flight now: packets sent to other machines and not
+    /// yet acknowledged, and envelopes waiting for their node's spawn.
+    pub fn stats(&self) -> Counters {
+        Counters {
+            in_flight: (self.unacknowledged() + self.waiting_for_spawn()) as u64,
+            ..self.stats
+        }
     }
 
     /// Packets sent to other machines and not yet acknowledged.
@@ -247,7 +245,7 @@ impl NodeManager {
                         .set_timer(ACK_DELAY_MS * 1000, TimerTarget::Acknowledge(from));
                 }
                 if received.duplicate {
-                    self.stats.link.duplicates_suppressed += 1;
+                    self.stats.duplicates_suppressed += 1;
                     if let Some(slot) = addressee.and_then(|id| self.nodes.get_mut(&id)) {
                         slot.counters.duplicates_suppressed += 1;
                     }
@@ -278,7 +276,7 @@ impl NodeManager {
                     },
                 );
                 for sender in settled.credited {
-                    self.stats.link.acknowledged += 1;
+                    self.stats.acknowledged += 1;
                     if let Some(slot) = sender.and_then(|id| self.nodes.get_mut(&id)) {
                         slot.counters.acknowledged += 1;
                     }
@@ -309,7 +307,7 @@ impl NodeManager {
                 slot.node
                     .receive(&mut ctl, from, &message)
                     .map_err(|error| failure(me, &slot.node_type, error))?;
-                self.stats.delivered += 1;
+                self.stats.messages_delivered += 1;
                 Handled::Done
             }
             // A node is created once: a spawn that arrives again (a duplicate the link layer did
@@ -449,7 +447,7 @@ impl NodeManager {
     /// Sends packets to `peer` again, crediting their senders.
     fn retransmit(&mut self, peer: MachineId, packets: Vec<Resend>) {
         for (seq, payload, sender) in packets {
-            self.stats.link.retransmitted += 1;
+            self.stats.retransmitted += 1;
             if let Some(slot) = sender.and_then(|id| self.nodes.get_mut(&id)) {
                 slot.counters.retransmitted += 1;
             }
@@ -485,7 +483,7 @@ impl NodeManager {
                         Envelope::Deliver { from, .. } => from.map(|handle| handle.id),
                         _ => None,
                     };
-                    self.stats.link.sent += 1;
+                    self.stats.sent += 1;
                     if let Some(slot) = sender.and_then(|id| self.nodes.get_mut(&id)) {
                         slot.counters.sent += 1;
                     }
@@ -547,7 +545,7 @@ impl NodeManager {
             Slot {
                 node,
                 node_type,
-                counters: LinkCounters::default(),
+                counters: Counters::default(),
             },
         );
         Ok(())

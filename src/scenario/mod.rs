@@ -7,7 +7,7 @@ mod report;
 mod runner;
 
 pub use format::{Scenario, ScenarioError, MAX_MACHINES};
-pub use report::{FaultReport, Report, RunCounters};
+pub use report::{FaultReport, Report};
 pub use runner::{
     run_scenario, simulate, simulate_traced, Progress, RunError, RunOptions, SimulatedRun,
     TracedRun,

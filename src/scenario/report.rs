@@ -8,13 +8,13 @@ use serde_json::{Map, Value};
 
 use super::Scenario;
 use crate::app::AnyVerdict;
-use crate::hardware::simulated::FaultCounters;
+use crate::counters::Counters;
 use crate::hardware::Mode;
-use crate::manager::LinkCounters;
 use crate::terminal::escape;
 use crate::time::Millis;
 
-/// What the network's faults did and what reliable delivery did about them.
+/// What the network's faults did and what reliable delivery did about them: the part of a run's
+/// [`Counters`] the report shows under `faults`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FaultReport {
     /// Transmissions lost to the drop rule.
@@ -31,16 +31,15 @@ pub struct FaultReport {
     pub duplicates_suppressed: u64,
 }
 
-impl FaultReport {
-    /// Combines the network's and the link layer's counters.
-    pub fn new(faults: &FaultCounters, link: &LinkCounters) -> Self {
+impl From<&Counters> for FaultReport {
+    fn from(counters: &Counters) -> Self {
         FaultReport {
-            dropped: faults.dropped,
-            duplicated: faults.duplicated,
-            reordered: faults.reordered,
-            partitioned: faults.partitioned,
-            retransmitted: link.retransmitted,
-            duplicates_suppressed: link.duplicates_suppressed,
+            dropped: counters.dropped,
+            duplicated: counters.duplicated,
+            reordered: counters.reordered,
+            partitioned: counters.partitioned,
+            retransmitted: counters.retransmitted,
+            duplicates_suppressed: counters.duplicates_suppressed,
         }
     }
 }
@@ -99,24 +98,10 @@ pub struct Report {
     pub lines: Vec<String>,
 }
 
-/// What the hardware counted during a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunCounters {
-    /// Events processed.
-    pub events: u64,
-    /// Messages handed to nodes.
-    pub messages_delivered: u64,
-    /// Envelopes for nodes or machines that did not exist.
-    pub undeliverable: u64,
-    /// What the faults did and what reliable delivery did about them.
-    pub faults: FaultReport,
-    /// What was still in flight at the end (see [`Report::in_flight`]).
-    pub in_flight: u64,
-}
-
 impl Report {
     /// The report of a run of `scenario` on `seed` in `mode` that lasted `simulated_ms` of system
-    /// time and `wall_ms` of wall time, counted `counters`, and came to `verdict`.
+    /// time and `wall_ms` of wall time, whose hardware counted `counters` (summed over every
+    /// machine, with what was in flight at the end), and that came to `verdict`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         mode: Mode,
@@ -124,7 +109,7 @@ impl Report {
         seed: u64,
         simulated_ms: Millis,
         wall_ms: f64,
-        counters: RunCounters,
+        counters: Counters,
         trace_hash: Option<String>,
         verdict: AnyVerdict,
     ) -> Self {
@@ -142,7 +127,7 @@ impl Report {
             messages_delivered: counters.messages_delivered,
             undeliverable: counters.undeliverable,
             trace_hash,
-            faults: Some(counters.faults),
+            faults: Some(FaultReport::from(&counters)),
             settled: counters.in_flight == 0,
             in_flight: counters.in_flight,
             outcome: verdict.outcome,

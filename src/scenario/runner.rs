@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{FaultReport, Report, RunCounters, Scenario, ScenarioError};
+use super::{Report, Scenario, ScenarioError};
 use crate::app::{AnyVerdict, Stage};
 use crate::hardware::simulated::{SimulatedHardware, SimulationConfig};
 use crate::hardware::{Hardware, HardwareError};
@@ -190,21 +190,13 @@ fn play_simulated(
     progress.finish();
     let verdict = verdict?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let stats = hardware.stats();
-    let counters = RunCounters {
-        events: stats.events,
-        messages_delivered: stats.messages_delivered,
-        undeliverable: stats.undeliverable,
-        faults: FaultReport::new(&stats.faults, &stats.link),
-        in_flight: hardware.in_flight(),
-    };
     Ok(Report::new(
         hardware.mode(),
         scenario,
         hardware.seed(),
         Millis(hardware.now_ms()),
         wall_ms,
-        counters,
+        hardware.stats(),
         Some(hardware.trace().hash()),
         verdict,
     ))

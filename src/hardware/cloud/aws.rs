@@ -83,7 +83,7 @@ impl From<ApiError> for HardwareError {
                 error.message
             ))
         } else {
-            HardwareError::Infrastructure(error.to_string())
+            HardwareError::Aws(error)
         }
     }
 }

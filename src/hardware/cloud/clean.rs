@@ -35,7 +35,10 @@ pub fn clean(
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+        .map_err(|source| HardwareError::Io {
+            action: "start a runtime".into(),
+            source,
+        })?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -9,7 +9,7 @@
 //! machine`. No SSH, no key pair, no AWS credentials on the instances.
 //!
 //! Machines talk TLS to each other and to the runner, with a certificate authority made for the
-//! run ([`crate::machine::tls`]); the run's token only travels inside it. The security group
+//! run ([`crate::hardware::remote::tls`]); the run's token only travels inside it. The security group
 //! admits the peer port only from itself and the control port only from the runner's address.
 //!
 //! Everything carries the tags `dist-zero=true`, `dist-zero.run=<id>` and `dist-zero.expires`,
@@ -42,11 +42,11 @@ use base64::Engine as _;
 use sha2::Digest as _;
 
 use super::{Hardware, HardwareError, Mode};
+use crate::counters::Counters;
 use crate::hardware::docker::owner::Owner;
-use crate::hardware::docker::VirtualStats;
 use crate::hardware::faults::FaultRule;
-use crate::machine::tls::RunTls;
-use crate::machine::MachineConfig;
+use crate::hardware::remote::tls::RunTls;
+use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::settings::Settings;
@@ -236,7 +236,10 @@ impl CloudHardware {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+            .map_err(|source| HardwareError::Io {
+                action: "start a runtime".into(),
+                source,
+            })?;
         Self::start_on(runtime, config, |_| ())
     }
 
@@ -284,10 +287,8 @@ impl CloudHardware {
             cloud.runner_cidr.clone().unwrap_or_default()
         };
         let binary = shippable(&config.binary, &config.settings.runs_dir)?;
-        let tls = RunTls::generate().map_err(|e| HardwareError::Infrastructure(e.to_string()))?;
-        let connector = tls
-            .runner_connector()
-            .map_err(|e| HardwareError::Infrastructure(e.to_string()))?;
+        let tls = RunTls::generate()?;
+        let connector = tls.runner_connector()?;
         let run_id = crate::hardware::docker::new_run_id();
         let token = crate::hardware::docker::new_token();
         let teardown = TeardownHandle {
@@ -324,7 +325,7 @@ impl CloudHardware {
             .block_on(addresses(&clients, &launched, emulated))?;
         hardware.instances = launched.iter().map(|(id, _)| id.clone()).collect();
         let timeout = Duration::from_secs(cloud.ready_timeout_s);
-        let machines = hardware.runtime.block_on(Machines::connect(
+        let machines = hardware.runtime.block_on(machines::connect(
             clients, connector, targets, token, timeout,
         ))?;
         tracing::info!(run = %run_id, machines = machines.len(), "cloud system ready");
@@ -355,7 +356,7 @@ impl CloudHardware {
     }
 
     /// The machines' counters, summed.
-    pub fn stats(&mut self) -> Result<VirtualStats, HardwareError> {
+    pub fn stats(&mut self) -> Result<Counters, HardwareError> {
         let runtime = &self.runtime;
         let machines = self
             .machines

@@ -61,8 +61,9 @@ const POLL: Duration = Duration::from_millis(300);
 const DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
 
 fn failed(what: &'static str) -> impl Fn(bollard::errors::Error) -> HardwareError {
-    move |error| {
-        HardwareError::Infrastructure(format!("realizer: Docker could not {what}: {error}"))
+    move |source| HardwareError::Docker {
+        action: format!("{what} for the realizer"),
+        source,
     }
 }
 
@@ -169,7 +170,10 @@ impl Realizer {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+            .map_err(|source| HardwareError::Io {
+                action: "start a runtime".into(),
+                source,
+            })?;
         let docker = runtime.block_on(engine::connect(&settings.docker_host))?;
         let id = format!("dz-realizer-{}", crate::hardware::docker::new_run_id());
         let mut realizer = Realizer {
@@ -196,11 +200,9 @@ impl Realizer {
         let relay = realizer.runtime.block_on(async {
             TcpListener::bind(SocketAddr::from((realizer.gateway, port)))
                 .await
-                .map_err(|e| {
-                    HardwareError::Infrastructure(format!(
-                        "realizer: cannot listen on {}:{port}: {e}",
-                        realizer.gateway
-                    ))
+                .map_err(|source| HardwareError::Io {
+                    action: format!("listen on {}:{port} for the realizer", realizer.gateway),
+                    source,
                 })
         })?;
         let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -423,8 +425,10 @@ async fn build_image(docker: &Docker) -> Result<String, HardwareError> {
     if docker.inspect_image(&tag).await.is_ok() {
         return Ok(tag);
     }
-    let tar_error =
-        |e: std::io::Error| HardwareError::Infrastructure(format!("cannot pack the image: {e}"));
+    let tar_error = |source: std::io::Error| HardwareError::Io {
+        action: "pack the image".into(),
+        source,
+    };
     let mut archive = tar::Builder::new(Vec::new());
     for (name, mode, data) in [
         ("Dockerfile", 0o644, DOCKERFILE.as_bytes()),
@@ -805,7 +809,10 @@ impl Emulator {
             None => std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                 .and_then(|l| l.local_addr())
                 .map(|a| a.port())
-                .map_err(|e| HardwareError::Infrastructure(format!("no free port: {e}")))?,
+                .map_err(|source| HardwareError::Io {
+                    action: "find a free port".into(),
+                    source,
+                })?,
         };
         let mut command = Command::new("moto_server");
         command

@@ -80,7 +80,10 @@ pub fn clean(docker_host: &str, options: &CleanOptions) -> Result<Cleaned, Hardw
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+        .map_err(|source| HardwareError::Io {
+            action: "start a runtime".into(),
+            source,
+        })?;
     runtime.block_on(async {
         let docker = engine::connect(docker_host).await?;
         let mut cleaned = Cleaned::default();

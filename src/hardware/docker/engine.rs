@@ -49,7 +49,10 @@ fn unreachable(docker_host: &str, reason: &str) -> String {
 
 /// Turns a Docker API error into a hardware error saying what was being done.
 pub fn failed(what: &str) -> impl Fn(bollard::errors::Error) -> HardwareError + '_ {
-    move |error| HardwareError::Infrastructure(format!("Docker could not {what}: {error}"))
+    move |source| HardwareError::Docker {
+        action: what.to_owned(),
+        source,
+    }
 }
 
 #[cfg(test)]

@@ -39,11 +39,9 @@ pub struct ImageSource {
 impl ImageSource {
     /// Reads the binary and names the image after its content.
     pub fn read(binary: &Path, name: &str) -> Result<Self, HardwareError> {
-        let bytes = std::fs::read(binary).map_err(|e| {
-            HardwareError::Infrastructure(format!(
-                "cannot read the machine binary {}: {e}",
-                binary.display()
-            ))
+        let bytes = std::fs::read(binary).map_err(|source| HardwareError::Io {
+            action: format!("read the machine binary {}", binary.display()),
+            source,
         })?;
         check_static(&bytes, binary)?;
         let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
@@ -147,8 +145,10 @@ impl ImageSource {
 /// A tar archive of `(name, mode, content)` files, owned by root, dated 1970: the same files
 /// always give the same bytes.
 fn tar_of(files: &[(&str, u32, &[u8])]) -> Result<Vec<u8>, HardwareError> {
-    let tar_error =
-        |e: std::io::Error| HardwareError::Infrastructure(format!("cannot pack the image: {e}"));
+    let tar_error = |source: std::io::Error| HardwareError::Io {
+        action: "pack the image".into(),
+        source,
+    };
     let mut archive = tar::Builder::new(Vec::new());
     for (name, mode, data) in files {
         let mut header = tar::Header::new_gnu();

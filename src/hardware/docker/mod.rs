@@ -24,7 +24,6 @@ pub(crate) use resources::remove_network;
 pub mod stop;
 
 pub use clean::{clean, CleanOptions, Cleaned, Left};
-pub use machines::VirtualStats;
 pub use resources::MAX_MACHINES;
 
 use crate::hardware::faults::FaultRule;
@@ -34,11 +33,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Hardware, HardwareError, Mode};
-use crate::machine::MachineConfig;
+use crate::counters::Counters;
+use crate::hardware::remote::machines::Machines;
+use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::settings::Settings;
-use machines::Machines;
+use machines::Containers;
 use resources::{ContainerSpec, Resources};
 use stop::{Stop, Stopper};
 
@@ -102,7 +103,7 @@ impl VirtualConfig {
 
 /// A running system of containers, one per machine.
 pub struct DockerHardware {
-    machines: Machines,
+    machines: Machines<Containers>,
     resources: Resources,
     stopper: Stopper,
     run_id: String,
@@ -120,7 +121,10 @@ impl DockerHardware {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| HardwareError::Infrastructure(format!("cannot start a runtime: {e}")))?;
+            .map_err(|source| HardwareError::Io {
+                action: "start a runtime".into(),
+                source,
+            })?;
         let stopper = if config.stop_on_signals {
             Stopper::listen(&runtime)?
         } else {
@@ -147,8 +151,9 @@ impl DockerHardware {
         let mut specs = Vec::new();
         for machine in 0..config.machines {
             let host_dir = logs_dir.join(MachineId(machine).to_string());
-            std::fs::create_dir_all(&host_dir).map_err(|e| {
-                HardwareError::Infrastructure(format!("cannot create {}: {e}", host_dir.display()))
+            std::fs::create_dir_all(&host_dir).map_err(|source| HardwareError::Io {
+                action: format!("create {}", host_dir.display()),
+                source,
             })?;
             let machine_config = MachineConfig {
                 run_id: run_id.clone(),
@@ -165,9 +170,11 @@ impl DockerHardware {
                 duplicate: config.duplicate.clone(),
                 tls: None,
             };
-            let json = serde_json::to_string(&machine_config).map_err(|e| {
-                HardwareError::Infrastructure(format!("cannot encode a machine config: {e}"))
-            })?;
+            let json =
+                serde_json::to_string(&machine_config).map_err(|source| HardwareError::Encode {
+                    what: "a machine config",
+                    source,
+                })?;
             specs.push(ContainerSpec {
                 machine,
                 image: source.tag.clone(),
@@ -178,22 +185,18 @@ impl DockerHardware {
         }
         resources.start_containers(specs)?;
         stopper.check()?;
-        let controls: Vec<(String, SocketAddr)> = (0..config.machines)
-            .map(|m| {
-                (
-                    format!("{run_id}-m{m}"),
-                    SocketAddr::from((resources::machine_ip(base, m), CONTROL_PORT)),
-                )
-            })
+        let containers = Containers {
+            docker: resources.docker.clone(),
+            names: (0..config.machines)
+                .map(|m| format!("{run_id}-m{m}"))
+                .collect(),
+        };
+        let controls = (0..config.machines)
+            .map(|m| SocketAddr::from((resources::machine_ip(base, m), CONTROL_PORT)))
             .collect();
         let machines = stopper.block_on(
             &resources.runtime,
-            Machines::connect(
-                resources.docker.clone(),
-                controls,
-                token,
-                config.ready_timeout,
-            ),
+            Machines::connect(containers, controls, token, config.ready_timeout),
         )?;
         tracing::info!(run = %run_id, machines = config.machines, "virtual system ready");
         Ok(DockerHardware {
@@ -223,25 +226,27 @@ impl DockerHardware {
 
     /// Machine `machine`'s control address, as the host reaches it.
     pub fn control_addr(&self, machine: MachineId) -> Result<SocketAddr, HardwareError> {
-        self.machines.control_addr(machine)
+        self.machines.addr(machine)
     }
 
     /// Machine `machine`'s peer address (where other machines send envelopes).
     pub fn peer_addr(&self, machine: MachineId) -> Result<SocketAddr, HardwareError> {
-        let control = self.machines.control_addr(machine)?;
+        let control = self.machines.addr(machine)?;
         Ok(SocketAddr::new(control.ip(), PEER_PORT))
     }
 
     /// The machines' counters, summed.
-    pub fn stats(&mut self) -> Result<VirtualStats, HardwareError> {
+    pub fn stats(&mut self) -> Result<Counters, HardwareError> {
         self.stopper
             .block_on(&self.resources.runtime, self.machines.stats())
     }
 
     /// Kills machine `machine`'s container (SIGKILL), as a crash would.
     pub fn kill_machine(&mut self, machine: MachineId) -> Result<(), HardwareError> {
-        self.stopper
-            .block_on(&self.resources.runtime, self.machines.kill(machine))
+        self.stopper.block_on(
+            &self.resources.runtime,
+            self.machines.backend().kill(machine),
+        )
     }
 
     /// Measures `count` message round trips from machine `from` to machine `to`.
@@ -363,7 +368,10 @@ fn run_logs_dir(runs_dir: &Path, run_id: &str) -> Result<PathBuf, HardwareError>
     let dir = runs_dir.join(run_id);
     std::fs::create_dir_all(&dir)
         .and_then(|()| dir.canonicalize())
-        .map_err(|e| HardwareError::Infrastructure(format!("cannot create {}: {e}", dir.display())))
+        .map_err(|source| HardwareError::Io {
+            action: format!("create {}", dir.display()),
+            source,
+        })
 }
 
 /// Holds an exclusive lock on `<runs dir>/.image.lock` so concurrent runs build the image once.

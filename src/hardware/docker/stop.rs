@@ -45,8 +45,9 @@ impl Stopper {
     /// Listens for SIGINT and SIGTERM on `runtime` from now on; they no longer end the process.
     pub fn listen(runtime: &Runtime) -> Result<Self, HardwareError> {
         let _context = runtime.enter();
-        let cannot = |e: std::io::Error| {
-            HardwareError::Infrastructure(format!("cannot listen for signals: {e}"))
+        let cannot = |e: std::io::Error| HardwareError::Io {
+            action: "listen for signals".into(),
+            source: e,
         };
         let mut interrupt = signal(SignalKind::interrupt()).map_err(cannot)?;
         let mut terminate = signal(SignalKind::terminate()).map_err(cannot)?;

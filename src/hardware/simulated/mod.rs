@@ -7,42 +7,28 @@
 
 mod cause;
 mod network;
-mod queue;
 mod trace;
 
-pub use super::faults::{FaultCounters, FaultRule};
+pub use super::faults::FaultRule;
+pub use super::queue::{QueueFull, MAX_PENDING_EVENTS};
 pub use cause::{FailureReport, Hop};
 pub use network::{
     LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError, Partition, Pause,
 };
-pub use queue::{QueueFull, MAX_PENDING_EVENTS};
 pub use trace::Trace;
 
 use std::sync::Arc;
 
+use super::carrier::{self, Carrier};
+use super::queue::EventQueue;
 use super::{Hardware, HardwareError, Mode};
-use crate::manager::{Effect, Envelope, LinkCounters, NodeFailure, NodeManager, NodeState};
+use crate::counters::Counters;
+use crate::manager::{Effect, Envelope, NodeFailure, NodeManager, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::{NodeRegistry, TimerId};
 use crate::time::{Micros, Millis};
 use cause::Cause;
 use network::Network;
-use queue::EventQueue;
-
-/// Counters a simulated run keeps.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SimulationStats {
-    /// Events processed (arrivals and timer wake-ups).
-    pub events: u64,
-    /// Messages handed to a node.
-    pub messages_delivered: u64,
-    /// Envelopes addressed to a node or machine that does not exist.
-    pub undeliverable: u64,
-    /// What the network's faults did.
-    pub faults: FaultCounters,
-    /// What the reliable link layer did, over every machine.
-    pub link: LinkCounters,
-}
 
 /// What a simulated system is made of.
 #[derive(Debug, Clone)]
@@ -124,20 +110,17 @@ impl SimulatedHardware {
         self.seed
     }
 
-    /// Counters so far, summed over every machine.
-    pub fn stats(&self) -> SimulationStats {
-        let mut stats = SimulationStats {
+    /// Counters so far, summed over every machine, with what the network's faults did and what
+    /// is in flight now (see [`Counters::in_flight`]).
+    pub fn stats(&self) -> Counters {
+        let mut stats: Counters = self.managers.iter().map(NodeManager::stats).sum();
+        stats += self.network.counters();
+        stats += Counters {
             events: self.events,
             undeliverable: self.no_such_machine,
-            faults: self.network.counters(),
-            ..SimulationStats::default()
+            in_flight: self.carried(),
+            ..Counters::default()
         };
-        for manager in &self.managers {
-            let machine = manager.stats();
-            stats.messages_delivered += machine.delivered;
-            stats.undeliverable += machine.undeliverable;
-            stats.link.add(&machine.link);
-        }
         stats
     }
 
@@ -161,18 +144,12 @@ impl SimulatedHardware {
             .sum()
     }
 
-    /// What is still in flight: every packet the reliable link layer has sent and not yet seen
-    /// acknowledged, and every transmission between machines that the network still carries
-    /// outside the link layer (all of them when reliable delivery is off), and every message
-    /// that reached its machine before its node's spawn and waits for it. A run has settled
-    /// when nothing is in flight.
-    pub fn in_flight(&self) -> u64 {
-        let unacknowledged = self.unacknowledged() as u64;
-        // A sequenced packet or an acknowledgement in the network belongs to the link layer,
-        // whose unacknowledged packets are counted above; what arrives at its own machine was
-        // never in the network.
-        let carried = self
-            .queue
+    /// Transmissions between machines that the network still carries outside the link layer
+    /// (all of them when reliable delivery is off). A sequenced packet or an acknowledgement in
+    /// the network belongs to the link layer, whose unacknowledged packets every machine counts
+    /// itself; what arrives at its own machine was never in the network.
+    fn carried(&self) -> u64 {
+        self.queue
             .pending()
             .filter(|event| match event {
                 Event::Arrive {
@@ -183,8 +160,7 @@ impl SimulatedHardware {
                 }
                 Event::Wake { .. } => false,
             })
-            .count() as u64;
-        unacknowledged + carried + self.waiting_for_spawn() as u64
+            .count() as u64
     }
 
     /// The event trace so far (its hash, and its text if it was kept).
@@ -295,54 +271,25 @@ impl SimulatedHardware {
     }
 
     fn schedule(&mut self, at_us: Micros, event: Event) -> Result<(), HardwareError> {
-        self.queue
-            .push(at_us, event)
-            .map_err(|full| HardwareError::Capacity(full.to_string()))
+        schedule(&mut self.queue, at_us, event)
     }
 
     /// Turns what machine `machine` asked for into scheduled events, through the network's
     /// latency and faults.
     fn carry_effects(&mut self, machine: MachineId, cause: &Cause) -> Result<(), HardwareError> {
-        let mut effects = std::mem::take(&mut self.scratch);
-        self.managers[machine.index()].drain_effects(&mut effects);
-        let mut outcome = Ok(());
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Transmit { to, envelope } => {
-                    if to.index() >= self.managers.len() {
-                        self.no_such_machine += 1;
-                        continue;
-                    }
-                    let [first, second] =
-                        self.network
-                            .transmit(self.now_us, machine, to, envelope.kind());
-                    let arrive = |envelope| Event::Arrive {
-                        from: machine,
-                        to,
-                        envelope,
-                        cause: cause.clone(),
-                    };
-                    // A duplicate is scheduled first, then the original (the order is part of the
-                    // trace, so it never changes).
-                    if let Some(at_us) = second {
-                        outcome = outcome.and(self.schedule(at_us, arrive(envelope.clone())));
-                    }
-                    if let Some(at_us) = first {
-                        outcome = outcome.and(self.schedule(at_us, arrive(envelope)));
-                    }
-                }
-                Effect::Wake { at_us, timer } => {
-                    let event = Event::Wake {
-                        machine,
-                        timer,
-                        cause: cause.clone(),
-                    };
-                    outcome = outcome.and(self.schedule(Micros(at_us).max(self.now_us), event));
-                }
-            }
-        }
-        self.scratch = effects;
-        outcome
+        let mut outbox = Outbox {
+            network: &mut self.network,
+            queue: &mut self.queue,
+            now_us: self.now_us,
+            machines: self.managers.len(),
+            no_such_machine: &mut self.no_such_machine,
+            cause,
+        };
+        carrier::carry_effects(
+            &mut self.managers[machine.index()],
+            &mut self.scratch,
+            &mut outbox,
+        )
     }
 
     fn failed(&self, failure: NodeFailure, cause: Cause) -> HardwareError {
@@ -353,6 +300,76 @@ impl SimulatedHardware {
             cause.as_ref(),
         )))
     }
+}
+
+/// Where one machine's effects go in the simulator: through the network's latency and faults
+/// onto the agenda, each event carrying the causal history of what produced it.
+struct Outbox<'a> {
+    network: &'a mut Network,
+    queue: &'a mut EventQueue<Event>,
+    now_us: Micros,
+    machines: usize,
+    no_such_machine: &'a mut u64,
+    cause: &'a Cause,
+}
+
+impl Carrier for Outbox<'_> {
+    type Error = HardwareError;
+
+    fn transmit(
+        &mut self,
+        from: MachineId,
+        to: MachineId,
+        envelope: Envelope,
+    ) -> Result<(), HardwareError> {
+        if to.index() >= self.machines {
+            *self.no_such_machine += 1;
+            return Ok(());
+        }
+        let [first, second] = self
+            .network
+            .transmit(self.now_us, from, to, envelope.kind());
+        let cause = self.cause;
+        let arrive = |envelope| Event::Arrive {
+            from,
+            to,
+            envelope,
+            cause: cause.clone(),
+        };
+        // A duplicate is scheduled first, then the original (the order is part of the trace, so
+        // it never changes).
+        let mut outcome = Ok(());
+        if let Some(at_us) = second {
+            outcome = schedule(self.queue, at_us, arrive(envelope.clone()));
+        }
+        if let Some(at_us) = first {
+            outcome = outcome.and(schedule(self.queue, at_us, arrive(envelope)));
+        }
+        outcome
+    }
+
+    fn arm(
+        &mut self,
+        machine: MachineId,
+        at_us: Micros,
+        timer: TimerId,
+    ) -> Result<(), HardwareError> {
+        let event = Event::Wake {
+            machine,
+            timer,
+            cause: self.cause.clone(),
+        };
+        schedule(self.queue, at_us.max(self.now_us), event)
+    }
+}
+
+/// Puts `event` on the agenda at `at_us`.
+fn schedule(
+    queue: &mut EventQueue<Event>,
+    at_us: Micros,
+    event: Event,
+) -> Result<(), HardwareError> {
+    Ok(queue.push(at_us, event)?)
 }
 
 impl Hardware for SimulatedHardware {

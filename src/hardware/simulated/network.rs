@@ -6,7 +6,8 @@ use rand_distr::{Distribution, Normal, Uniform};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::hardware::faults::{CompiledRule, FaultCounters, FaultRule};
+use crate::counters::Counters;
+use crate::hardware::faults::{CompiledRule, FaultRule, SenderFaults};
 use crate::messages::MachineId;
 use crate::time::{Micros, Millis, MAX_LATENCY};
 
@@ -334,13 +335,16 @@ pub(super) struct Network {
     rng: ChaCha8Rng,
     /// Arrival time of the latest message on each link; looked up only, never iterated.
     link_tail_us: FxHashMap<(MachineId, MachineId), Micros>,
-    drop: Option<CompiledRule>,
-    duplicate: Option<CompiledRule>,
+    /// The drop and duplicate rules, if there are any: each sending machine's own faults are
+    /// made from them on its first transmission, exactly as a real machine's are.
+    faults: Option<SenderFaults>,
+    /// Each machine's faults, by machine index.
+    senders: Vec<Option<Box<SenderFaults>>>,
     reorder: Option<CompiledRule>,
     partitions: Vec<CompiledPartition>,
     /// Pause windows by machine.
     pauses: FxHashMap<MachineId, Vec<(Micros, Micros)>>,
-    counters: FaultCounters,
+    counters: Counters,
 }
 
 impl Network {
@@ -377,6 +381,16 @@ impl Network {
                 }
             })
             .collect();
+        let faults = (config.drop.is_some() || config.duplicate.is_some())
+            .then(|| {
+                SenderFaults::new(
+                    config.drop.as_ref(),
+                    config.duplicate.as_ref(),
+                    seed,
+                    MachineId(0),
+                )
+            })
+            .transpose()?;
         let mut pauses: FxHashMap<MachineId, Vec<(Micros, Micros)>> = FxHashMap::default();
         for pause in &config.pauses {
             pauses
@@ -388,18 +402,37 @@ impl Network {
             latency: Latency::from_spec(&config.latency_ms)?,
             rng,
             link_tail_us: FxHashMap::default(),
-            drop: rule("drop", &config.drop)?,
-            duplicate: rule("duplicate", &config.duplicate)?,
+            faults,
+            senders: Vec::new(),
             reorder: rule("reorder", &config.reorder)?,
             partitions,
             pauses,
-            counters: FaultCounters::default(),
+            counters: Counters::default(),
         })
     }
 
-    /// What the faults have done so far.
-    pub(super) fn counters(&self) -> FaultCounters {
-        self.counters
+    /// What the faults have done so far, over every sending machine.
+    pub(super) fn counters(&self) -> Counters {
+        self.senders
+            .iter()
+            .flatten()
+            .map(|faults| faults.counters())
+            .sum::<Counters>()
+            + self.counters
+    }
+
+    /// How many copies of a transmission of type `kind` machine `from` sends: 0 (dropped), 1, or
+    /// 2 (duplicated), as its own [`SenderFaults`] decide.
+    fn copies(&mut self, from: MachineId, kind: &str) -> usize {
+        let Some(template) = &self.faults else {
+            return 1;
+        };
+        if self.senders.len() <= from.index() {
+            self.senders.resize_with(from.index() + 1, || None);
+        }
+        self.senders[from.index()]
+            .get_or_insert_with(|| Box::new(template.for_machine(from)))
+            .copies(kind)
     }
 
     /// When (if ever) a transmission of type `kind` sent at `now_us` from `from` to `to`
@@ -423,12 +456,8 @@ impl Network {
             self.counters.partitioned += 1;
             return [None, None];
         }
-        if self
-            .drop
-            .as_ref()
-            .is_some_and(|rule| rule.strikes(kind, &mut self.rng))
-        {
-            self.counters.dropped += 1;
+        let copies = self.copies(from, kind);
+        if copies == 0 {
             return [None, None];
         }
         let first = if self
@@ -444,16 +473,7 @@ impl Network {
         } else {
             self.in_order_arrival(now_us, from, to)
         };
-        let second = if self
-            .duplicate
-            .as_ref()
-            .is_some_and(|rule| rule.strikes(kind, &mut self.rng))
-        {
-            self.counters.duplicated += 1;
-            Some(self.in_order_arrival(now_us, from, to))
-        } else {
-            None
-        };
+        let second = (copies == 2).then(|| self.in_order_arrival(now_us, from, to));
         [Some(first), second]
     }
 

@@ -5,10 +5,9 @@
 //! in one pass, while internally tagged ones buffer their fields first, which a
 //! [`Message`] (kept as raw JSON) cannot be decoded from.
 
-use crate::hardware::faults::FaultCounters;
-use crate::manager::LinkCounters;
 use serde::{Deserialize, Serialize};
 
+use crate::counters::Counters;
 use crate::manager::{Envelope, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle, NodeId};
 
@@ -84,10 +83,12 @@ pub enum ControlRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlResponse {
-    /// The machine is alive; its counters so far.
+    /// The machine is alive; its counters so far and its nodes' failures.
     Status {
-        /// The counters.
-        stats: MachineStats,
+        /// Everything the machine counted, as the simulator counts it for the whole system.
+        counters: Counters,
+        /// Node failures so far, as text (the first few).
+        failures: Vec<String>,
     },
     /// The node was started.
     Started {
@@ -121,30 +122,6 @@ pub enum ControlResponse {
         /// Why.
         reason: String,
     },
-}
-
-/// Counters one machine keeps, as the simulator keeps them for the whole system.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MachineStats {
-    /// Envelope arrivals and timer firings.
-    pub events: u64,
-    /// Messages handed to a node.
-    pub messages_delivered: u64,
-    /// Envelopes for nodes or machines that do not exist.
-    pub undeliverable: u64,
-    /// Frames refused as malformed, oversized or unauthenticated.
-    pub bad_frames: u64,
-    /// Node failures so far, as text (the first few).
-    pub failures: Vec<String>,
-    /// What the reliable link layer did.
-    #[serde(default)]
-    pub link: LinkCounters,
-    /// What the injected faults did.
-    #[serde(default)]
-    pub faults: FaultCounters,
-    /// Messages that reached the machine before their node's spawn and wait for it.
-    #[serde(default)]
-    pub waiting_for_spawn: u64,
 }
 
 #[cfg(test)]

@@ -122,8 +122,13 @@ impl MachineConfig {
         if self.token.is_empty() {
             return Err(MachineConfigError::Invalid("the token is empty".into()));
         }
-        SenderFaults::new(self.drop.as_ref(), self.duplicate.as_ref(), self.seed, 0)
-            .map_err(|e| MachineConfigError::Invalid(e.to_string()))?;
+        SenderFaults::new(
+            self.drop.as_ref(),
+            self.duplicate.as_ref(),
+            self.seed,
+            self.machine,
+        )
+        .map_err(|e| MachineConfigError::Invalid(e.to_string()))?;
         if self.tls.is_some() && !cfg!(feature = "cloud") {
             return Err(MachineConfigError::Invalid(
                 "the config asks for TLS, which this build lacks (build with --features cloud)"

@@ -1,4 +1,4 @@
-//! The simulator's agenda: events ordered by (time, insertion order).
+//! Events ordered by (time, insertion order): the simulator's agenda, and a machine's timers.
 
 use std::cmp::Reverse;
 
@@ -25,7 +25,7 @@ pub struct QueueFull;
 /// holds only 16-byte keys — time, sequence number and slot packed into one `u128` — while the
 /// events live in a slab of reusable slots. Pops of whole events from a binary heap dominated
 /// the profile of large runs.
-pub(super) struct EventQueue<E> {
+pub(crate) struct EventQueue<E> {
     heap: QuaternaryHeap<Reverse<u128>>,
     slots: Vec<Option<E>>,
     free: Vec<u32>,
@@ -33,7 +33,8 @@ pub(super) struct EventQueue<E> {
 }
 
 impl<E> EventQueue<E> {
-    pub(super) fn new() -> Self {
+    /// An empty queue.
+    pub(crate) fn new() -> Self {
         EventQueue {
             heap: QuaternaryHeap::new(),
             slots: Vec::new(),
@@ -43,7 +44,7 @@ impl<E> EventQueue<E> {
     }
 
     /// Schedules `event` at `at_us`, after everything already scheduled for that time.
-    pub(super) fn push(&mut self, at_us: Micros, event: E) -> Result<(), QueueFull> {
+    pub(crate) fn push(&mut self, at_us: Micros, event: E) -> Result<(), QueueFull> {
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(event);
@@ -63,7 +64,7 @@ impl<E> EventQueue<E> {
     }
 
     /// Removes and returns the earliest event if it is due at or before `limit_us`.
-    pub(super) fn pop_due(&mut self, limit_us: Micros) -> Option<(Micros, E)> {
+    pub(crate) fn pop_due(&mut self, limit_us: Micros) -> Option<(Micros, E)> {
         let Reverse(next) = self.heap.peek()?;
         if ((*next >> 64) as u64) > limit_us.0 {
             return None;
@@ -75,14 +76,21 @@ impl<E> EventQueue<E> {
         self.slots[slot as usize].take().map(|event| (at_us, event))
     }
 
+    /// When the earliest event is due, if any is scheduled (a machine sleeps until then).
+    #[cfg(any(feature = "docker", test))]
+    pub(crate) fn next_at(&self) -> Option<Micros> {
+        let Reverse(next) = self.heap.peek()?;
+        Some(Micros((*next >> 64) as u64))
+    }
+
     /// How many events are scheduled.
     #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
 
     /// Every scheduled event, in no particular order.
-    pub(super) fn pending(&self) -> impl Iterator<Item = &E> {
+    pub(crate) fn pending(&self) -> impl Iterator<Item = &E> {
         self.slots.iter().flatten()
     }
 }
@@ -100,6 +108,7 @@ mod tests {
         assert_eq!(queue.pop_due(Micros(4)), Some((Micros(1), "a")));
         assert_eq!(queue.pop_due(Micros(4)), Some((Micros(1), "b")));
         assert_eq!(queue.pop_due(Micros(4)), None);
+        assert_eq!(queue.next_at(), Some(Micros(5)));
         queue.push(Micros(5), "f").expect("room");
         let rest: Vec<_> = std::iter::from_fn(|| queue.pop_due(Micros(100))).collect();
         assert_eq!(

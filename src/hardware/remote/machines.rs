@@ -1,0 +1,384 @@
+//! The runner's view of a run's machines, for every back-end whose machines are processes
+//! elsewhere: one control connection each, every call bounded by a timeout, waiting until every
+//! machine answers, their counters summed, and a diagnosis when a machine stops answering.
+//!
+//! What differs between back-ends — how to name a machine, and what became of one that stopped
+//! answering (its container's state, its instance's state) — is behind [`Backend`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::client::{ControlClient, ControlError};
+use super::protocol::{ControlRequest, ControlResponse};
+use crate::counters::Counters;
+use crate::hardware::HardwareError;
+use crate::manager::NodeState;
+use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+
+/// How long each kind of control call may take, and how to wait for machines to come up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// An ordinary control call.
+    pub call: Duration,
+    /// A health check.
+    pub status: Duration,
+    /// A shutdown request.
+    pub shutdown: Duration,
+    /// A peer round-trip measurement.
+    pub ping: Duration,
+    /// Connecting, while waiting for a machine to come up.
+    pub ready_connect: Duration,
+    /// The status answer, while waiting for a machine to come up.
+    pub ready_answer: Duration,
+    /// While waiting, ask the back-end whether the machine is gone every this many attempts.
+    pub ready_diagnose_every: u32,
+    /// The pause between two attempts.
+    pub ready_pause: Duration,
+}
+
+/// What one back-end knows about its machines that the control connections do not.
+pub(crate) trait Backend {
+    /// The timeouts of this back-end's control calls.
+    const TIMEOUTS: Timeouts;
+
+    /// How a message names machine `machine` (e.g. `container dz-…-m1`, `instance i-…
+    /// (10.96.0.11)`).
+    fn describe(&self, machine: MachineId) -> String;
+
+    /// The address machine `machine`'s control port is known by, if it is not the one the
+    /// runner connects to (a cloud runner connects through a local TLS forwarder).
+    fn shown_addr(&self, machine: MachineId) -> Option<SocketAddr>;
+
+    /// If machine `machine` no longer runs: what became of it.
+    fn gone(&self, machine: MachineId) -> impl Future<Output = Option<String>>;
+}
+
+struct Slot {
+    /// Where the runner connects to the machine's control port.
+    addr: SocketAddr,
+    client: Option<ControlClient>,
+}
+
+/// Control connections to every machine of a run.
+pub(crate) struct Machines<B> {
+    backend: B,
+    token: String,
+    slots: Vec<Slot>,
+}
+
+impl<B: Backend> Machines<B> {
+    /// Waits until every machine (reached at `addrs[i]`) answers a status request.
+    pub(crate) async fn connect(
+        backend: B,
+        addrs: Vec<SocketAddr>,
+        token: String,
+        timeout: Duration,
+    ) -> Result<Self, HardwareError> {
+        let mut machines = Machines {
+            backend,
+            token,
+            slots: addrs
+                .into_iter()
+                .map(|addr| Slot { addr, client: None })
+                .collect(),
+        };
+        let deadline = Instant::now() + timeout;
+        let waits = machines.slots.iter().enumerate().map(|(index, slot)| {
+            wait_ready(
+                &machines.backend,
+                machine_id(index),
+                slot,
+                &machines.token,
+                deadline,
+            )
+        });
+        let ready = futures_util::future::join_all(waits).await;
+        for (slot, client) in machines.slots.iter_mut().zip(ready) {
+            slot.client = Some(client?);
+        }
+        Ok(machines)
+    }
+
+    /// The back-end.
+    pub(crate) fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// How many machines.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The run's token.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Where the runner reaches machine `machine`'s control port.
+    pub(crate) fn addr(&self, machine: MachineId) -> Result<SocketAddr, HardwareError> {
+        self.slots
+            .get(machine.index())
+            .map(|slot| slot.addr)
+            .ok_or(HardwareError::NoSuchMachine {
+                machine,
+                machines: self.slots.len(),
+            })
+    }
+
+    /// Sends one request to one machine; a machine that does not answer is diagnosed as lost.
+    async fn call(
+        &mut self,
+        machine: MachineId,
+        request: ControlRequest,
+        timeout: Duration,
+    ) -> Result<ControlResponse, HardwareError> {
+        let machines = self.slots.len();
+        let slot = self
+            .slots
+            .get_mut(machine.index())
+            .ok_or(HardwareError::NoSuchMachine { machine, machines })?;
+        call_slot(&self.backend, &self.token, machine, slot, request, timeout).await
+    }
+
+    /// Starts a node on `machine`.
+    pub(crate) async fn start_node(
+        &mut self,
+        machine: MachineId,
+        config: &NodeConfig,
+    ) -> Result<NodeHandle, HardwareError> {
+        let request = ControlRequest::StartNode {
+            config: config.clone(),
+        };
+        match self.call(machine, request, B::TIMEOUTS.call).await? {
+            ControlResponse::Started { handle } => Ok(handle),
+            ControlResponse::Failed { reason } => Err(HardwareError::RemoteNodeFailed {
+                machine,
+                failure: reason,
+            }),
+            other => Err(unexpected(machine, &other)),
+        }
+    }
+
+    /// Delivers `message` to `to` from outside the system.
+    pub(crate) async fn deliver(
+        &mut self,
+        to: NodeHandle,
+        message: Message,
+    ) -> Result<(), HardwareError> {
+        let request = ControlRequest::Deliver { to: to.id, message };
+        match self.call(to.machine, request, B::TIMEOUTS.call).await? {
+            ControlResponse::Delivered { .. } => Ok(()),
+            other => Err(unexpected(to.machine, &other)),
+        }
+    }
+
+    /// Every node's state, machine by machine.
+    pub(crate) async fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
+        let mut states = Vec::new();
+        for index in 0..self.slots.len() {
+            let machine = machine_id(index);
+            match self
+                .call(machine, ControlRequest::NodeStates, B::TIMEOUTS.call)
+                .await?
+            {
+                ControlResponse::NodeStates { nodes } => states.extend(nodes),
+                other => return Err(unexpected(machine, &other)),
+            }
+        }
+        Ok(states)
+    }
+
+    /// Every machine's counters and node failures, concurrently.
+    async fn statuses(&mut self) -> Result<Vec<(Counters, Vec<String>)>, HardwareError> {
+        let backend = &self.backend;
+        let token = &self.token;
+        let calls = self.slots.iter_mut().enumerate().map(|(index, slot)| {
+            let machine = machine_id(index);
+            async move {
+                let request = ControlRequest::Status;
+                match call_slot(backend, token, machine, slot, request, B::TIMEOUTS.status).await? {
+                    ControlResponse::Status { counters, failures } => Ok((counters, failures)),
+                    other => Err(unexpected(machine, &other)),
+                }
+            }
+        });
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Checks that every machine is alive and no node has failed.
+    pub(crate) async fn check(&mut self) -> Result<(), HardwareError> {
+        for (index, (_, failures)) in self.statuses().await?.into_iter().enumerate() {
+            if let Some(failure) = failures.into_iter().next() {
+                return Err(HardwareError::RemoteNodeFailed {
+                    machine: machine_id(index),
+                    failure,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The machines' counters, summed.
+    pub(crate) async fn stats(&mut self) -> Result<Counters, HardwareError> {
+        Ok(self
+            .statuses()
+            .await?
+            .into_iter()
+            .map(|(counters, _)| counters)
+            .sum())
+    }
+
+    /// Measures round trips from one machine to another.
+    pub(crate) async fn round_trips(
+        &mut self,
+        from: MachineId,
+        to: MachineId,
+        count: u32,
+    ) -> Result<Vec<Duration>, HardwareError> {
+        self.addr(to)?;
+        match self
+            .call(
+                from,
+                ControlRequest::PingPeer { to, count },
+                B::TIMEOUTS.ping,
+            )
+            .await?
+        {
+            ControlResponse::RoundTrips { micros } => {
+                Ok(micros.into_iter().map(Duration::from_micros).collect())
+            }
+            ControlResponse::Failed { reason } => Err(HardwareError::Infrastructure(reason)),
+            other => Err(unexpected(from, &other)),
+        }
+    }
+
+    /// Asks every machine to stop, without waiting long for any.
+    pub(crate) async fn shutdown(&mut self) {
+        let stops = self.slots.iter_mut().map(|slot| async move {
+            if let Some(client) = slot.client.as_mut() {
+                let _ = client
+                    .call(ControlRequest::Shutdown, B::TIMEOUTS.shutdown)
+                    .await;
+            }
+            slot.client = None;
+        });
+        futures_util::future::join_all(stops).await;
+    }
+}
+
+/// Machine number `index`.
+fn machine_id(index: usize) -> MachineId {
+    MachineId(u32::try_from(index).unwrap_or(u32::MAX))
+}
+
+async fn call_slot<B: Backend>(
+    backend: &B,
+    token: &str,
+    machine: MachineId,
+    slot: &mut Slot,
+    request: ControlRequest,
+    timeout: Duration,
+) -> Result<ControlResponse, HardwareError> {
+    let client = match slot.client.as_mut() {
+        Some(client) => client,
+        None => match ControlClient::connect(slot.addr, token, timeout, timeout).await {
+            Ok(client) => slot.client.insert(client),
+            Err(error) => return Err(diagnose(backend, machine, &error).await),
+        },
+    };
+    match client.call(request, timeout).await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            slot.client = None;
+            Err(diagnose(backend, machine, &error).await)
+        }
+    }
+}
+
+/// Connects to one machine and waits for a status answer, retrying until `deadline`; a machine
+/// that stops meanwhile is reported at once.
+async fn wait_ready<B: Backend>(
+    backend: &B,
+    machine: MachineId,
+    slot: &Slot,
+    token: &str,
+    deadline: Instant,
+) -> Result<ControlClient, HardwareError> {
+    let timeouts = B::TIMEOUTS;
+    let mut attempt = 0u32;
+    loop {
+        let error = match ControlClient::connect(
+            slot.addr,
+            token,
+            timeouts.ready_connect,
+            timeouts.ready_answer,
+        )
+        .await
+        {
+            Ok(mut client) => match client.call(ControlRequest::Status, timeouts.status).await {
+                Ok(_) => return Ok(client),
+                Err(error) => error,
+            },
+            Err(error) => error,
+        };
+        attempt += 1;
+        let late = Instant::now() >= deadline;
+        if attempt.is_multiple_of(timeouts.ready_diagnose_every) || late {
+            if let Some(reason) = backend.gone(machine).await {
+                return Err(HardwareError::MachineLost { machine, reason });
+            }
+        }
+        if late {
+            let shown = backend.shown_addr(machine).unwrap_or(slot.addr);
+            return Err(HardwareError::MachineLost {
+                machine,
+                reason: format!(
+                    "{} did not answer on {shown} in time ({})",
+                    backend.describe(machine),
+                    probe(shown, &error).await
+                ),
+            });
+        }
+        tokio::time::sleep(timeouts.ready_pause).await;
+    }
+}
+
+/// What a plain connection to a machine's control port says. It tells a machine that never
+/// started (refused, unreachable) from one that answers wrongly, which the last error may not:
+/// cloud mode's TLS forwarder passes a refused connection on as a reset.
+async fn probe(addr: SocketAddr, last: &ControlError) -> String {
+    match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => format!("its port accepts connections; the last exchange failed: {last}"),
+        Ok(Err(error)) => format!("nothing answers there: {error}; last error: {last}"),
+        Err(_) => format!("connecting timed out; last error: {last}"),
+    }
+}
+
+/// Why a machine stopped answering: what the back-end says became of it, or that its control
+/// port failed while it runs.
+async fn diagnose<B: Backend>(
+    backend: &B,
+    machine: MachineId,
+    error: &ControlError,
+) -> HardwareError {
+    let reason = match backend.gone(machine).await {
+        Some(reason) => reason,
+        None => format!(
+            "{} is running but its control port failed: {error}",
+            backend.describe(machine)
+        ),
+    };
+    HardwareError::MachineLost { machine, reason }
+}
+
+fn unexpected(machine: MachineId, response: &ControlResponse) -> HardwareError {
+    HardwareError::Infrastructure(format!(
+        "machine {machine} gave an unexpected answer: {response:?}"
+    ))
+}
