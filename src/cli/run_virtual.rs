@@ -3,19 +3,23 @@
 //! created and exits 130 or 143.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::hardware::docker::{DockerHardware, VirtualConfig, VirtualStats, MAX_MACHINES};
 use crate::hardware::{Hardware, HardwareError, Mode};
+use crate::machine::TRACE_FILE;
+use crate::messages::MachineId;
+use crate::observe::{merge::merge, read_records, Record};
 use crate::scenario::{
-    run_scenario, FaultReport, Progress, Report, RunCounters, RunError, Scenario, ScenarioError,
+    run_scenario_sampled, FaultReport, Observed, Progress, Report, RunCounters, RunError, Sampler,
+    Scenario, ScenarioError,
 };
 use crate::settings::Settings;
 use crate::terminal::escape;
 use crate::time::Millis;
 
-use super::{Failure, EXIT_CORRECT, EXIT_WRONG};
+use super::{Failure, ReportArgs, EXIT_CORRECT, EXIT_WRONG};
 
 /// A virtual run's report and where its logs are.
 pub struct VirtualRun {
@@ -27,6 +31,9 @@ pub struct VirtualRun {
     pub logs: PathBuf,
     /// Milliseconds it took to build or find the image and start every machine.
     pub startup_ms: f64,
+    /// The machines' structured traces merged by time, and the application's series, if
+    /// [`VirtualOptions::observe`] was set.
+    pub observed: Option<Observed>,
 }
 
 /// The parts of a scenario's network model that a real network cannot follow.
@@ -74,10 +81,12 @@ pub fn this_executable() -> Result<PathBuf, Failure> {
 /// replaces the scenario's `reliable_delivery`.
 pub fn run(
     scenario: &Scenario,
+    path: &Path,
     seed: Option<u64>,
     json: bool,
     reliable: Option<bool>,
     settings: &Settings,
+    see: &ReportArgs,
 ) -> u8 {
     if let Err(error) = scenario.validate().and_then(|()| check_fits(scenario)) {
         return Failure::bad_input(&error).report(json);
@@ -87,12 +96,14 @@ pub fn run(
         Err(failure) => return failure.report(json),
     };
     let ignored = unsupported_faults(scenario);
+    let mut notes = Vec::new();
     if !ignored.is_empty() {
-        eprintln!(
-            "{}: virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
-            escape(&super::program_name()),
+        let note = format!(
+            "virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
             ignored.join(", ")
         );
+        eprintln!("{}: {}", escape(&super::program_name()), escape(&note));
+        notes.push(note);
     }
     let progress = !json && std::io::stderr().is_terminal();
     let options = VirtualOptions {
@@ -100,11 +111,48 @@ pub fn run(
         reliable,
         progress,
         stop_on_signals: true,
+        observe: see.wanted(),
     };
     match execute(scenario, &options, binary, settings.clone()) {
-        Ok(run) => print(&run, json),
+        Ok(mut run) => {
+            if let Some(observed) = run.observed.take() {
+                let seed = run.report.seed;
+                let replay = format!(
+                    "{} run {} --mode virtual --seed {seed}",
+                    super::shell::quote(&super::program_name()),
+                    super::shell::quote_path(&path.display().to_string())
+                );
+                let report = Ok(run.report.clone());
+                if let Err(failure) = see.write(scenario, seed, &report, observed, replay, notes) {
+                    return failure.report(json);
+                }
+            }
+            print(&run, json)
+        }
         Err(error) => Failure::of_run(&error, None).report(json),
     }
+}
+
+/// The machines' structured traces in `logs` (one directory per machine), merged by time with
+/// `start_us` (on the host's clock) as time zero. A machine whose file is missing or unreadable
+/// is skipped, with a warning.
+fn merged_trace(logs: &Path, machines: u32, start_us: u64) -> Vec<Record> {
+    let per_machine = (0..machines)
+        .map(|machine| {
+            let path = logs.join(MachineId(machine).to_string()).join(TRACE_FILE);
+            let records = std::fs::File::open(&path)
+                .map_err(|error| error.to_string())
+                .and_then(|file| {
+                    read_records(std::io::BufReader::new(file), &path.display().to_string())
+                        .map_err(|error| error.to_string())
+                });
+            records.unwrap_or_else(|error| {
+                tracing::warn!(%error, "a machine's structured trace cannot be read");
+                Vec::new()
+            })
+        })
+        .collect();
+    merge(per_machine, start_us)
 }
 
 /// How to run a scenario in containers.
@@ -118,6 +166,9 @@ pub struct VirtualOptions {
     pub progress: bool,
     /// Let SIGINT and SIGTERM stop the run (see [`VirtualConfig::stop_on_signals`]).
     pub stop_on_signals: bool,
+    /// Have every machine record the structured trace, merge them, and sample the
+    /// application's series.
+    pub observe: bool,
 }
 
 /// Starts the containers, plays the scenario, gathers the report, removes the containers — also
@@ -136,11 +187,34 @@ pub fn execute(
     config.drop = scenario.network.drop.clone();
     config.duplicate = scenario.network.duplicate.clone();
     config.stop_on_signals = options.stop_on_signals;
+    config.record = options.observe;
     let begun = Instant::now();
     let mut hardware = DockerHardware::start(&config)?;
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
-    let played = play(&mut hardware, scenario, seed, options.progress, startup_ms);
+    let sampler = Sampler::new(scenario.app().as_ref(), scenario.section());
+    let sampler = options.observe.then_some(&sampler);
+    let start_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        });
+    let played = play(
+        &mut hardware,
+        scenario,
+        seed,
+        options.progress,
+        startup_ms,
+        sampler,
+    );
+    // The machines have written out their traces once they have stopped.
     let finished = hardware.finish();
+    let played = played.map(|mut run| {
+        run.observed = sampler.map(|sampler| Observed {
+            records: merged_trace(&run.logs, scenario.machines, start_us),
+            samples: sampler.samples(),
+        });
+        run
+    });
     match (played, finished) {
         (Ok(run), Ok(())) => Ok(run),
         (Ok(_), Err(error)) => Err(error.into()),
@@ -175,10 +249,11 @@ fn play(
     seed: u64,
     progress: bool,
     startup_ms: f64,
+    sampler: Option<&Sampler<'_>>,
 ) -> Result<VirtualRun, RunError> {
     let progress = Progress::new(scenario.run_ms, progress);
     let started = Instant::now();
-    let verdict = run_scenario(hardware, scenario, &progress)?;
+    let verdict = run_scenario_sampled(hardware, scenario, &progress, sampler)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let counters = remote_counters(&hardware.stats()?);
     let report = Report::new(
@@ -196,6 +271,7 @@ fn play(
         run_id: hardware.run_id().to_owned(),
         logs: hardware.logs_dir().to_path_buf(),
         startup_ms,
+        observed: None,
     })
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::protocol::{ControlRequest, ControlResponse, MachineStats};
+use super::recording::MachineRecorder;
 use crate::hardware::faults::SenderFaults;
 use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager};
 use crate::messages::MachineId;
@@ -48,6 +49,8 @@ pub(crate) struct Core {
     bad_frames: Arc<AtomicU64>,
     scratch: Vec<Effect>,
     faults: SenderFaults,
+    /// The structured trace, if the run asked for it.
+    recorder: Option<MachineRecorder>,
 }
 
 impl Core {
@@ -70,7 +73,13 @@ impl Core {
             bad_frames,
             scratch: Vec::new(),
             faults,
+            recorder: None,
         }
+    }
+
+    /// Records every event from now on (see [`MachineRecorder`]).
+    pub(crate) fn record(&mut self, recorder: MachineRecorder) {
+        self.recorder = Some(recorder);
     }
 
     /// Runs until `inputs` closes or `shutdown` turns true.
@@ -96,6 +105,12 @@ impl Core {
                 () = tokio::time::sleep_until(wake_at), if next_timer.is_some() => self.fire_due(),
             }
             self.drain_local();
+            if let Some(recorder) = &mut self.recorder {
+                recorder.write();
+            }
+        }
+        if let Some(recorder) = &mut self.recorder {
+            recorder.flush();
         }
         tracing::info!(machine = %self.manager.machine(), "event loop stopped");
     }
@@ -108,7 +123,7 @@ impl Core {
         match input {
             Input::Arrive { from, envelope } => {
                 tracing::debug!(%from, ?envelope, "arrive");
-                self.arrive(envelope);
+                self.arrive(Some(from), envelope);
             }
             Input::Control { request, reply } => {
                 let response = self.control(request);
@@ -118,8 +133,13 @@ impl Core {
         }
     }
 
-    fn arrive(&mut self, envelope: Envelope) {
+    /// Hands `envelope`, from machine `from` (`None`: from outside the system), to the
+    /// NodeManager.
+    fn arrive(&mut self, from: Option<MachineId>, envelope: Envelope) {
         self.stats.events += 1;
+        if let Some(recorder) = &mut self.recorder {
+            recorder.arrival(from, &envelope);
+        }
         let now_us = self.now_us();
         match self.manager.handle(now_us, envelope) {
             Ok(Handled::Done) => {}
@@ -142,6 +162,9 @@ impl Core {
             }
             let timer = entry.remove();
             self.stats.events += 1;
+            if let Some(recorder) = &mut self.recorder {
+                recorder.timer(timer);
+            }
             if let Err(failure) = self.manager.fire_timer(now_us, timer) {
                 self.failed(&failure);
             }
@@ -151,8 +174,9 @@ impl Core {
     }
 
     fn drain_local(&mut self) {
+        let me = self.manager.machine();
         while let Some(envelope) = self.local.pop_front() {
-            self.arrive(envelope);
+            self.arrive(Some(me), envelope);
         }
     }
 
@@ -164,6 +188,9 @@ impl Core {
             ControlRequest::StartNode { config } => {
                 let now_us = self.now_us();
                 let started = self.manager.start_node(now_us, &config);
+                if let (Some(recorder), Ok(handle)) = (&mut self.recorder, &started) {
+                    recorder.spawn(handle.id, config.kind());
+                }
                 self.carry_effects();
                 match started {
                     Ok(handle) => {
@@ -180,11 +207,14 @@ impl Core {
             }
             ControlRequest::Deliver { to, message } => {
                 let before = self.manager.stats().delivered;
-                self.arrive(Envelope::Deliver {
-                    from: None,
-                    to,
-                    message,
-                });
+                self.arrive(
+                    None,
+                    Envelope::Deliver {
+                        from: None,
+                        to,
+                        message,
+                    },
+                );
                 ControlResponse::Delivered {
                     taken: self.manager.stats().delivered > before,
                 }
@@ -215,6 +245,9 @@ impl Core {
 
     fn failed(&mut self, failure: &NodeFailure) {
         tracing::error!(%failure, "node failed");
+        if let Some(recorder) = &mut self.recorder {
+            recorder.failure(failure);
+        }
         if self.stats.failures.len() < KEPT_FAILURES {
             self.stats.failures.push(failure.to_string());
         }
@@ -226,9 +259,17 @@ impl Core {
         for effect in effects.drain(..) {
             match effect {
                 Effect::Transmit { to, envelope } => match self.outbound.get(to.index()) {
-                    Some(None) => self.local.push_back(envelope),
+                    Some(None) => {
+                        if let Some(recorder) = &mut self.recorder {
+                            recorder.transmission(to, &envelope, 1);
+                        }
+                        self.local.push_back(envelope);
+                    }
                     Some(Some(link)) => {
                         let copies = self.faults.copies(envelope.kind());
+                        if let Some(recorder) = &mut self.recorder {
+                            recorder.transmission(to, &envelope, copies);
+                        }
                         let sent = match copies {
                             0 => Ok(()),
                             1 => link.send(envelope),
@@ -247,6 +288,9 @@ impl Core {
                     }
                 },
                 Effect::Wake { at_us, timer } => {
+                    if let Some(recorder) = &mut self.recorder {
+                        recorder.timer_set(timer);
+                    }
                     let seq = self.next_timer_seq;
                     self.next_timer_seq += 1;
                     self.timers.insert((at_us, seq), timer);

@@ -15,11 +15,13 @@ pub mod frame;
 pub mod logging;
 mod peers;
 pub mod protocol;
+mod recording;
 #[cfg(feature = "cloud")]
 pub mod tls;
 
 pub use client::{ControlClient, ControlError};
 pub use config::{MachineConfig, MachineConfigError, MachineTls};
+pub use recording::TRACE_FILE;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
@@ -128,7 +130,15 @@ async fn serve_on(
         fault_stream,
     )
     .map_err(|e| MachineError::Config(MachineConfigError::Invalid(e.to_string())))?;
-    let core = core::Core::new(manager, outbound, Arc::clone(&bad_frames), faults);
+    let mut core = core::Core::new(manager, outbound, Arc::clone(&bad_frames), faults);
+    if config.record {
+        let recorder = recording::MachineRecorder::create(config.machine, &config.log_dir)
+            .map_err(|e| MachineError::Io {
+                what: format!("write the structured trace in {}", config.log_dir.display()),
+                reason: e.to_string(),
+            })?;
+        core.record(recorder);
+    }
 
     tokio::spawn(peers::serve(
         peer_listener,

@@ -8,6 +8,7 @@
 mod cause;
 mod network;
 mod queue;
+mod recording;
 mod trace;
 
 pub use super::faults::{FaultCounters, FaultRule};
@@ -16,6 +17,7 @@ pub use network::{
     LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError, Partition, Pause,
 };
 pub use queue::{QueueFull, MAX_PENDING_EVENTS};
+pub use recording::fault_windows;
 pub use trace::Trace;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use super::{Hardware, HardwareError, Mode};
 use crate::manager::{Effect, Envelope, LinkCounters, NodeFailure, NodeManager, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::{NodeRegistry, TimerId};
+use crate::observe::Recorder;
 use crate::time::{Micros, Millis};
 use cause::Cause;
 use network::Network;
@@ -65,6 +68,8 @@ enum Event {
         to: MachineId,
         envelope: Envelope,
         cause: Cause,
+        /// The structured trace's record of the transmission (0 when not recording).
+        record: u64,
     },
     Wake {
         machine: MachineId,
@@ -87,6 +92,10 @@ pub struct SimulatedHardware {
     /// Envelopes for machines the system does not have.
     no_such_machine: u64,
     seed: u64,
+    /// The structured trace, when asked for (see [`SimulatedHardware::record_events`]).
+    recorder: Option<Box<Recorder>>,
+    /// The structured trace's record of the event being processed.
+    current: Option<u64>,
 }
 
 impl SimulatedHardware {
@@ -116,6 +125,8 @@ impl SimulatedHardware {
             max_events: None,
             no_such_machine: 0,
             seed: config.seed,
+            recorder: None,
+            current: None,
         })
     }
 
@@ -187,6 +198,22 @@ impl SimulatedHardware {
         unacknowledged + carried + self.waiting_for_spawn() as u64
     }
 
+    /// Keeps the structured trace from now on: every event as a [`Record`](crate::observe::Record)
+    /// linked to its cause, with the start and end of `windows`. Without it nothing is recorded.
+    pub fn record_events(&mut self, windows: Vec<crate::observe::TimedWindow>) {
+        self.recorder = Some(Box::new(Recorder::new(windows)));
+    }
+
+    /// The structured trace so far (empty unless [`SimulatedHardware::record_events`] was
+    /// called), with every fault window boundary up to now.
+    pub fn take_records(&mut self) -> Vec<crate::observe::Record> {
+        let now_us = self.now_us.0;
+        self.recorder
+            .as_mut()
+            .map(|recorder| recorder.finish(now_us))
+            .unwrap_or_default()
+    }
+
     /// The event trace so far (its hash, and its text if it was kept).
     pub fn trace(&self) -> &Trace {
         &self.trace
@@ -244,8 +271,14 @@ impl SimulatedHardware {
                 to,
                 envelope,
                 cause,
+                record,
             } => {
                 self.trace.arrive(self.now_us, from, to, &envelope);
+                if let Some(recorder) = &mut self.recorder {
+                    let cause = (record != 0).then_some(record);
+                    self.current =
+                        Some(recorder.arrival(self.now_us.0, from, to, &envelope, cause));
+                }
                 // The hop that this delivery adds to the causal chain; built only if the delivery
                 // has consequences (effects or a failure), which most deliveries do not.
                 let delivery = match envelope.payload() {
@@ -283,6 +316,9 @@ impl SimulatedHardware {
                 cause,
             } => {
                 self.trace.wake(self.now_us, machine, timer);
+                if let Some(recorder) = &mut self.recorder {
+                    self.current = Some(recorder.timer(self.now_us.0, machine, timer));
+                }
                 if let Err(failure) =
                     self.managers[machine.index()].fire_timer(self.now_us.0, timer)
                 {
@@ -313,25 +349,45 @@ impl SimulatedHardware {
                         self.no_such_machine += 1;
                         continue;
                     }
+                    let before = self.recorder.is_some().then(|| self.network.counters());
                     let [first, second] =
                         self.network
                             .transmit(self.now_us, machine, to, envelope.kind());
-                    let arrive = |envelope| Event::Arrive {
+                    let [sent, copy] = match (&mut self.recorder, before) {
+                        (Some(recorder), Some(before)) => recording::transmission(
+                            recorder,
+                            recording::Transmission {
+                                at_us: self.now_us,
+                                from: machine,
+                                to,
+                                envelope: &envelope,
+                                cause: self.current,
+                            },
+                            &before,
+                            &self.network.counters(),
+                        ),
+                        _ => [0, 0],
+                    };
+                    let arrive = |envelope, record| Event::Arrive {
                         from: machine,
                         to,
                         envelope,
                         cause: cause.clone(),
+                        record,
                     };
                     // A duplicate is scheduled first, then the original (the order is part of the
                     // trace, so it never changes).
                     if let Some(at_us) = second {
-                        outcome = outcome.and(self.schedule(at_us, arrive(envelope.clone())));
+                        outcome = outcome.and(self.schedule(at_us, arrive(envelope.clone(), copy)));
                     }
                     if let Some(at_us) = first {
-                        outcome = outcome.and(self.schedule(at_us, arrive(envelope)));
+                        outcome = outcome.and(self.schedule(at_us, arrive(envelope, sent)));
                     }
                 }
                 Effect::Wake { at_us, timer } => {
+                    if let Some(recorder) = &mut self.recorder {
+                        recorder.timer_set(timer, self.current);
+                    }
                     let event = Event::Wake {
                         machine,
                         timer,
@@ -345,7 +401,12 @@ impl SimulatedHardware {
         outcome
     }
 
-    fn failed(&self, failure: NodeFailure, cause: Cause) -> HardwareError {
+    fn failed(&mut self, failure: NodeFailure, cause: Cause) -> HardwareError {
+        if let Some(recorder) = &mut self.recorder {
+            let error = failure.error.to_string();
+            let (machine, node) = (failure.node.machine, failure.node.id);
+            recorder.failure(self.now_us.0, machine, node, &error, self.current);
+        }
         HardwareError::NodeFailed(Box::new(FailureReport::new(
             failure,
             self.now_us,
@@ -379,6 +440,10 @@ impl Hardware for SimulatedHardware {
             .map_err(|failure| self.failed(failure, None))?;
         self.trace
             .spawn(self.now_us, machine, handle.id, config.kind());
+        self.current = self
+            .recorder
+            .as_mut()
+            .map(|recorder| recorder.spawn(self.now_us.0, machine, handle.id, config.kind()));
         self.carry_effects(machine, &None)?;
         Ok(handle)
     }
@@ -394,6 +459,7 @@ impl Hardware for SimulatedHardware {
                 message,
             },
             cause: None,
+            record: 0,
         };
         self.schedule(self.now_us, event)
     }
