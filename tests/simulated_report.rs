@@ -71,7 +71,7 @@ fn records_of(path: &Path) -> Vec<Record> {
 
 fn record(id: u64, at_ms: u64, kind: RecordKind, machine: u32, node: &str) -> Record {
     let mut record = Record::new(id, at_ms * 1000, kind, machine);
-    record.node = (!node.is_empty()).then(|| node.to_owned());
+    record.node = (!node.is_empty()).then(|| node.into());
     record
 }
 
@@ -85,8 +85,8 @@ fn known_trace() -> Vec<Record> {
     };
     let message = |mut r: Record, peer_machine: u32, peer: &str, kind: &str, cause: Option<u64>| {
         r.peer_machine = Some(peer_machine);
-        r.peer = (!peer.is_empty()).then(|| peer.to_owned());
-        r.message_type = Some(kind.to_owned());
+        r.peer = (!peer.is_empty()).then(|| peer.into());
+        r.message_type = Some(kind.into());
         r.cause = cause;
         r
     };
@@ -95,9 +95,9 @@ fn known_trace() -> Vec<Record> {
     let mut spawn_b = record(2, 0, RecordKind::Spawn, 1, "n1.0");
     spawn_b.summary = Some("Ponger".into());
     let mut start = record(5, 100, RecordKind::FaultStart, 0, "");
-    start.window = Some(window.clone());
+    start.window = Some(Box::new(window.clone()));
     let mut end = record(7, 200, RecordKind::FaultEnd, 0, "");
-    end.window = Some(window);
+    end.window = Some(Box::new(window));
     let mut drop = message(
         record(6, 120, RecordKind::Drop, 1, "n1.0"),
         0,

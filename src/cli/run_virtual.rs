@@ -191,7 +191,7 @@ pub fn execute(
     let begun = Instant::now();
     let mut hardware = DockerHardware::start(&config)?;
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
-    let sampler = Sampler::new(scenario.app().as_ref(), scenario.section());
+    let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
     let sampler = options.observe.then_some(&sampler);
     let start_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)

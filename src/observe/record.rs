@@ -1,6 +1,7 @@
 //! One event of a run as the structured trace writes it: a JSON object on a line of its own.
 
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +55,8 @@ pub struct FaultWindow {
 }
 
 /// One event of a run. Every field the pictures need: when, what, where, with whom, which
-/// message, and the event that caused it.
+/// message, and the event that caused it. Names that recur (nodes, message types) are shared,
+/// not copied, so that a trace of millions of events stays small.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// The event's number in the run, from 1, in time order.
@@ -68,16 +70,16 @@ pub struct Record {
     /// The node it happened to: the sender of a transmission, the receiver of a delivery, the
     /// node spawned or terminated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
+    pub node: Option<Arc<str>>,
     /// The other machine: the receiver of a transmission, the sender of a delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_machine: Option<u32>,
     /// The other node: the receiver of a transmission, the sender of a delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer: Option<String>,
+    pub peer: Option<Arc<str>>,
     /// The message's `"type"` (or the runtime's own: `spawn`, `terminate`, `ack`, ...).
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub message_type: Option<String>,
+    pub message_type: Option<Arc<str>>,
     /// A short summary of the message (its JSON, cut), the spawned node's type, or an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
@@ -93,7 +95,7 @@ pub struct Record {
     pub detail: Option<String>,
     /// The window a fault record opens or closes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<FaultWindow>,
+    pub window: Option<Box<FaultWindow>>,
 }
 
 impl Record {

@@ -3,6 +3,8 @@
 //! caused it. The simulator keeps one recorder for the whole system; a machine process keeps one
 //! for itself.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use super::record::{FaultWindow, Record, RecordKind};
@@ -12,6 +14,9 @@ use crate::node::TimerId;
 
 /// How many characters of a message's JSON a record keeps as its summary.
 pub const SUMMARY_CHARS: usize = 96;
+
+/// Records per chunk (see `Recorder::chunks`).
+const CHUNK: usize = 1 << 14;
 
 /// What the network did with one transmission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +42,9 @@ pub struct TimedWindow {
 
 /// Builds the structured trace of a machine or of a whole simulated system.
 pub struct Recorder {
+    /// Full chunks of records, then the one being filled: a long run's records are never
+    /// copied to grow one vector, only once into the vector [`Recorder::take`] returns.
+    chunks: Vec<Vec<Record>>,
     records: Vec<Record>,
     /// Ids handed out so far (records already taken keep their ids).
     last_id: u64,
@@ -49,7 +57,11 @@ pub struct Recorder {
     boundaries: Vec<(u64, bool, FaultWindow)>,
     /// The latest arrival and the node it reached: what a spawn or terminate sent while
     /// handling it came from (their envelopes do not name the node that asked for them).
-    handling: Option<(u64, Option<String>)>,
+    handling: Option<(u64, Option<Arc<str>>)>,
+    /// Every node's name, made once. Looked up only, never iterated.
+    node_names: FxHashMap<NodeId, Arc<str>>,
+    /// Every message type's name, made once. Looked up only, never iterated.
+    type_names: FxHashMap<Box<str>, Arc<str>>,
 }
 
 impl Recorder {
@@ -76,18 +88,30 @@ impl Recorder {
             ))
         });
         Recorder {
+            chunks: Vec::new(),
             records: Vec::new(),
             last_id: 0,
             fresh_seq: FxHashMap::default(),
             timer_causes: FxHashMap::default(),
             boundaries,
             handling: None,
+            node_names: FxHashMap::default(),
+            type_names: FxHashMap::default(),
         }
     }
 
     /// Takes the records made so far (ids keep counting on).
     pub fn take(&mut self) -> Vec<Record> {
-        std::mem::take(&mut self.records)
+        if self.chunks.is_empty() {
+            return std::mem::take(&mut self.records);
+        }
+        let total = self.chunks.iter().map(Vec::len).sum::<usize>() + self.records.len();
+        let mut all = Vec::with_capacity(total);
+        for chunk in self.chunks.drain(..) {
+            all.extend(chunk);
+        }
+        all.append(&mut self.records);
+        all
     }
 
     /// Writes the window boundaries due by `at_us` and takes every record.
@@ -109,7 +133,7 @@ impl Recorder {
             let machine = window.groups.first().and_then(|g| g.first()).copied();
             let mut record = Record::new(0, t, kind, machine.unwrap_or(0));
             record.detail = Some(window.fault.clone());
-            record.window = Some(window);
+            record.window = Some(Box::new(window));
             self.push(record);
         }
     }
@@ -120,6 +144,10 @@ impl Recorder {
         }
         self.last_id += 1;
         record.id = self.last_id;
+        if self.records.len() == CHUNK {
+            let full = std::mem::replace(&mut self.records, Vec::with_capacity(CHUNK));
+            self.chunks.push(full);
+        }
         self.records.push(record);
         self.last_id
     }
@@ -137,7 +165,7 @@ impl Recorder {
         let mut record = Record::new(0, at_us, RecordKind::Deliver, to.0);
         record.peer_machine = Some(from.0);
         record.cause = cause;
-        describe(&mut record, envelope, false);
+        self.describe(&mut record, envelope, false);
         if let Some(Envelope::Spawn { .. }) = envelope.payload() {
             record.kind = RecordKind::Spawn;
         }
@@ -178,7 +206,7 @@ impl Recorder {
         let mut record = Record::new(0, at_us, kind, from.0);
         record.peer_machine = Some(to.0);
         record.cause = cause;
-        describe(&mut record, envelope, true);
+        self.describe(&mut record, envelope, true);
         if let (None, Some((id, node))) = (&record.node, &self.handling) {
             if cause == Some(*id) {
                 record.node = node.clone();
@@ -229,8 +257,8 @@ impl Recorder {
     /// Node `node` of type `node_type` was started on `machine` from outside the system.
     pub fn spawn(&mut self, at_us: u64, machine: MachineId, node: NodeId, node_type: &str) -> u64 {
         let mut record = Record::new(0, at_us, RecordKind::Spawn, machine.0);
-        record.node = Some(node.to_string());
-        record.message_type = Some("spawn".into());
+        record.node = Some(self.node_name(node));
+        record.message_type = Some(self.type_name("spawn"));
         record.summary = Some(node_type.to_owned());
         self.push(record)
     }
@@ -245,49 +273,67 @@ impl Recorder {
         cause: Option<u64>,
     ) -> u64 {
         let mut record = Record::new(0, at_us, RecordKind::Fail, machine.0);
-        record.node = Some(node.to_string());
+        record.node = Some(self.node_name(node));
         record.summary = Some(cut(error));
         record.cause = cause;
         self.push(record)
     }
-}
 
-/// Fills in a record's nodes, message type, summary and sequence number from `envelope`;
-/// `sending` says whether the record's own node is the sender (a transmission) or the receiver.
-fn describe(record: &mut Record, envelope: &Envelope, sending: bool) {
-    if let Envelope::Sequenced { seq, .. } = envelope {
-        record.seq = Some(*seq);
+    fn node_name(&mut self, node: NodeId) -> Arc<str> {
+        Arc::clone(
+            self.node_names
+                .entry(node)
+                .or_insert_with(|| Arc::from(node.to_string())),
+        )
     }
-    record.message_type = Some(envelope.kind().to_owned());
-    let (sender, receiver) = match envelope.payload() {
-        Some(Envelope::Deliver { from, to, message }) => {
-            record.summary = Some(cut(message.as_json()));
-            (from.map(|handle| handle.id), Some(*to))
+
+    fn type_name(&mut self, kind: &str) -> Arc<str> {
+        if let Some(name) = self.type_names.get(kind) {
+            return Arc::clone(name);
         }
-        Some(Envelope::Spawn { id, config }) => {
-            record.summary = Some(config.kind().to_owned());
-            (None, Some(*id))
+        let name: Arc<str> = Arc::from(kind);
+        self.type_names.insert(kind.into(), Arc::clone(&name));
+        name
+    }
+
+    /// Fills in a record's nodes, message type, summary and sequence number from `envelope`;
+    /// `sending` says whether the record's own node is the sender (a transmission) or the
+    /// receiver.
+    fn describe(&mut self, record: &mut Record, envelope: &Envelope, sending: bool) {
+        if let Envelope::Sequenced { seq, .. } = envelope {
+            record.seq = Some(*seq);
         }
-        Some(Envelope::Terminate { id }) => (None, Some(*id)),
-        Some(Envelope::SpawnsSent { below, .. }) => {
-            record.summary = Some(format!("spawns sent below {below}"));
-            (None, None)
-        }
-        Some(_) => (None, None),
-        None => {
-            if let Envelope::Ack { upto, .. } = envelope {
-                record.summary = Some(format!("acknowledges below {upto}"));
+        record.message_type = Some(self.type_name(envelope.kind()));
+        let (sender, receiver) = match envelope.payload() {
+            Some(Envelope::Deliver { from, to, message }) => {
+                record.summary = Some(cut(message.as_json()));
+                (from.map(|handle| handle.id), Some(*to))
             }
-            (None, None)
-        }
-    };
-    let (mine, theirs) = if sending {
-        (sender, receiver)
-    } else {
-        (receiver, sender)
-    };
-    record.node = mine.map(|id| id.to_string());
-    record.peer = theirs.map(|id| id.to_string());
+            Some(Envelope::Spawn { id, config }) => {
+                record.summary = Some(config.kind().to_owned());
+                (None, Some(*id))
+            }
+            Some(Envelope::Terminate { id }) => (None, Some(*id)),
+            Some(Envelope::SpawnsSent { below, .. }) => {
+                record.summary = Some(format!("spawns sent below {below}"));
+                (None, None)
+            }
+            Some(_) => (None, None),
+            None => {
+                if let Envelope::Ack { upto, .. } = envelope {
+                    record.summary = Some(format!("acknowledges below {upto}"));
+                }
+                (None, None)
+            }
+        };
+        let (mine, theirs) = if sending {
+            (sender, receiver)
+        } else {
+            (receiver, sender)
+        };
+        record.node = mine.map(|id| self.node_name(id));
+        record.peer = theirs.map(|id| self.node_name(id));
+    }
 }
 
 /// `text` cut to [`SUMMARY_CHARS`] characters, with `…` if it was longer.

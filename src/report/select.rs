@@ -3,6 +3,7 @@
 //! events), and a count of what was left out and why.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use regex::Regex;
 
@@ -245,10 +246,10 @@ enum Item {
     Mark(Mark),
 }
 
-fn end(machine: u32, node: &Option<String>) -> End {
+fn end(machine: u32, node: &Option<Arc<str>>) -> End {
     End {
         machine,
-        node: node.clone(),
+        node: node.as_deref().map(str::to_owned),
     }
 }
 
@@ -266,7 +267,11 @@ fn arrow_of_arrival(by_id: &BTreeMap<u64, &Record>, arrival: &Record) -> Option<
         to: end(arrival.machine, &arrival.node),
         sent_us: sent.at_us,
         arrived_us: arrival.at_us,
-        message_type: arrival.message_type.clone().unwrap_or_default(),
+        message_type: arrival
+            .message_type
+            .as_deref()
+            .unwrap_or_default()
+            .to_owned(),
         summary: arrival.summary.clone().unwrap_or_default(),
         travel,
         detail: None,
@@ -279,7 +284,7 @@ fn lost(drop: &Record) -> Arrow {
         to: end(drop.peer_machine.unwrap_or(drop.machine), &drop.peer),
         sent_us: drop.at_us,
         arrived_us: drop.at_us,
-        message_type: drop.message_type.clone().unwrap_or_default(),
+        message_type: drop.message_type.as_deref().unwrap_or_default().to_owned(),
         summary: drop.summary.clone().unwrap_or_default(),
         travel: Travel::Lost,
         detail: drop.detail.clone(),
@@ -389,7 +394,7 @@ fn shades(records: &[Record], span_us: (u64, u64)) -> Vec<Shade> {
         let key = (window.fault.clone(), window.index);
         match record.kind {
             RecordKind::FaultStart => {
-                open.insert(key, (record.at_us, window.clone()));
+                open.insert(key, (record.at_us, FaultWindow::clone(window)));
             }
             RecordKind::FaultEnd => {
                 if let Some((from_us, window)) = open.remove(&key) {
@@ -435,7 +440,7 @@ fn lanes(
         if record.kind == RecordKind::Spawn {
             if let Some(node) = &record.node {
                 started
-                    .entry(node.clone())
+                    .entry(node.to_string())
                     .or_insert((record.id, record.summary.clone().unwrap_or_default()));
             }
         }

@@ -106,6 +106,7 @@ pub fn run_scenario_sampled(
     let app = scenario.app();
     let section = scenario.section();
     let between_steps = |hardware: &mut dyn Hardware| -> Result<(), RunError> {
+        let sampler = sampler.filter(|sampler| sampler.due(hardware.now_ms()));
         if !app.has_invariant() && sampler.is_none() {
             return Ok(());
         }
@@ -179,7 +180,7 @@ pub fn simulate_traced(scenario: &Scenario, options: &RunOptions) -> TracedRun {
             }
         }
     };
-    let sampler = Sampler::new(scenario.app().as_ref(), scenario.section());
+    let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
     let sampler = options.observe.then_some(&sampler);
     let result = play_simulated(&mut hardware, scenario, options, sampler);
     let observed = sampler.map(|sampler| Observed {
