@@ -257,7 +257,12 @@ impl Application for KvApp {
     fn series(&self, _section: &KvSection, states: &[NodeState]) -> Vec<(String, f64)> {
         let mut applied: Vec<(String, f64)> = states_of::<Replica>(states)
             .into_iter()
-            .map(|(_, state)| (format!("replica {}", state.index), state.applied.len() as f64))
+            .map(|(_, state)| {
+                (
+                    format!("replica {}", state.index),
+                    state.applied.len() as f64,
+                )
+            })
             .collect();
         applied.sort_by(|a, b| a.0.cmp(&b.0));
         applied
