@@ -517,3 +517,40 @@ fn simulated_report_opens_in_headless_chromium_and_is_not_blank() {
     let (inked, colours) = ink(&pixels, width, 0..1000);
     assert!(inked > 0.02 && colours > 10, "{inked} {colours}");
 }
+
+#[test]
+fn simulated_cli_refuses_report_flags_it_cannot_follow() {
+    let scratch = Scratch::new("refusals");
+    let all_faults = example("all_faults.json");
+    for (args, says) in [
+        (
+            vec!["--mode", "cloud", "--report", "out"],
+            "--events and --report need --mode simulated or virtual",
+        ),
+        (
+            vec!["--report", "out", "--diagram-types", "("],
+            "--diagram-types:",
+        ),
+        (
+            vec!["--report", "out", "--diagram-max", "0"],
+            "--diagram-max",
+        ),
+    ] {
+        let mut all = vec!["run", all_faults.as_str()];
+        all.extend(args);
+        let output = dist_zero_in(scratch.path(), &all);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{all:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(says),
+            "{all:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
+        assert!(!scratch.path().join("out").exists(), "nothing written");
+    }
+}

@@ -272,6 +272,10 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         return Failure::bad_input(&"--seeds, --trace and --max-events need --mode simulated")
             .report(json);
     }
+    if mode == Mode::Cloud && see.wanted() {
+        return Failure::bad_input(&"--events and --report need --mode simulated or virtual")
+            .report(json);
+    }
     if let Err(failure) = see.filter() {
         return failure.report(json);
     }

@@ -254,7 +254,7 @@ fn groups(groups: &[Vec<u32>]) -> String {
         .join(" | ")
 }
 
-/// Message types in order of first appearance... sorted by name, each with its colour index.
+/// The message types the arrows carry, sorted by name, each with its colour's index.
 fn message_types(arrows: &[Arrow]) -> BTreeMap<&str, usize> {
     let mut names: Vec<&str> = arrows.iter().map(|a| a.message_type.as_str()).collect();
     names.sort_unstable();
