@@ -554,3 +554,75 @@ fn simulated_cli_refuses_report_flags_it_cannot_follow() {
         assert!(!scratch.path().join("out").exists(), "nothing written");
     }
 }
+
+#[test]
+fn simulated_report_diagram_of_many_nodes_draws_at_most_its_lanes_and_says_so() {
+    // A chain of 100 nodes on 10 machines, each passing a token to the next.
+    let mut records = Vec::new();
+    let name = |i: u32| format!("n{}.{}", i % 10, i / 10);
+    for i in 0..100u32 {
+        let mut spawn = record(u64::from(i) + 1, 0, RecordKind::Spawn, i % 10, &name(i));
+        spawn.summary = Some("Link".into());
+        records.push(spawn);
+    }
+    for i in 0..99u32 {
+        let id = 101 + 2 * u64::from(i);
+        let mut send = record(
+            id,
+            10 * u64::from(i) + 10,
+            RecordKind::Send,
+            i % 10,
+            &name(i),
+        );
+        send.peer_machine = Some((i + 1) % 10);
+        send.peer = Some(name(i + 1).into());
+        send.message_type = Some("token".into());
+        let mut deliver = record(
+            id + 1,
+            10 * u64::from(i) + 15,
+            RecordKind::Deliver,
+            (i + 1) % 10,
+            &name(i + 1),
+        );
+        deliver.peer_machine = Some(i % 10);
+        deliver.peer = Some(name(i).into());
+        deliver.message_type = Some("token".into());
+        deliver.cause = Some(id);
+        records.push(send);
+        records.push(deliver);
+    }
+    let svg = Svg::parse(&diagram(
+        "chain",
+        &select(&records, &DiagramFilter::default()),
+    ));
+    let lanes = svg.attributes("lane", "data-lane");
+    assert_eq!(lanes.len(), 48, "{lanes:?}");
+    let arrows = svg.count("arrow send");
+    assert!(
+        (40..48).contains(&arrows),
+        "{arrows} arrows between the lanes drawn"
+    );
+    let texts = svg.texts();
+    assert!(texts.contains("Left out: 52 more lanes and the"), "{texts}");
+
+    let two_machines = DiagramFilter {
+        machines: Some(BTreeSet::from([0, 1])),
+        ..DiagramFilter::default()
+    };
+    let svg = Svg::parse(&diagram("two", &select(&records, &two_machines)));
+    let lanes = svg.attributes("lane", "data-lane");
+    assert!(
+        lanes
+            .iter()
+            .all(|l| l.starts_with("m0/") || l.starts_with("m1/")),
+        "{lanes:?}"
+    );
+    assert_eq!(
+        svg.count("arrow send"),
+        10,
+        "n0.k -> n1.k, within the two machines"
+    );
+    assert!(svg
+        .texts()
+        .contains("Left out: 89 messages with an end outside the machines or nodes chosen"));
+}

@@ -78,6 +78,7 @@ impl ReportArgs {
             types,
             history_of: None,
             max_messages: self.diagram_max,
+            ..DiagramFilter::default()
         })
     }
 

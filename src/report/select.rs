@@ -30,6 +30,8 @@ pub struct DiagramFilter {
     pub history_of: Option<Vec<u64>>,
     /// Draw at most this many messages (the earliest); say how many more there were.
     pub max_messages: usize,
+    /// Draw at most this many lanes (those of the earliest messages); say what was left out.
+    pub max_lanes: usize,
 }
 
 impl Default for DiagramFilter {
@@ -42,6 +44,7 @@ impl Default for DiagramFilter {
             types: None,
             history_of: None,
             max_messages: 1500,
+            max_lanes: 48,
         }
     }
 }
@@ -213,9 +216,10 @@ pub fn select(records: &[Record], filter: &DiagramFilter) -> Selection {
         ));
         marks.retain(|mark| mark.at_us < cut_at);
     }
+    keep_lanes(&mut arrows, &mut marks, filter.max_lanes, &mut left.lines);
     let span_us = span(&arrows, &marks, records, window);
     let shades = shades(records, span_us);
-    let lanes = lanes(records, &arrows, &marks, filter, history.is_some());
+    let lanes = lanes(records, &arrows, &marks);
     let mut shown = vec![format!(
         "{} messages, {} to {}",
         arrows.len(),
@@ -362,6 +366,42 @@ impl LeftOut {
     }
 }
 
+/// Keeps the lanes of the earliest messages and marks, at most `max_lanes` of them, and leaves
+/// out what touches any other, saying so in `left_out`.
+fn keep_lanes(
+    arrows: &mut Vec<Arrow>,
+    marks: &mut Vec<Mark>,
+    max_lanes: usize,
+    left_out: &mut Vec<String>,
+) {
+    let mut order: Vec<(u64, &End)> = arrows
+        .iter()
+        .flat_map(|arrow| [(arrow.sent_us, &arrow.from), (arrow.sent_us, &arrow.to)])
+        .chain(marks.iter().map(|mark| (mark.at_us, &mark.at)))
+        .collect();
+    order.sort_by_key(|(at_us, _)| *at_us);
+    let mut kept: BTreeSet<End> = BTreeSet::new();
+    let mut more = BTreeSet::new();
+    for (_, at) in order {
+        if kept.len() < max_lanes || kept.contains(at) {
+            kept.insert(at.clone());
+        } else {
+            more.insert(at.clone());
+        }
+    }
+    if more.is_empty() {
+        return;
+    }
+    let before = arrows.len();
+    arrows.retain(|arrow| kept.contains(&arrow.from) && kept.contains(&arrow.to));
+    marks.retain(|mark| kept.contains(&mark.at));
+    left_out.push(format!(
+        "{} more lanes and the {} messages that touch them (at most {max_lanes} lanes are drawn; choose machines or nodes)",
+        more.len(),
+        before - arrows.len()
+    ));
+}
+
 /// The time span to draw: the window if it was given, else what the arrows and marks cover
 /// (the whole trace if there are none).
 fn span(arrows: &[Arrow], marks: &[Mark], records: &[Record], window: (u64, u64)) -> (u64, u64) {
@@ -425,16 +465,9 @@ fn shades(records: &[Record], span_us: (u64, u64)) -> Vec<Shade> {
     shades
 }
 
-/// The lanes: every end of what is drawn, and (unless only a history is drawn) every node
-/// started on a machine the filter lets through; grouped by machine, the machine's runtime
-/// lane first, then its nodes in the order they started.
-fn lanes(
-    records: &[Record],
-    arrows: &[Arrow],
-    marks: &[Mark],
-    filter: &DiagramFilter,
-    history_only: bool,
-) -> Vec<(End, Option<String>)> {
+/// The lanes: every end of what is drawn, grouped by machine, the machine's runtime lane
+/// first, then its nodes in the order they started.
+fn lanes(records: &[Record], arrows: &[Arrow], marks: &[Mark]) -> Vec<(End, Option<String>)> {
     let mut started: BTreeMap<String, (u64, String)> = BTreeMap::new();
     for record in records {
         if record.kind == RecordKind::Spawn {
@@ -445,21 +478,11 @@ fn lanes(
             }
         }
     }
-    let mut ends: BTreeSet<End> = arrows
+    let ends: BTreeSet<End> = arrows
         .iter()
         .flat_map(|arrow| [arrow.from.clone(), arrow.to.clone()])
         .chain(marks.iter().map(|mark| mark.at.clone()))
         .collect();
-    if !history_only {
-        for record in records {
-            if record.kind == RecordKind::Spawn && record.node.is_some() {
-                let at = end(record.machine, &record.node);
-                if lane_allowed(&at, filter) && filter.nodes.is_none() {
-                    ends.insert(at);
-                }
-            }
-        }
-    }
     let mut lanes: Vec<(End, Option<String>)> = ends
         .into_iter()
         .map(|at| {
