@@ -87,3 +87,45 @@ fn virtual_report_of_all_faults_has_every_picture_from_every_machine() {
         "the page says what was not applied"
     );
 }
+
+#[test]
+fn virtual_report_of_a_failing_run_shows_what_led_to_the_failure() {
+    let scratch = Scratch::new("virtual-report-failing");
+    // One increment of the largest amount, sent twice on purpose without reliable delivery: the
+    // output leaf's total overflows and the node fails.
+    let scenario = virtual_support::scenario_file(
+        scratch.path(),
+        "overflowing.json",
+        &serde_json::json!({
+            "machines": 2,
+            "run_ms": 500,
+            "reliable_delivery": false,
+            "network": {"duplicate": {"rate": 1.0, "types": "increment"}},
+            "users": [{"name": "u", "machine": 1,
+                "actions": [[0, {"type": "increment", "amount": i64::MAX}]]}]
+        }),
+    );
+    let out = scratch.path().join("out");
+    let output = dist_zero(&[
+        "run",
+        scenario.to_str().expect("utf-8"),
+        "--mode",
+        "virtual",
+        "--report",
+        out.to_str().expect("utf-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("overflows"), "{stderr}");
+    let diagram = Svg::read(&out.join("diagram.svg"));
+    let texts = diagram.texts();
+    assert!(texts.contains("what led to the failure"), "{texts}");
+    assert!(diagram.count("failure") >= 1, "{texts}");
+    assert!(diagram.count("arrow duplicate") >= 1, "{texts}");
+    let html = std::fs::read_to_string(out.join("index.html")).expect("the page");
+    assert!(html.contains("the run failed") && html.contains("overflows"));
+    assert!(
+        html.contains("--mode virtual --seed 0"),
+        "the command that runs it again"
+    );
+}

@@ -401,7 +401,14 @@ pub fn run_simulated_seen(
     };
     let seed = options.seed.unwrap_or(scenario.seed);
     let seen = match run.observed {
-        Some(observed) => see.write(scenario, seed, &run.result, observed, replay, Vec::new()),
+        Some(observed) => see.write(
+            scenario,
+            seed,
+            run.result.as_ref(),
+            observed,
+            replay,
+            Vec::new(),
+        ),
         None => Ok(()),
     };
     let written = written.and(seen);

@@ -88,7 +88,7 @@ impl ReportArgs {
         &self,
         scenario: &Scenario,
         seed: u64,
-        result: &Result<Report, RunError>,
+        result: Result<&Report, &RunError>,
         observed: Observed,
         replay: String,
         notes: Vec<String>,
@@ -113,7 +113,7 @@ impl ReportArgs {
 pub fn page(
     scenario: &Scenario,
     seed: u64,
-    result: &Result<Report, RunError>,
+    result: Result<&Report, &RunError>,
     observed: Observed,
     replay: String,
     notes: Vec<String>,

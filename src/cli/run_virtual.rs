@@ -31,9 +31,6 @@ pub struct VirtualRun {
     pub logs: PathBuf,
     /// Milliseconds it took to build or find the image and start every machine.
     pub startup_ms: f64,
-    /// The machines' structured traces merged by time, and the application's series, if
-    /// [`VirtualOptions::observe`] was set.
-    pub observed: Option<Observed>,
 }
 
 /// The parts of a scenario's network model that a real network cannot follow.
@@ -113,22 +110,24 @@ pub fn run(
         stop_on_signals: true,
         observe: see.wanted(),
     };
-    match execute(scenario, &options, binary, settings.clone()) {
-        Ok(mut run) => {
-            if let Some(observed) = run.observed.take() {
-                let seed = run.report.seed;
-                let replay = format!(
-                    "{} run {} --mode virtual --seed {seed}",
-                    super::shell::quote(&super::program_name()),
-                    super::shell::quote_path(&path.display().to_string())
-                );
-                let report = Ok(run.report.clone());
-                if let Err(failure) = see.write(scenario, seed, &report, observed, replay, notes) {
-                    return failure.report(json);
-                }
+    let (result, observed) = execute_observed(scenario, &options, binary, settings.clone());
+    if let Some(observed) = observed {
+        let seed = seed.unwrap_or(scenario.seed);
+        let replay = format!(
+            "{} run {} --mode virtual --seed {seed}",
+            super::shell::quote(&super::program_name()),
+            super::shell::quote_path(&path.display().to_string())
+        );
+        let report = result.as_ref().map(|run| &run.report);
+        if let Err(failure) = see.write(scenario, seed, report, observed, replay, notes) {
+            if let Err(error) = &result {
+                super::report_error(EXIT_WRONG, error);
             }
-            print(&run, json)
+            return failure.report(json);
         }
+    }
+    match result {
+        Ok(run) => print(&run, json),
         Err(error) => Failure::of_run(&error, None).report(json),
     }
 }
@@ -179,6 +178,31 @@ pub fn execute(
     binary: PathBuf,
     settings: Settings,
 ) -> Result<VirtualRun, RunError> {
+    execute_observed(scenario, options, binary, settings).0
+}
+
+/// [`execute`], and with [`VirtualOptions::observe`], the machines' structured traces merged by
+/// time and the application's series — also when the run failed once its machines had started.
+pub fn execute_observed(
+    scenario: &Scenario,
+    options: &VirtualOptions,
+    binary: PathBuf,
+    settings: Settings,
+) -> (Result<VirtualRun, RunError>, Option<Observed>) {
+    match start_and_play(scenario, options, binary, settings) {
+        Ok(outcome) => outcome,
+        Err(error) => (Err(error), None),
+    }
+}
+
+type Outcome = (Result<VirtualRun, RunError>, Option<Observed>);
+
+fn start_and_play(
+    scenario: &Scenario,
+    options: &VirtualOptions,
+    binary: PathBuf,
+    settings: Settings,
+) -> Result<Outcome, RunError> {
     scenario.validate()?;
     check_fits(scenario)?;
     let seed = options.seed.unwrap_or(scenario.seed);
@@ -206,16 +230,14 @@ pub fn execute(
         startup_ms,
         sampler,
     );
+    let logs = hardware.logs_dir().to_path_buf();
     // The machines have written out their traces once they have stopped.
     let finished = hardware.finish();
-    let played = played.map(|mut run| {
-        run.observed = sampler.map(|sampler| Observed {
-            records: merged_trace(&run.logs, scenario.machines, start_us),
-            samples: sampler.samples(),
-        });
-        run
+    let observed = sampler.map(|sampler| Observed {
+        records: merged_trace(&logs, scenario.machines, start_us),
+        samples: sampler.samples(),
     });
-    match (played, finished) {
+    let result = match (played, finished) {
         (Ok(run), Ok(())) => Ok(run),
         (Ok(_), Err(error)) => Err(error.into()),
         (Err(error), Ok(())) => Err(error),
@@ -225,7 +247,8 @@ pub fn execute(
             }
             Err(error)
         }
-    }
+    };
+    Ok((result, observed))
 }
 
 /// What the machines of a virtual or cloud run counted, as a report's counters.
@@ -271,7 +294,6 @@ fn play(
         run_id: hardware.run_id().to_owned(),
         logs: hardware.logs_dir().to_path_buf(),
         startup_ms,
-        observed: None,
     })
 }
 

@@ -172,7 +172,7 @@ pub fn write_reports(
             let page = page(
                 scenario,
                 failing.seed,
-                &run.result,
+                run.result.as_ref(),
                 observed,
                 failing.replay.clone(),
                 Vec::new(),
