@@ -32,6 +32,8 @@ pub mod machine;
 pub mod manager;
 pub mod messages;
 pub mod node;
+pub mod observe;
+pub mod report;
 pub mod scenario;
 pub mod settings;
 pub mod terminal;

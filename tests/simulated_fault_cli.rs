@@ -142,7 +142,9 @@ fn simulated_cli_unreliable_sweep_fails_and_its_replay_commands_reproduce_exactl
         let replay = failure["replay"].as_str().expect("a replay command");
         assert_eq!(
             replay,
-            format!("dist-zero run {path} --seed {seed} --unreliable --trace seed-{seed}.trace"),
+            format!(
+                "dist-zero run {path} --seed {seed} --unreliable --trace seed-{seed}.trace --report seed-{seed}-report"
+            ),
         );
     }
 

@@ -462,6 +462,18 @@ fn simulated_cli_replay_of_a_node_failure_runs_through_sh_and_writes_its_trace()
             trace.lines().count() > 5 && trace.contains("increment"),
             "{replay}: a real trace:\n{trace}"
         );
+        // The report's diagram shows the chain of messages that led to the node's failure.
+        let diagram = fresh.path().join(format!("seed-{seed}-report/diagram.svg"));
+        let diagram = std::fs::read_to_string(&diagram)
+            .unwrap_or_else(|e| panic!("{replay}: the replay wrote no diagram: {e}"));
+        assert!(diagram.contains("what led to the failure"), "{diagram}");
+        assert_eq!(
+            diagram.matches(r#"class="failure""#).count(),
+            1,
+            "{diagram}"
+        );
+        assert!(diagram.contains("overflows"), "{diagram}");
+        assert!(diagram.contains(r#"data-type="increment""#), "{diagram}");
     }
 }
 

@@ -44,6 +44,28 @@ fn simulated_a_users_own_binary_runs_its_application() {
 }
 
 #[test]
+fn simulated_a_users_binary_reports_its_own_series() {
+    let three = scenario("three_replicas.json");
+    let dir = std::env::temp_dir().join(format!("dist-zero-kv-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let output = run_in(&dir, &["run", &three, "--report", "out"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let series = std::fs::read_to_string(dir.join("out/series.svg")).expect("the series plot");
+    let diagram = std::fs::read_to_string(dir.join("out/diagram.svg")).expect("the diagram");
+    let _ = std::fs::remove_dir_all(&dir);
+    for text in [
+        "writes each replica applied",
+        "replica 0",
+        "replica 2",
+        "every write (6)",
+    ] {
+        assert!(series.contains(text), "{text}: {series}");
+    }
+    assert!(diagram.contains("class=\"lane\""), "{diagram}");
+}
+
+#[test]
 fn simulated_a_users_binary_sweeps_fifty_seeds_of_a_rough_network() {
     let rough = scenario("rough_network.json");
     let output = run(&["run", &rough, "--seeds", "0..50", "--json"]);

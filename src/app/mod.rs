@@ -105,6 +105,38 @@ pub trait Application: Send + Sync + 'static {
     fn invariant(&self) -> Option<Invariant<Self>> {
         None
     }
+
+    /// What the report plots over time: named values read from the nodes' states at one moment
+    /// (sampled between the runner's steps). By default, how many nodes of each type exist.
+    fn series(&self, section: &Self::Section, states: &[NodeState]) -> Vec<(String, f64)> {
+        let _ = section;
+        nodes_by_type(states)
+    }
+
+    /// What the plot of [`Application::series`] shows, e.g. `each output's total`.
+    fn series_title(&self) -> &'static str {
+        "nodes of each type"
+    }
+
+    /// The value every series should reach, with its label, drawn across the plot (e.g. the
+    /// expected total). None by default.
+    fn series_goal(&self, section: &Self::Section) -> Option<(String, f64)> {
+        let _ = section;
+        None
+    }
+}
+
+/// How many nodes of each type are among `states`, by type name: the default
+/// [`Application::series`].
+pub fn nodes_by_type(states: &[NodeState]) -> Vec<(String, f64)> {
+    let mut counts = std::collections::BTreeMap::<&str, f64>::new();
+    for state in states {
+        *counts.entry(state.node_type.as_str()).or_default() += 1.0;
+    }
+    counts
+        .into_iter()
+        .map(|(node_type, count)| (node_type.to_owned(), count))
+        .collect()
 }
 
 /// An application's invariant: given its section and the nodes' states at some moment of the
@@ -158,6 +190,12 @@ pub trait AnyApplication: Send + Sync {
     fn has_invariant(&self) -> bool;
     /// Checks [`Application::invariant`] (`Ok` if there is none).
     fn invariant(&self, section: &AnySection, states: &[NodeState]) -> Result<(), String>;
+    /// [`Application::series`].
+    fn series(&self, section: &AnySection, states: &[NodeState]) -> Vec<(String, f64)>;
+    /// [`Application::series_title`].
+    fn series_title(&self) -> &'static str;
+    /// [`Application::series_goal`].
+    fn series_goal(&self, section: &AnySection) -> Option<(String, f64)>;
 }
 
 impl<A: Application> AnyApplication for A {
@@ -250,6 +288,20 @@ impl<A: Application> AnyApplication for A {
             Some(section) => check(self, section, states),
             None => Err(mismatch(A::NAME).to_string()),
         }
+    }
+
+    fn series(&self, section: &AnySection, states: &[NodeState]) -> Vec<(String, f64)> {
+        downcast::<A>(section).map_or_else(Vec::new, |section| {
+            Application::series(self, section, states)
+        })
+    }
+
+    fn series_title(&self) -> &'static str {
+        Application::series_title(self)
+    }
+
+    fn series_goal(&self, section: &AnySection) -> Option<(String, f64)> {
+        downcast::<A>(section).and_then(|section| Application::series_goal(self, section))
     }
 }
 

@@ -12,6 +12,7 @@
 mod clean;
 #[cfg(feature = "docker")]
 mod machine;
+mod report_args;
 #[cfg(feature = "cloud")]
 pub mod run_cloud;
 #[cfg(feature = "docker")]
@@ -19,6 +20,7 @@ pub mod run_virtual;
 mod shell;
 mod sweep;
 
+pub use report_args::ReportArgs;
 #[cfg(feature = "docker")]
 pub use run_virtual::this_executable;
 pub use sweep::SeedRange;
@@ -91,7 +93,7 @@ pub struct RunArgs {
     pub mode: Mode,
     /// Run every seed of a range A..B (B excluded) in parallel and report the failing ones,
     /// each with the command that replays it (simulated mode).
-    #[arg(long, conflicts_with_all = ["seed", "trace"])]
+    #[arg(long, conflicts_with_all = ["seed", "trace", "events"])]
     pub seeds: Option<SeedRange>,
     /// Write the run's event trace to this file, one event a line (simulated mode).
     #[arg(long)]
@@ -107,13 +109,16 @@ pub struct RunArgs {
     /// (on by default in debug builds; simulated mode).
     #[arg(long)]
     pub wire_check: bool,
+    /// Seeing the run: the structured trace, the HTML report, the diagram's filters.
+    #[command(flatten)]
+    pub see: ReportArgs,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command<E: ExtraCommands> {
     /// Run a scenario file.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run one machine of a virtual-mode system (what each container runs).
     #[cfg(feature = "docker")]
     Machine(machine::MachineArgs),
@@ -225,7 +230,7 @@ pub fn execute<E: ExtraCommands>(
     apps: &Applications,
 ) -> u8 {
     match command {
-        Command::Run(args) => run(args, settings, apps),
+        Command::Run(args) => run(*args, settings, apps),
         #[cfg(feature = "docker")]
         Command::Machine(args) => machine::run(&args, apps),
         #[cfg(feature = "docker")]
@@ -257,6 +262,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         unreliable,
         max_events,
         wire_check,
+        see,
     } = args;
     let scenario = match Scenario::load_with(&path, apps) {
         Ok(scenario) => scenario,
@@ -265,6 +271,13 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
     if mode != Mode::Simulated && (seeds.is_some() || trace.is_some() || max_events.is_some()) {
         return Failure::bad_input(&"--seeds, --trace and --max-events need --mode simulated")
             .report(json);
+    }
+    if mode == Mode::Cloud && see.wanted() {
+        return Failure::bad_input(&"--events and --report need --mode simulated or virtual")
+            .report(json);
+    }
+    if let Err(failure) = see.filter() {
+        return failure.report(json);
     }
     let options = RunOptions {
         seed,
@@ -276,6 +289,13 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
     match (mode, seeds) {
         (Mode::Simulated, Some(range)) => {
             let report = sweep::sweep(&program_name(), &scenario, &path, &range, &options);
+            if let Some(dir) = &see.report {
+                if let Err(failure) =
+                    sweep::write_reports(dir, &scenario, &path, &range, &options, &report, &see)
+                {
+                    return failure.report(json);
+                }
+            }
             if json {
                 print_json(&report);
             } else {
@@ -287,9 +307,25 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
                 EXIT_WRONG
             }
         }
-        (Mode::Simulated, None) => run_simulated(&scenario, options, json, trace.as_deref()),
+        (Mode::Simulated, None) => {
+            let replay = sweep::replay_command(
+                &program_name(),
+                &path,
+                options.seed.unwrap_or(scenario.seed),
+                &options,
+            );
+            run_simulated_seen(&scenario, options, json, trace.as_deref(), &see, replay)
+        }
         #[cfg(feature = "docker")]
-        (Mode::Virtual, _) => run_virtual::run(&scenario, seed, json, options.reliable, settings),
+        (Mode::Virtual, _) => run_virtual::run(
+            &scenario,
+            &path,
+            seed,
+            json,
+            options.reliable,
+            settings,
+            &see,
+        ),
         #[cfg(not(feature = "docker"))]
         (Mode::Virtual, _) => Failure::bad_input(
             &"virtual mode is not available in this build; rebuild with `--features docker`",
@@ -325,8 +361,29 @@ pub fn run_simulated(
     json: bool,
     trace: Option<&Path>,
 ) -> u8 {
+    run_simulated_seen(
+        scenario,
+        options,
+        json,
+        trace,
+        &ReportArgs::default(),
+        String::new(),
+    )
+}
+
+/// [`run_simulated`], and what `see` asks for: the structured trace, the report (whose replay
+/// command is `replay`).
+pub fn run_simulated_seen(
+    scenario: &Scenario,
+    options: RunOptions,
+    json: bool,
+    trace: Option<&Path>,
+    see: &ReportArgs,
+    replay: String,
+) -> u8 {
     let options = RunOptions {
         keep_trace_text: trace.is_some(),
+        observe: see.wanted(),
         progress: !json
             && scenario.app().is_large(scenario.section())
             && std::io::stderr().is_terminal(),
@@ -343,6 +400,18 @@ pub fn run_simulated(
         _ => Ok(()),
     };
     let seed = options.seed.unwrap_or(scenario.seed);
+    let seen = match run.observed {
+        Some(observed) => see.write(
+            scenario,
+            seed,
+            run.result.as_ref(),
+            observed,
+            replay,
+            Vec::new(),
+        ),
+        None => Ok(()),
+    };
+    let written = written.and(seen);
     match run.result {
         Ok(report) => match written {
             Ok(()) => print_report(&report, json),

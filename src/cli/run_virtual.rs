@@ -3,17 +3,22 @@
 //! created and exits 130 or 143.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::hardware::docker::{DockerHardware, VirtualConfig, MAX_MACHINES};
 use crate::hardware::{Hardware, HardwareError, Mode};
-use crate::scenario::{run_scenario, Progress, Report, RunError, Scenario, ScenarioError};
+use crate::machine::TRACE_FILE;
+use crate::messages::MachineId;
+use crate::observe::{merge::merge, read_records, Record};
+use crate::scenario::{
+    run_scenario_sampled, Observed, Progress, Report, RunError, Sampler, Scenario, ScenarioError,
+};
 use crate::settings::Settings;
 use crate::terminal::escape;
 use crate::time::Millis;
 
-use super::{Failure, EXIT_CORRECT, EXIT_WRONG};
+use super::{Failure, ReportArgs, EXIT_CORRECT, EXIT_WRONG};
 
 /// A virtual run's report and where its logs are.
 pub struct VirtualRun {
@@ -72,10 +77,12 @@ pub fn this_executable() -> Result<PathBuf, Failure> {
 /// replaces the scenario's `reliable_delivery`.
 pub fn run(
     scenario: &Scenario,
+    path: &Path,
     seed: Option<u64>,
     json: bool,
     reliable: Option<bool>,
     settings: &Settings,
+    see: &ReportArgs,
 ) -> u8 {
     if let Err(error) = scenario.validate().and_then(|()| check_fits(scenario)) {
         return Failure::bad_input(&error).report(json);
@@ -85,12 +92,14 @@ pub fn run(
         Err(failure) => return failure.report(json),
     };
     let ignored = unsupported_faults(scenario);
+    let mut notes = Vec::new();
     if !ignored.is_empty() {
-        eprintln!(
-            "{}: virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
-            escape(&super::program_name()),
+        let note = format!(
+            "virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
             ignored.join(", ")
         );
+        eprintln!("{}: {}", escape(&super::program_name()), escape(&note));
+        notes.push(note);
     }
     let progress = !json && std::io::stderr().is_terminal();
     let options = VirtualOptions {
@@ -98,11 +107,50 @@ pub fn run(
         reliable,
         progress,
         stop_on_signals: true,
+        observe: see.wanted(),
     };
-    match execute(scenario, &options, binary, settings.clone()) {
+    let (result, observed) = execute_observed(scenario, &options, binary, settings.clone());
+    if let Some(observed) = observed {
+        let seed = seed.unwrap_or(scenario.seed);
+        let replay = format!(
+            "{} run {} --mode virtual --seed {seed}",
+            super::shell::quote(&super::program_name()),
+            super::shell::quote_path(&path.display().to_string())
+        );
+        let report = result.as_ref().map(|run| &run.report);
+        if let Err(failure) = see.write(scenario, seed, report, observed, replay, notes) {
+            if let Err(error) = &result {
+                super::report_error(EXIT_WRONG, error);
+            }
+            return failure.report(json);
+        }
+    }
+    match result {
         Ok(run) => print(&run, json),
         Err(error) => Failure::of_run(&error, None).report(json),
     }
+}
+
+/// The machines' structured traces in `logs` (one directory per machine), merged by time with
+/// `start_us` (on the host's clock) as time zero. A machine whose file is missing or unreadable
+/// is skipped, with a warning.
+fn merged_trace(logs: &Path, machines: u32, start_us: u64) -> Vec<Record> {
+    let per_machine = (0..machines)
+        .map(|machine| {
+            let path = logs.join(MachineId(machine).to_string()).join(TRACE_FILE);
+            let records = std::fs::File::open(&path)
+                .map_err(|error| error.to_string())
+                .and_then(|file| {
+                    read_records(std::io::BufReader::new(file), &path.display().to_string())
+                        .map_err(|error| error.to_string())
+                });
+            records.unwrap_or_else(|error| {
+                tracing::warn!(%error, "a machine's structured trace cannot be read");
+                Vec::new()
+            })
+        })
+        .collect();
+    merge(per_machine, start_us)
 }
 
 /// How to run a scenario in containers.
@@ -116,6 +164,9 @@ pub struct VirtualOptions {
     pub progress: bool,
     /// Let SIGINT and SIGTERM stop the run (see [`VirtualConfig::stop_on_signals`]).
     pub stop_on_signals: bool,
+    /// Have every machine record the structured trace, merge them, and sample the
+    /// application's series.
+    pub observe: bool,
 }
 
 /// Starts the containers, plays the scenario, gathers the report, removes the containers — also
@@ -126,6 +177,31 @@ pub fn execute(
     binary: PathBuf,
     settings: Settings,
 ) -> Result<VirtualRun, RunError> {
+    execute_observed(scenario, options, binary, settings).0
+}
+
+/// [`execute`], and with [`VirtualOptions::observe`], the machines' structured traces merged by
+/// time and the application's series — also when the run failed once its machines had started.
+pub fn execute_observed(
+    scenario: &Scenario,
+    options: &VirtualOptions,
+    binary: PathBuf,
+    settings: Settings,
+) -> (Result<VirtualRun, RunError>, Option<Observed>) {
+    match start_and_play(scenario, options, binary, settings) {
+        Ok(outcome) => outcome,
+        Err(error) => (Err(error), None),
+    }
+}
+
+type Outcome = (Result<VirtualRun, RunError>, Option<Observed>);
+
+fn start_and_play(
+    scenario: &Scenario,
+    options: &VirtualOptions,
+    binary: PathBuf,
+    settings: Settings,
+) -> Result<Outcome, RunError> {
     scenario.validate()?;
     check_fits(scenario)?;
     let seed = options.seed.unwrap_or(scenario.seed);
@@ -134,12 +210,33 @@ pub fn execute(
     config.drop = scenario.network.drop.clone();
     config.duplicate = scenario.network.duplicate.clone();
     config.stop_on_signals = options.stop_on_signals;
+    config.record = options.observe;
     let begun = Instant::now();
     let mut hardware = DockerHardware::start(&config)?;
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
-    let played = play(&mut hardware, scenario, seed, options.progress, startup_ms);
+    let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
+    let sampler = options.observe.then_some(&sampler);
+    let start_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        });
+    let played = play(
+        &mut hardware,
+        scenario,
+        seed,
+        options.progress,
+        startup_ms,
+        sampler,
+    );
+    let logs = hardware.logs_dir().to_path_buf();
+    // The machines have written out their traces once they have stopped.
     let finished = hardware.finish();
-    match (played, finished) {
+    let observed = sampler.map(|sampler| Observed {
+        records: merged_trace(&logs, scenario.machines, start_us),
+        samples: sampler.samples(),
+    });
+    let result = match (played, finished) {
         (Ok(run), Ok(())) => Ok(run),
         (Ok(_), Err(error)) => Err(error.into()),
         (Err(error), Ok(())) => Err(error),
@@ -149,7 +246,8 @@ pub fn execute(
             }
             Err(error)
         }
-    }
+    };
+    Ok((result, observed))
 }
 
 /// Plays the scenario on running hardware and gathers the report.
@@ -159,10 +257,11 @@ fn play(
     seed: u64,
     progress: bool,
     startup_ms: f64,
+    sampler: Option<&Sampler<'_>>,
 ) -> Result<VirtualRun, RunError> {
     let progress = Progress::new(scenario.run_ms, progress);
     let started = Instant::now();
-    let verdict = run_scenario(hardware, scenario, &progress)?;
+    let verdict = run_scenario_sampled(hardware, scenario, &progress, sampler)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let counters = hardware.stats()?;
     let report = Report::new(

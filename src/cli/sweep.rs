@@ -9,8 +9,11 @@ use std::str::FromStr;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::report_args::{page, ReportArgs};
 use super::shell::{quote, quote_path};
-use crate::scenario::{simulate, RunOptions, Scenario};
+use super::Failure;
+use crate::report::{write_report, write_sweep_index, SweepEntry};
+use crate::scenario::{simulate, simulate_traced, RunOptions, Scenario};
 use crate::terminal::{escape, escape_lines};
 
 /// A half-open range of seeds, written `A..B` (B excluded).
@@ -72,19 +75,6 @@ pub fn sweep(
     range: &SeedRange,
     options: &RunOptions,
 ) -> SweepReport {
-    let mut flags = String::new();
-    if options.reliable == Some(false) {
-        flags.push_str(" --unreliable");
-    }
-    if let Some(max) = options.max_events {
-        flags.push_str(&format!(" --max-events {max}"));
-    }
-    if options.wire_check == Some(true) {
-        flags.push_str(" --wire-check");
-    }
-    let path = path.display().to_string();
-    let path = quote_path(&path);
-    let program = quote(program);
     let mut failing: Vec<FailingSeed> = range
         .0
         .clone()
@@ -111,8 +101,7 @@ pub fn sweep(
                 }
                 Err(error) => error.to_string(),
             };
-            let replay =
-                format!("{program} run {path} --seed {seed}{flags} --trace seed-{seed}.trace");
+            let replay = replay_command(program, path, seed, &options);
             Some(FailingSeed {
                 seed,
                 reason,
@@ -127,6 +116,107 @@ pub fn sweep(
         correct: seeds - failing.len() as u64,
         failing,
     }
+}
+
+/// The command that replays `seed` of the scenario at `path` with `options`, writing its text
+/// trace and its report (whose diagram shows what led to the failure), quoted for a POSIX
+/// shell; it starts with `program`, the binary's name.
+pub fn replay_command(program: &str, path: &Path, seed: u64, options: &RunOptions) -> String {
+    let mut flags = String::new();
+    if options.reliable == Some(false) {
+        flags.push_str(" --unreliable");
+    }
+    if let Some(max) = options.max_events {
+        flags.push_str(&format!(" --max-events {max}"));
+    }
+    if options.wire_check == Some(true) {
+        flags.push_str(" --wire-check");
+    }
+    let path = path.display().to_string();
+    let path = quote_path(&path);
+    let program = quote(program);
+    format!(
+        "{program} run {path} --seed {seed}{flags} --trace seed-{seed}.trace --report seed-{seed}-report"
+    )
+}
+
+/// The most failing seeds a sweep writes a report for.
+pub const MAX_SWEEP_REPORTS: usize = 20;
+
+/// Writes into `dir` a report for each of the first [`MAX_SWEEP_REPORTS`] failing seeds of
+/// `sweep` (each replayed, observed), as `seed-<n>/`, and an index linking them.
+pub fn write_reports(
+    dir: &Path,
+    scenario: &Scenario,
+    path: &Path,
+    range: &SeedRange,
+    options: &RunOptions,
+    sweep: &SweepReport,
+    see: &ReportArgs,
+) -> Result<(), Failure> {
+    let filter = see.filter()?;
+    let written: Vec<Result<SweepEntry, Failure>> = sweep
+        .failing
+        .par_iter()
+        .take(MAX_SWEEP_REPORTS)
+        .map(|failing| {
+            let options = RunOptions {
+                seed: Some(failing.seed),
+                observe: true,
+                progress: false,
+                keep_trace_text: false,
+                ..options.clone()
+            };
+            let run = simulate_traced(scenario, &options);
+            let observed = run.observed.unwrap_or_default();
+            let page = page(
+                scenario,
+                failing.seed,
+                run.result.as_ref(),
+                observed,
+                failing.replay.clone(),
+                Vec::new(),
+            );
+            let name = format!("seed-{}", failing.seed);
+            write_report(&dir.join(&name), &page, &filter).map_err(|error| {
+                Failure::bad_input(&format!("cannot write the report: {error}"))
+            })?;
+            Ok(SweepEntry {
+                seed: failing.seed,
+                reason: failing.reason.clone(),
+                replay: failing.replay.clone(),
+                report: Some(name),
+            })
+        })
+        .collect();
+    let mut entries = written.into_iter().collect::<Result<Vec<_>, _>>()?;
+    entries.extend(
+        sweep
+            .failing
+            .iter()
+            .skip(MAX_SWEEP_REPORTS)
+            .map(|failing| SweepEntry {
+                seed: failing.seed,
+                reason: failing.reason.clone(),
+                replay: failing.replay.clone(),
+                report: None,
+            }),
+    );
+    let mut notes = Vec::new();
+    if sweep.failing.len() > MAX_SWEEP_REPORTS {
+        notes.push(format!(
+            "Reports were written for the first {MAX_SWEEP_REPORTS} failing seeds; replay any other with its command."
+        ));
+    }
+    let title = format!(
+        "DistZero {}: {} on seeds {range}",
+        scenario.app().title(),
+        path.display()
+    );
+    let outcome = format!("{} of {} seeds correct", sweep.correct, sweep.seeds);
+    write_sweep_index(dir, &title, &outcome, &entries, &notes)
+        .map_err(|error| Failure::bad_input(&format!("cannot write the report: {error}")))?;
+    Ok(())
 }
 
 impl fmt::Display for SweepReport {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use super::recording::MachineRecorder;
 use crate::counters::Counters;
 use crate::hardware::carrier::{self, Carrier};
 use crate::hardware::faults::SenderFaults;
@@ -60,6 +61,8 @@ struct Outbox {
     faults: SenderFaults,
     /// What the loop itself counts: events, envelopes for machines it cannot reach.
     counters: Counters,
+    /// The structured trace, if the run asked for it.
+    recorder: Option<MachineRecorder>,
 }
 
 impl Core {
@@ -80,11 +83,17 @@ impl Core {
                 outbound,
                 faults,
                 counters: Counters::default(),
+                recorder: None,
             },
             failures: Vec::new(),
             bad_frames,
             scratch: Vec::new(),
         }
+    }
+
+    /// Records every event from now on (see [`MachineRecorder`]).
+    pub(crate) fn record(&mut self, recorder: MachineRecorder) {
+        self.outbox.recorder = Some(recorder);
     }
 
     /// Runs until `inputs` closes or `shutdown` turns true.
@@ -110,6 +119,12 @@ impl Core {
                 () = tokio::time::sleep_until(wake_at), if next_timer.is_some() => self.fire_due(),
             }
             self.drain_local();
+            if let Some(recorder) = &mut self.outbox.recorder {
+                recorder.write();
+            }
+        }
+        if let Some(recorder) = &mut self.outbox.recorder {
+            recorder.flush();
         }
         tracing::info!(machine = %self.manager.machine(), "event loop stopped");
     }
@@ -122,7 +137,7 @@ impl Core {
         match input {
             Input::Arrive { from, envelope } => {
                 tracing::debug!(%from, ?envelope, "arrive");
-                self.arrive(envelope);
+                self.arrive(Some(from), envelope);
             }
             Input::Control { request, reply } => {
                 let response = self.control(request);
@@ -132,8 +147,13 @@ impl Core {
         }
     }
 
-    fn arrive(&mut self, envelope: Envelope) {
+    /// Hands `envelope`, from machine `from` (`None`: from outside the system), to the
+    /// NodeManager.
+    fn arrive(&mut self, from: Option<MachineId>, envelope: Envelope) {
         self.outbox.counters.events += 1;
+        if let Some(recorder) = &mut self.outbox.recorder {
+            recorder.arrival(from, &envelope);
+        }
         let now_us = self.now_us();
         match self.manager.handle(now_us, envelope) {
             Ok(Handled::Done) => {}
@@ -152,6 +172,9 @@ impl Core {
         let now_us = self.now_us();
         while let Some((_, timer)) = self.outbox.timers.pop_due(Micros(now_us)) {
             self.outbox.counters.events += 1;
+            if let Some(recorder) = &mut self.outbox.recorder {
+                recorder.timer(timer);
+            }
             if let Err(failure) = self.manager.fire_timer(now_us, timer) {
                 self.failed(&failure);
             }
@@ -161,8 +184,9 @@ impl Core {
     }
 
     fn drain_local(&mut self) {
+        let me = self.manager.machine();
         while let Some(envelope) = self.outbox.local.pop_front() {
-            self.arrive(envelope);
+            self.arrive(Some(me), envelope);
         }
     }
 
@@ -175,6 +199,9 @@ impl Core {
             ControlRequest::StartNode { config } => {
                 let now_us = self.now_us();
                 let started = self.manager.start_node(now_us, &config);
+                if let (Some(recorder), Ok(handle)) = (&mut self.outbox.recorder, &started) {
+                    recorder.spawn(handle.id, config.kind());
+                }
                 self.carry_effects();
                 match started {
                     Ok(handle) => {
@@ -191,11 +218,14 @@ impl Core {
             }
             ControlRequest::Deliver { to, message } => {
                 let before = self.manager.stats().messages_delivered;
-                self.arrive(Envelope::Deliver {
-                    from: None,
-                    to,
-                    message,
-                });
+                self.arrive(
+                    None,
+                    Envelope::Deliver {
+                        from: None,
+                        to,
+                        message,
+                    },
+                );
                 ControlResponse::Delivered {
                     taken: self.manager.stats().messages_delivered > before,
                 }
@@ -221,6 +251,9 @@ impl Core {
 
     fn failed(&mut self, failure: &NodeFailure) {
         tracing::error!(%failure, "node failed");
+        if let Some(recorder) = &mut self.outbox.recorder {
+            recorder.failure(failure);
+        }
         if self.failures.len() < KEPT_FAILURES {
             self.failures.push(failure.to_string());
         }
@@ -245,9 +278,17 @@ impl Carrier for Outbox {
         envelope: Envelope,
     ) -> Result<(), QueueFull> {
         match self.outbound.get(to.index()) {
-            Some(None) => self.local.push_back(envelope),
+            Some(None) => {
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.transmission(to, &envelope, 1);
+                }
+                self.local.push_back(envelope);
+            }
             Some(Some(link)) => {
                 let copies = self.faults.copies(envelope.kind());
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.transmission(to, &envelope, copies);
+                }
                 let sent = match copies {
                     0 => Ok(()),
                     1 => link.send(envelope),
@@ -269,6 +310,9 @@ impl Carrier for Outbox {
     }
 
     fn arm(&mut self, _machine: MachineId, at_us: Micros, timer: TimerId) -> Result<(), QueueFull> {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.timer_set(timer);
+        }
         self.timers.push(at_us, timer)
     }
 }

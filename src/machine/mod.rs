@@ -12,8 +12,11 @@ mod control;
 mod core;
 pub mod logging;
 mod peers;
+mod recording;
 #[cfg(feature = "cloud")]
 pub mod tls;
+
+pub use recording::TRACE_FILE;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
@@ -126,7 +129,15 @@ async fn serve_on(
         config.machine,
     )
     .map_err(|e| MachineError::Config(MachineConfigError::Invalid(e.to_string())))?;
-    let core = core::Core::new(manager, outbound, Arc::clone(&bad_frames), faults);
+    let mut core = core::Core::new(manager, outbound, Arc::clone(&bad_frames), faults);
+    if config.record {
+        let recorder = recording::MachineRecorder::create(config.machine, &config.log_dir)
+            .map_err(|source| MachineError::Io {
+                what: format!("write the structured trace in {}", config.log_dir.display()),
+                source,
+            })?;
+        core.record(recorder);
+    }
 
     tokio::spawn(peers::serve(
         peer_listener,

@@ -3,12 +3,14 @@
 //! [`Hardware`](crate::hardware::Hardware), and the report of what came of it.
 
 mod format;
+mod observed;
 mod report;
 mod runner;
 
 pub use format::{Scenario, ScenarioError, MAX_MACHINES};
+pub use observed::{Observed, Sample, Sampler};
 pub use report::{FaultReport, Report};
 pub use runner::{
-    run_scenario, simulate, simulate_traced, Progress, RunError, RunOptions, SimulatedRun,
-    TracedRun,
+    run_scenario, run_scenario_sampled, simulate, simulate_traced, Progress, RunError, RunOptions,
+    SimulatedRun, TracedRun,
 };

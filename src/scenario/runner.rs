@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{Report, Scenario, ScenarioError};
+use super::{Observed, Report, Sampler, Scenario, ScenarioError};
 use crate::app::{AnyVerdict, Stage};
-use crate::hardware::simulated::{SimulatedHardware, SimulationConfig};
+use crate::hardware::simulated::{fault_windows, SimulatedHardware, SimulationConfig};
 use crate::hardware::{Hardware, HardwareError};
 use crate::node::NodeRegistry;
 use crate::time::Millis;
@@ -49,6 +49,9 @@ pub struct RunOptions {
     /// [`NodeRegistry::set_wire_check`](crate::node::NodeRegistry::set_wire_check)); by default
     /// it is on in debug builds.
     pub wire_check: Option<bool>,
+    /// Keep the structured trace and sample the application's series, for a report or a
+    /// JSON-lines trace (simulated mode; off, it costs nothing).
+    pub observe: bool,
 }
 
 /// Progress through a run's time, shown as a bar when asked for.
@@ -89,24 +92,42 @@ pub fn run_scenario(
     scenario: &Scenario,
     progress: &Progress,
 ) -> Result<AnyVerdict, RunError> {
+    run_scenario_sampled(hardware, scenario, progress, None)
+}
+
+/// [`run_scenario`], and with `sampler`, the application's series sampled between the runner's
+/// steps and at the end.
+pub fn run_scenario_sampled(
+    hardware: &mut dyn Hardware,
+    scenario: &Scenario,
+    progress: &Progress,
+    sampler: Option<&Sampler<'_>>,
+) -> Result<AnyVerdict, RunError> {
     let app = scenario.app();
     let section = scenario.section();
-    let invariant = |hardware: &mut dyn Hardware| -> Result<(), RunError> {
-        if !app.has_invariant() {
+    let between_steps = |hardware: &mut dyn Hardware| -> Result<(), RunError> {
+        let sampler = sampler.filter(|sampler| sampler.due(hardware.now_ms()));
+        if !app.has_invariant() && sampler.is_none() {
             return Ok(());
         }
         let states = hardware.node_states()?;
+        if let Some(sampler) = sampler {
+            sampler.sample_states(hardware.now_ms(), &states);
+        }
         app.invariant(section, &states)
             .map_err(|broken| RunError::Invariant {
                 at_ms: Millis(hardware.now_ms()),
                 broken,
             })
     };
-    let mut stage = Stage::new(hardware, progress, &invariant);
+    let mut stage = Stage::new(hardware, progress, &between_steps);
     app.play(section, &mut stage)?;
     stage.wait_until(scenario.run_ms)?;
     progress.finish();
     let states = hardware.node_states()?;
+    if let Some(sampler) = sampler {
+        sampler.sample_states(hardware.now_ms(), &states);
+    }
     Ok(app.check(section, &states))
 }
 
@@ -116,6 +137,8 @@ pub struct SimulatedRun {
     pub report: Report,
     /// The full event trace, if [`RunOptions::keep_trace_text`] was set.
     pub trace_text: Option<String>,
+    /// The structured trace and series, if [`RunOptions::observe`] was set.
+    pub observed: Option<Observed>,
 }
 
 /// A simulated run that may have stopped early (a node failed, a capacity limit was reached):
@@ -126,12 +149,23 @@ pub struct TracedRun {
     /// The full event trace up to where the run ended, if [`RunOptions::keep_trace_text`] was
     /// set and the run started at all.
     pub trace_text: Option<String>,
+    /// The structured trace and series up to where the run ended, if [`RunOptions::observe`]
+    /// was set and the run started at all.
+    pub observed: Option<Observed>,
 }
 
 /// Runs a scenario in simulated mode.
 pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Result<SimulatedRun, RunError> {
-    let TracedRun { result, trace_text } = simulate_traced(scenario, options);
-    result.map(|report| SimulatedRun { report, trace_text })
+    let TracedRun {
+        result,
+        trace_text,
+        observed,
+    } = simulate_traced(scenario, options);
+    result.map(|report| SimulatedRun {
+        report,
+        trace_text,
+        observed,
+    })
 }
 
 /// Runs a scenario in simulated mode and keeps its trace even if the run stops early.
@@ -142,13 +176,21 @@ pub fn simulate_traced(scenario: &Scenario, options: &RunOptions) -> TracedRun {
             return TracedRun {
                 result: Err(error),
                 trace_text: None,
+                observed: None,
             }
         }
     };
-    let result = play_simulated(&mut hardware, scenario, options);
+    let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
+    let sampler = options.observe.then_some(&sampler);
+    let result = play_simulated(&mut hardware, scenario, options, sampler);
+    let observed = sampler.map(|sampler| Observed {
+        records: hardware.take_records(),
+        samples: sampler.samples(),
+    });
     TracedRun {
         result,
         trace_text: hardware.trace().text().map(str::to_owned),
+        observed,
     }
 }
 
@@ -175,6 +217,9 @@ fn start_simulation(
     if let Some(max) = options.max_events {
         hardware.limit_events(max);
     }
+    if options.observe {
+        hardware.record_events(fault_windows(&scenario.network));
+    }
     Ok(hardware)
 }
 
@@ -183,10 +228,11 @@ fn play_simulated(
     hardware: &mut SimulatedHardware,
     scenario: &Scenario,
     options: &RunOptions,
+    sampler: Option<&Sampler<'_>>,
 ) -> Result<Report, RunError> {
     let progress = Progress::new(scenario.run_ms, options.progress);
     let started = Instant::now();
-    let verdict = run_scenario(hardware, scenario, &progress);
+    let verdict = run_scenario_sampled(hardware, scenario, &progress, sampler);
     progress.finish();
     let verdict = verdict?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;

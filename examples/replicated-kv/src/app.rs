@@ -225,6 +225,29 @@ impl Application for KvApp {
     fn invariant(&self) -> Option<Invariant<Self>> {
         Some(Self::logs_agree)
     }
+
+    /// How many writes each replica has applied, for the report's plot.
+    fn series(&self, _section: &KvSection, states: &[NodeState]) -> Vec<(String, f64)> {
+        let mut applied: Vec<(String, f64)> = states_of::<Replica>(states)
+            .into_iter()
+            .map(|(_, state)| {
+                (
+                    format!("replica {}", state.index),
+                    state.applied.len() as f64,
+                )
+            })
+            .collect();
+        applied.sort_by(|a, b| a.0.cmp(&b.0));
+        applied
+    }
+
+    fn series_title(&self) -> &'static str {
+        "writes each replica applied"
+    }
+
+    fn series_goal(&self, section: &KvSection) -> Option<(String, f64)> {
+        Some(("every write".into(), section.writes.len() as f64))
+    }
 }
 
 impl KvApp {

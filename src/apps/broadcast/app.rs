@@ -352,6 +352,36 @@ impl Application for BroadcastApp {
     fn invariant(&self) -> Option<Invariant<Self>> {
         Some(Self::no_value_twice_or_unbroadcast)
     }
+
+    /// For each value broadcast, how many nodes hold it (a value not handed to a node yet is
+    /// held by none).
+    fn series(&self, section: &BroadcastSection, states: &[NodeState]) -> Vec<(String, f64)> {
+        let mut holders: BTreeMap<i64, f64> = section
+            .values()
+            .into_iter()
+            .map(|value| (value, 0.0))
+            .collect();
+        for (_, state) in states_of::<BroadcastNode>(states) {
+            let distinct: BTreeSet<i64> = state.values.into_iter().collect();
+            for value in distinct {
+                if let Some(count) = holders.get_mut(&value) {
+                    *count += 1.0;
+                }
+            }
+        }
+        holders
+            .into_iter()
+            .map(|(value, count)| (format!("value {value}"), count))
+            .collect()
+    }
+
+    fn series_title(&self) -> &'static str {
+        "nodes holding each value"
+    }
+
+    fn series_goal(&self, section: &BroadcastSection) -> Option<(String, f64)> {
+        Some(("every node".into(), f64::from(section.nodes)))
+    }
 }
 
 impl BroadcastApp {

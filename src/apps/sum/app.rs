@@ -125,6 +125,24 @@ impl Application for SumApp {
             },
         }
     }
+
+    /// Each output's total (an output appears once its user has joined).
+    fn series(&self, _section: &SumSection, states: &[NodeState]) -> Vec<(String, f64)> {
+        let mut totals: Vec<(String, f64)> = states_of::<OutputLeafNode>(states)
+            .into_iter()
+            .map(|(_, leaf)| (leaf.user, leaf.total as f64))
+            .collect();
+        totals.sort_by(|a, b| a.0.cmp(&b.0));
+        totals
+    }
+
+    fn series_title(&self) -> &'static str {
+        "each output's total"
+    }
+
+    fn series_goal(&self, section: &SumSection) -> Option<(String, f64)> {
+        Some(("expected total".into(), section.expected_total() as f64))
+    }
 }
 
 /// The readable summary's lines: the expected total and the first outputs, marked.

@@ -482,6 +482,7 @@ impl Plan<'_> {
             drop: self.config.drop.clone(),
             duplicate: self.config.duplicate.clone(),
             tls: Some(self.tls.machines.clone()),
+            record: false,
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct VirtualConfig {
     /// Whether SIGINT and SIGTERM stop the run (and no longer end the process): the CLI sets it;
     /// a program embedding the hardware handles its own signals.
     pub stop_on_signals: bool,
+    /// Whether each machine writes the structured trace (`trace.jsonl` in its log directory).
+    pub record: bool,
 }
 
 impl VirtualConfig {
@@ -97,6 +99,7 @@ impl VirtualConfig {
             drop: None,
             duplicate: None,
             stop_on_signals: false,
+            record: false,
         }
     }
 }
@@ -169,6 +172,7 @@ impl DockerHardware {
                 drop: config.drop.clone(),
                 duplicate: config.duplicate.clone(),
                 tls: None,
+                record: config.record,
             };
             let json =
                 serde_json::to_string(&machine_config).map_err(|source| HardwareError::Encode {

@@ -45,6 +45,10 @@ pub struct MachineConfig {
     /// connections from holders of the run's certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<MachineTls>,
+    /// Write the structured trace (every event as a JSON line) to `trace.jsonl` in the log
+    /// directory, for the runner to merge into the run's report.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
 }
 
 /// A run's TLS material as a machine gets it, all in PEM.
@@ -167,6 +171,7 @@ mod tests {
             drop: None,
             duplicate: None,
             tls: None,
+            record: false,
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod cause;
 mod network;
+mod recording;
 mod trace;
 
 pub use super::faults::FaultRule;
@@ -15,6 +16,7 @@ pub use cause::{FailureReport, Hop};
 pub use network::{
     LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError, Partition, Pause,
 };
+pub use recording::fault_windows;
 pub use trace::Trace;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use crate::counters::Counters;
 use crate::manager::{Effect, Envelope, NodeFailure, NodeManager, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::{NodeRegistry, TimerId};
+use crate::observe::Recorder;
 use crate::time::{Micros, Millis};
 use cause::Cause;
 use network::Network;
@@ -51,6 +54,8 @@ enum Event {
         to: MachineId,
         envelope: Envelope,
         cause: Cause,
+        /// The structured trace's record of the transmission (0 when not recording).
+        record: u64,
     },
     Wake {
         machine: MachineId,
@@ -73,6 +78,10 @@ pub struct SimulatedHardware {
     /// Envelopes for machines the system does not have.
     no_such_machine: u64,
     seed: u64,
+    /// The structured trace, when asked for (see [`SimulatedHardware::record_events`]).
+    recorder: Option<Box<Recorder>>,
+    /// The structured trace's record of the event being processed.
+    current: Option<u64>,
 }
 
 impl SimulatedHardware {
@@ -102,6 +111,8 @@ impl SimulatedHardware {
             max_events: None,
             no_such_machine: 0,
             seed: config.seed,
+            recorder: None,
+            current: None,
         })
     }
 
@@ -163,6 +174,22 @@ impl SimulatedHardware {
             .count() as u64
     }
 
+    /// Keeps the structured trace from now on: every event as a [`Record`](crate::observe::Record)
+    /// linked to its cause, with the start and end of `windows`. Without it nothing is recorded.
+    pub fn record_events(&mut self, windows: Vec<crate::observe::TimedWindow>) {
+        self.recorder = Some(Box::new(Recorder::new(windows)));
+    }
+
+    /// The structured trace so far (empty unless [`SimulatedHardware::record_events`] was
+    /// called), with every fault window boundary up to now.
+    pub fn take_records(&mut self) -> Vec<crate::observe::Record> {
+        let now_us = self.now_us.0;
+        self.recorder
+            .as_mut()
+            .map(|recorder| recorder.finish(now_us))
+            .unwrap_or_default()
+    }
+
     /// The event trace so far (its hash, and its text if it was kept).
     pub fn trace(&self) -> &Trace {
         &self.trace
@@ -220,8 +247,14 @@ impl SimulatedHardware {
                 to,
                 envelope,
                 cause,
+                record,
             } => {
                 self.trace.arrive(self.now_us, from, to, &envelope);
+                if let Some(recorder) = &mut self.recorder {
+                    let cause = (record != 0).then_some(record);
+                    self.current =
+                        Some(recorder.arrival(self.now_us.0, from, to, &envelope, cause));
+                }
                 // The hop that this delivery adds to the causal chain; built only if the delivery
                 // has consequences (effects or a failure), which most deliveries do not.
                 let delivery = match envelope.payload() {
@@ -259,6 +292,9 @@ impl SimulatedHardware {
                 cause,
             } => {
                 self.trace.wake(self.now_us, machine, timer);
+                if let Some(recorder) = &mut self.recorder {
+                    self.current = Some(recorder.timer(self.now_us.0, machine, timer));
+                }
                 if let Err(failure) =
                     self.managers[machine.index()].fire_timer(self.now_us.0, timer)
                 {
@@ -284,6 +320,8 @@ impl SimulatedHardware {
             machines: self.managers.len(),
             no_such_machine: &mut self.no_such_machine,
             cause,
+            recorder: self.recorder.as_deref_mut(),
+            current: self.current,
         };
         carrier::carry_effects(
             &mut self.managers[machine.index()],
@@ -292,7 +330,12 @@ impl SimulatedHardware {
         )
     }
 
-    fn failed(&self, failure: NodeFailure, cause: Cause) -> HardwareError {
+    fn failed(&mut self, failure: NodeFailure, cause: Cause) -> HardwareError {
+        if let Some(recorder) = &mut self.recorder {
+            let error = failure.error.to_string();
+            let (machine, node) = (failure.node.machine, failure.node.id);
+            recorder.failure(self.now_us.0, machine, node, &error, self.current);
+        }
         HardwareError::NodeFailed(Box::new(FailureReport::new(
             failure,
             self.now_us,
@@ -311,6 +354,10 @@ struct Outbox<'a> {
     machines: usize,
     no_such_machine: &'a mut u64,
     cause: &'a Cause,
+    /// The structured trace, if the run keeps one.
+    recorder: Option<&'a mut Recorder>,
+    /// The record of the event being handled (what caused these effects).
+    current: Option<u64>,
 }
 
 impl Carrier for Outbox<'_> {
@@ -326,24 +373,41 @@ impl Carrier for Outbox<'_> {
             *self.no_such_machine += 1;
             return Ok(());
         }
+        let before = self.recorder.is_some().then(|| self.network.counters());
         let [first, second] = self
             .network
             .transmit(self.now_us, from, to, envelope.kind());
+        let [sent, copy] = match (self.recorder.as_deref_mut(), before) {
+            (Some(recorder), Some(before)) => recording::transmission(
+                recorder,
+                recording::Transmission {
+                    at_us: self.now_us,
+                    from,
+                    to,
+                    envelope: &envelope,
+                    cause: self.current,
+                },
+                &before,
+                &self.network.counters(),
+            ),
+            _ => [0, 0],
+        };
         let cause = self.cause;
-        let arrive = |envelope| Event::Arrive {
+        let arrive = |envelope, record| Event::Arrive {
             from,
             to,
             envelope,
             cause: cause.clone(),
+            record,
         };
         // A duplicate is scheduled first, then the original (the order is part of the trace, so
         // it never changes).
         let mut outcome = Ok(());
         if let Some(at_us) = second {
-            outcome = schedule(self.queue, at_us, arrive(envelope.clone()));
+            outcome = schedule(self.queue, at_us, arrive(envelope.clone(), copy));
         }
         if let Some(at_us) = first {
-            outcome = outcome.and(schedule(self.queue, at_us, arrive(envelope)));
+            outcome = outcome.and(schedule(self.queue, at_us, arrive(envelope, sent)));
         }
         outcome
     }
@@ -354,6 +418,9 @@ impl Carrier for Outbox<'_> {
         at_us: Micros,
         timer: TimerId,
     ) -> Result<(), HardwareError> {
+        if let Some(recorder) = self.recorder.as_deref_mut() {
+            recorder.timer_set(timer, self.current);
+        }
         let event = Event::Wake {
             machine,
             timer,
@@ -396,6 +463,10 @@ impl Hardware for SimulatedHardware {
             .map_err(|failure| self.failed(failure, None))?;
         self.trace
             .spawn(self.now_us, machine, handle.id, config.kind());
+        self.current = self
+            .recorder
+            .as_mut()
+            .map(|recorder| recorder.spawn(self.now_us.0, machine, handle.id, config.kind()));
         self.carry_effects(machine, &None)?;
         Ok(handle)
     }
@@ -411,6 +482,7 @@ impl Hardware for SimulatedHardware {
                 message,
             },
             cause: None,
+            record: 0,
         };
         self.schedule(self.now_us, event)
     }

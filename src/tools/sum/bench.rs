@@ -5,6 +5,7 @@ use std::time::Instant;
 use crate::apps::sum::Workload;
 use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::hardware::simulated::FaultRule;
+use crate::observe::write_records;
 use crate::scenario::{simulate, RunOptions, Scenario};
 use crate::time::Millis;
 
@@ -36,6 +37,10 @@ pub struct BenchArgs {
     /// Seed of the generated scenarios.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Observe every run as `--events` and `--report` do: keep the structured trace and sample
+    /// the series, and encode the trace as JSON lines (to nowhere), within the timed run.
+    #[arg(long)]
+    pub observe: bool,
 }
 
 /// One measured configuration.
@@ -94,7 +99,7 @@ pub fn run(args: &BenchArgs) -> u8 {
                 types: None,
             });
         }
-        let measured = match measure(&scenario, args.repeat) {
+        let measured = match measure(&scenario, args.repeat, args.observe) {
             Ok(measured) => measured,
             Err(error) => {
                 eprintln!("dist-zero: benchmark with {users} users failed: {error}");
@@ -137,8 +142,16 @@ pub fn run(args: &BenchArgs) -> u8 {
     }
 }
 
-/// Runs `scenario` `repeat` times and keeps the fastest wall time.
-fn measure(scenario: &Scenario, repeat: u32) -> Result<Measured, crate::scenario::RunError> {
+/// Runs `scenario` `repeat` times (observed, with `observe`) and keeps the fastest wall time.
+fn measure(
+    scenario: &Scenario,
+    repeat: u32,
+    observe: bool,
+) -> Result<Measured, crate::scenario::RunError> {
+    let options = RunOptions {
+        observe,
+        ..RunOptions::default()
+    };
     let mut measured = Measured {
         events: 0,
         best_ms: f64::INFINITY,
@@ -146,7 +159,13 @@ fn measure(scenario: &Scenario, repeat: u32) -> Result<Measured, crate::scenario
     };
     for _ in 0..repeat.max(1) {
         let started = Instant::now();
-        let run = simulate(scenario, &RunOptions::default())?;
+        let run = simulate(scenario, &options)?;
+        if let Some(observed) = &run.observed {
+            if let Err(error) = write_records(&mut std::io::sink(), &observed.records) {
+                eprintln!("dist-zero: cannot encode the structured trace: {error}");
+                measured.correct = false;
+            }
+        }
         measured.best_ms = measured
             .best_ms
             .min(started.elapsed().as_secs_f64() * 1000.0);

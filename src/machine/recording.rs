@@ -1,0 +1,127 @@
+//! A machine's structured trace: the same records the simulator writes, for this machine alone,
+//! timed by the host's clock (which every container of a run shares) and written as JSON lines
+//! to `trace.jsonl` in the machine's log directory. The runner merges the machines' files by
+//! time ([`merge`](crate::observe::merge::merge)).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::manager::{Envelope, NodeFailure};
+use crate::messages::{MachineId, NodeId};
+use crate::node::TimerId;
+use crate::observe::{write_records, Recorder, Transmitted};
+
+/// The name of a machine's structured trace in its log directory.
+pub const TRACE_FILE: &str = "trace.jsonl";
+
+/// Records what one machine does and writes it out as it goes.
+pub(crate) struct MachineRecorder {
+    machine: MachineId,
+    recorder: Recorder,
+    out: BufWriter<File>,
+    /// The record of the event being handled.
+    current: Option<u64>,
+    /// The records of envelopes this machine sent itself, in the order they wait.
+    local: VecDeque<u64>,
+}
+
+/// Microseconds since the Unix epoch on the host's clock.
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
+}
+
+impl MachineRecorder {
+    /// A recorder for `machine` writing into `log_dir`.
+    pub(crate) fn create(machine: MachineId, log_dir: &Path) -> std::io::Result<Self> {
+        let out = BufWriter::new(File::create(log_dir.join(TRACE_FILE))?);
+        Ok(MachineRecorder {
+            machine,
+            recorder: Recorder::new(Vec::new()),
+            out,
+            current: None,
+            local: VecDeque::new(),
+        })
+    }
+
+    /// `envelope` arrived from `from` (this machine itself, another, or outside the system when
+    /// `None`).
+    pub(crate) fn arrival(&mut self, from: Option<MachineId>, envelope: &Envelope) {
+        let me = self.machine;
+        let cause = if from == Some(me) {
+            self.local.pop_front()
+        } else {
+            None
+        };
+        self.current =
+            Some(
+                self.recorder
+                    .arrival(now_us(), from.unwrap_or(me), me, envelope, cause),
+            );
+    }
+
+    /// Timer `timer` fired.
+    pub(crate) fn timer(&mut self, timer: TimerId) {
+        self.current = Some(self.recorder.timer(now_us(), self.machine, timer));
+    }
+
+    /// Node `node` of type `node_type` was started from outside.
+    pub(crate) fn spawn(&mut self, node: NodeId, node_type: &str) {
+        self.current = Some(self.recorder.spawn(now_us(), self.machine, node, node_type));
+    }
+
+    /// This machine put `copies` copies of `envelope` on the way to `to`.
+    pub(crate) fn transmission(&mut self, to: MachineId, envelope: &Envelope, copies: usize) {
+        let what = if copies == 0 {
+            Transmitted::Dropped
+        } else {
+            Transmitted::Sent
+        };
+        let first =
+            self.recorder
+                .transmission(now_us(), self.machine, to, envelope, what, self.current);
+        if to == self.machine {
+            self.local.push_back(first);
+        } else if copies > 1 {
+            self.recorder.duplicate(first);
+        }
+    }
+
+    /// A timer was set while handling the current event.
+    pub(crate) fn timer_set(&mut self, timer: TimerId) {
+        self.recorder.timer_set(timer, self.current);
+    }
+
+    /// A node failed while handling the current event.
+    pub(crate) fn failure(&mut self, failure: &NodeFailure) {
+        let error = failure.error.to_string();
+        let node = failure.node.id;
+        self.recorder
+            .failure(now_us(), self.machine, node, &error, self.current);
+    }
+
+    /// Writes out what was recorded since the last call.
+    pub(crate) fn write(&mut self) {
+        let records = self.recorder.take();
+        if records.is_empty() {
+            return;
+        }
+        if let Err(error) = write_records(&mut self.out, &records) {
+            tracing::warn!(%error, "cannot write the structured trace");
+        }
+    }
+
+    /// Writes out everything and flushes the file.
+    pub(crate) fn flush(&mut self) {
+        self.write();
+        if let Err(error) = self.out.flush() {
+            tracing::warn!(%error, "cannot write the structured trace");
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The structured trace: every event of a run as a [`Record`] (time, kind, machine, node, peer,
+//! message type and summary, and the event that caused it), written as JSON lines. The
+//! simulator records the whole system; in virtual mode each machine records itself and the
+//! runner merges the machines' records by time ([`merge`]).
+//!
+//! Nothing is recorded unless a run asks for it: the hardware holds an `Option<Recorder>`.
+
+pub mod merge;
+mod record;
+mod recorder;
+
+pub use record::{
+    read_records, write_records, write_records_file, FaultWindow, Record, RecordError, RecordKind,
+};
+pub use recorder::{Recorder, TimedWindow, Transmitted, SUMMARY_CHARS};

@@ -1,0 +1,216 @@
+//! One event of a run as the structured trace writes it: a JSON object on a line of its own.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// A machine put a message on the network (the first copy of it).
+    Send,
+    /// A packet arrived at its machine and was handed to the runtime there.
+    Deliver,
+    /// The network lost a transmission (the drop rule, or a partition: see `detail`).
+    Drop,
+    /// The network carried a second copy of a transmission.
+    Duplicate,
+    /// The reliable link layer sent a packet again.
+    Retransmit,
+    /// A timer fired on a machine.
+    Timer,
+    /// A node was created.
+    Spawn,
+    /// A node was removed.
+    Terminate,
+    /// A partition or a pause began.
+    FaultStart,
+    /// A partition or a pause ended.
+    FaultEnd,
+    /// A node raised an error; the run stopped there.
+    Fail,
+}
+
+impl RecordKind {
+    /// Whether the record is a transmission (it names a peer machine and leads to a delivery).
+    pub fn is_transmission(self) -> bool {
+        matches!(
+            self,
+            RecordKind::Send | RecordKind::Drop | RecordKind::Duplicate | RecordKind::Retransmit
+        )
+    }
+}
+
+/// A partition or pause, as fault window records carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultWindow {
+    /// `partition` or `pause`.
+    pub fault: String,
+    /// Its index in the scenario's `network.partitions` or `network.pauses`.
+    pub index: usize,
+    /// The machines it cuts apart (one group for a pause: the paused machine).
+    pub groups: Vec<Vec<u32>>,
+}
+
+/// One event of a run. Every field the pictures need: when, what, where, with whom, which
+/// message, and the event that caused it. Names that recur (nodes, message types) are shared,
+/// not copied, so that a trace of millions of events stays small.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The event's number in the run, from 1, in time order.
+    pub id: u64,
+    /// When, in microseconds since the run started.
+    pub at_us: u64,
+    /// What happened.
+    pub kind: RecordKind,
+    /// The machine it happened on (the sending machine for a transmission).
+    pub machine: u32,
+    /// The node it happened to: the sender of a transmission, the receiver of a delivery, the
+    /// node spawned or terminated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<Arc<str>>,
+    /// The other machine: the receiver of a transmission, the sender of a delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_machine: Option<u32>,
+    /// The other node: the receiver of a transmission, the sender of a delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Arc<str>>,
+    /// The message's `"type"` (or the runtime's own: `spawn`, `terminate`, `ack`, ...).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<Arc<str>>,
+    /// A short summary of the message (its JSON, cut), the spawned node's type, or an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The link layer's sequence number of the packet, if it travelled in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The event that caused this one: the transmission a delivery received, the delivery or
+    /// timer during which a message was sent or a timer set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<u64>,
+    /// More about a drop (`dropped` or `partition`) or a delivery (`duplicate copy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The window a fault record opens or closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Box<FaultWindow>>,
+}
+
+impl Record {
+    /// A record of `kind` on `machine` at `at_us`, with every optional field empty.
+    pub fn new(id: u64, at_us: u64, kind: RecordKind, machine: u32) -> Self {
+        Record {
+            id,
+            at_us,
+            kind,
+            machine,
+            node: None,
+            peer_machine: None,
+            peer: None,
+            message_type: None,
+            summary: None,
+            seq: None,
+            cause: None,
+            detail: None,
+            window: None,
+        }
+    }
+}
+
+/// A structured trace that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The file cannot be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not a record.
+    #[error("{path}, line {line}: not a trace record: {source}")]
+    Json {
+        /// The file.
+        path: String,
+        /// Its line number, from 1.
+        line: usize,
+        /// What the parser said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Writes `records` as JSON lines to `out`.
+pub fn write_records(out: &mut impl Write, records: &[Record]) -> std::io::Result<()> {
+    for record in records {
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Writes `records` as JSON lines to the file at `path`.
+pub fn write_records_file(path: &std::path::Path, records: &[Record]) -> Result<(), RecordError> {
+    let io = |source| RecordError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut out = std::io::BufWriter::new(file);
+    write_records(&mut out, records).map_err(io)?;
+    out.flush().map_err(io)
+}
+
+/// Reads the records of a JSON-lines file (blank lines are skipped); `path` names it in errors.
+pub fn read_records(input: impl BufRead, path: &str) -> Result<Vec<Record>, RecordError> {
+    let mut records = Vec::new();
+    for (index, line) in input.lines().enumerate() {
+        let line = line.map_err(|source| RecordError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = serde_json::from_str(&line).map_err(|source| RecordError::Json {
+            path: path.to_owned(),
+            line: index + 1,
+            source,
+        })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_records_survive_a_round_trip_through_json_lines() {
+        let mut send = Record::new(1, 20, RecordKind::Send, 0);
+        send.node = Some("n0.1".into());
+        send.peer_machine = Some(1);
+        send.message_type = Some("increment".into());
+        let mut deliver = Record::new(2, 20_500, RecordKind::Deliver, 1);
+        deliver.cause = Some(1);
+        let mut out = Vec::new();
+        write_records(&mut out, &[send.clone(), deliver.clone()]).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains(r#""kind":"send""#), "{text}");
+        assert!(text.contains(r#""type":"increment""#), "{text}");
+        let back = read_records(text.as_bytes(), "trace").expect("read");
+        assert_eq!(back, vec![send, deliver]);
+    }
+
+    #[test]
+    fn simulated_a_line_that_is_not_a_record_is_named_by_its_number() {
+        let text = "{\"id\":1,\"at_us\":0,\"kind\":\"timer\",\"machine\":0}\n\nnot json\n";
+        let error = read_records(text.as_bytes(), "t.jsonl").expect_err("line 3 is bad");
+        assert!(error.to_string().starts_with("t.jsonl, line 3:"), "{error}");
+    }
+}
