@@ -505,3 +505,104 @@ fn simulated_the_wire_check_changes_no_trace() {
         assert_eq!(hash(true), hash(false), "seed {seed}");
     }
 }
+
+/// A node whose state's serde form loses a field: what it shows does not read back as its type.
+mod lossy {
+    use dist_zero::app::{states_of, Application, Common, FieldError, Stage, Verdict};
+    use dist_zero::manager::NodeState;
+    use dist_zero::messages::{MachineId, NodeHandle};
+    use dist_zero::node::{Ctl, NoConfig, NodeError, NodeRegistry, TypedNode};
+    use dist_zero::scenario::RunError;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Lossy {
+        pub kept: u32,
+        #[serde(skip_serializing)]
+        pub lost: u32,
+    }
+
+    #[derive(Clone, Serialize, Deserialize)]
+    #[serde(tag = "type")]
+    pub enum Nothing {}
+
+    pub struct LossyNode;
+
+    impl TypedNode for LossyNode {
+        const TYPE: &'static str = "LossyNode";
+        type Config = NoConfig;
+        type Message = Nothing;
+        type State = Lossy;
+
+        fn new(_: NoConfig) -> Result<Self, NodeError> {
+            Ok(LossyNode)
+        }
+
+        fn receive(
+            &mut self,
+            _: &mut Ctl<'_>,
+            _: Option<NodeHandle>,
+            message: Nothing,
+        ) -> Result<(), NodeError> {
+            match message {}
+        }
+
+        fn state(&self) -> Lossy {
+            Lossy { kept: 1, lost: 2 }
+        }
+    }
+
+    /// Spawns one lossy node; "correct" whatever the states say (the runner must stop first).
+    pub struct LossyApp;
+
+    impl Application for LossyApp {
+        const NAME: &'static str = "lossy";
+        const TITLE: &'static str = "a node whose state does not read back";
+        type Section = NoConfig;
+        type Outcome = NoConfig;
+
+        fn register(&self, registry: &mut NodeRegistry) {
+            registry.add::<LossyNode>();
+        }
+
+        fn validate(&self, _: &NoConfig, _: &Common) -> Result<(), FieldError> {
+            Ok(())
+        }
+
+        fn size(&self, _: &NoConfig) -> String {
+            "1 node".into()
+        }
+
+        fn play(&self, _: &NoConfig, stage: &mut Stage<'_>) -> Result<(), RunError> {
+            stage.spawn::<LossyNode>(MachineId(0), &NoConfig {})?;
+            Ok(())
+        }
+
+        fn check(&self, _: &NoConfig, states: &[NodeState]) -> Verdict<NoConfig> {
+            // `states_of` skips a state that does not read back: without the runner's check,
+            // this would judge a run whose node it cannot see.
+            let seen: u32 = states_of::<LossyNode>(states)
+                .iter()
+                .map(|(_, state)| state.kept + state.lost)
+                .sum();
+            Verdict {
+                correct: true,
+                summary: format!("{seen} seen"),
+                outcome: NoConfig {},
+                lines: Vec::new(),
+            }
+        }
+    }
+}
+
+#[test]
+fn simulated_a_node_state_that_does_not_read_back_as_its_type_fails_the_run_naming_it() {
+    let scenario =
+        Scenario::new(lossy::LossyApp, NoConfig {}, 1, Millis(100), 0).expect("a valid scenario");
+    let error = match simulate(&scenario, &RunOptions::default()) {
+        Ok(run) => panic!("the run must fail, not report {:?}", run.report.summary),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("LossyNode"), "{error}");
+    assert!(error.contains("lost"), "{error}");
+}

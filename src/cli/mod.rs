@@ -522,7 +522,8 @@ impl Failure {
             }
             RunError::Hardware(
                 HardwareError::NodeFailed(_) | HardwareError::RemoteNodeFailed { .. },
-            ) => (EXIT_WRONG, FailureKind::NodeFailed),
+            )
+            | RunError::UnreadableState { .. } => (EXIT_WRONG, FailureKind::NodeFailed),
             RunError::Hardware(HardwareError::Capacity(_) | HardwareError::QueueFull(_)) => {
                 (EXIT_WRONG, FailureKind::Capacity)
             }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
 
 use super::typed::Typed;
 use super::{Node, NodeError, TypedNode};
@@ -14,9 +15,15 @@ pub type NodeFactory = Box<dyn Fn(&NodeConfig) -> Result<Box<dyn Node>, NodeErro
 /// Builds a typed node from its config, checking its messages' wire form if asked to.
 type TypedFactory = fn(&NodeConfig, bool) -> Result<Box<dyn Node>, NodeError>;
 
+/// Whether a typed node's state, as JSON, reads back as its `State` type (why not, if not).
+type StateCheck = fn(&serde_json::Value) -> Result<(), String>;
+
 enum Factory {
     Plain(NodeFactory),
-    Typed(TypedFactory),
+    Typed {
+        build: TypedFactory,
+        state: StateCheck,
+    },
 }
 
 /// Maps a config's `"type"` to the factory that builds that node type. The built-in
@@ -80,8 +87,29 @@ impl NodeRegistry {
         ) -> Result<Box<dyn Node>, NodeError> {
             Ok(Box::new(Typed::<N>::build(config, wire_check)?))
         }
-        self.factories
-            .insert(N::TYPE.to_owned(), Factory::Typed(build::<N>));
+        fn state<N: TypedNode>(state: &serde_json::Value) -> Result<(), String> {
+            N::State::deserialize(state)
+                .map(drop)
+                .map_err(|error| error.to_string())
+        }
+        self.factories.insert(
+            N::TYPE.to_owned(),
+            Factory::Typed {
+                build: build::<N>,
+                state: state::<N>,
+            },
+        );
+    }
+
+    /// Checks that `state`, the state a node of type `node_type` showed, reads back as that
+    /// type's `State` (typed node types only; others are taken as they are). A state that does
+    /// not (a serde form that loses or renames a field, a state that could not be encoded) would
+    /// otherwise be missing from what an application's check sees.
+    pub fn check_state(&self, node_type: &str, state: &serde_json::Value) -> Result<(), String> {
+        match self.factories.get(node_type) {
+            Some(Factory::Typed { state: check, .. }) => check(state),
+            Some(Factory::Plain(_)) | None => Ok(()),
+        }
     }
 
     /// Whether `name` is a registered node type.
@@ -97,7 +125,70 @@ impl NodeRegistry {
             .ok_or_else(|| NodeError::UnknownNodeType(config.kind().to_owned()))?;
         match factory {
             Factory::Plain(factory) => factory(config),
-            Factory::Typed(build) => build(config, self.wire_check),
+            Factory::Typed { build, .. } => build(config, self.wire_check),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::messages::NodeHandle;
+    use crate::node::{Ctl, NoConfig};
+
+    /// A state whose serde form loses a field: it does not read back.
+    #[derive(Serialize, Deserialize)]
+    struct Lossy {
+        kept: u32,
+        #[serde(skip_serializing)]
+        lost: u32,
+    }
+
+    #[derive(Clone, Serialize, Deserialize)]
+    #[serde(tag = "type")]
+    enum Nothing {}
+
+    struct LossyNode;
+
+    impl TypedNode for LossyNode {
+        const TYPE: &'static str = "LossyNode";
+        type Config = NoConfig;
+        type Message = Nothing;
+        type State = Lossy;
+
+        fn new(_: NoConfig) -> Result<Self, NodeError> {
+            Ok(LossyNode)
+        }
+
+        fn receive(
+            &mut self,
+            _: &mut Ctl<'_>,
+            _: Option<NodeHandle>,
+            message: Nothing,
+        ) -> Result<(), NodeError> {
+            match message {}
+        }
+
+        fn state(&self) -> Lossy {
+            Lossy { kept: 1, lost: 2 }
+        }
+    }
+
+    #[test]
+    fn simulated_a_state_that_does_not_read_back_as_its_type_is_named() {
+        let mut registry = NodeRegistry::new();
+        registry.add::<LossyNode>();
+        let shown = serde_json::to_value(LossyNode.state()).expect("encodes");
+        let error = registry
+            .check_state("LossyNode", &shown)
+            .expect_err("the field `lost` is not shown");
+        assert!(error.contains("lost"), "{error}");
+        let whole = serde_json::json!({"kept": 1, "lost": 2});
+        assert_eq!(registry.check_state("LossyNode", &whole), Ok(()));
+        let back: Lossy = serde_json::from_value(whole).expect("reads back");
+        assert_eq!((back.kept, back.lost), (1, 2));
+        assert_eq!(registry.check_state("Unregistered", &shown), Ok(()));
     }
 }

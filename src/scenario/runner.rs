@@ -21,6 +21,16 @@ pub enum RunError {
     /// The hardware or a node failed during the run.
     #[error(transparent)]
     Hardware(#[from] HardwareError),
+    /// A node's final state does not read back as its type's `State`.
+    #[error("node {node} ({node_type}): its state does not read back as its State type: {reason}")]
+    UnreadableState {
+        /// The node.
+        node: String,
+        /// Its type.
+        node_type: String,
+        /// What serde said.
+        reason: String,
+    },
     /// The application's invariant did not hold.
     #[error("invariant broken at {at_ms}: {broken}")]
     Invariant {
@@ -127,6 +137,17 @@ pub fn run_scenario_sampled(
     let states = hardware.node_states()?;
     if let Some(sampler) = sampler {
         sampler.sample_states(hardware.now_ms(), &states);
+    }
+    let mut registry = NodeRegistry::new();
+    app.register(&mut registry);
+    for state in &states {
+        registry
+            .check_state(&state.node_type, &state.state)
+            .map_err(|reason| RunError::UnreadableState {
+                node: state.handle.to_string(),
+                node_type: state.node_type.clone(),
+                reason,
+            })?;
     }
     Ok(app.check(section, &states))
 }
