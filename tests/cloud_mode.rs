@@ -5,6 +5,7 @@
 #![cfg(feature = "cloud")]
 
 mod cloud_support;
+mod report_support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -698,4 +699,63 @@ fn cloud_an_instance_terminates_itself_when_its_time_to_live_ends() {
     drop(hardware);
     wait_until_unrealized(&emulator);
     assert_nothing_left(&emulator, &run);
+}
+
+/// A cloud run's report: the machines' structured traces come back over their control
+/// connections and are merged as in virtual mode.
+#[test]
+fn cloud_report_of_the_sum_of_two_draws_every_machine() {
+    let emulator = cloud_support::emulator();
+    let out = std::env::temp_dir().join(format!("dz-cloud-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let output = dist_zero(
+        &emulator,
+        &[
+            "run",
+            "examples/sum_of_two.json",
+            "--mode",
+            "cloud",
+            "--report",
+            out.to_str().expect("utf-8 path"),
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = std::fs::File::open(out.join("trace.jsonl")).expect("the merged trace");
+    let records =
+        dist_zero::observe::read_records(std::io::BufReader::new(file), "trace").expect("records");
+    let machines: std::collections::BTreeSet<u32> = records.iter().map(|r| r.machine).collect();
+    assert_eq!(machines, std::collections::BTreeSet::from([0, 1, 2]));
+    let by_id: std::collections::BTreeMap<u64, _> = records.iter().map(|r| (r.id, r)).collect();
+    let remote: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            r.kind == dist_zero::observe::RecordKind::Deliver && r.peer_machine != Some(r.machine)
+        })
+        .collect();
+    assert!(!remote.is_empty());
+    for delivery in remote {
+        let sent = by_id[&delivery.cause.expect("paired with its transmission")];
+        assert_eq!(
+            Some(sent.machine),
+            delivery.peer_machine,
+            "{delivery:?} <- {sent:?}"
+        );
+    }
+    let diagram = report_support::Svg::read(&out.join("diagram.svg"));
+    assert!(diagram
+        .attributes("arrow", "data-type")
+        .contains(&"increment".to_owned()));
+    let series = report_support::Svg::read(&out.join("series.svg")).texts();
+    assert!(series.contains("expected total (4)"), "{series}");
+    let html = std::fs::read_to_string(out.join("index.html")).expect("the page");
+    assert!(html.contains("cloud mode"), "the page names the mode");
+    let _ = std::fs::remove_dir_all(&out);
+    wait_until_unrealized(&emulator);
 }

@@ -524,10 +524,6 @@ fn simulated_cli_refuses_report_flags_it_cannot_follow() {
     let all_faults = example("all_faults.json");
     for (args, says) in [
         (
-            vec!["--mode", "cloud", "--report", "out"],
-            "--events and --report need --mode simulated or virtual",
-        ),
-        (
             vec!["--report", "out", "--diagram-types", "("],
             "--diagram-types:",
         ),

@@ -272,10 +272,6 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         return Failure::bad_input(&"--seeds, --trace and --max-events need --mode simulated")
             .report(json);
     }
-    if mode == Mode::Cloud && see.wanted() {
-        return Failure::bad_input(&"--events and --report need --mode simulated or virtual")
-            .report(json);
-    }
     if let Err(failure) = see.filter() {
         return failure.report(json);
     }
@@ -332,7 +328,15 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         )
         .report(json),
         #[cfg(feature = "cloud")]
-        (Mode::Cloud, _) => run_cloud::run(&scenario, seed, options.reliable, json, settings),
+        (Mode::Cloud, _) => run_cloud::run(
+            &scenario,
+            &path,
+            seed,
+            options.reliable,
+            json,
+            settings,
+            &see,
+        ),
         #[cfg(not(feature = "cloud"))]
         (Mode::Cloud, _) => Failure::bad_input(&format!(
             "{mode} mode is not available in this build; rebuild with `--features cloud`"

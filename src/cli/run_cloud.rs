@@ -2,7 +2,8 @@
 //! every machine an EC2 instance; `dist-zero clean --cloud`; `dist-zero cloud-emulator`.
 
 use std::io::IsTerminal;
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::hardware::cloud::clean::{CloudCleanOptions, CloudCleaned};
 use crate::hardware::cloud::realizer::{
@@ -10,28 +11,62 @@ use crate::hardware::cloud::realizer::{
 };
 use crate::hardware::cloud::{clean, CloudConfig, CloudHardware, TeardownHandle};
 use crate::hardware::{Hardware, HardwareError, Mode, StopSignal};
-use crate::scenario::{run_scenario, Progress, Report, RunError, Scenario};
+use crate::observe::{merge::merge, read_records, Record};
+use crate::scenario::{
+    run_scenario_sampled, Observed, Progress, Report, RunError, Sample, Sampler, Scenario,
+};
 use crate::settings::Settings;
 
 use super::clean::CleanArgs;
+
 use super::run_virtual::this_executable;
-use super::{report_error, Failure, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
+use super::{report_error, Failure, ReportArgs, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::time::Millis;
 
-/// Runs `scenario` on EC2 instances, printing the report; returns the exit status.
+/// Runs `scenario` on EC2 instances, printing the report (and writing what `see` asks for);
+/// returns the exit status.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     scenario: &Scenario,
+    path: &Path,
     seed: Option<u64>,
     reliable: Option<bool>,
     json: bool,
     settings: &Settings,
+    see: &ReportArgs,
 ) -> u8 {
     let binary = match this_executable() {
         Ok(binary) => binary,
         Err(failure) => return failure.report(json),
     };
     let progress = !json && std::io::stderr().is_terminal();
-    match execute(scenario, seed, reliable, binary, settings.clone(), progress) {
+    let mut observed = see.wanted().then(|| (Vec::new(), Vec::new()));
+    let result = execute(
+        scenario,
+        seed,
+        reliable,
+        binary,
+        settings.clone(),
+        progress,
+        observed.as_mut(),
+    );
+    if let Some((records, samples)) = observed {
+        let seed = seed.unwrap_or(scenario.seed);
+        let replay = format!(
+            "{} run {} --mode cloud --seed {seed}",
+            super::shell::quote(&super::program_name()),
+            super::shell::quote_path(&path.display().to_string())
+        );
+        let report = result.as_ref().map(|(report, _, _)| report);
+        let observed = Observed { records, samples };
+        if let Err(failure) = see.write(scenario, seed, report, observed, replay, Vec::new()) {
+            if let Err(error) = &result {
+                report_error(EXIT_WRONG, error);
+            }
+            return failure.report(json);
+        }
+    }
+    match result {
         Ok((report, run_id, startup_ms)) => {
             if json {
                 let mut value = serde_json::to_value(&report).unwrap_or_default();
@@ -77,7 +112,13 @@ fn arm_signals(runtime: &tokio::runtime::Handle, teardown: TeardownHandle) {
     });
 }
 
-/// Starts the instances, plays the scenario, gathers the report, removes everything.
+/// What an observed cloud run gathers: the machines' records merged by time, and the
+/// application's series.
+pub type CloudObserved = (Vec<Record>, Vec<Sample>);
+
+/// Starts the instances, plays the scenario, gathers the report, removes everything. With
+/// `observed`, every machine records the structured trace and the application's series is
+/// sampled; both are put there (also when the run fails once its machines have started).
 pub fn execute(
     scenario: &Scenario,
     seed: Option<u64>,
@@ -85,6 +126,7 @@ pub fn execute(
     binary: std::path::PathBuf,
     settings: Settings,
     progress: bool,
+    observed: Option<&mut CloudObserved>,
 ) -> Result<(Report, String, f64), RunError> {
     scenario.validate()?;
     let seed = seed.unwrap_or(scenario.seed);
@@ -92,6 +134,7 @@ pub fn execute(
     config.reliable = reliable.unwrap_or(scenario.reliable_delivery);
     config.drop = scenario.network.drop.clone();
     config.duplicate = scenario.network.duplicate.clone();
+    config.record = observed.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -107,9 +150,20 @@ pub fn execute(
     })?;
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
     let progress = Progress::new(scenario.run_ms, progress);
+    let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
+    let sampler = observed.is_some().then_some(&sampler);
+    let start_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        });
     let started = Instant::now();
-    let verdict = run_scenario(&mut hardware, scenario, &progress)?;
+    let verdict = run_scenario_sampled(&mut hardware, scenario, &progress, sampler);
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let (Some(observed), Some(sampler)) = (observed, sampler) {
+        *observed = (merged_trace(&mut hardware, start_us), sampler.samples());
+    }
+    let verdict = verdict?;
     let counters = hardware.stats()?;
     let report = Report::new(
         Mode::Cloud,
@@ -124,6 +178,29 @@ pub fn execute(
     let run_id = hardware.run_id().to_owned();
     hardware.finish()?;
     Ok((report, run_id, startup_ms))
+}
+
+/// The machines' structured traces, read over their control connections and merged by time with
+/// `start_us` (on the runner's clock) as time zero. A trace that cannot be read is left out,
+/// with a warning.
+fn merged_trace(hardware: &mut CloudHardware, start_us: u64) -> Vec<Record> {
+    let traces = hardware.traces().unwrap_or_else(|error| {
+        tracing::warn!(%error, "the machines' structured traces cannot be read");
+        Vec::new()
+    });
+    let per_machine = traces
+        .iter()
+        .enumerate()
+        .map(|(machine, text)| {
+            read_records(text.as_bytes(), &format!("the trace of m{machine}")).unwrap_or_else(
+                |error| {
+                    tracing::warn!(%error, "a machine's structured trace cannot be read");
+                    Vec::new()
+                },
+            )
+        })
+        .collect();
+    merge(per_machine, start_us)
 }
 
 /// `dist-zero clean --cloud`: removes and lists what dead runs left in the region.

@@ -14,7 +14,7 @@ use crate::counters::Counters;
 use crate::hardware::carrier::{self, Carrier};
 use crate::hardware::faults::SenderFaults;
 use crate::hardware::queue::{EventQueue, QueueFull};
-use crate::hardware::remote::protocol::{ControlRequest, ControlResponse};
+use crate::hardware::remote::protocol::{ControlRequest, ControlResponse, TRACE_CHUNK};
 use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager};
 use crate::messages::MachineId;
 use crate::node::TimerId;
@@ -232,6 +232,17 @@ impl Core {
             }
             ControlRequest::NodeStates => ControlResponse::NodeStates {
                 nodes: self.manager.node_states(),
+            },
+            ControlRequest::ReadTrace { offset } => match &mut self.outbox.recorder {
+                Some(recorder) => match recorder.read(offset, TRACE_CHUNK) {
+                    Ok((text, end)) => ControlResponse::Trace { text, end },
+                    Err(error) => ControlResponse::Failed {
+                        reason: format!("cannot read the structured trace: {error}"),
+                    },
+                },
+                None => ControlResponse::Failed {
+                    reason: "this machine records no structured trace".into(),
+                },
             },
             ControlRequest::PingPeer { .. } | ControlRequest::Shutdown => ControlResponse::Failed {
                 reason: "not a request for the event loop".into(),

@@ -5,8 +5,8 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::manager::{Envelope, NodeFailure};
@@ -22,6 +22,8 @@ pub(crate) struct MachineRecorder {
     machine: MachineId,
     recorder: Recorder,
     out: BufWriter<File>,
+    /// Where `out` writes.
+    path: PathBuf,
     /// The record of the event being handled.
     current: Option<u64>,
     /// The records of envelopes this machine sent itself, in the order they wait.
@@ -40,11 +42,13 @@ fn now_us() -> u64 {
 impl MachineRecorder {
     /// A recorder for `machine` writing into `log_dir`.
     pub(crate) fn create(machine: MachineId, log_dir: &Path) -> std::io::Result<Self> {
-        let out = BufWriter::new(File::create(log_dir.join(TRACE_FILE))?);
+        let path = log_dir.join(TRACE_FILE);
+        let out = BufWriter::new(File::create(&path)?);
         Ok(MachineRecorder {
             machine,
             recorder: Recorder::new(Vec::new()),
             out,
+            path,
             current: None,
             local: VecDeque::new(),
         })
@@ -115,6 +119,26 @@ impl MachineRecorder {
         if let Err(error) = write_records(&mut self.out, &records) {
             tracing::warn!(%error, "cannot write the structured trace");
         }
+    }
+
+    /// Whole lines of the trace from byte `offset` on, at most `max` bytes (everything recorded
+    /// so far is written out first), and whether they reach its end.
+    pub(crate) fn read(&mut self, offset: u64, max: usize) -> std::io::Result<(String, bool)> {
+        self.flush();
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut bytes = Vec::new();
+        file.take(max as u64 + 1).read_to_end(&mut bytes)?;
+        let end = bytes.len() <= max;
+        if !end {
+            let whole = bytes.iter().rposition(|b| *b == b'\n').ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "a trace line is too long")
+            })?;
+            bytes.truncate(whole + 1);
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))?;
+        Ok((text, end))
     }
 
     /// Writes out everything and flushes the file.

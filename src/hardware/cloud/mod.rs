@@ -88,6 +88,9 @@ pub struct CloudConfig {
     pub duplicate: Option<FaultRule>,
     /// Replaces the SDK's HTTP client (tests inject API faults with it).
     pub http: Option<HttpWrapper>,
+    /// Have every machine record the structured trace (read back with
+    /// [`CloudHardware::traces`]).
+    pub record: bool,
 }
 
 impl CloudConfig {
@@ -102,6 +105,7 @@ impl CloudConfig {
             drop: None,
             duplicate: None,
             http: None,
+            record: false,
         }
     }
 }
@@ -365,6 +369,24 @@ impl CloudHardware {
         runtime.block_on(machines.stats())
     }
 
+    /// Every machine's structured trace so far, as JSON lines, machine by machine (the run must
+    /// have been started with [`CloudConfig::record`]).
+    pub fn traces(&mut self) -> Result<Vec<String>, HardwareError> {
+        let runtime = &self.runtime;
+        let machines = self
+            .machines
+            .as_mut()
+            .ok_or_else(|| HardwareError::Infrastructure("the system has been stopped".into()))?;
+        runtime.block_on(async {
+            let mut traces = Vec::new();
+            for index in 0..machines.len() {
+                let machine = MachineId(u32::try_from(index).unwrap_or(u32::MAX));
+                traces.push(machines.read_trace(machine).await?);
+            }
+            Ok(traces)
+        })
+    }
+
     /// Asks every machine to stop, then removes every resource of the run.
     pub fn finish(mut self) -> Result<(), HardwareError> {
         self.stop()
@@ -482,7 +504,7 @@ impl Plan<'_> {
             drop: self.config.drop.clone(),
             duplicate: self.config.duplicate.clone(),
             tls: Some(self.tls.machines.clone()),
-            record: false,
+            record: self.config.record,
         }
     }
 }

@@ -224,6 +224,32 @@ impl<B: Backend> Machines<B> {
         Ok(())
     }
 
+    /// Machine `machine`'s structured trace so far, as JSON lines (see
+    /// [`ControlRequest::ReadTrace`]).
+    pub(crate) async fn read_trace(&mut self, machine: MachineId) -> Result<String, HardwareError> {
+        let mut trace = String::new();
+        loop {
+            let offset = trace.len() as u64;
+            match self
+                .call(
+                    machine,
+                    ControlRequest::ReadTrace { offset },
+                    B::TIMEOUTS.call,
+                )
+                .await?
+            {
+                ControlResponse::Trace { text, end } => {
+                    let stuck = text.is_empty() && !end;
+                    trace.push_str(&text);
+                    if end || stuck {
+                        return Ok(trace);
+                    }
+                }
+                other => return Err(unexpected(machine, &other)),
+            }
+        }
+    }
+
     /// The machines' counters, summed.
     pub(crate) async fn stats(&mut self) -> Result<Counters, HardwareError> {
         Ok(self

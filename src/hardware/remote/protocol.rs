@@ -75,9 +75,19 @@ pub enum ControlRequest {
         /// How many round trips.
         count: u32,
     },
+    /// The machine's structured trace from byte `offset` on: whole lines, at most
+    /// [`TRACE_CHUNK`] bytes (answered with [`ControlResponse::Trace`]). For a runner that cannot
+    /// read the machine's files (cloud mode).
+    ReadTrace {
+        /// Where to start, in bytes; the previous answer's end.
+        offset: u64,
+    },
     /// Stop the machine process.
     Shutdown,
 }
+
+/// The most bytes of a structured trace one answer carries (well within a frame).
+pub const TRACE_CHUNK: usize = 4 << 20;
 
 /// A machine's answer to a control request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +109,13 @@ pub enum ControlResponse {
     Delivered {
         /// Whether a node took it (false: the machine has no such node).
         taken: bool,
+    },
+    /// A piece of the structured trace: whole JSON lines.
+    Trace {
+        /// The lines.
+        text: String,
+        /// Whether they reach the end of what was recorded so far.
+        end: bool,
     },
     /// Every node's state, in creation order.
     NodeStates {
