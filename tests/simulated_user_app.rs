@@ -32,6 +32,14 @@ fn simulated_a_users_own_binary_runs_its_application() {
         "the scenario drops: {report}"
     );
 
+    let version = run(&["--version"]);
+    assert_eq!(version.status.code(), Some(0), "{}", stderr(&version));
+    assert!(
+        stdout(&version).starts_with("replicated-kv (built with DistZero "),
+        "{}",
+        stdout(&version)
+    );
+
     let output = run(&["run", &three]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);

@@ -150,7 +150,7 @@ pub fn main(app: impl Application) -> ExitCode {
 /// Parses the process arguments, runs the command for `apps` (and the binary's own commands
 /// `E`), and returns its exit status.
 pub fn main_with<E: ExtraCommands>(apps: Applications) -> ExitCode {
-    let cli = match Cli::<E>::try_parse() {
+    let cli = match parse::<E>() {
         Ok(cli) => cli,
         Err(error) => return ExitCode::from(usage_error(&error)),
     };
@@ -166,6 +166,21 @@ pub fn main_with<E: ExtraCommands>(apps: Applications) -> ExitCode {
         init_logging(&settings);
     }
     ExitCode::from(execute(cli.command, &settings, &apps))
+}
+
+/// The command line, as this binary names itself: a library user's binary shows its own name in
+/// `--help` and `--version` (with the DistZero version it was built with), not `dist-zero`.
+fn parse<E: ExtraCommands>() -> Result<Cli<E>, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let name = program_name();
+    let mut command = Cli::<E>::command();
+    if name != env!("CARGO_PKG_NAME") {
+        // clap keeps names as `&'static str`; these two are made once per process.
+        let version = format!("(built with DistZero {})", env!("CARGO_PKG_VERSION"));
+        let name: &'static str = name.leak();
+        command = command.name(name).bin_name(name).version(&*version.leak());
+    }
+    Cli::<E>::from_arg_matches(&command.try_get_matches()?)
 }
 
 fn init_logging(settings: &Settings) {
