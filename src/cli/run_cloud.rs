@@ -25,7 +25,6 @@ use crate::time::Millis;
 
 /// Runs `scenario` on EC2 instances, printing the report (and writing what `see` asks for);
 /// returns the exit status.
-#[allow(clippy::too_many_arguments)]
 pub fn run(
     scenario: &Scenario,
     path: &Path,
