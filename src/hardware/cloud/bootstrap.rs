@@ -47,10 +47,16 @@ trap 'poweroff -f || poweroff' EXIT
 ( sleep {ttl_s}; poweroff -f || poweroff ) >/dev/null 2>&1 &
 mkdir -p {INSTALL_DIR}
 cd {INSTALL_DIR}
+# The download is tried again (an instance's network may come up after its user data starts).
 if command -v curl >/dev/null 2>&1; then
-  curl -fsS --retry 5 -o dist-zero.download {url}
+  curl -fsS --retry 10 --retry-connrefused --retry-delay 1 -o dist-zero.download {url}
 else
-  wget -q -O dist-zero.download {url}
+  tries=0
+  until wget -q -O dist-zero.download {url}; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 10 ] || exit 1
+    sleep 1
+  done
 fi
 echo "{binary_sha256}  dist-zero.download" | sha256sum -c - >/dev/null
 chmod 755 dist-zero.download
@@ -87,6 +93,8 @@ mod tests {
         let exec = script.find("exec /opt").expect("exec");
         assert!(check < exec);
         assert!(script.contains("sleep 60; poweroff"));
+        assert!(script.contains("--retry-connrefused"), "curl tries again");
+        assert!(script.contains("until wget"), "wget tries again");
         let trap = script
             .find("trap 'poweroff")
             .expect("a failed bootstrap powers off");
