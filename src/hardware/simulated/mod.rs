@@ -373,12 +373,11 @@ impl Carrier for Outbox<'_> {
             *self.no_such_machine += 1;
             return Ok(());
         }
-        let before = self.recorder.is_some().then(|| self.network.counters());
-        let [first, second] = self
+        let transit = self
             .network
             .transmit(self.now_us, from, to, envelope.kind());
-        let [sent, copy] = match (self.recorder.as_deref_mut(), before) {
-            (Some(recorder), Some(before)) => recording::transmission(
+        let [sent, copy] = match self.recorder.as_deref_mut() {
+            Some(recorder) => recording::transmission(
                 recorder,
                 recording::Transmission {
                     at_us: self.now_us,
@@ -387,11 +386,11 @@ impl Carrier for Outbox<'_> {
                     envelope: &envelope,
                     cause: self.current,
                 },
-                &before,
-                &self.network.counters(),
+                &transit,
             ),
-            _ => [0, 0],
+            None => [0, 0],
         };
+        let [first, second] = transit.arrivals;
         let cause = self.cause;
         let arrive = |envelope, record| Event::Arrive {
             from,

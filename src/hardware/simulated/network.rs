@@ -250,6 +250,40 @@ impl CompiledPartition {
 /// Where a transmission ends up: up to two arrival times (two when duplicated).
 pub(super) type Arrivals = [Option<Micros>; 2];
 
+/// Why a transmission arrives nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Loss {
+    /// A partition separated its machines.
+    Partition,
+    /// Its sender's faults dropped it.
+    Drop,
+}
+
+/// What the network did with one transmission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Transit {
+    /// When it arrives, and its duplicate if there is one (neither when it is lost).
+    pub(super) arrivals: Arrivals,
+    /// Why it is lost, if it is.
+    pub(super) lost: Option<Loss>,
+}
+
+impl Transit {
+    fn lost(loss: Loss) -> Self {
+        Transit {
+            arrivals: [None, None],
+            lost: Some(loss),
+        }
+    }
+
+    fn carried(arrivals: Arrivals) -> Self {
+        Transit {
+            arrivals,
+            lost: None,
+        }
+    }
+}
+
 /// The extra hold-back of a reordered transmission, in milliseconds.
 const REORDER_DELAY_MS: std::ops::RangeInclusive<u64> = 10..=1200;
 
@@ -444,9 +478,9 @@ impl Network {
         from: MachineId,
         to: MachineId,
         kind: &str,
-    ) -> Arrivals {
+    ) -> Transit {
         if from == to {
-            return [Some(now_us), None];
+            return Transit::carried([Some(now_us), None]);
         }
         if self
             .partitions
@@ -454,11 +488,11 @@ impl Network {
             .any(|p| p.separates(now_us, from, to))
         {
             self.counters.partitioned += 1;
-            return [None, None];
+            return Transit::lost(Loss::Partition);
         }
         let copies = self.copies(from, kind);
         if copies == 0 {
-            return [None, None];
+            return Transit::lost(Loss::Drop);
         }
         let first = if self
             .reorder
@@ -474,7 +508,7 @@ impl Network {
             self.in_order_arrival(now_us, from, to)
         };
         let second = (copies == 2).then(|| self.in_order_arrival(now_us, from, to));
-        [Some(first), second]
+        Transit::carried([Some(first), second])
     }
 
     /// If `machine` is paused at `at_us`, when it goes on.
@@ -528,8 +562,9 @@ mod tests {
         let mut network = Network::new(&config, 2, 7).expect("valid");
         let mut last = Micros::ZERO;
         for now in 0..500 {
-            let [Some(at), None] =
-                network.transmit(Micros(now * 100), MachineId(0), MachineId(1), "x")
+            let [Some(at), None] = network
+                .transmit(Micros(now * 100), MachineId(0), MachineId(1), "x")
+                .arrivals
             else {
                 panic!("a fault-free network delivers exactly once");
             };
@@ -625,7 +660,9 @@ mod tests {
             {"distribution": "normal", "mean": MAX_LATENCY.0, "stddev": MAX_LATENCY.0}}));
         let mut network = Network::new(&widest, 2, 3).expect("valid");
         for _ in 0..200 {
-            let [Some(at), None] = network.transmit(Micros::ZERO, MachineId(0), MachineId(1), "x")
+            let [Some(at), None] = network
+                .transmit(Micros::ZERO, MachineId(0), MachineId(1), "x")
+                .arrivals
             else {
                 panic!("a fault-free network delivers exactly once");
             };
@@ -647,7 +684,9 @@ mod tests {
             ("ack", false),
             ("incremental", false),
         ] {
-            let arrivals = network.transmit(Micros(0), MachineId(0), MachineId(1), kind);
+            let arrivals = network
+                .transmit(Micros(0), MachineId(0), MachineId(1), kind)
+                .arrivals;
             assert_eq!(arrivals[0].is_none(), lost, "{kind}");
         }
         assert_eq!(network.counters().dropped, 2);
@@ -659,23 +698,23 @@ mod tests {
         let mut network = Network::new(&config(json), 4, 1).expect("valid");
         let (m0, m1, m2, m3) = (MachineId(0), MachineId(1), MachineId(2), MachineId(3));
         assert!(
-            network.transmit(Micros(100_000), m0, m1, "x")[0].is_some(),
+            network.transmit(Micros(100_000), m0, m1, "x").arrivals[0].is_some(),
             "before the window"
         );
         assert!(
-            network.transmit(Micros(200_000), m0, m1, "x")[0].is_none(),
+            network.transmit(Micros(200_000), m0, m1, "x").arrivals[0].is_none(),
             "across groups"
         );
         assert!(
-            network.transmit(Micros(500_000), m1, m2, "x")[0].is_some(),
+            network.transmit(Micros(500_000), m1, m2, "x").arrivals[0].is_some(),
             "within a group"
         );
         assert!(
-            network.transmit(Micros(500_000), m0, m3, "x")[0].is_some(),
+            network.transmit(Micros(500_000), m0, m3, "x").arrivals[0].is_some(),
             "an ungrouped machine"
         );
         assert!(
-            network.transmit(Micros(900_000), m1, m0, "x")[0].is_some(),
+            network.transmit(Micros(900_000), m1, m0, "x").arrivals[0].is_some(),
             "healed"
         );
         assert_eq!(network.counters().partitioned, 1);

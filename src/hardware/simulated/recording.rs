@@ -1,9 +1,7 @@
 //! What the simulator tells the structured trace: its fault windows, and what the network did
-//! with each transmission (read from the network's counters, so the network itself does not
-//! know it is being recorded).
+//! with each transmission (as the network reports it, without knowing it is being recorded).
 
-use super::network::NetworkConfig;
-use crate::counters::Counters;
+use super::network::{Loss, NetworkConfig, Transit};
 use crate::manager::Envelope;
 use crate::messages::MachineId;
 use crate::observe::{FaultWindow, Recorder, TimedWindow, Transmitted};
@@ -49,20 +47,17 @@ pub(super) struct Transmission<'a> {
     pub(super) cause: Option<u64>,
 }
 
-/// Records `sent` given the network's counters before and after it; returns the records of
-/// the first and second copy (0 for a copy that does not exist).
+/// Records `sent`, which the network carried as `transit`; returns the records of the first and
+/// second copy (0 for a copy that does not exist).
 pub(super) fn transmission(
     recorder: &mut Recorder,
     sent: Transmission<'_>,
-    before: &Counters,
-    after: &Counters,
+    transit: &Transit,
 ) -> [u64; 2] {
-    let what = if after.partitioned > before.partitioned {
-        Transmitted::Partitioned
-    } else if after.dropped > before.dropped {
-        Transmitted::Dropped
-    } else {
-        Transmitted::Sent
+    let what = match transit.lost {
+        Some(Loss::Partition) => Transmitted::Partitioned,
+        Some(Loss::Drop) => Transmitted::Dropped,
+        None => Transmitted::Sent,
     };
     let first = recorder.transmission(
         sent.at_us.0,
@@ -75,7 +70,7 @@ pub(super) fn transmission(
     if what != Transmitted::Sent {
         return [0, 0];
     }
-    let second = if after.duplicated > before.duplicated {
+    let second = if transit.arrivals[1].is_some() {
         recorder.duplicate(first)
     } else {
         0
