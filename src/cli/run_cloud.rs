@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::hardware::cloud::clean::{CloudCleanOptions, CloudCleaned};
 use crate::hardware::cloud::realizer::{
@@ -11,7 +11,8 @@ use crate::hardware::cloud::realizer::{
 };
 use crate::hardware::cloud::{clean, CloudConfig, CloudHardware, TeardownHandle};
 use crate::hardware::{Hardware, HardwareError, Mode, StopSignal};
-use crate::observe::{merge::merge, read_records, Record};
+use crate::observe::merge::{host_now_us, merge};
+use crate::observe::{read_records, Record};
 use crate::scenario::{
     run_scenario_sampled, Observed, Progress, Report, RunError, Sample, Sampler, Scenario,
 };
@@ -151,11 +152,7 @@ pub fn execute(
     let progress = Progress::new(scenario.run_ms, progress);
     let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
     let sampler = observed.is_some().then_some(&sampler);
-    let start_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
-        });
+    let start_us = host_now_us();
     let started = Instant::now();
     let verdict = run_scenario_sampled(&mut hardware, scenario, &progress, sampler);
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;

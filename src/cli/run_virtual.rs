@@ -4,13 +4,14 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::hardware::docker::{DockerHardware, VirtualConfig, MAX_MACHINES};
 use crate::hardware::{Hardware, HardwareError, Mode};
 use crate::machine::TRACE_FILE;
 use crate::messages::MachineId;
-use crate::observe::{merge::merge, read_records, Record};
+use crate::observe::merge::{host_now_us, merge};
+use crate::observe::{read_records, Record};
 use crate::scenario::{
     run_scenario_sampled, Observed, Progress, Report, RunError, Sampler, Scenario, ScenarioError,
 };
@@ -216,11 +217,7 @@ fn start_and_play(
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
     let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
     let sampler = options.observe.then_some(&sampler);
-    let start_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
-        });
+    let start_us = host_now_us();
     let played = play(
         &mut hardware,
         scenario,

@@ -3,11 +3,11 @@
 //! to `trace.jsonl` in the machine's log directory. The runner merges the machines' files by
 //! time ([`merge`](crate::observe::merge::merge)).
 
+use crate::observe::merge::host_now_us;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::manager::{Envelope, NodeFailure};
 use crate::messages::{MachineId, NodeId};
@@ -28,15 +28,6 @@ pub(crate) struct MachineRecorder {
     current: Option<u64>,
     /// The records of envelopes this machine sent itself, in the order they wait.
     local: VecDeque<u64>,
-}
-
-/// Microseconds since the Unix epoch on the host's clock.
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
-        })
 }
 
 impl MachineRecorder {
@@ -66,18 +57,21 @@ impl MachineRecorder {
         self.current =
             Some(
                 self.recorder
-                    .arrival(now_us(), from.unwrap_or(me), me, envelope, cause),
+                    .arrival(host_now_us(), from.unwrap_or(me), me, envelope, cause),
             );
     }
 
     /// Timer `timer` fired.
     pub(crate) fn timer(&mut self, timer: TimerId) {
-        self.current = Some(self.recorder.timer(now_us(), self.machine, timer));
+        self.current = Some(self.recorder.timer(host_now_us(), self.machine, timer));
     }
 
     /// Node `node` of type `node_type` was started from outside.
     pub(crate) fn spawn(&mut self, node: NodeId, node_type: &str) {
-        self.current = Some(self.recorder.spawn(now_us(), self.machine, node, node_type));
+        self.current = Some(
+            self.recorder
+                .spawn(host_now_us(), self.machine, node, node_type),
+        );
     }
 
     /// This machine put `copies` copies of `envelope` on the way to `to`.
@@ -87,9 +81,14 @@ impl MachineRecorder {
         } else {
             Transmitted::Sent
         };
-        let first =
-            self.recorder
-                .transmission(now_us(), self.machine, to, envelope, what, self.current);
+        let first = self.recorder.transmission(
+            host_now_us(),
+            self.machine,
+            to,
+            envelope,
+            what,
+            self.current,
+        );
         if to == self.machine {
             self.local.push_back(first);
         } else if copies > 1 {
@@ -107,7 +106,7 @@ impl MachineRecorder {
         let error = failure.error.to_string();
         let node = failure.node.id;
         self.recorder
-            .failure(now_us(), self.machine, node, &error, self.current);
+            .failure(host_now_us(), self.machine, node, &error, self.current);
     }
 
     /// Writes out what was recorded since the last call.

@@ -10,6 +10,17 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::record::{Record, RecordKind};
 
+/// Microseconds since the Unix epoch on this host's clock: the time base of the records a machine
+/// process writes and of the runner's start, which [`merge`] aligns. (Real runs only: the
+/// simulator's records are in virtual time.)
+pub fn host_now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
+}
+
 /// One trace from the records of every machine (`per_machine[i]` is what machine `i` wrote,
 /// with times in microseconds of a clock all machines share); `start_us` on that clock becomes
 /// time zero. Records are renumbered from 1 in time order and every cause is rewritten to the

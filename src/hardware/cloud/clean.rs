@@ -39,9 +39,7 @@ pub fn clean(
             action: "start a runtime".into(),
             source,
         })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = super::aws::unix_now();
     runtime.block_on(async {
         let clients = Clients::new(settings, None).await?;
         let mut cleaned = CloudCleaned::default();
