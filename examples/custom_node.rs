@@ -10,7 +10,8 @@
 use std::error::Error;
 use std::sync::Arc;
 
-use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
+use dist_zero::faults::NetworkConfig;
+use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};

@@ -51,6 +51,9 @@ counters! {
     /// Packets received again after they had been delivered, and dropped (a node's and a
     /// NodeManager's).
     duplicates_suppressed,
+    /// Link-layer packets and acknowledgements from an incarnation of a machine that has
+    /// crashed since, dropped (a NodeManager).
+    stale,
     /// Transmissions lost to the drop rule (the fault injection).
     dropped,
     /// Transmissions delivered twice (the fault injection).
@@ -59,6 +62,15 @@ counters! {
     reordered,
     /// Transmissions lost to a partition (the simulated network).
     partitioned,
+    /// Transmissions held by a hold until its release (the simulated network).
+    held,
+    /// Machines that crashed (the hardware).
+    crashes,
+    /// Machines that booted again after a crash (the hardware).
+    restarts,
+    /// Arrivals at a machine that was down, and what waited in a paused machine when it crashed
+    /// (the hardware).
+    lost_in_crash,
     /// Not a count of events but what was in flight when counted: packets sent and not yet
     /// acknowledged, transmissions the simulated network still carried outside reliable
     /// delivery, and messages waiting for their node's spawn (a NodeManager, the simulator).

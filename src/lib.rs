@@ -25,6 +25,7 @@ pub mod app;
 pub mod apps;
 pub mod cli;
 pub mod counters;
+pub mod faults;
 pub mod files;
 pub mod hardware;
 #[cfg(feature = "docker")]
@@ -36,6 +37,7 @@ pub mod observe;
 pub mod report;
 pub mod scenario;
 pub mod settings;
+pub mod system;
 pub mod terminal;
 pub mod time;
 pub mod tools;

@@ -8,7 +8,8 @@ mod sum_support;
 use std::sync::Arc;
 
 use dist_zero::apps::sum::Workload;
-use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
+use dist_zero::faults::NetworkConfig;
+use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};

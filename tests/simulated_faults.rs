@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use dist_zero::app::{states_of, Applications};
 use dist_zero::apps::sum::OutputLeafNode;
-use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
+use dist_zero::faults::NetworkConfig;
+use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::manager::NodeState;
 use dist_zero::messages::{MachineId, Message, NodeConfig, NodeHandle};

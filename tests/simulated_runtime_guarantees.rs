@@ -17,11 +17,13 @@ mod programs;
 
 use std::sync::Arc;
 
-use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
+use dist_zero::faults::NetworkConfig;
+use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeHandle, NodeId};
 use dist_zero::node::{
-    config_of, Ctl, MachineController, NoConfig, Node, NodeError, NodeRegistry, TimerId, TypedNode,
+    config_of, Ctl, MachineController, NoConfig, NoTimer, Node, NodeError, NodeRegistry, TimerId,
+    TypedNode, Volatile,
 };
 use dist_zero::scenario::{simulate, RunOptions, Scenario};
 use dist_zero::time::Millis;
@@ -437,6 +439,8 @@ impl TypedNode for LossyReceiver {
     type Config = NoConfig;
     type Message = Lossy;
     type State = ();
+    type Timer = NoTimer;
+    type Durable = Volatile;
 
     fn new(_: NoConfig) -> Result<Self, NodeError> {
         Ok(LossyReceiver)
@@ -444,7 +448,7 @@ impl TypedNode for LossyReceiver {
 
     fn receive(
         &mut self,
-        _ctl: &mut Ctl<'_>,
+        _ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         _message: Lossy,
     ) -> Result<(), NodeError> {
@@ -511,7 +515,7 @@ mod lossy {
     use dist_zero::app::{states_of, Application, Common, FieldError, Stage, Verdict};
     use dist_zero::manager::NodeState;
     use dist_zero::messages::{MachineId, NodeHandle};
-    use dist_zero::node::{Ctl, NoConfig, NodeError, NodeRegistry, TypedNode};
+    use dist_zero::node::{Ctl, NoConfig, NoTimer, NodeError, NodeRegistry, TypedNode, Volatile};
     use dist_zero::scenario::RunError;
     use serde::{Deserialize, Serialize};
 
@@ -533,6 +537,8 @@ mod lossy {
         type Config = NoConfig;
         type Message = Nothing;
         type State = Lossy;
+        type Timer = NoTimer;
+        type Durable = Volatile;
 
         fn new(_: NoConfig) -> Result<Self, NodeError> {
             Ok(LossyNode)
@@ -540,7 +546,7 @@ mod lossy {
 
         fn receive(
             &mut self,
-            _: &mut Ctl<'_>,
+            _: &mut Ctl<'_, Self>,
             _: Option<NodeHandle>,
             message: Nothing,
         ) -> Result<(), NodeError> {

@@ -21,7 +21,8 @@ use dist_zero::apps::sum::{
     InputConfig, InputNode, OutputConfig, OutputLeafNode, OutputNode, RecordedUser,
     RecordedUserError, SumConfig, SumMessage, SumNode, UserAction,
 };
-use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
+use dist_zero::faults::NetworkConfig;
+use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::MachineId;
 use dist_zero::node::{Handle, TypedNode};

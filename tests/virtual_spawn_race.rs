@@ -13,8 +13,8 @@ mod virtual_support;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use dist_zero::faults::FaultRule;
 use dist_zero::hardware::docker::DockerHardware;
-use dist_zero::hardware::faults::FaultRule;
 use dist_zero::hardware::remote::MachineConfig;
 use dist_zero::hardware::Hardware;
 use dist_zero::machine;

@@ -37,7 +37,7 @@ pub struct VirtualRun {
 fn unsupported_faults(scenario: &Scenario) -> Vec<&'static str> {
     let network = &scenario.network;
     let mut ignored = Vec::new();
-    if network.latency_ms != crate::hardware::simulated::LatencySpec::default() {
+    if network.latency_ms != crate::faults::LatencySpec::default() {
         ignored.push("latency model");
     }
     if network.reorder.is_some() {

@@ -6,7 +6,6 @@ pub(crate) mod carrier;
 pub mod cloud;
 #[cfg(feature = "docker")]
 pub mod docker;
-pub mod faults;
 pub(crate) mod queue;
 #[cfg(feature = "docker")]
 pub mod remote;
@@ -102,6 +101,26 @@ pub enum HardwareError {
         machine: MachineId,
         /// How many machines there are.
         machines: usize,
+    },
+    /// A node that is not on its machine was asked to do something.
+    #[error("there is no node {node}")]
+    NoSuchNode {
+        /// The node.
+        node: NodeHandle,
+    },
+    /// A machine that is down (crashed, not restarted) was asked to do something.
+    #[error("machine {machine} is down")]
+    MachineDown {
+        /// The machine.
+        machine: MachineId,
+    },
+    /// A fault verb cannot be applied now.
+    #[error("cannot {fault}: {reason}")]
+    FaultRefused {
+        /// The verb.
+        fault: String,
+        /// Why not.
+        reason: String,
     },
     /// A machine stopped answering or died during the run.
     #[error("machine {machine} was lost: {reason}")]

@@ -77,7 +77,6 @@ impl<E> EventQueue<E> {
     }
 
     /// When the earliest event is due, if any is scheduled (a machine sleeps until then).
-    #[cfg(any(feature = "docker", test))]
     pub(crate) fn next_at(&self) -> Option<Micros> {
         let Reverse(next) = self.heap.peek()?;
         Some(Micros((*next >> 64) as u64))

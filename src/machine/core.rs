@@ -11,8 +11,8 @@ use tokio::time::Instant;
 
 use super::recording::MachineRecorder;
 use crate::counters::Counters;
+use crate::faults::SenderFaults;
 use crate::hardware::carrier::{self, Carrier};
-use crate::hardware::faults::SenderFaults;
 use crate::hardware::queue::{EventQueue, QueueFull};
 use crate::hardware::remote::protocol::{ControlRequest, ControlResponse, TRACE_CHUNK};
 use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager};

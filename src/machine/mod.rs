@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::hardware::faults::SenderFaults;
+use crate::faults::SenderFaults;
 use crate::hardware::remote::{MachineConfig, MachineConfigError};
 use crate::manager::NodeManager;
 use crate::messages::MachineId;

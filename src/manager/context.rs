@@ -80,6 +80,10 @@ impl MachineController for Context<'_> {
         &mut self.core.rng
     }
 
+    fn persist(&mut self, state: serde_json::Value) {
+        self.core.persisted.insert(self.me.id, state);
+    }
+
     fn terminate(&mut self, node: NodeHandle) {
         self.core.effects.push(Effect::Transmit {
             to: node.machine,

@@ -59,6 +59,9 @@ pub enum Envelope {
     Sequenced {
         /// The sending machine.
         from: MachineId,
+        /// The sending machine's incarnation: each boot numbers its stream from 0 again.
+        #[serde(default)]
+        incarnation: u32,
         /// Its position in the sending machine's stream to this one, from 0.
         seq: u64,
         /// When the sending machine sent this copy, on its own clock (echoed by the
@@ -72,6 +75,12 @@ pub enum Envelope {
     Ack {
         /// The acknowledging machine.
         from: MachineId,
+        /// The acknowledging machine's incarnation.
+        #[serde(default)]
+        incarnation: u32,
+        /// The incarnation of the receiving machine whose stream this acknowledges.
+        #[serde(default)]
+        session: u32,
         /// Every packet below this sequence number arrived.
         upto: u64,
         /// Later packets that arrived ahead of a gap.
@@ -81,6 +90,14 @@ pub enum Envelope {
         echo_us: u64,
         /// That copy's sequence number.
         echo_seq: u64,
+    },
+    /// Machine `from` booted again after a crash, as incarnation `incarnation`: whatever it had
+    /// received beyond a gap is gone, so its peers send every unacknowledged packet again.
+    Rebooted {
+        /// The machine.
+        from: MachineId,
+        /// Its new incarnation.
+        incarnation: u32,
     },
 }
 
@@ -96,6 +113,7 @@ impl Envelope {
             Envelope::SpawnsSent { .. } => "spawns_sent",
             Envelope::Sequenced { payload, .. } => payload.kind(),
             Envelope::Ack { .. } => "ack",
+            Envelope::Rebooted { .. } => "rebooted",
         }
     }
 
@@ -115,7 +133,7 @@ impl Envelope {
     pub fn payload(&self) -> Option<&Envelope> {
         match self {
             Envelope::Sequenced { payload, .. } => payload.payload(),
-            Envelope::Ack { .. } => None,
+            Envelope::Ack { .. } | Envelope::Rebooted { .. } => None,
             payload => Some(payload),
         }
     }
@@ -159,14 +177,26 @@ struct SpawnsSentFields {
 #[derive(Deserialize)]
 struct SequencedFields {
     from: MachineId,
+    #[serde(default)]
+    incarnation: u32,
     seq: u64,
     sent_us: u64,
     payload: Box<Envelope>,
 }
 
 #[derive(Deserialize)]
+struct RebootedFields {
+    from: MachineId,
+    incarnation: u32,
+}
+
+#[derive(Deserialize)]
 struct AckFields {
     from: MachineId,
+    #[serde(default)]
+    incarnation: u32,
+    #[serde(default)]
+    session: u32,
     upto: u64,
     #[serde(default)]
     also: Vec<u64>,
@@ -200,12 +230,14 @@ impl Envelope {
             "sequenced" => {
                 let SequencedFields {
                     from,
+                    incarnation,
                     seq,
                     sent_us,
                     payload,
                 } = serde_json::from_str(text)?;
                 Envelope::Sequenced {
                     from,
+                    incarnation,
                     seq,
                     sent_us,
                     payload,
@@ -214,6 +246,8 @@ impl Envelope {
             "ack" => {
                 let AckFields {
                     from,
+                    incarnation,
+                    session,
                     upto,
                     also,
                     echo_us,
@@ -221,11 +255,17 @@ impl Envelope {
                 } = serde_json::from_str(text)?;
                 Envelope::Ack {
                     from,
+                    incarnation,
+                    session,
                     upto,
                     also,
                     echo_us,
                     echo_seq,
                 }
+            }
+            "rebooted" => {
+                let RebootedFields { from, incarnation } = serde_json::from_str(text)?;
+                Envelope::Rebooted { from, incarnation }
             }
             other => {
                 return Err(serde_json::Error::custom(format!(
@@ -281,16 +321,23 @@ mod tests {
             },
             Envelope::Sequenced {
                 from: MachineId(1),
+                incarnation: 2,
                 seq: 7,
                 sent_us: 1_500,
                 payload: Box::new(deliver),
             },
             Envelope::Ack {
                 from: MachineId(1),
+                incarnation: 1,
+                session: 3,
                 upto: 4,
                 also: vec![6, 9],
                 echo_us: 1_500,
                 echo_seq: 7,
+            },
+            Envelope::Rebooted {
+                from: MachineId(4),
+                incarnation: 5,
             },
         ] {
             let text = serde_json::to_string(&envelope).expect("serializes");

@@ -48,6 +48,30 @@ struct Pending {
     sent_us: u64,
     /// Whether it was ever sent more than once (its round trip is then ambiguous: Karn's rule).
     retransmitted: bool,
+    /// Whether the peer acknowledged it selectively, ahead of a gap. It is kept until the gap is
+    /// acknowledged too: a peer that crashes loses what it held beyond the gap (TCP's reneging),
+    /// and then it must be sent again.
+    sacked: bool,
+}
+
+/// What an acknowledgement tells of one packet it settles.
+#[derive(Debug, Clone, Copy)]
+struct Settled {
+    seq: u64,
+    sender: Option<NodeId>,
+    sent_us: u64,
+    retransmitted: bool,
+}
+
+impl Settled {
+    fn of(pending: &Pending) -> Self {
+        Settled {
+            seq: pending.seq,
+            sender: pending.sender,
+            sent_us: pending.sent_us,
+            retransmitted: pending.retransmitted,
+        }
+    }
 }
 
 impl Pending {
@@ -93,6 +117,11 @@ pub(super) struct Link {
     gap_ack_armed: bool,
     /// Acknowledgements of the current gap sent so far.
     gap_acks: u32,
+    /// The peer's incarnation whose packets `next_expected` and `early` count.
+    peer_sending: u32,
+    /// The latest incarnation of the peer heard of (by a packet, an acknowledgement or its
+    /// announcement after a reboot).
+    peer_known: u32,
     /// Whether a packet arrived since the last acknowledgement.
     echo_fresh: bool,
     /// The (send time, sequence number) of the latest-sent copy received since the last
@@ -146,6 +175,7 @@ impl Link {
             sender,
             sent_us: now_us,
             retransmitted: false,
+            sacked: false,
         });
         if self.deadline_us.is_none() {
             self.deadline_us = Some(now_us.saturating_add(self.rtt.backed_off_us(self.backoffs)));
@@ -158,17 +188,19 @@ impl Link {
     pub(super) fn acknowledge(&mut self, now_us: u64, ack: &AckRange) -> Acknowledged {
         self.learn_from_echo(now_us, (ack.echo_us, ack.echo_seq));
         let mut acked = Vec::new();
-        // Packets are kept in sequence order, so those below `upto` are a prefix.
+        // Packets are kept in sequence order, so those below `upto` are a prefix. One already
+        // acknowledged selectively was credited then.
         while self.unacked.front().is_some_and(|p| p.seq < ack.upto) {
-            acked.extend(self.unacked.pop_front());
+            if let Some(pending) = self.unacked.pop_front().filter(|pending| !pending.sacked) {
+                acked.push(Settled::of(&pending));
+            }
         }
         if !ack.also.is_empty() {
             let also: BTreeSet<u64> = ack.also.iter().copied().collect();
-            for pending in std::mem::take(&mut self.unacked) {
-                if also.contains(&pending.seq) {
-                    acked.push(pending);
-                } else {
-                    self.unacked.push_back(pending);
+            for pending in self.unacked.iter_mut() {
+                if !pending.sacked && also.contains(&pending.seq) {
+                    pending.sacked = true;
+                    acked.push(Settled::of(pending));
                 }
             }
         }
@@ -206,7 +238,7 @@ impl Link {
 
     /// Updates the delivered mark from newly acknowledged packets. Only a packet sent once says
     /// exactly when it was sent; the copy of a resent packet that arrived is told by the echo.
-    fn learn_from(&mut self, acked: &[Pending]) {
+    fn learn_from(&mut self, acked: &[Settled]) {
         for pending in acked.iter().filter(|pending| !pending.retransmitted) {
             if self.highest_delivered.is_some_and(|h| h > pending.seq) {
                 self.reordering_seen = true;
@@ -234,7 +266,9 @@ impl Link {
         let mark = self.delivered_mark;
         self.unacked
             .iter_mut()
-            .filter(|pending| (pending.sent_us.saturating_add(window_us), pending.seq) < mark)
+            .filter(|pending| {
+                !pending.sacked && (pending.sent_us.saturating_add(window_us), pending.seq) < mark
+            })
             .map(|pending| pending.resend(now_us))
             .collect()
     }
@@ -256,12 +290,14 @@ impl Link {
                 .rtt
                 .srtt_us()
                 .map(|srtt| srtt.saturating_add(self.reordering_window_us()));
-            for (index, pending) in self.unacked.iter_mut().enumerate() {
+            let mut oldest = true;
+            for pending in self.unacked.iter_mut().filter(|pending| !pending.sacked) {
                 let overdue =
                     overdue_us.is_some_and(|after| now_us.saturating_sub(pending.sent_us) >= after);
-                if index == 0 || overdue {
+                if oldest || overdue {
                     resend.push(pending.resend(now_us));
                 }
+                oldest = false;
             }
             self.backoffs = self.backoffs.saturating_add(1);
             self.probed = false;
@@ -279,7 +315,73 @@ impl Link {
             return None;
         }
         self.probed = true;
-        self.unacked.front_mut().map(|oldest| oldest.resend(now_us))
+        self.unacked
+            .iter_mut()
+            .find(|pending| !pending.sacked)
+            .map(|oldest| oldest.resend(now_us))
+    }
+
+    /// Hears of the peer's incarnation `incarnation` (on a packet, an acknowledgement or an
+    /// announcement). If it is newer than any heard before, the peer has rebooted and lost what
+    /// it held beyond a gap: every unacknowledged packet is sent again now, and the timer starts
+    /// over. Returns what to resend.
+    pub(super) fn heard_incarnation(&mut self, now_us: u64, incarnation: u32) -> Vec<Resend> {
+        if incarnation <= self.peer_known {
+            return Vec::new();
+        }
+        self.peer_known = incarnation;
+        self.backoffs = 0;
+        self.probed = false;
+        if self.unacked.is_empty() {
+            return Vec::new();
+        }
+        self.deadline_us = Some(now_us.saturating_add(self.rtt.backed_off_us(0)));
+        self.unacked
+            .iter_mut()
+            .map(|pending| {
+                pending.sacked = false;
+                pending.resend(now_us)
+            })
+            .collect()
+    }
+
+    /// When the link's timer must wake up for its current deadline, if no wake-up is scheduled
+    /// at or before it.
+    pub(super) fn wake(&mut self) -> Option<u64> {
+        self.wake_for_deadline()
+    }
+
+    /// Whether a packet of the peer's incarnation `incarnation` belongs to the stream this link
+    /// receives: a packet of an older incarnation is stale (its sender crashed since) and is
+    /// dropped; the first packet of a newer one starts the stream over from sequence number 0.
+    pub(super) fn accepts(&mut self, incarnation: u32) -> bool {
+        if incarnation < self.peer_sending {
+            return false;
+        }
+        if incarnation > self.peer_sending {
+            self.peer_sending = incarnation;
+            self.next_expected = 0;
+            self.early.clear();
+            self.gap_acks = 0;
+            self.echo_fresh = false;
+        }
+        true
+    }
+
+    /// The durable part of the receiving side: which incarnation of the peer this machine has
+    /// delivered from, and up to which sequence number.
+    pub(super) fn cursor(&self) -> (u32, u64) {
+        (self.peer_sending, self.next_expected)
+    }
+
+    /// A link of a rebooted machine, receiving from where the crashed incarnation had delivered.
+    pub(super) fn resumed(cursor: (u32, u64)) -> Self {
+        Link {
+            peer_sending: cursor.0,
+            peer_known: cursor.0,
+            next_expected: cursor.1,
+            ..Link::default()
+        }
     }
 
     /// The wake-up to schedule for the current deadline, if none is scheduled at or before it.
@@ -386,7 +488,8 @@ impl Link {
         !self.early.is_empty()
     }
 
-    /// How many packets are sent and not yet acknowledged.
+    /// How many packets are sent and not yet acknowledged (those acknowledged only selectively
+    /// among them).
     pub(super) fn unacknowledged(&self) -> usize {
         self.unacked.len()
     }

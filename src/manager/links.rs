@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::disk::Cursor;
 use super::link::Link;
 use crate::messages::MachineId;
 
@@ -52,5 +53,42 @@ impl Links {
     /// Packets sent and not yet acknowledged, over every link.
     pub(super) fn unacknowledged(&self) -> usize {
         self.by_peer.values().map(Link::unacknowledged).sum()
+    }
+
+    /// How far each peer's stream was delivered, by peer.
+    pub(super) fn cursors(&self) -> Vec<Cursor> {
+        self.by_peer
+            .iter()
+            .map(|(peer, link)| {
+                let (incarnation, next) = link.cursor();
+                Cursor {
+                    peer: *peer,
+                    incarnation,
+                    next,
+                }
+            })
+            .filter(|cursor| cursor.next > 0 || cursor.incarnation > 0)
+            .collect()
+    }
+
+    /// Every peer this machine has a link with.
+    pub(super) fn peers(&self) -> Vec<MachineId> {
+        self.by_peer.keys().copied().collect()
+    }
+
+    /// The links of a rebooted machine: each peer's stream received from its cursor.
+    pub(super) fn resumed(cursors: &[Cursor]) -> Self {
+        Links {
+            by_peer: cursors
+                .iter()
+                .map(|cursor| {
+                    (
+                        cursor.peer,
+                        Link::resumed((cursor.incarnation, cursor.next)),
+                    )
+                })
+                .collect(),
+            min_rtt_us: None,
+        }
     }
 }

@@ -7,12 +7,14 @@
 //! current time into every call.
 
 mod context;
+mod disk;
 mod envelope;
 mod link;
 mod links;
 mod rtt;
 mod spawn_order;
 
+pub use disk::{Cursor, Disk, StoredNode};
 pub use envelope::Envelope;
 pub use link::ACK_DELAY_MS;
 pub use rtt::{INITIAL_RTO_MS, MAX_UNMEASURED_BACKOFF_MS, MIN_RTO_MS, PROBE_FLOOR_MS};
@@ -26,8 +28,8 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
-use crate::messages::{MachineId, NodeConfig, NodeHandle, NodeId};
-use crate::node::{Node, NodeError, NodeRegistry, TimerId};
+use crate::messages::{MachineId, Message, NodeConfig, NodeHandle, NodeId};
+use crate::node::{MachineController, Node, NodeError, NodeRegistry, TimerId};
 use context::Context;
 use link::{AckRange, Resend};
 use links::Links;
@@ -93,6 +95,8 @@ pub struct NodeState {
 struct Slot {
     node: Box<dyn Node>,
     node_type: String,
+    /// The config it was created from (on the machine's disk).
+    config: NodeConfig,
     counters: Counters,
 }
 
@@ -109,6 +113,10 @@ enum TimerTarget {
 /// borrowed.
 struct Core {
     machine: MachineId,
+    /// How many times this machine has booted after a crash.
+    incarnation: u32,
+    /// What each node last persisted (on the machine's disk); looked up, never iterated.
+    persisted: FxHashMap<NodeId, serde_json::Value>,
     registry: Arc<NodeRegistry>,
     now_us: u64,
     next_serial: u32,
@@ -152,6 +160,8 @@ impl NodeManager {
             stats: Counters::default(),
             core: Core {
                 machine,
+                incarnation: 0,
+                persisted: FxHashMap::default(),
                 registry,
                 now_us: 0,
                 next_serial: 0,
@@ -166,6 +176,82 @@ impl NodeManager {
     /// The machine this manager runs.
     pub fn machine(&self) -> MachineId {
         self.core.machine
+    }
+
+    /// How many times this machine has booted after a crash (0 on its first boot).
+    pub fn incarnation(&self) -> u32 {
+        self.core.incarnation
+    }
+
+    /// The machine's disk as it stands: what would survive a crash now.
+    pub fn disk(&self) -> Disk {
+        Disk {
+            incarnation: self.core.incarnation,
+            next_serial: self.core.next_serial,
+            nodes: self
+                .nodes
+                .iter()
+                .map(|(id, slot)| StoredNode {
+                    id: *id,
+                    config: slot.config.clone(),
+                    persisted: self.core.persisted.get(id).cloned(),
+                })
+                .collect(),
+            cursors: self.links.cursors(),
+            peers: self.links.peers(),
+        }
+    }
+
+    /// Cuts the machine's power: everything in memory is gone, and what was on its disk is left.
+    pub fn crash(self) -> Disk {
+        self.disk()
+    }
+
+    /// Boots `machine` again from `disk`, as its next incarnation: every node on the disk is
+    /// built again from its config and recovers from what it persisted (a node that persisted
+    /// nothing starts afresh); the link layer receives each peer's stream from where the crashed
+    /// incarnation had delivered it, starts its own streams over, and tells every peer it knew
+    /// that it rebooted. Draws from the machine's random generator go on from a point of their
+    /// own for each incarnation.
+    pub fn restart(
+        machine: MachineId,
+        registry: Arc<NodeRegistry>,
+        seed: u64,
+        reliable: bool,
+        disk: Disk,
+        now_us: u64,
+    ) -> Result<Self, NodeFailure> {
+        let mut manager = NodeManager::new(machine, registry, seed);
+        manager.reliable = reliable;
+        manager.core.incarnation = disk.incarnation.saturating_add(1);
+        manager
+            .core
+            .rng
+            .set_word_pos(u128::from(manager.core.incarnation) << 64);
+        manager.core.next_serial = disk.next_serial;
+        manager.core.now_us = now_us;
+        manager.links = Links::resumed(&disk.cursors);
+        for stored in disk.nodes {
+            if let Some(persisted) = &stored.persisted {
+                manager.core.persisted.insert(stored.id, persisted.clone());
+            }
+            manager.build(
+                stored.id,
+                &stored.config,
+                Boot::Recover(stored.persisted.as_ref()),
+            )?;
+        }
+        let incarnation = manager.core.incarnation;
+        for peer in disk.peers {
+            manager.core.effects.push(Effect::Transmit {
+                to: peer,
+                envelope: Envelope::Rebooted {
+                    from: machine,
+                    incarnation,
+                },
+            });
+        }
+        Ok(manager)
     }
 
     /// The node registry this machine builds nodes from.
@@ -219,6 +305,22 @@ impl NodeManager {
         })
     }
 
+    /// Sends `message` to `to` at `now_us` as if node `from` of this machine had sent it (a
+    /// test's client speaks through its node this way); `false` if this machine has no such
+    /// node.
+    pub fn send_as(&mut self, now_us: u64, from: NodeId, to: NodeHandle, message: Message) -> bool {
+        if !self.nodes.contains_key(&from) {
+            return false;
+        }
+        self.core.now_us = now_us;
+        let me = NodeHandle {
+            id: from,
+            machine: self.core.machine,
+        };
+        Context::new(&mut self.core, me).send(to, message);
+        true
+    }
+
     /// Handles an envelope that reached this machine at `now_us`.
     ///
     /// A link-layer packet may make several payloads deliverable at once (when it fills a gap);
@@ -228,6 +330,7 @@ impl NodeManager {
         match envelope {
             Envelope::Sequenced {
                 from,
+                incarnation,
                 seq,
                 sent_us,
                 payload,
@@ -236,7 +339,12 @@ impl NodeManager {
                     Envelope::Deliver { to, .. } => Some(*to),
                     _ => None,
                 };
+                self.heard(from, incarnation);
                 let link = self.links.to(from);
+                if !link.accepts(incarnation) {
+                    self.stats.stale += 1;
+                    return Ok(Handled::Done);
+                }
                 let (received, schedule_ack) = link.receive(seq, sent_us, *payload);
                 let probe = link.peer_heard(now_us);
                 self.retransmit(from, probe.into_iter().collect());
@@ -260,11 +368,19 @@ impl NodeManager {
             }
             Envelope::Ack {
                 from,
+                incarnation,
+                session,
                 upto,
                 also,
                 echo_us,
                 echo_seq,
             } => {
+                self.heard(from, incarnation);
+                if session != self.core.incarnation {
+                    // It acknowledges a stream of this machine's before its last crash.
+                    self.stats.stale += 1;
+                    return Ok(Handled::Done);
+                }
                 let link = self.links.to(from);
                 let settled = link.acknowledge(
                     now_us,
@@ -288,8 +404,26 @@ impl NodeManager {
                 self.core.wake_link(settled.wake_us, from);
                 Ok(Handled::Done)
             }
+            Envelope::Rebooted { from, incarnation } => {
+                self.heard(from, incarnation);
+                Ok(Handled::Done)
+            }
             payload => self.handle_payload(payload),
         }
+    }
+
+    /// Hears of `peer`'s incarnation: if the peer rebooted since this machine last heard of it,
+    /// every packet it has not acknowledged is sent again.
+    fn heard(&mut self, peer: MachineId, incarnation: u32) {
+        let now_us = self.core.now_us;
+        let link = self.links.to(peer);
+        let resend = link.heard_incarnation(now_us, incarnation);
+        if resend.is_empty() {
+            return;
+        }
+        let wake = link.wake();
+        self.retransmit(peer, resend);
+        self.core.wake_link(wake, peer);
     }
 
     fn handle_payload(&mut self, envelope: Envelope) -> Result<Handled, NodeFailure> {
@@ -324,6 +458,7 @@ impl NodeManager {
             }
             Envelope::Terminate { id } => match self.nodes.shift_remove(&id) {
                 Some(_) => {
+                    self.core.persisted.remove(&id);
                     self.core.timers.retain(
                         |_, target| !matches!(target, TimerTarget::Node(owner, _) if *owner == id),
                     );
@@ -348,7 +483,9 @@ impl NodeManager {
                 }
                 Handled::Done
             }
-            Envelope::Sequenced { .. } | Envelope::Ack { .. } => Handled::Done,
+            Envelope::Sequenced { .. } | Envelope::Ack { .. } | Envelope::Rebooted { .. } => {
+                Handled::Done
+            }
         };
         Ok(outcome)
     }
@@ -427,11 +564,15 @@ impl NodeManager {
             echo_seq,
         } = link.take_ack();
         let again = link.arm_gap_ack();
+        let (session, _) = link.cursor();
         let from = self.core.machine;
+        let incarnation = self.core.incarnation;
         self.core.effects.push(Effect::Transmit {
             to: peer,
             envelope: Envelope::Ack {
                 from,
+                incarnation,
+                session,
                 upto,
                 also,
                 echo_us,
@@ -527,6 +668,16 @@ impl NodeManager {
 
     fn create(&mut self, now_us: u64, id: NodeId, config: &NodeConfig) -> Result<(), NodeFailure> {
         self.core.now_us = now_us;
+        self.build(id, config, Boot::Start)
+    }
+
+    /// Builds node `id` from `config` and starts it, or has it recover what it persisted.
+    fn build(
+        &mut self,
+        id: NodeId,
+        config: &NodeConfig,
+        boot: Boot<'_>,
+    ) -> Result<(), NodeFailure> {
         let me = NodeHandle {
             id,
             machine: self.core.machine,
@@ -538,18 +689,30 @@ impl NodeManager {
             .build(config)
             .map_err(|error| failure(me, &node_type, error))?;
         let mut ctl = Context::new(&mut self.core, me);
-        node.start(&mut ctl)
-            .map_err(|error| failure(me, &node_type, error))?;
+        match boot {
+            Boot::Start => node.start(&mut ctl),
+            Boot::Recover(persisted) => node.recover(&mut ctl, persisted),
+        }
+        .map_err(|error| failure(me, &node_type, error))?;
         self.nodes.insert(
             id,
             Slot {
                 node,
                 node_type,
+                config: config.clone(),
                 counters: Counters::default(),
             },
         );
         Ok(())
     }
+}
+
+/// How a node begins on its machine.
+enum Boot<'a> {
+    /// Created now.
+    Start,
+    /// Built again after its machine rebooted, with what it last persisted.
+    Recover(Option<&'a serde_json::Value>),
 }
 
 impl Core {
@@ -580,6 +743,7 @@ impl Core {
             to,
             envelope: Envelope::Sequenced {
                 from: self.machine,
+                incarnation: self.incarnation,
                 seq,
                 sent_us: self.now_us,
                 payload: Box::new(payload),

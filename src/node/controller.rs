@@ -43,4 +43,10 @@ pub trait MachineController {
 
     /// Terminates the node `node` (which may be the calling node itself).
     fn terminate(&mut self, node: NodeHandle);
+
+    /// Writes `state` to this machine's disk as what this node persisted, replacing what it
+    /// persisted before. It is written before anything the node does next leaves the machine
+    /// (in the simulator, within the same event), and survives a crash; everything else the
+    /// node holds does not.
+    fn persist(&mut self, state: serde_json::Value);
 }

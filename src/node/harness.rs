@@ -2,7 +2,7 @@
 //! what it sent, spawned, set, cancelled and terminated, and at its typed state.
 //!
 //! ```
-//! use dist_zero::node::{Ctl, Harness, NoConfig, NodeError, TypedNode};
+//! use dist_zero::node::{Ctl, Handle, Harness, NoConfig, NodeError, TypedNode, Volatile};
 //! use dist_zero::messages::NodeHandle;
 //! use serde::{Deserialize, Serialize};
 //!
@@ -11,6 +11,9 @@
 //! enum Ping {
 //!     Ping { n: u32 },
 //! }
+//!
+//! /// The one timer: answer the last ping.
+//! struct Answer;
 //!
 //! /// Answers every ping with the next number, after 10 ms.
 //! struct Echo {
@@ -22,22 +25,24 @@
 //!     type Config = NoConfig;
 //!     type Message = Ping;
 //!     type State = u32;
+//!     type Timer = Answer;
+//!     type Durable = Volatile;
 //!
 //!     fn new(_: NoConfig) -> Result<Self, NodeError> {
 //!         Ok(Echo { last: None })
 //!     }
 //!
-//!     fn receive(&mut self, ctl: &mut Ctl<'_>, from: Option<NodeHandle>, message: Ping)
+//!     fn receive(&mut self, ctl: &mut Ctl<'_, Self>, from: Option<NodeHandle>, message: Ping)
 //!         -> Result<(), NodeError> {
 //!         let Ping::Ping { n } = message;
 //!         self.last = from.map(|from| (from, n));
-//!         ctl.set_timer(10, 0);
+//!         ctl.set_timer(10, Answer);
 //!         Ok(())
 //!     }
 //!
-//!     fn timer(&mut self, ctl: &mut Ctl<'_>, _tag: u64) -> Result<(), NodeError> {
+//!     fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: Answer) -> Result<(), NodeError> {
 //!         if let Some((to, n)) = self.last {
-//!             ctl.send(dist_zero::node::Handle::<Echo>::assume(to), &Ping::Ping { n: n + 1 })?;
+//!             ctl.send(Handle::<Echo>::assume(to), &Ping::Ping { n: n + 1 })?;
 //!         }
 //!         Ok(())
 //!     }
@@ -119,6 +124,8 @@ struct Recorder {
     spawned: Vec<Spawned>,
     cancelled: Vec<TimerId>,
     terminated: Vec<NodeHandle>,
+    /// What the node last persisted.
+    persisted: Option<serde_json::Value>,
 }
 
 impl MachineController for Recorder {
@@ -176,6 +183,10 @@ impl MachineController for Recorder {
     fn terminate(&mut self, node: NodeHandle) {
         self.terminated.push(node);
     }
+
+    fn persist(&mut self, state: serde_json::Value) {
+        self.persisted = Some(state);
+    }
 }
 
 /// Drives one node of type `N` by hand, with a recording controller and a clock that moves only
@@ -184,6 +195,8 @@ impl MachineController for Recorder {
 pub struct Harness<N: TypedNode> {
     node: Typed<N>,
     ctl: Recorder,
+    /// The config the node was built from (to build it again after a crash).
+    config: NodeConfig,
 }
 
 impl<N: TypedNode> Harness<N> {
@@ -197,6 +210,7 @@ impl<N: TypedNode> Harness<N> {
         let config = super::config_of::<N>(&config)?;
         let mut harness = Harness {
             node: Typed::<N>::build(&config, true)?,
+            config,
             ctl: Recorder {
                 me,
                 now_ms: 0,
@@ -208,6 +222,7 @@ impl<N: TypedNode> Harness<N> {
                 spawned: Vec::new(),
                 cancelled: Vec::new(),
                 terminated: Vec::new(),
+                persisted: None,
             },
         };
         harness.node.start(&mut harness.ctl)?;
@@ -275,11 +290,38 @@ impl<N: TypedNode> Harness<N> {
         self.ctl.now_ms
     }
 
-    /// The timers set and not yet fired or cancelled, as (due ms, tag), earliest first.
-    pub fn pending_timers(&self) -> Vec<(u64, u64)> {
-        let mut timers: Vec<(u64, u64)> = self.ctl.timers.values().copied().collect();
+    /// When the timers set and not yet fired or cancelled fall due, earliest first.
+    pub fn pending_timers(&self) -> Vec<u64> {
+        let mut timers: Vec<u64> = self.ctl.timers.values().map(|(at_ms, _)| *at_ms).collect();
         timers.sort_unstable();
         timers
+    }
+
+    /// What the node last persisted, read back as its [`TypedNode::Durable`] (`None` if it never
+    /// persisted anything).
+    pub fn persisted(&self) -> Result<Option<N::Durable>, NodeError> {
+        self.ctl
+            .persisted
+            .as_ref()
+            .map(|value| {
+                serde_json::from_value(value.clone()).map_err(|error| {
+                    NodeError::Message(MessageError::Malformed {
+                        kind: N::TYPE.to_owned(),
+                        reason: format!("what it persisted does not read back: {error}"),
+                    })
+                })
+            })
+            .transpose()
+    }
+
+    /// Crashes the node's machine and boots it again: the node is built afresh from its config,
+    /// its timers are gone, and it recovers from what it last persisted (or starts afresh). What
+    /// it sent, spawned and cancelled before is kept in the record.
+    pub fn crash_and_restart(&mut self) -> Result<(), NodeError> {
+        self.node = Typed::<N>::build(&self.config, true)?;
+        self.ctl.timers.clear();
+        let persisted = self.ctl.persisted.clone();
+        self.node.recover(&mut self.ctl, persisted.as_ref())
     }
 
     /// The messages sent so far.

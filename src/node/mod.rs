@@ -16,7 +16,7 @@ pub use controller::{MachineController, TimerId};
 pub use error::NodeError;
 pub use harness::{Harness, Sent, Spawned};
 pub use registry::{NodeFactory, NodeRegistry};
-pub use typed::{config_of, message_for, Ctl, Handle, NoConfig, TypedNode};
+pub use typed::{config_of, message_for, Ctl, Handle, NoConfig, NoTimer, TypedNode, Volatile};
 
 use crate::messages::{Message, NodeHandle};
 
@@ -28,6 +28,18 @@ pub trait Node: Send {
     fn start(&mut self, ctl: &mut dyn MachineController) -> Result<(), NodeError> {
         let _ = ctl;
         Ok(())
+    }
+
+    /// Called instead of [`Node::start`] when the node is built again after its machine
+    /// crashed and rebooted, with what it last persisted through
+    /// [`MachineController::persist`] (`None` if it never did). By default it starts afresh.
+    fn recover(
+        &mut self,
+        ctl: &mut dyn MachineController,
+        persisted: Option<&serde_json::Value>,
+    ) -> Result<(), NodeError> {
+        let _ = persisted;
+        self.start(ctl)
     }
 
     /// Handles one message. `sender` is `None` for messages from outside the system (a

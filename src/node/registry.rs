@@ -112,6 +112,11 @@ impl NodeRegistry {
         }
     }
 
+    /// Adds every node type `other` registered (a type both have keeps `other`'s factory).
+    pub fn extend(&mut self, other: NodeRegistry) {
+        self.factories.extend(other.factories);
+    }
+
     /// Whether `name` is a registered node type.
     pub fn knows(&self, name: &str) -> bool {
         self.factories.contains_key(name)

@@ -11,6 +11,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use rand::RngCore;
+use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -30,33 +31,62 @@ pub trait TypedNode: Sized + Send + 'static {
     type Message: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
     /// What the node shows to tests, reports and checks.
     type State: Serialize + DeserializeOwned;
+    /// The node's timers: the value given to [`Ctl::set_timer`] comes back to
+    /// [`TypedNode::timer`] when the timer fires. Use [`NoTimer`] for none.
+    type Timer: Send + 'static;
+    /// What the node writes to its machine's disk with [`Ctl::persist`], and recovers from with
+    /// [`TypedNode::recover`] after a crash. Use [`Volatile`] for a node that persists nothing.
+    type Durable: Serialize + DeserializeOwned;
 
     /// Builds the node from its config (it starts with [`TypedNode::start`]).
     fn new(config: Self::Config) -> Result<Self, NodeError>;
 
     /// Called once, right after the node is created on its machine.
-    fn start(&mut self, ctl: &mut Ctl<'_>) -> Result<(), NodeError> {
+    fn start(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
         let _ = ctl;
         Ok(())
+    }
+
+    /// Called instead of [`TypedNode::start`] when the node is built again from its config
+    /// after its machine crashed and rebooted, with what it last persisted. A node that never
+    /// persisted anything starts afresh ([`TypedNode::start`]) instead. By default it starts
+    /// afresh either way.
+    fn recover(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        durable: Self::Durable,
+    ) -> Result<(), NodeError> {
+        let _ = durable;
+        self.start(ctl)
     }
 
     /// Handles one message; `from` is `None` for messages from outside the system.
     fn receive(
         &mut self,
-        ctl: &mut Ctl<'_>,
+        ctl: &mut Ctl<'_, Self>,
         from: Option<NodeHandle>,
         message: Self::Message,
     ) -> Result<(), NodeError>;
 
-    /// Handles a timer set with [`Ctl::set_timer`]; `tag` is the value given then.
-    fn timer(&mut self, ctl: &mut Ctl<'_>, tag: u64) -> Result<(), NodeError> {
-        let _ = (ctl, tag);
+    /// Handles a timer set with [`Ctl::set_timer`].
+    fn timer(&mut self, ctl: &mut Ctl<'_, Self>, timer: Self::Timer) -> Result<(), NodeError> {
+        let _ = ctl;
+        let _ = timer;
         Ok(())
     }
 
     /// The node's observable state.
     fn state(&self) -> Self::State;
 }
+
+/// The [`TypedNode::Timer`] of a node type that sets no timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoTimer {}
+
+/// The [`TypedNode::Durable`] of a node type that persists nothing: it starts afresh after a
+/// crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Volatile {}
 
 /// The config of a node type that needs none (encodes as an empty object).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,21 +192,22 @@ fn encode_error(error: serde_json::Error) -> NodeError {
     NodeError::Message(MessageError::Encode(error.to_string()))
 }
 
-/// What a typed node may do to the world: the [`MachineController`], with typed sending and
-/// spawning.
-pub struct Ctl<'a> {
+/// What a typed node of type `N` may do to the world: the [`MachineController`], with typed
+/// sending, spawning, timers and persistence.
+pub struct Ctl<'a, N: TypedNode> {
     inner: &'a mut dyn MachineController,
+    timers: &'a mut Timers<N::Timer>,
 }
 
-impl<'a> Ctl<'a> {
-    /// Wraps the controller the runtime hands a node.
-    pub fn new(inner: &'a mut dyn MachineController) -> Self {
-        Ctl { inner }
+impl<'a, N: TypedNode> Ctl<'a, N> {
+    /// Wraps the controller the runtime hands a node, with the node's timers.
+    fn new(inner: &'a mut dyn MachineController, timers: &'a mut Timers<N::Timer>) -> Self {
+        Ctl { inner, timers }
     }
 
     /// The node being driven.
-    pub fn me(&self) -> NodeHandle {
-        self.inner.me()
+    pub fn me(&self) -> Handle<N> {
+        Handle::assume(self.inner.me())
     }
 
     /// The machine this node runs on.
@@ -189,49 +220,57 @@ impl<'a> Ctl<'a> {
         self.inner.now_ms()
     }
 
-    /// Sends `message` to the node `to`, of type `N`. Delivery is asynchronous.
-    pub fn send<N: TypedNode>(
+    /// Sends `message` to the node `to`, of type `M`. Delivery is asynchronous.
+    pub fn send<M: TypedNode>(
         &mut self,
-        to: Handle<N>,
-        message: &N::Message,
+        to: Handle<M>,
+        message: &M::Message,
     ) -> Result<(), NodeError> {
-        let message = message_for::<N>(message)?;
+        let message = message_for::<M>(message)?;
         self.inner.send(to.untyped, message);
         Ok(())
     }
 
     /// Sends one `message` to every node in `to`, encoding it once.
-    pub fn broadcast<'h, N: TypedNode + 'h>(
+    pub fn broadcast<'h, M: TypedNode + 'h>(
         &mut self,
-        to: impl IntoIterator<Item = &'h Handle<N>>,
-        message: &N::Message,
+        to: impl IntoIterator<Item = &'h Handle<M>>,
+        message: &M::Message,
     ) -> Result<(), NodeError> {
-        let message = message_for::<N>(message)?;
+        let message = message_for::<M>(message)?;
         for handle in to {
             self.inner.send(handle.untyped, message.clone());
         }
         Ok(())
     }
 
-    /// Creates a node of type `N` on `machine` and returns its handle at once; the node starts
+    /// Creates a node of type `M` on `machine` and returns its handle at once; the node starts
     /// when the spawn reaches that machine.
-    pub fn spawn<N: TypedNode>(
+    pub fn spawn<M: TypedNode>(
         &mut self,
         machine: MachineId,
-        config: &N::Config,
-    ) -> Result<Handle<N>, NodeError> {
-        let config = config_of::<N>(config)?;
+        config: &M::Config,
+    ) -> Result<Handle<M>, NodeError> {
+        let config = config_of::<M>(config)?;
         self.inner.spawn(machine, config).map(Handle::assume)
     }
 
-    /// Calls this node's [`TypedNode::timer`] with `tag` after `after_ms`.
-    pub fn set_timer(&mut self, after_ms: u64, tag: u64) -> TimerId {
-        self.inner.set_timer(after_ms, tag)
+    /// Calls this node's [`TypedNode::timer`] with `timer` after `after_ms`.
+    pub fn set_timer(&mut self, after_ms: u64, timer: N::Timer) -> TimerId {
+        let tag = self.timers.next_tag;
+        self.timers.next_tag += 1;
+        let id = self.inner.set_timer(after_ms, tag);
+        self.timers.by_tag.insert(tag, (id, timer));
+        self.timers.tag_of.insert(id, tag);
+        id
     }
 
     /// Cancels one of this node's timers (another's, or the runtime's, are out of reach).
     pub fn cancel_timer(&mut self, timer: TimerId) {
-        self.inner.cancel_timer(timer);
+        if let Some(tag) = self.timers.tag_of.remove(&timer) {
+            self.timers.by_tag.remove(&tag);
+            self.inner.cancel_timer(timer);
+        }
     }
 
     /// This machine's random number generator, seeded from the system's seed.
@@ -243,19 +282,60 @@ impl<'a> Ctl<'a> {
     pub fn terminate(&mut self, node: impl Into<NodeHandle>) {
         self.inner.terminate(node.into());
     }
+
+    /// Writes `durable` to this machine's disk as what this node persisted, replacing what it
+    /// persisted before; after a crash, [`TypedNode::recover`] gets it back. It is on disk before
+    /// anything the node does next leaves the machine.
+    pub fn persist(&mut self, durable: &N::Durable) -> Result<(), NodeError> {
+        let value = serde_json::to_value(durable).map_err(encode_error)?;
+        self.inner.persist(value);
+        Ok(())
+    }
+}
+
+/// A node's pending timers, by the tag the runtime hands back and by their id; looked up, never
+/// iterated.
+pub(super) struct Timers<T> {
+    next_tag: u64,
+    by_tag: FxHashMap<u64, (TimerId, T)>,
+    tag_of: FxHashMap<TimerId, u64>,
+}
+
+impl<T> Default for Timers<T> {
+    fn default() -> Self {
+        Timers {
+            next_tag: 0,
+            by_tag: FxHashMap::default(),
+            tag_of: FxHashMap::default(),
+        }
+    }
+}
+
+impl<T> Timers<T> {
+    /// The timer the runtime fired with `tag`, if it is still pending.
+    fn fired(&mut self, tag: u64) -> Option<T> {
+        let (id, timer) = self.by_tag.remove(&tag)?;
+        self.tag_of.remove(&id);
+        Some(timer)
+    }
 }
 
 /// Runs a [`TypedNode`] as a [`Node`]: decodes what arrives, encodes the state.
-pub(super) struct Typed<N> {
+pub(super) struct Typed<N: TypedNode> {
     pub(super) node: N,
     /// Whether every message received is checked to survive a round trip through its type.
     wire_check: bool,
+    pub(super) timers: Timers<N::Timer>,
 }
 
 impl<N: TypedNode> Typed<N> {
     /// Builds the node from its spawn's JSON.
     pub(super) fn build(config: &NodeConfig, wire_check: bool) -> Result<Self, NodeError> {
-        N::new(read_config::<N>(config)?).map(|node| Typed { node, wire_check })
+        N::new(read_config::<N>(config)?).map(|node| Typed {
+            node,
+            wire_check,
+            timers: Timers::default(),
+        })
     }
 
     /// Encodes `typed` again and compares it with the JSON it was decoded from.
@@ -275,7 +355,27 @@ impl<N: TypedNode> Typed<N> {
 
 impl<N: TypedNode> Node for Typed<N> {
     fn start(&mut self, ctl: &mut dyn MachineController) -> Result<(), NodeError> {
-        self.node.start(&mut Ctl::new(ctl))
+        self.node.start(&mut Ctl::new(ctl, &mut self.timers))
+    }
+
+    fn recover(
+        &mut self,
+        ctl: &mut dyn MachineController,
+        persisted: Option<&serde_json::Value>,
+    ) -> Result<(), NodeError> {
+        let mut ctl = Ctl::new(ctl, &mut self.timers);
+        let Some(persisted) = persisted else {
+            return self.node.start(&mut ctl);
+        };
+        let durable = N::Durable::deserialize(persisted).map_err(|error| {
+            NodeError::Message(MessageError::Malformed {
+                kind: N::TYPE.to_owned(),
+                reason: format!(
+                    "what it persisted does not read back as its Durable type: {error}"
+                ),
+            })
+        })?;
+        self.node.recover(&mut ctl, durable)
     }
 
     fn receive(
@@ -295,11 +395,15 @@ impl<N: TypedNode> Node for Typed<N> {
         if self.wire_check {
             Self::check_wire(message, &typed)?;
         }
-        self.node.receive(&mut Ctl::new(ctl), sender, typed)
+        self.node
+            .receive(&mut Ctl::new(ctl, &mut self.timers), sender, typed)
     }
 
     fn timer(&mut self, ctl: &mut dyn MachineController, tag: u64) -> Result<(), NodeError> {
-        self.node.timer(&mut Ctl::new(ctl), tag)
+        match self.timers.fired(tag) {
+            Some(timer) => self.node.timer(&mut Ctl::new(ctl, &mut self.timers), timer),
+            None => Ok(()),
+        }
     }
 
     fn state(&self) -> serde_json::Value {

@@ -352,6 +352,7 @@ mod tests {
     fn deliver(seq: u64) -> Envelope {
         Envelope::Sequenced {
             from: MachineId(0),
+            incarnation: 0,
             seq,
             sent_us: 0,
             payload: Box::new(Envelope::Deliver {

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::app::{AnyApplication, AnySection, Application, Applications, Common};
+use crate::faults::{NetworkConfig, NetworkConfigError};
 use crate::files::read_text;
-use crate::hardware::simulated::{NetworkConfig, NetworkConfigError};
 use crate::time::Millis;
 
 /// Why a scenario cannot be run. Each message names the file or field at fault.

@@ -8,7 +8,9 @@
 
 use dist_zero::hardware::{Hardware, HardwareError};
 use dist_zero::messages::{MachineId, NodeHandle};
-use dist_zero::node::{config_of, Ctl, Handle, NoConfig, NodeError, NodeRegistry, TypedNode};
+use dist_zero::node::{
+    config_of, Ctl, Handle, NoConfig, NoTimer, NodeError, NodeRegistry, TypedNode, Volatile,
+};
 use serde::{Deserialize, Serialize};
 
 /// How many messages the relay sends the target.
@@ -52,6 +54,8 @@ impl TypedNode for Origin {
     type Config = OriginConfig;
     type Message = Nothing;
     type State = Option<NodeHandle>;
+    type Timer = NoTimer;
+    type Durable = Volatile;
 
     fn new(config: OriginConfig) -> Result<Self, NodeError> {
         Ok(Origin {
@@ -60,7 +64,7 @@ impl TypedNode for Origin {
         })
     }
 
-    fn start(&mut self, ctl: &mut Ctl<'_>) -> Result<(), NodeError> {
+    fn start(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
         let target = ctl.spawn::<Target>(self.config.target_machine, &NoConfig {})?;
         self.target = Some(target);
         ctl.send(self.config.relay, &ToRelay::Introduce { target })
@@ -68,7 +72,7 @@ impl TypedNode for Origin {
 
     fn receive(
         &mut self,
-        _ctl: &mut Ctl<'_>,
+        _ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         message: Nothing,
     ) -> Result<(), NodeError> {
@@ -88,6 +92,8 @@ impl TypedNode for Relay {
     type Config = NoConfig;
     type Message = ToRelay;
     type State = ();
+    type Timer = NoTimer;
+    type Durable = Volatile;
 
     fn new(_: NoConfig) -> Result<Self, NodeError> {
         Ok(Relay)
@@ -95,7 +101,7 @@ impl TypedNode for Relay {
 
     fn receive(
         &mut self,
-        ctl: &mut Ctl<'_>,
+        ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         message: ToRelay,
     ) -> Result<(), NodeError> {
@@ -119,6 +125,8 @@ impl TypedNode for Target {
     type Config = NoConfig;
     type Message = ToTarget;
     type State = Vec<u32>;
+    type Timer = NoTimer;
+    type Durable = Volatile;
 
     fn new(_: NoConfig) -> Result<Self, NodeError> {
         Ok(Target {
@@ -128,7 +136,7 @@ impl TypedNode for Target {
 
     fn receive(
         &mut self,
-        _ctl: &mut Ctl<'_>,
+        _ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         message: ToTarget,
     ) -> Result<(), NodeError> {

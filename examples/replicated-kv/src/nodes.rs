@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use dist_zero::messages::NodeHandle;
-use dist_zero::node::{Ctl, Handle, NoConfig, NodeError, TypedNode};
+use dist_zero::node::{Ctl, Handle, NoConfig, NoTimer, NodeError, TypedNode, Volatile};
 use serde::{Deserialize, Serialize};
 
 /// A client's write: set `key` to `value`. `id` names the write (its place in the scenario).
@@ -71,6 +71,8 @@ impl TypedNode for Sequencer {
     type Config = NoConfig;
     type Message = ToSequencer;
     type State = SequencerState;
+    type Timer = NoTimer;
+    type Durable = Volatile;
 
     fn new(_: NoConfig) -> Result<Self, NodeError> {
         Ok(Sequencer::default())
@@ -78,7 +80,7 @@ impl TypedNode for Sequencer {
 
     fn receive(
         &mut self,
-        ctl: &mut Ctl<'_>,
+        ctl: &mut Ctl<'_, Self>,
         from: Option<NodeHandle>,
         message: ToSequencer,
     ) -> Result<(), NodeError> {
@@ -158,6 +160,8 @@ impl TypedNode for Replica {
     type Config = ReplicaConfig;
     type Message = ToReplica;
     type State = ReplicaState;
+    type Timer = NoTimer;
+    type Durable = Volatile;
 
     fn new(config: ReplicaConfig) -> Result<Self, NodeError> {
         Ok(Replica {
@@ -169,13 +173,13 @@ impl TypedNode for Replica {
         })
     }
 
-    fn start(&mut self, ctl: &mut Ctl<'_>) -> Result<(), NodeError> {
+    fn start(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
         ctl.send(self.sequencer, &ToSequencer::Join)
     }
 
     fn receive(
         &mut self,
-        ctl: &mut Ctl<'_>,
+        ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         message: ToReplica,
     ) -> Result<(), NodeError> {

@@ -10,6 +10,6 @@ pub use app::{
     BroadcastApp, BroadcastOutcome, BroadcastSection, BroadcastSpec, MAX_EDGES, MAX_NODES,
 };
 pub use node::{
-    BroadcastConfig, BroadcastMessage, BroadcastNode, BroadcastState, DEFAULT_GOSSIP_MS,
+    BroadcastConfig, BroadcastMessage, BroadcastNode, BroadcastState, Gossip, DEFAULT_GOSSIP_MS,
 };
 pub use topology::Shape;

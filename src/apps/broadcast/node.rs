@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::messages::NodeHandle;
-use crate::node::{Ctl, Handle, NodeError, TypedNode};
+use crate::node::{Ctl, Handle, NodeError, TypedNode, Volatile};
 
 /// How often a node sends its neighbours what it learnt since, by default.
 pub const DEFAULT_GOSSIP_MS: u64 = 20;
@@ -86,7 +86,7 @@ pub struct BroadcastNode {
 
 impl BroadcastNode {
     /// Records `value` if new, queueing it for every neighbour but `from`.
-    fn learn(&mut self, ctl: &mut Ctl<'_>, value: i64, from: Option<NodeHandle>) {
+    fn learn(&mut self, ctl: &mut Ctl<'_, Self>, value: i64, from: Option<NodeHandle>) {
         if !self.seen.insert(value) {
             return;
         }
@@ -98,16 +98,22 @@ impl BroadcastNode {
         }
         if !self.unsent.is_empty() && !self.tick_pending {
             self.tick_pending = true;
-            ctl.set_timer(self.gossip_ms, 0);
+            ctl.set_timer(self.gossip_ms, Gossip);
         }
     }
 }
+
+/// The broadcast node's one timer: gossip what was learnt since the last round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gossip;
 
 impl TypedNode for BroadcastNode {
     const TYPE: &'static str = "BroadcastNode";
     type Config = BroadcastConfig;
     type Message = BroadcastMessage;
     type State = BroadcastState;
+    type Timer = Gossip;
+    type Durable = Volatile;
 
     fn new(config: BroadcastConfig) -> Result<Self, NodeError> {
         if config.gossip_ms == 0 {
@@ -128,7 +134,7 @@ impl TypedNode for BroadcastNode {
 
     fn receive(
         &mut self,
-        ctl: &mut Ctl<'_>,
+        ctl: &mut Ctl<'_, Self>,
         from: Option<NodeHandle>,
         message: BroadcastMessage,
     ) -> Result<(), NodeError> {
@@ -151,14 +157,14 @@ impl TypedNode for BroadcastNode {
                 }
                 if !self.unsent.is_empty() && !self.tick_pending {
                     self.tick_pending = true;
-                    ctl.set_timer(self.gossip_ms, 0);
+                    ctl.set_timer(self.gossip_ms, Gossip);
                 }
             }
         }
         Ok(())
     }
 
-    fn timer(&mut self, ctl: &mut Ctl<'_>, _tag: u64) -> Result<(), NodeError> {
+    fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: Gossip) -> Result<(), NodeError> {
         self.tick_pending = false;
         for (index, values) in std::mem::take(&mut self.unsent) {
             let Some(neighbour) = self.neighbours.get(index) else {
@@ -221,7 +227,7 @@ mod tests {
             .receive(None, BroadcastMessage::Broadcast { value: 8 })
             .expect("broadcast");
         assert!(harness.sent().is_empty(), "batched until the tick");
-        assert_eq!(harness.pending_timers(), vec![(DEFAULT_GOSSIP_MS, 0)]);
+        assert_eq!(harness.pending_timers(), vec![DEFAULT_GOSSIP_MS]);
         harness.advance(DEFAULT_GOSSIP_MS).expect("tick");
         assert_eq!(
             gossip_to(&mut harness),

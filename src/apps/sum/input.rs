@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::sum_node::SumNode;
 use super::{RecordedUser, SumMessage};
 use crate::messages::NodeHandle;
-use crate::node::{Ctl, Handle, NodeError, TypedNode};
+use crate::node::{Ctl, Handle, NoTimer, NodeError, TypedNode, Volatile};
 
 /// The input list's root config: the sum nodes its leaves send to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +39,8 @@ impl TypedNode for InputNode {
     type Config = InputConfig;
     type Message = SumMessage;
     type State = InputState;
+    type Timer = NoTimer;
+    type Durable = Volatile;
 
     fn new(config: InputConfig) -> Result<Self, NodeError> {
         Ok(InputNode {
@@ -49,7 +51,7 @@ impl TypedNode for InputNode {
 
     fn receive(
         &mut self,
-        ctl: &mut Ctl<'_>,
+        ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         message: SumMessage,
     ) -> Result<(), NodeError> {
@@ -120,6 +122,8 @@ impl TypedNode for InputLeafNode {
     type Config = LeafConfig;
     type Message = SumMessage;
     type State = InputLeafState;
+    type Timer = usize;
+    type Durable = Volatile;
 
     fn new(config: LeafConfig) -> Result<Self, NodeError> {
         Ok(InputLeafNode {
@@ -131,7 +135,7 @@ impl TypedNode for InputLeafNode {
         })
     }
 
-    fn start(&mut self, ctl: &mut Ctl<'_>) -> Result<(), NodeError> {
+    fn start(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
         if let Some((at_ms, _)) = self.recording.as_ref().and_then(|r| r.actions().first()) {
             ctl.set_timer(at_ms.0, 0);
         }
@@ -140,15 +144,15 @@ impl TypedNode for InputLeafNode {
 
     fn receive(
         &mut self,
-        _ctl: &mut Ctl<'_>,
+        _ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         message: SumMessage,
     ) -> Result<(), NodeError> {
         Err(super::unexpected(Self::TYPE, &message))
     }
 
-    fn timer(&mut self, ctl: &mut Ctl<'_>, tag: u64) -> Result<(), NodeError> {
-        let index = usize::try_from(tag).unwrap_or(usize::MAX);
+    /// The timer is the index of the recorded action to play.
+    fn timer(&mut self, ctl: &mut Ctl<'_, Self>, index: usize) -> Result<(), NodeError> {
         let actions = self
             .recording
             .as_ref()
@@ -157,9 +161,9 @@ impl TypedNode for InputLeafNode {
         let (at_ms, action) = actions
             .get(index)
             .copied()
-            .ok_or_else(|| NodeError::Protocol(format!("no recorded action {tag}")))?;
+            .ok_or_else(|| NodeError::Protocol(format!("no recorded action {index}")))?;
         if let Some((next_ms, _)) = actions.get(index + 1) {
-            ctl.set_timer(next_ms.saturating_sub(at_ms).0, tag + 1);
+            ctl.set_timer(next_ms.saturating_sub(at_ms).0, index + 1);
         }
         self.actions_played += 1;
         let message = SumMessage::from(action);
@@ -235,9 +239,9 @@ mod tests {
             recording: Some(recording),
         })
         .expect("builds");
-        assert_eq!(leaf.pending_timers(), vec![(10, 0)]);
+        assert_eq!(leaf.pending_timers(), vec![10]);
         leaf.advance(10).expect("first action");
-        assert_eq!(leaf.pending_timers(), vec![(25, 1)]);
+        assert_eq!(leaf.pending_timers(), vec![25]);
         leaf.advance(15).expect("second action");
         let amounts: Vec<SumMessage> = leaf
             .take_sent()

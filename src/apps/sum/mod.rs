@@ -27,7 +27,7 @@ pub use output::{
 pub use protocol::{SumMessage, UserAction};
 pub use recorded_user::{RecordedUser, RecordedUserError};
 pub use section::{SumSection, UserSpec};
-pub use sum_node::{SumConfig, SumNode, SumState, DEFAULT_SEND_INTERVAL_MS};
+pub use sum_node::{Flush, SumConfig, SumNode, SumState, DEFAULT_SEND_INTERVAL_MS};
 
 use crate::node::NodeError;
 

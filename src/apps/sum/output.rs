@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::sum_node::SumNode;
 use super::SumMessage;
 use crate::messages::NodeHandle;
-use crate::node::{Ctl, Handle, NodeError, TypedNode};
+use crate::node::{Ctl, Handle, NoTimer, NodeError, TypedNode, Volatile};
 
 /// The output list's root config: the sum nodes its leaves receive from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +39,8 @@ impl TypedNode for OutputNode {
     type Config = OutputConfig;
     type Message = SumMessage;
     type State = OutputState;
+    type Timer = NoTimer;
+    type Durable = Volatile;
 
     fn new(config: OutputConfig) -> Result<Self, NodeError> {
         Ok(OutputNode {
@@ -49,7 +51,7 @@ impl TypedNode for OutputNode {
 
     fn receive(
         &mut self,
-        ctl: &mut Ctl<'_>,
+        ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         message: SumMessage,
     ) -> Result<(), NodeError> {
@@ -98,6 +100,8 @@ impl TypedNode for OutputLeafNode {
     type Config = OutputLeafConfig;
     type Message = SumMessage;
     type State = OutputLeafState;
+    type Timer = NoTimer;
+    type Durable = Volatile;
 
     fn new(config: OutputLeafConfig) -> Result<Self, NodeError> {
         Ok(OutputLeafNode {
@@ -108,7 +112,7 @@ impl TypedNode for OutputLeafNode {
 
     fn receive(
         &mut self,
-        _ctl: &mut Ctl<'_>,
+        _ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         message: SumMessage,
     ) -> Result<(), NodeError> {

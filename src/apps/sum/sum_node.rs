@@ -6,7 +6,7 @@ use super::input::InputLeafNode;
 use super::output::OutputLeafNode;
 use super::SumMessage;
 use crate::messages::NodeHandle;
-use crate::node::{Ctl, Handle, NodeError, TypedNode};
+use crate::node::{Ctl, Handle, NodeError, TypedNode, Volatile};
 
 /// How often a sum node forwards what it has gathered, as in the original.
 pub const DEFAULT_SEND_INTERVAL_MS: u64 = 30;
@@ -65,11 +65,17 @@ pub struct SumNode {
     tick_pending: bool,
 }
 
+/// The sum node's one timer: send what was added since the last batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flush;
+
 impl TypedNode for SumNode {
     const TYPE: &'static str = "SumNode";
     type Config = SumConfig;
     type Message = SumMessage;
     type State = SumState;
+    type Timer = Flush;
+    type Durable = Volatile;
 
     fn new(config: SumConfig) -> Result<Self, NodeError> {
         if config.interval_ms == 0 {
@@ -89,7 +95,7 @@ impl TypedNode for SumNode {
 
     fn receive(
         &mut self,
-        ctl: &mut Ctl<'_>,
+        ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         message: SumMessage,
     ) -> Result<(), NodeError> {
@@ -98,7 +104,7 @@ impl TypedNode for SumNode {
                 self.unsent = super::add_to_total(self.unsent, amount)?;
                 if !self.tick_pending {
                     self.tick_pending = true;
-                    ctl.set_timer(self.interval_ms, 0);
+                    ctl.set_timer(self.interval_ms, Flush);
                 }
             }
             SumMessage::AddSender { node } => self.senders.push(node),
@@ -118,7 +124,7 @@ impl TypedNode for SumNode {
         Ok(())
     }
 
-    fn timer(&mut self, ctl: &mut Ctl<'_>, _tag: u64) -> Result<(), NodeError> {
+    fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: Flush) -> Result<(), NodeError> {
         self.tick_pending = false;
         if self.unsent == 0 {
             return Ok(());
@@ -164,7 +170,7 @@ mod tests {
         sum.receive(None, SumMessage::Increment { amount: 4 })
             .expect("increment");
         assert!(sum.sent().is_empty(), "batched");
-        assert_eq!(sum.pending_timers(), vec![(DEFAULT_SEND_INTERVAL_MS, 0)]);
+        assert_eq!(sum.pending_timers(), vec![DEFAULT_SEND_INTERVAL_MS]);
         sum.advance(DEFAULT_SEND_INTERVAL_MS).expect("tick");
         let sent = sum.take_sent();
         assert_eq!(sent.len(), 2);

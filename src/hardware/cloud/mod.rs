@@ -43,8 +43,8 @@ use sha2::Digest as _;
 
 use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
+use crate::faults::FaultRule;
 use crate::hardware::docker::owner::Owner;
-use crate::hardware::faults::FaultRule;
 use crate::hardware::remote::tls::RunTls;
 use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;

@@ -26,7 +26,7 @@ pub mod stop;
 pub use clean::{clean, CleanOptions, Cleaned, Left};
 pub use resources::MAX_MACHINES;
 
-use crate::hardware::faults::FaultRule;
+use crate::faults::FaultRule;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,6 +1,6 @@
 //! A machine process's configuration: which machine it is, where the others are, its secret.
 
-use crate::hardware::faults::{FaultRule, SenderFaults};
+use crate::faults::{FaultRule, SenderFaults};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -118,15 +118,22 @@ impl FailureReport {
         seed: u64,
         cause: Option<&Arc<Hop>>,
     ) -> Self {
-        let trace = cause
-            .map(|tip| tip.chain().iter().map(|hop| hop.to_string()).collect())
-            .unwrap_or_default();
+        let trace = Self::history(cause);
         FailureReport {
             failure,
             at_us,
             seed,
             trace,
         }
+    }
+}
+
+impl FailureReport {
+    /// The messages of the causal chain ending at `cause`, oldest first, one line each.
+    pub(super) fn history(cause: Option<&Arc<Hop>>) -> Vec<String> {
+        cause
+            .map(|tip| tip.chain().iter().map(|hop| hop.to_string()).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -4,18 +4,20 @@
 //! timer wake-ups, so the cost of a run grows with the number of events, not with nodes × time.
 //! Deterministic: one seed drives the network's latencies and every machine's random generator,
 //! and nothing else (no clock, no thread, no hash-map order) reaches the event order.
+//!
+//! Faults are verbs ([`Fault`]) applied at one moment: a scenario's windows are put on the agenda
+//! as verbs when the system is made, and a test calls [`SimulatedHardware::apply`] between steps.
+//! A crash drops the machine's NodeManager and keeps its [`Disk`]; a restart boots a new
+//! incarnation from the disk.
 
 mod cause;
 mod network;
 mod recording;
 mod trace;
 
-pub use super::faults::FaultRule;
 pub use super::queue::{QueueFull, MAX_PENDING_EVENTS};
 pub use cause::{FailureReport, Hop};
-pub use network::{
-    LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError, Partition, Pause,
-};
+
 pub use recording::fault_windows;
 pub use trace::Trace;
 
@@ -25,7 +27,8 @@ use super::carrier::{self, Carrier};
 use super::queue::EventQueue;
 use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
-use crate::manager::{Effect, Envelope, NodeFailure, NodeManager, NodeState};
+use crate::faults::{Fault, NetworkConfig, NetworkConfigError};
+use crate::manager::{Disk, Effect, Envelope, NodeFailure, NodeManager, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::{NodeRegistry, TimerId};
 use crate::observe::Recorder;
@@ -59,14 +62,58 @@ enum Event {
     },
     Wake {
         machine: MachineId,
+        /// The incarnation that set the timer: a timer does not outlive its machine's crash.
+        incarnation: u32,
         timer: TimerId,
         cause: Cause,
     },
+    /// A verb of the scenario's fault plan, due now.
+    Fault(Fault),
+}
+
+/// One machine of the system: its NodeManager while it is up, its disk while it is down.
+struct Machine {
+    manager: Option<NodeManager>,
+    disk: Option<Disk>,
+    /// How many pauses it is in.
+    pauses: u32,
+    /// What arrived or came due while it was paused, in order.
+    stashed: Vec<Event>,
+    /// Messages sent from outside while it was down, delivered when it is back (as a client that
+    /// retries would).
+    outside: Vec<(NodeHandle, Message)>,
+    /// What its earlier incarnations counted.
+    counted: Counters,
+}
+
+impl Machine {
+    fn incarnation(&self) -> u32 {
+        match (&self.manager, &self.disk) {
+            (Some(manager), _) => manager.incarnation(),
+            (None, Some(disk)) => disk.incarnation(),
+            (None, None) => 0,
+        }
+    }
+}
+
+/// A transmission sent while its link was held, waiting for the release.
+struct HeldTransmission {
+    from: MachineId,
+    to: MachineId,
+    envelope: Envelope,
+    cause: Cause,
 }
 
 /// Any number of machines in one process, on virtual time.
 pub struct SimulatedHardware {
-    managers: Vec<NodeManager>,
+    machines: Vec<Machine>,
+    registry: Arc<NodeRegistry>,
+    /// Transmissions waiting for their link's release, in the order they were sent.
+    held: Vec<HeldTransmission>,
+    /// What the system counted besides its machines and network: crashes, restarts, losses.
+    counted: Counters,
+    /// Whether the machines run the reliable link layer.
+    reliable: bool,
     network: Network,
     queue: EventQueue<Event>,
     now_us: Micros,
@@ -82,6 +129,31 @@ pub struct SimulatedHardware {
     recorder: Option<Box<Recorder>>,
     /// The structured trace's record of the event being processed.
     current: Option<u64>,
+    /// Whether every event processed is described (for a check that must name the event that
+    /// broke it).
+    describe: bool,
+    /// The event processed last, when events are described.
+    last: Option<LastEvent>,
+}
+
+/// The event the simulator processed last: when, where, what, and the causal history that led
+/// to it (kept while [`SimulatedHardware::describe_events`] is on).
+#[derive(Debug, Clone)]
+pub struct LastEvent {
+    /// When it happened.
+    pub at_us: Micros,
+    /// The machine it happened on (none for a fault verb).
+    pub machine: Option<MachineId>,
+    /// What it was, e.g. `m1 delivers n0.3 --gossip--> n1.2`.
+    pub description: String,
+    cause: Cause,
+}
+
+impl LastEvent {
+    /// The messages that led to this event, oldest first, one line each.
+    pub fn history(&self) -> Vec<String> {
+        FailureReport::history(self.cause.as_ref())
+    }
 }
 
 impl SimulatedHardware {
@@ -92,18 +164,41 @@ impl SimulatedHardware {
     ) -> Result<Self, NetworkConfigError> {
         let machines = config.machines.max(1);
         let network = Network::new(&config.network, machines, config.seed)?;
-        let managers = (0..machines)
+        let machines = (0..machines)
             .map(|index| {
                 let mut manager =
                     NodeManager::new(MachineId(index), Arc::clone(&registry), config.seed);
                 manager.set_reliable(config.reliable);
-                manager
+                Machine {
+                    manager: Some(manager),
+                    disk: None,
+                    pauses: 0,
+                    stashed: Vec::new(),
+                    outside: Vec::new(),
+                    counted: Counters::default(),
+                }
             })
             .collect();
+        let mut queue = EventQueue::new();
+        for timed in config.network.schedule().verbs() {
+            queue
+                .push(
+                    timed.at.to_micros_saturating(),
+                    Event::Fault(timed.fault.clone()),
+                )
+                .map_err(|_| NetworkConfigError::Invalid {
+                    field: "network".into(),
+                    reason: "more fault windows than the agenda holds".into(),
+                })?;
+        }
         Ok(SimulatedHardware {
-            managers,
+            machines,
+            registry,
+            held: Vec::new(),
+            counted: Counters::default(),
+            reliable: config.reliable,
             network,
-            queue: EventQueue::new(),
+            queue,
             now_us: Micros::ZERO,
             scratch: Vec::new(),
             trace: Trace::new(config.keep_trace_text),
@@ -113,7 +208,68 @@ impl SimulatedHardware {
             seed: config.seed,
             recorder: None,
             current: None,
+            describe: false,
+            last: None,
         })
+    }
+
+    /// Describes every event from now on, so that [`SimulatedHardware::last_event`] can say
+    /// what the last one was (it costs a line of text per event).
+    pub fn describe_events(&mut self) {
+        self.describe = true;
+    }
+
+    /// The event processed last, if events are described.
+    pub fn last_event(&self) -> Option<&LastEvent> {
+        self.last.as_ref()
+    }
+
+    /// When the next event is due, if any is scheduled.
+    pub fn next_event_us(&self) -> Option<Micros> {
+        self.queue.next_at()
+    }
+
+    /// Processes the next event if it is due at or before `limit_us`; whether there was one.
+    /// Time moves to the event's time (never past `limit_us`).
+    pub fn step_until(&mut self, limit_us: Micros) -> Result<bool, HardwareError> {
+        let Some((at_us, event)) = self.queue.pop_due(limit_us) else {
+            return Ok(false);
+        };
+        self.now_us = at_us;
+        self.step(event)?;
+        Ok(true)
+    }
+
+    /// Sends `message` to `to` now as if node `from` had sent it: from its machine, through the
+    /// link layer and the network.
+    pub fn send_from(
+        &mut self,
+        from: NodeHandle,
+        to: NodeHandle,
+        message: Message,
+    ) -> Result<(), HardwareError> {
+        let now_us = self.now_us.0;
+        if !self
+            .manager(from.machine)?
+            .send_as(now_us, from.id, to, message)
+        {
+            return Err(HardwareError::NoSuchNode { node: from });
+        }
+        self.carry_effects(from.machine, &None)
+    }
+
+    /// Moves time to `at_us` if that is later (after every event due by then was processed).
+    pub fn advance_to(&mut self, at_us: Micros) {
+        self.now_us = self.now_us.max(at_us);
+    }
+
+    /// The states of the nodes on `machine` (none while it is down), in creation order.
+    pub fn machine_states(&self, machine: MachineId) -> Vec<NodeState> {
+        self.machines
+            .get(machine.index())
+            .and_then(|machine| machine.manager.as_ref())
+            .map(NodeManager::node_states)
+            .unwrap_or_default()
     }
 
     /// The seed this system runs on.
@@ -124,8 +280,20 @@ impl SimulatedHardware {
     /// Counters so far, summed over every machine, with what the network's faults did and what
     /// is in flight now (see [`Counters::in_flight`]).
     pub fn stats(&self) -> Counters {
-        let mut stats: Counters = self.managers.iter().map(NodeManager::stats).sum();
+        let mut stats: Counters = self
+            .machines
+            .iter()
+            .map(|machine| {
+                machine
+                    .manager
+                    .as_ref()
+                    .map(NodeManager::stats)
+                    .unwrap_or_default()
+                    + machine.counted
+            })
+            .sum();
         stats += self.network.counters();
+        stats += self.counted;
         stats += Counters {
             events: self.events,
             undeliverable: self.no_such_machine,
@@ -143,16 +311,42 @@ impl SimulatedHardware {
 
     /// Packets sent between machines and not yet acknowledged, over every machine.
     pub fn unacknowledged(&self) -> usize {
-        self.managers.iter().map(NodeManager::unacknowledged).sum()
+        self.managers().map(NodeManager::unacknowledged).sum()
+    }
+
+    /// The machines that are up.
+    fn managers(&self) -> impl Iterator<Item = &NodeManager> {
+        self.machines
+            .iter()
+            .filter_map(|machine| machine.manager.as_ref())
+    }
+
+    /// Whether `machine` is up (not crashed, or restarted since).
+    pub fn is_up(&self, machine: MachineId) -> bool {
+        self.machines
+            .get(machine.index())
+            .is_some_and(|machine| machine.manager.is_some())
+    }
+
+    /// How many times `machine` has booted after a crash (0 for a machine that never crashed).
+    pub fn incarnation(&self, machine: MachineId) -> u32 {
+        self.machines
+            .get(machine.index())
+            .map_or(0, Machine::incarnation)
+    }
+
+    /// The machines that are down now.
+    pub fn down(&self) -> Vec<MachineId> {
+        (0..self.machines.len())
+            .filter(|index| self.machines[*index].manager.is_none())
+            .map(|index| MachineId(index as u32))
+            .collect()
     }
 
     /// Messages and terminations that reached their machine before their node's spawn and still
     /// wait for it, over every machine.
     pub fn waiting_for_spawn(&self) -> usize {
-        self.managers
-            .iter()
-            .map(NodeManager::waiting_for_spawn)
-            .sum()
+        self.managers().map(NodeManager::waiting_for_spawn).sum()
     }
 
     /// Transmissions between machines that the network still carries outside the link layer
@@ -169,9 +363,10 @@ impl SimulatedHardware {
                     from != to
                         && !matches!(envelope, Envelope::Sequenced { .. } | Envelope::Ack { .. })
                 }
-                Event::Wake { .. } => false,
+                Event::Wake { .. } | Event::Fault(_) => false,
             })
             .count() as u64
+            + self.held.len() as u64
     }
 
     /// Keeps the structured trace from now on: every event as a [`Record`](crate::observe::Record)
@@ -206,32 +401,176 @@ impl SimulatedHardware {
     }
 
     fn machine_index(&self, machine: MachineId) -> Result<usize, HardwareError> {
-        if machine.index() < self.managers.len() {
+        if machine.index() < self.machines.len() {
             Ok(machine.index())
         } else {
             Err(HardwareError::NoSuchMachine {
                 machine,
-                machines: self.managers.len(),
+                machines: self.machines.len(),
             })
         }
     }
 
-    /// The machine an event happens on.
-    fn machine_of(event: &Event) -> MachineId {
+    /// The NodeManager of `machine`, which must be up.
+    fn manager(&mut self, machine: MachineId) -> Result<&mut NodeManager, HardwareError> {
+        let index = self.machine_index(machine)?;
+        self.machines[index]
+            .manager
+            .as_mut()
+            .ok_or(HardwareError::MachineDown { machine })
+    }
+
+    /// The machine an event happens on (none for a fault verb).
+    fn machine_of(event: &Event) -> Option<MachineId> {
         match event {
-            Event::Arrive { to, .. } => *to,
-            Event::Wake { machine, .. } => *machine,
+            Event::Arrive { to, .. } => Some(*to),
+            Event::Wake { machine, .. } => Some(*machine),
+            Event::Fault(_) => None,
         }
+    }
+
+    /// Applies a fault verb now: the one implementation of every fault, for a test's verbs and
+    /// the scenario's windows alike.
+    pub fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
+        for machine in fault.machines() {
+            self.machine_index(machine)?;
+        }
+        self.trace.fault(self.now_us, fault);
+        match fault {
+            Fault::Partition { cut, groups } => self.network.partition(*cut, groups),
+            Fault::Repair { cut } => self.network.repair(*cut),
+            Fault::Hold { a, b } => self.network.hold(*a, *b),
+            Fault::Release { a, b } => {
+                if self.network.release(*a, *b) {
+                    self.release_held(*a, *b)?;
+                }
+            }
+            Fault::Pause { machine } => {
+                let machine = &mut self.machines[machine.index()];
+                if machine.manager.is_some() {
+                    machine.pauses += 1;
+                }
+            }
+            Fault::Resume { machine } => {
+                let slot = &mut self.machines[machine.index()];
+                if slot.pauses > 0 {
+                    slot.pauses -= 1;
+                    if slot.pauses == 0 {
+                        // What waited goes on in the order it came, after what is due now.
+                        for event in std::mem::take(&mut slot.stashed) {
+                            schedule(&mut self.queue, self.now_us, event)?;
+                        }
+                    }
+                }
+            }
+            Fault::Crash { machine } => self.crash(*machine)?,
+            Fault::Restart { machine } => self.restart(*machine)?,
+            Fault::Rule { kind, rule } => {
+                self.network
+                    .set_rule(*kind, rule.as_ref())
+                    .map_err(|error| HardwareError::FaultRefused {
+                        fault: fault.to_string(),
+                        reason: error.to_string(),
+                    })?
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts `machine`'s power: its NodeManager and everything in its memory are gone; its disk
+    /// stays. A machine that is down already stays down.
+    fn crash(&mut self, machine: MachineId) -> Result<(), HardwareError> {
+        let slot = &mut self.machines[machine.index()];
+        let Some(manager) = slot.manager.take() else {
+            return Err(HardwareError::FaultRefused {
+                fault: format!("crash {machine}"),
+                reason: format!("{machine} is down already"),
+            });
+        };
+        slot.counted += Counters {
+            in_flight: 0,
+            ..manager.stats()
+        };
+        slot.disk = Some(manager.crash());
+        slot.pauses = 0;
+        let lost = slot
+            .stashed
+            .drain(..)
+            .filter(|event| matches!(event, Event::Arrive { .. }))
+            .count();
+        self.counted.lost_in_crash += lost as u64;
+        self.counted.crashes += 1;
+        Ok(())
+    }
+
+    /// Boots `machine` again from its disk, as a new incarnation whose nodes recover what they
+    /// persisted.
+    fn restart(&mut self, machine: MachineId) -> Result<(), HardwareError> {
+        let slot = &mut self.machines[machine.index()];
+        let Some(disk) = slot.disk.take() else {
+            return Err(HardwareError::FaultRefused {
+                fault: format!("restart {machine}"),
+                reason: format!("{machine} is up"),
+            });
+        };
+        let manager = NodeManager::restart(
+            machine,
+            Arc::clone(&self.registry),
+            self.seed,
+            self.reliable,
+            disk,
+            self.now_us.0,
+        );
+        let manager = match manager {
+            Ok(manager) => manager,
+            Err(failure) => return Err(self.failed(failure, None)),
+        };
+        self.machines[machine.index()].manager = Some(manager);
+        self.counted.restarts += 1;
+        self.carry_effects(machine, &None)?;
+        for (to, message) in std::mem::take(&mut self.machines[machine.index()].outside) {
+            self.send(to, message)?;
+        }
+        Ok(())
+    }
+
+    /// Sends on what waited for the link between `a` and `b`, in the order it was sent.
+    fn release_held(&mut self, a: MachineId, b: MachineId) -> Result<(), HardwareError> {
+        let (now, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|held| (held.from, held.to) == (a, b) || (held.from, held.to) == (b, a));
+        self.held = kept;
+        for held in now {
+            let mut outbox = self.outbox(&held.cause);
+            outbox.transmit(held.from, held.to, held.envelope)?;
+        }
+        Ok(())
     }
 
     /// Processes one event that is due now, or, if its machine is paused, puts it off until the
     /// machine goes on (events put off keep their relative order).
     fn step(&mut self, event: Event) -> Result<(), HardwareError> {
-        if let Some(resume_us) = self
-            .network
-            .paused_until(Self::machine_of(&event), self.now_us)
-        {
-            return self.schedule(resume_us, event);
+        if let Some(machine) = Self::machine_of(&event) {
+            let slot = &mut self.machines[machine.index()];
+            if slot.manager.is_none() {
+                // A machine that is down hears nothing, and its timers died with it.
+                if matches!(event, Event::Arrive { .. }) {
+                    self.counted.lost_in_crash += 1;
+                }
+                return Ok(());
+            }
+            if let Event::Wake { incarnation, .. } = &event {
+                if *incarnation != slot.incarnation() {
+                    return Ok(());
+                }
+            }
+            if slot.pauses > 0 {
+                slot.stashed.push(event);
+                return Ok(());
+            }
+        }
+        if self.describe {
+            self.last = Some(self.describe_event(&event));
         }
         if self.max_events.is_some_and(|max| self.events >= max) {
             return Err(HardwareError::Capacity(format!(
@@ -279,10 +618,12 @@ impl SimulatedHardware {
                     }
                     None => cause,
                 };
-                if let Err(failure) = self.managers[to.index()].handle(self.now_us.0, envelope) {
+                let now_us = self.now_us.0;
+                let manager = self.manager(to)?;
+                if let Err(failure) = manager.handle(now_us, envelope) {
                     return Err(self.failed(failure, extend(cause)));
                 }
-                if self.managers[to.index()].has_effects() {
+                if manager.has_effects() {
                     self.carry_effects(to, &extend(cause))?;
                 }
             }
@@ -290,20 +631,72 @@ impl SimulatedHardware {
                 machine,
                 timer,
                 cause,
+                ..
             } => {
                 self.trace.wake(self.now_us, machine, timer);
                 if let Some(recorder) = &mut self.recorder {
                     self.current = Some(recorder.timer(self.now_us.0, machine, timer));
                 }
-                if let Err(failure) =
-                    self.managers[machine.index()].fire_timer(self.now_us.0, timer)
-                {
+                let now_us = self.now_us.0;
+                if let Err(failure) = self.manager(machine)?.fire_timer(now_us, timer) {
                     return Err(self.failed(failure, cause));
                 }
                 self.carry_effects(machine, &cause)?;
             }
+            Event::Fault(fault) => self.apply(&fault)?,
         }
         Ok(())
+    }
+
+    /// What `event` is, for [`SimulatedHardware::last_event`].
+    fn describe_event(&self, event: &Event) -> LastEvent {
+        let (machine, description, cause) = match event {
+            Event::Arrive {
+                from,
+                to,
+                envelope,
+                cause,
+                ..
+            } => {
+                let description = match envelope.payload() {
+                    Some(Envelope::Deliver {
+                        from: sender,
+                        to: id,
+                        message,
+                    }) => {
+                        let sender = sender.map_or_else(|| "outside".to_owned(), |h| h.to_string());
+                        let receiver = NodeHandle {
+                            id: *id,
+                            machine: *to,
+                        };
+                        format!(
+                            "{to} delivers {sender} --{}--> {receiver} {}",
+                            message.kind(),
+                            message.as_json()
+                        )
+                    }
+                    _ => format!("{to} receives `{}` from {from}", envelope.kind()),
+                };
+                (Some(*to), description, cause.clone())
+            }
+            Event::Wake {
+                machine,
+                timer,
+                cause,
+                ..
+            } => (
+                Some(*machine),
+                format!("{machine} fires timer {}", timer.0),
+                cause.clone(),
+            ),
+            Event::Fault(fault) => (None, format!("fault: {fault}"), None),
+        };
+        LastEvent {
+            at_us: self.now_us,
+            machine,
+            description,
+            cause,
+        }
     }
 
     fn schedule(&mut self, at_us: Micros, event: Event) -> Result<(), HardwareError> {
@@ -313,21 +706,41 @@ impl SimulatedHardware {
     /// Turns what machine `machine` asked for into scheduled events, through the network's
     /// latency and faults.
     fn carry_effects(&mut self, machine: MachineId, cause: &Cause) -> Result<(), HardwareError> {
+        let index = self.machine_index(machine)?;
+        let machines = self.machines.len();
+        let Some(manager) = self.machines[index].manager.as_mut() else {
+            return Ok(());
+        };
+        let incarnation = manager.incarnation();
         let mut outbox = Outbox {
             network: &mut self.network,
             queue: &mut self.queue,
+            held: &mut self.held,
             now_us: self.now_us,
-            machines: self.managers.len(),
+            machines,
+            incarnation,
             no_such_machine: &mut self.no_such_machine,
             cause,
             recorder: self.recorder.as_deref_mut(),
             current: self.current,
         };
-        carrier::carry_effects(
-            &mut self.managers[machine.index()],
-            &mut self.scratch,
-            &mut outbox,
-        )
+        carrier::carry_effects(manager, &mut self.scratch, &mut outbox)
+    }
+
+    /// Where transmissions go for a cause that no machine's effects carry (a released hold).
+    fn outbox<'a>(&'a mut self, cause: &'a Cause) -> Outbox<'a> {
+        Outbox {
+            network: &mut self.network,
+            queue: &mut self.queue,
+            held: &mut self.held,
+            now_us: self.now_us,
+            machines: self.machines.len(),
+            incarnation: 0,
+            no_such_machine: &mut self.no_such_machine,
+            cause,
+            recorder: self.recorder.as_deref_mut(),
+            current: self.current,
+        }
     }
 
     fn failed(&mut self, failure: NodeFailure, cause: Cause) -> HardwareError {
@@ -350,8 +763,11 @@ impl SimulatedHardware {
 struct Outbox<'a> {
     network: &'a mut Network,
     queue: &'a mut EventQueue<Event>,
+    held: &'a mut Vec<HeldTransmission>,
     now_us: Micros,
     machines: usize,
+    /// The incarnation of the machine whose effects these are (its timers die with it).
+    incarnation: u32,
     no_such_machine: &'a mut u64,
     cause: &'a Cause,
     /// The structured trace, if the run keeps one.
@@ -371,6 +787,16 @@ impl Carrier for Outbox<'_> {
     ) -> Result<(), HardwareError> {
         if to.index() >= self.machines {
             *self.no_such_machine += 1;
+            return Ok(());
+        }
+        if self.network.is_held(from, to) {
+            self.network.count_held();
+            self.held.push(HeldTransmission {
+                from,
+                to,
+                envelope,
+                cause: self.cause.clone(),
+            });
             return Ok(());
         }
         let transit = self
@@ -422,6 +848,7 @@ impl Carrier for Outbox<'_> {
         }
         let event = Event::Wake {
             machine,
+            incarnation: self.incarnation,
             timer,
             cause: self.cause.clone(),
         };
@@ -444,7 +871,7 @@ impl Hardware for SimulatedHardware {
     }
 
     fn machine_count(&self) -> usize {
-        self.managers.len()
+        self.machines.len()
     }
 
     fn now_ms(&self) -> u64 {
@@ -456,10 +883,9 @@ impl Hardware for SimulatedHardware {
         machine: MachineId,
         config: &NodeConfig,
     ) -> Result<NodeHandle, HardwareError> {
-        let index = self.machine_index(machine)?;
-        let handle = self.managers[index]
-            .start_node(self.now_us.0, config)
-            .map_err(|failure| self.failed(failure, None))?;
+        let now_us = self.now_us.0;
+        let started = self.manager(machine)?.start_node(now_us, config);
+        let handle = started.map_err(|failure| self.failed(failure, None))?;
         self.trace
             .spawn(self.now_us, machine, handle.id, config.kind());
         self.current = self
@@ -471,7 +897,11 @@ impl Hardware for SimulatedHardware {
     }
 
     fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError> {
-        self.machine_index(to.machine)?;
+        let index = self.machine_index(to.machine)?;
+        if self.machines[index].manager.is_none() {
+            self.machines[index].outside.push((to, message));
+            return Ok(());
+        }
         let event = Event::Arrive {
             from: to.machine,
             to: to.machine,
@@ -497,10 +927,6 @@ impl Hardware for SimulatedHardware {
     }
 
     fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
-        Ok(self
-            .managers
-            .iter()
-            .flat_map(NodeManager::node_states)
-            .collect())
+        Ok(self.managers().flat_map(NodeManager::node_states).collect())
     }
 }

@@ -1,7 +1,8 @@
 //! What the simulator tells the structured trace: its fault windows, and what the network did
 //! with each transmission (as the network reports it, without knowing it is being recorded).
 
-use super::network::{Loss, NetworkConfig, Transit};
+use super::network::{Loss, Transit};
+use crate::faults::NetworkConfig;
 use crate::manager::Envelope;
 use crate::messages::MachineId;
 use crate::observe::{FaultWindow, Recorder, TimedWindow, Transmitted};
@@ -35,7 +36,24 @@ pub fn fault_windows(network: &NetworkConfig) -> Vec<TimedWindow> {
                 groups: vec![vec![p.machine]],
             },
         });
-    partitions.chain(pauses).collect()
+    let crashes = network
+        .crashes
+        .iter()
+        .enumerate()
+        .map(|(index, c)| TimedWindow {
+            from_us: c.at_ms.to_micros_saturating().0,
+            to_us: c
+                .restart_ms
+                .unwrap_or(crate::time::HORIZON)
+                .to_micros_saturating()
+                .0,
+            window: FaultWindow {
+                fault: "crash".into(),
+                index,
+                groups: vec![vec![c.machine]],
+            },
+        });
+    partitions.chain(pauses).chain(crashes).collect()
 }
 
 /// One transmission the simulator carried.

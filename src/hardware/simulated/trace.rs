@@ -65,11 +65,27 @@ impl Trace {
                 _ => (6, NO_NODE, *seq),
             },
             Envelope::Ack { upto, .. } => (7, NO_NODE, *upto),
+            Envelope::Rebooted { incarnation, .. } => (10, NO_NODE, u64::from(*incarnation)),
         };
         let kind = envelope.kind();
         let payload = envelope.payload();
         self.fold(at_us, code, from.0, to.0, node);
         self.hasher.update(&seq.to_le_bytes());
+        // Incarnations are folded in only once a machine has rebooted, so that the trace of a run
+        // without crashes is what it always was.
+        let incarnations = match envelope {
+            Envelope::Sequenced { incarnation, .. } => [*incarnation, 0],
+            Envelope::Ack {
+                incarnation,
+                session,
+                ..
+            } => [*incarnation, *session],
+            _ => [0, 0],
+        };
+        if incarnations != [0, 0] {
+            self.hasher.update(&incarnations[0].to_le_bytes());
+            self.hasher.update(&incarnations[1].to_le_bytes());
+        }
         self.hasher.update(kind.as_bytes());
         match payload {
             Some(Envelope::Deliver { message, .. }) => {
@@ -107,6 +123,9 @@ impl Trace {
                     )
                 }
                 Some(_) => writeln!(text, "{at_us} {from}->{to} #{seq} {kind}"),
+                None if code == 10 => {
+                    writeln!(text, "{at_us} {from}->{to} rebooted as incarnation {seq}")
+                }
                 None => writeln!(text, "{at_us} {from}->{to} ack below {seq}"),
             };
         }
@@ -136,6 +155,26 @@ impl Trace {
         if let Some(text) = &mut self.text {
             let at_us = at_us.0;
             let _ = writeln!(text, "{at_us} {machine} start {node} {kind}");
+        }
+    }
+
+    /// A fault verb applied at `at_us`.
+    pub(super) fn fault(&mut self, at_us: Micros, fault: &crate::faults::Fault) {
+        let shown = fault.to_string();
+        self.fold(
+            at_us,
+            6,
+            0,
+            0,
+            NodeId {
+                origin: 0,
+                serial: 0,
+            },
+        );
+        self.hasher.update(shown.as_bytes());
+        if let Some(text) = &mut self.text {
+            let at_us = at_us.0;
+            let _ = writeln!(text, "{at_us} fault {shown}");
         }
     }
 

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use crate::apps::sum::Workload;
 use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
-use crate::hardware::simulated::FaultRule;
+use crate::faults::FaultRule;
 use crate::observe::write_records;
 use crate::scenario::{simulate, RunOptions, Scenario};
 use crate::time::Millis;

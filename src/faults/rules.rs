@@ -134,6 +134,17 @@ impl SenderFaults {
         })
     }
 
+    /// Machine `machine`'s faults with no rule yet (see [`SenderFaults::set_drop`]).
+    pub fn without_rules(seed: u64, machine: MachineId) -> Self {
+        SenderFaults {
+            drop: None,
+            duplicate: None,
+            seed,
+            rng: fault_stream(seed, machine),
+            counters: Counters::default(),
+        }
+    }
+
     /// The same rules, for machine `machine` (its own stream, nothing counted yet).
     pub fn for_machine(&self, machine: MachineId) -> Self {
         SenderFaults {
@@ -165,6 +176,16 @@ impl SenderFaults {
             return 2;
         }
         1
+    }
+
+    /// Replaces the drop rule (`None` switches drops off); the draws go on from where they are.
+    pub fn set_drop(&mut self, rule: Option<CompiledRule>) {
+        self.drop = rule;
+    }
+
+    /// Replaces the duplicate rule (`None` switches duplicates off).
+    pub fn set_duplicate(&mut self, rule: Option<CompiledRule>) {
+        self.duplicate = rule;
     }
 
     /// What the faults have done so far (`dropped`, `duplicated`).

@@ -1,0 +1,143 @@
+//! Checks over the nodes' typed states: invariants after every event, and "eventually" checks
+//! once the run has settled.
+
+use std::any::Any;
+use std::fmt;
+
+use crate::manager::NodeState;
+use crate::messages::MachineId;
+use crate::node::{Handle, TypedNode};
+use crate::time::Micros;
+
+/// What a check found wrong: any type that can say so (the test's own error type, a string).
+/// [`InvariantBroken::violation`] gives it back as its type.
+pub trait Violation: fmt::Debug + fmt::Display + Send + Sync + 'static {
+    /// The violation, to be read back as its type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<V: fmt::Debug + fmt::Display + Send + Sync + 'static> Violation for V {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A check over the states: `Ok`, or what is wrong.
+pub(super) type CheckFn = Box<dyn Fn(&States) -> Result<(), Box<dyn Violation>> + Send>;
+
+/// A named check.
+pub(super) struct Check {
+    pub(super) name: String,
+    pub(super) check: CheckFn,
+}
+
+impl Check {
+    pub(super) fn new<V: Violation>(
+        name: &str,
+        check: impl Fn(&States) -> Result<(), V> + Send + 'static,
+    ) -> Self {
+        Check {
+            name: name.to_owned(),
+            check: Box::new(move |states| {
+                check(states).map_err(|violation| Box::new(violation) as Box<dyn Violation>)
+            }),
+        }
+    }
+}
+
+/// A check that did not hold: which, when, on which event, why, and what led to it.
+#[derive(Debug)]
+pub struct InvariantBroken {
+    /// The check's name.
+    pub check: String,
+    /// The seed of the run.
+    pub seed: u64,
+    /// When it was found broken (right after the event that broke it).
+    pub at_us: Micros,
+    /// The event that broke it, e.g. `m1 delivers n0.3@m0 --gossip--> n1.2@m1 {…}` (none for
+    /// an "eventually" check, which runs once the run has settled).
+    pub event: Option<String>,
+    /// The messages that led to that event, oldest first.
+    pub history: Vec<String>,
+    /// What the check said.
+    pub violation: Box<dyn Violation>,
+}
+
+impl InvariantBroken {
+    /// The check's violation as its own type, if it is one.
+    pub fn violation<V: 'static>(&self) -> Option<&V> {
+        self.violation.as_any().downcast_ref::<V>()
+    }
+}
+
+impl fmt::Display for InvariantBroken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invariant `{}` broken at {:.3} ms (seed {}): {}",
+            self.check,
+            self.at_us.as_millis_f64(),
+            self.seed,
+            self.violation
+        )?;
+        if let Some(event) = &self.event {
+            write!(f, "\n  by the event: {event}")?;
+        }
+        if !self.history.is_empty() {
+            write!(f, "\n  which the following messages led to, oldest first:")?;
+            for line in &self.history {
+                write!(f, "\n    {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InvariantBroken {}
+
+/// The states of every node of a system at one moment, as a check sees them. Every state here
+/// was read back as its node type's `State` before the check ran: one that did not stopped the
+/// run with an error instead.
+#[derive(Debug, Default)]
+pub struct States {
+    /// By machine, each machine's nodes in creation order.
+    pub(super) machines: Vec<Vec<NodeState>>,
+}
+
+impl States {
+    /// Every node of type `N`, with its typed state, machine by machine.
+    pub fn of<N: TypedNode>(&self) -> Vec<(Handle<N>, N::State)> {
+        self.all()
+            .filter(|state| state.node_type == N::TYPE)
+            .filter_map(|state| {
+                N::State::deserialize(&state.state)
+                    .ok()
+                    .map(|typed| (Handle::assume(state.handle), typed))
+            })
+            .collect()
+    }
+
+    /// The typed state of one node, if the system has it.
+    pub fn get<N: TypedNode>(&self, node: Handle<N>) -> Option<N::State> {
+        let untyped = node.untyped();
+        self.machines
+            .get(untyped.machine.index())?
+            .iter()
+            .find(|state| state.handle == untyped)
+            .and_then(|state| N::State::deserialize(&state.state).ok())
+    }
+
+    /// Every node's state, machine by machine.
+    pub fn all(&self) -> impl Iterator<Item = &NodeState> {
+        self.machines.iter().flatten()
+    }
+
+    /// The nodes on `machine` (none while it is down).
+    pub fn on(&self, machine: MachineId) -> &[NodeState] {
+        self.machines
+            .get(machine.index())
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+use serde::Deserialize as _;

@@ -1,0 +1,509 @@
+//! The running system a test drives.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::checks::{Check, InvariantBroken, States};
+use super::client::{Client, Reply};
+use super::SystemError;
+use crate::counters::Counters;
+use crate::faults::{CutId, Fault, FaultRule, RuleKind};
+use crate::hardware::simulated::SimulatedHardware;
+use crate::hardware::Hardware;
+use crate::messages::{MachineId, NodeHandle};
+use crate::node::{config_of, message_for, Handle, NodeRegistry, TypedNode};
+use crate::time::{Micros, Millis};
+
+/// Nodes of type `N` with their typed states.
+pub type Typed<N> = Vec<(Handle<N>, <N as TypedNode>::State)>;
+
+/// How often [`Sim::settle`] looks whether anything is still in flight.
+const SETTLE_STEP_MS: u64 = 10;
+
+/// A simulated system under test (see the [module](super) documentation). Made by
+/// [`Builder`](super::Builder).
+pub struct Sim {
+    hardware: SimulatedHardware,
+    registry: Arc<NodeRegistry>,
+    invariants: Vec<Check>,
+    eventually: Vec<Check>,
+    check_every: u64,
+    since_check: u64,
+    /// The states the checks see, machine by machine, refreshed where an event happened.
+    states: States,
+    /// Machines whose states changed since they were last read.
+    stale: Vec<bool>,
+    /// The next partition id a test's `partition` gets (the plan's partitions have the first).
+    next_cut: u32,
+    /// The partitions a test made that are in force.
+    cuts: Vec<CutId>,
+    /// How many replies each client has handed out already.
+    taken: BTreeMap<NodeHandle, usize>,
+}
+
+impl Sim {
+    pub(super) fn new(
+        mut hardware: SimulatedHardware,
+        registry: Arc<NodeRegistry>,
+        invariants: Vec<Check>,
+        eventually: Vec<Check>,
+        check_every: u64,
+        plan_cuts: u32,
+    ) -> Self {
+        if !invariants.is_empty() {
+            hardware.describe_events();
+        }
+        let machines = hardware.machine_count();
+        Sim {
+            hardware,
+            registry,
+            invariants,
+            eventually,
+            check_every,
+            since_check: 0,
+            states: States {
+                machines: vec![Vec::new(); machines],
+            },
+            stale: vec![true; machines],
+            next_cut: plan_cuts,
+            cuts: Vec::new(),
+            taken: BTreeMap::new(),
+        }
+    }
+
+    /// How many machines the system has.
+    pub fn machines(&self) -> u32 {
+        u32::try_from(self.hardware.machine_count()).unwrap_or(u32::MAX)
+    }
+
+    /// The system's time, in milliseconds since it started.
+    pub fn now_ms(&self) -> u64 {
+        self.hardware.now_ms()
+    }
+
+    /// The seed the system runs on.
+    pub fn seed(&self) -> u64 {
+        self.hardware.seed()
+    }
+
+    /// The hash of the event trace so far: the same seed and the same test give the same hash.
+    pub fn trace_hash(&self) -> String {
+        self.hardware.trace().hash()
+    }
+
+    /// The full text of the event trace so far, if the builder kept it.
+    pub fn trace_text(&self) -> Option<&str> {
+        self.hardware.trace().text()
+    }
+
+    /// What the runtime counted so far, over every machine.
+    pub fn counters(&self) -> Counters {
+        self.hardware.stats()
+    }
+
+    /// The simulated hardware beneath (for what the system's own methods do not show).
+    pub fn hardware(&self) -> &SimulatedHardware {
+        &self.hardware
+    }
+
+    /// Whether `machine` is up.
+    pub fn is_up(&self, machine: u32) -> bool {
+        self.hardware.is_up(MachineId(machine))
+    }
+
+    /// Creates a node of type `N` on `machine`, now.
+    pub fn spawn<N: TypedNode>(
+        &mut self,
+        machine: u32,
+        config: &N::Config,
+    ) -> Result<Handle<N>, SystemError> {
+        let machine = self.machine(machine)?;
+        let config = config_of::<N>(config)?;
+        let handle = self.hardware.spawn(machine, &config)?;
+        self.changed(Some(machine), || {
+            format!("a test spawns {handle} on {machine}")
+        })?;
+        Ok(Handle::assume(handle))
+    }
+
+    /// Sends `message` to `to` from outside the system (it arrives at once, after what is due
+    /// now). A message for a machine that is down waits until the machine is back.
+    pub fn send<N: TypedNode>(
+        &mut self,
+        to: Handle<N>,
+        message: &N::Message,
+    ) -> Result<(), SystemError> {
+        let message = message_for::<N>(message)?;
+        self.hardware.send(to.untyped(), message)?;
+        Ok(())
+    }
+
+    /// A client on `machine` whose replies are `R`s (the builder must have registered it with
+    /// [`Builder::client`](super::Builder::client)).
+    pub fn client<R>(&mut self, machine: u32) -> Result<Handle<Client<R>>, SystemError>
+    where
+        R: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.spawn::<Client<R>>(machine, &crate::node::NoConfig {})
+    }
+
+    /// Has `client` send `message` to `to`: it leaves from the client's machine, through the
+    /// network and the link layer, and the receiver sees the client as its sender.
+    pub fn request<R, N: TypedNode>(
+        &mut self,
+        client: Handle<Client<R>>,
+        to: Handle<N>,
+        message: &N::Message,
+    ) -> Result<(), SystemError>
+    where
+        R: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let message = message_for::<N>(message)?;
+        self.hardware
+            .send_from(client.untyped(), to.untyped(), message)?;
+        Ok(())
+    }
+
+    /// The replies `client` received since the last call, in the order they arrived.
+    pub fn replies<R>(&mut self, client: Handle<Client<R>>) -> Result<Vec<Reply<R>>, SystemError>
+    where
+        R: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let all = self.state(client)?;
+        let taken = self.taken.entry(client.untyped()).or_default();
+        let new = all.into_iter().skip(*taken).collect::<Vec<_>>();
+        *taken += new.len();
+        Ok(new)
+    }
+
+    /// The typed state of `node`.
+    pub fn state<N: TypedNode>(&self, node: Handle<N>) -> Result<N::State, SystemError> {
+        let untyped = node.untyped();
+        let state = self
+            .hardware
+            .machine_states(untyped.machine)
+            .into_iter()
+            .find(|state| state.handle == untyped)
+            .ok_or_else(|| SystemError::NoSuchNode(untyped.to_string()))?;
+        serde_json::from_value(state.state).map_err(|error| SystemError::UnreadableState {
+            node: untyped.to_string(),
+            node_type: N::TYPE.to_owned(),
+            reason: error.to_string(),
+        })
+    }
+
+    /// Every node of type `N` with its typed state, machine by machine. A state that does not
+    /// read back as `N::State` is an error, never left out.
+    pub fn states<N: TypedNode>(&self) -> Result<Typed<N>, SystemError> {
+        let mut typed = Vec::new();
+        for machine in 0..self.hardware.machine_count() {
+            for state in self.hardware.machine_states(MachineId(machine as u32)) {
+                if state.node_type != N::TYPE {
+                    continue;
+                }
+                let read = serde_json::from_value(state.state).map_err(|error| {
+                    SystemError::UnreadableState {
+                        node: state.handle.to_string(),
+                        node_type: state.node_type.clone(),
+                        reason: error.to_string(),
+                    }
+                })?;
+                typed.push((Handle::assume(state.handle), read));
+            }
+        }
+        Ok(typed)
+    }
+
+    /// Runs for `ms` more milliseconds.
+    pub fn run_for(&mut self, ms: u64) -> Result<(), SystemError> {
+        self.run_until(self.now_ms().saturating_add(ms))
+    }
+
+    /// Runs until the time is `at_ms` (nothing happens if that is past).
+    pub fn run_until(&mut self, at_ms: u64) -> Result<(), SystemError> {
+        if self.invariants.is_empty() {
+            self.hardware.run_until(at_ms)?;
+            return Ok(());
+        }
+        let limit = Millis(at_ms).to_micros_saturating();
+        while self.hardware.step_until(limit)? {
+            self.after_event()?;
+        }
+        self.hardware.advance_to(limit);
+        Ok(())
+    }
+
+    /// Runs until `holds` is true of the states (looked at after every event), for at most
+    /// `within_ms` more milliseconds; whether it came true.
+    pub fn run_until_true(
+        &mut self,
+        within_ms: u64,
+        mut holds: impl FnMut(&States) -> bool,
+    ) -> Result<bool, SystemError> {
+        let limit = Millis(self.now_ms().saturating_add(within_ms)).to_micros_saturating();
+        self.refresh()?;
+        if holds(&self.states) {
+            return Ok(true);
+        }
+        while self.hardware.step_until(limit)? {
+            self.mark_last_event();
+            self.after_event()?;
+            self.refresh()?;
+            if holds(&self.states) {
+                return Ok(true);
+            }
+        }
+        self.hardware.advance_to(limit);
+        Ok(false)
+    }
+
+    /// Processes the next event, whenever it is due; whether there was one.
+    pub fn step(&mut self) -> Result<bool, SystemError> {
+        let Some(at_us) = self.hardware.next_event_us() else {
+            return Ok(false);
+        };
+        self.hardware.step_until(at_us)?;
+        self.mark_last_event();
+        self.after_event()?;
+        Ok(true)
+    }
+
+    /// Runs until nothing is in flight (every message delivered and acknowledged), looking
+    /// every 10 ms, for at most `within_ms`; then runs the "eventually" checks. A machine that
+    /// stays down keeps its peers retrying, so the run does not settle, and the error says so.
+    pub fn settle(&mut self, within_ms: u64) -> Result<(), SystemError> {
+        let start = self.now_ms();
+        loop {
+            let in_flight = self.hardware.stats().in_flight;
+            if in_flight == 0 {
+                break;
+            }
+            let waited_ms = self.now_ms() - start;
+            if waited_ms >= within_ms {
+                return Err(SystemError::NotSettled {
+                    waited_ms,
+                    in_flight,
+                    down: self.hardware.down().iter().map(|m| m.0).collect(),
+                });
+            }
+            self.run_for(SETTLE_STEP_MS.min(within_ms - waited_ms))?;
+        }
+        self.stale.iter_mut().for_each(|stale| *stale = true);
+        self.refresh()?;
+        for check in &self.eventually {
+            if let Err(violation) = (check.check)(&self.states) {
+                return Err(InvariantBroken {
+                    check: check.name.clone(),
+                    seed: self.hardware.seed(),
+                    at_us: self.hardware.now_us(),
+                    event: None,
+                    history: Vec::new(),
+                    violation,
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts the machines of different `groups` off from each other until [`Sim::repair`];
+    /// machines in no group are not affected. Returns the partition's id.
+    pub fn partition(&mut self, groups: &[&[u32]]) -> Result<CutId, SystemError> {
+        let cut = CutId(self.next_cut);
+        let groups = groups
+            .iter()
+            .map(|group| group.iter().map(|m| self.machine(*m)).collect())
+            .collect::<Result<Vec<Vec<MachineId>>, _>>()?;
+        self.apply(&Fault::Partition { cut, groups })?;
+        self.next_cut += 1;
+        self.cuts.push(cut);
+        Ok(cut)
+    }
+
+    /// Ends partition `cut`.
+    pub fn repair(&mut self, cut: CutId) -> Result<(), SystemError> {
+        self.cuts.retain(|c| *c != cut);
+        self.apply(&Fault::Repair { cut })
+    }
+
+    /// Ends every partition a test made.
+    pub fn repair_all(&mut self) -> Result<(), SystemError> {
+        for cut in std::mem::take(&mut self.cuts) {
+            self.apply(&Fault::Repair { cut })?;
+        }
+        Ok(())
+    }
+
+    /// Holds everything sent between `a` and `b` (both ways) until [`Sim::release`].
+    pub fn hold(&mut self, a: u32, b: u32) -> Result<(), SystemError> {
+        let (a, b) = (self.machine(a)?, self.machine(b)?);
+        self.apply(&Fault::Hold { a, b })
+    }
+
+    /// Lets what the link between `a` and `b` held go, in the order it was sent.
+    pub fn release(&mut self, a: u32, b: u32) -> Result<(), SystemError> {
+        let (a, b) = (self.machine(a)?, self.machine(b)?);
+        self.apply(&Fault::Release { a, b })
+    }
+
+    /// Freezes `machine`: it processes nothing until [`Sim::resume`]; what arrives waits.
+    pub fn pause(&mut self, machine: u32) -> Result<(), SystemError> {
+        let machine = self.machine(machine)?;
+        self.apply(&Fault::Pause { machine })
+    }
+
+    /// Lets a paused machine go on.
+    pub fn resume(&mut self, machine: u32) -> Result<(), SystemError> {
+        let machine = self.machine(machine)?;
+        self.apply(&Fault::Resume { machine })
+    }
+
+    /// Cuts `machine`'s power: its nodes, timers and link-layer buffers are gone; what its nodes
+    /// persisted stays on its disk.
+    pub fn crash(&mut self, machine: u32) -> Result<(), SystemError> {
+        let machine = self.machine(machine)?;
+        self.apply(&Fault::Crash { machine })
+    }
+
+    /// Boots a crashed machine again: its nodes recover from what they persisted.
+    pub fn restart(&mut self, machine: u32) -> Result<(), SystemError> {
+        let machine = self.machine(machine)?;
+        self.apply(&Fault::Restart { machine })
+    }
+
+    /// Replaces the drop rule (`None` switches drops off).
+    pub fn drop_rule(&mut self, rule: Option<FaultRule>) -> Result<(), SystemError> {
+        self.apply(&Fault::Rule {
+            kind: RuleKind::Drop,
+            rule,
+        })
+    }
+
+    /// Replaces the duplicate rule.
+    pub fn duplicate_rule(&mut self, rule: Option<FaultRule>) -> Result<(), SystemError> {
+        self.apply(&Fault::Rule {
+            kind: RuleKind::Duplicate,
+            rule,
+        })
+    }
+
+    /// Replaces the reorder rule.
+    pub fn reorder_rule(&mut self, rule: Option<FaultRule>) -> Result<(), SystemError> {
+        self.apply(&Fault::Rule {
+            kind: RuleKind::Reorder,
+            rule,
+        })
+    }
+
+    /// Applies any fault verb now (what every verb method does).
+    pub fn apply(&mut self, fault: &Fault) -> Result<(), SystemError> {
+        self.hardware.apply(fault)?;
+        self.changed(None, || format!("a test applies the fault: {fault}"))
+    }
+
+    fn machine(&self, machine: u32) -> Result<MachineId, SystemError> {
+        if machine < self.machines() {
+            Ok(MachineId(machine))
+        } else {
+            Err(SystemError::NoSuchMachine {
+                machine,
+                machines: self.machines(),
+            })
+        }
+    }
+
+    /// Marks the machine of the event just processed as changed.
+    fn mark_last_event(&mut self) {
+        match self.hardware.last_event().and_then(|event| event.machine) {
+            Some(machine) => self.stale[machine.index()] = true,
+            None => self.stale.iter_mut().for_each(|stale| *stale = true),
+        }
+    }
+
+    /// After one event: the invariants, if they are due.
+    fn after_event(&mut self) -> Result<(), SystemError> {
+        if self.invariants.is_empty() {
+            return Ok(());
+        }
+        self.mark_last_event();
+        self.since_check += 1;
+        if self.since_check < self.check_every {
+            return Ok(());
+        }
+        self.since_check = 0;
+        let event = self.hardware.last_event().cloned();
+        let (description, history) = match event {
+            Some(event) => (Some(event.description.clone()), event.history()),
+            None => (None, Vec::new()),
+        };
+        self.check_invariants(description, history)
+    }
+
+    /// After something a test did: the invariants, at once.
+    fn changed(
+        &mut self,
+        machine: Option<MachineId>,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), SystemError> {
+        match machine {
+            Some(machine) => self.stale[machine.index()] = true,
+            None => self.stale.iter_mut().for_each(|stale| *stale = true),
+        }
+        if self.invariants.is_empty() {
+            return Ok(());
+        }
+        self.check_invariants(Some(what()), Vec::new())
+    }
+
+    fn check_invariants(
+        &mut self,
+        event: Option<String>,
+        history: Vec<String>,
+    ) -> Result<(), SystemError> {
+        self.refresh()?;
+        for check in &self.invariants {
+            if let Err(violation) = (check.check)(&self.states) {
+                return Err(InvariantBroken {
+                    check: check.name.clone(),
+                    seed: self.hardware.seed(),
+                    at_us: self.hardware.now_us(),
+                    event,
+                    history,
+                    violation,
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads again the states of every machine that changed, each checked to read back as its
+    /// node type's `State`.
+    fn refresh(&mut self) -> Result<(), SystemError> {
+        for index in 0..self.stale.len() {
+            if !std::mem::take(&mut self.stale[index]) {
+                continue;
+            }
+            let states = self.hardware.machine_states(MachineId(index as u32));
+            for state in &states {
+                self.registry
+                    .check_state(&state.node_type, &state.state)
+                    .map_err(|reason| SystemError::UnreadableState {
+                        node: state.handle.to_string(),
+                        node_type: state.node_type.clone(),
+                        reason,
+                    })?;
+            }
+            self.states.machines[index] = states;
+        }
+        Ok(())
+    }
+
+    /// The time, in microseconds.
+    pub fn now_us(&self) -> Micros {
+        self.hardware.now_us()
+    }
+}
