@@ -80,7 +80,7 @@ pub struct Cli<E: ExtraCommands> {
 /// What `run` is told.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The scenario (JSON; see the README for its format).
+    /// The scenario (JSON; see docs/scenarios.md for its format).
     pub scenario: PathBuf,
     /// Replaces the scenario's seed.
     #[arg(long)]
