@@ -111,7 +111,7 @@ where
 }
 
 /// Runs `call` until it succeeds or fails with something other than an eventual-consistency
-/// error, backing off between attempts, for at most [`EVENTUAL_LIMIT`].
+/// error, backing off between attempts, for at most `EVENTUAL_LIMIT` (90 s).
 pub async fn eventually<T, F, Fut>(mut call: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
