@@ -1,7 +1,7 @@
 //! [`Counters`]: what a run counted — one type for a node's link layer, a machine, the simulator,
 //! the control protocol's status answer and a run's report, added up with `+=` or `sum()`.
 //!
-//! Every field is declared once, in the [`counters!`] invocation below; its addition, its JSON
+//! Every field is declared once, in the `counters!` invocation below; its addition, its JSON
 //! form and its default come from that line, so adding a counter is a one-line change.
 //! Additions saturate: counters summed from machines' answers can never overflow.
 

@@ -2,7 +2,101 @@
 //! it simulated (one process, virtual time, a seeded network), virtual (a Docker container per
 //! machine) or in the cloud, without changing a line of node code.
 //!
-//! Layers, each using only the ones below it:
+//! The guide is in the repository's `docs/` directory (`docs/README.md` lists its pages); this
+//! page is the map of the crate.
+//!
+//! # A node, run in the simulator
+//!
+//! A [`TypedNode`](node::TypedNode) declares its config, its messages and its state as Rust
+//! types; the runtime does the JSON. Here two counters on two machines add up what they are sent,
+//! the first passing each amount on to the second, over a network that drops a tenth of all
+//! transmissions; the runtime's reliable delivery repairs the losses, and the same seed gives
+//! the same run.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use dist_zero::app::{send, spawn, states_of};
+//! use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
+//! use dist_zero::hardware::{Hardware, SimulatedHardware};
+//! use dist_zero::messages::{MachineId, NodeHandle};
+//! use dist_zero::node::{Ctl, Handle, NodeError, NodeRegistry, TypedNode};
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// What a counter receives: on the wire, `{"type": "add", "amount": 2}`.
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! #[serde(tag = "type", rename_all = "snake_case")]
+//! enum Count {
+//!     Add { amount: i64 },
+//! }
+//!
+//! /// A counter's config: the counter it passes amounts on to, if any.
+//! #[derive(Serialize, Deserialize)]
+//! struct CounterConfig {
+//!     next: Option<Handle<Counter>>,
+//! }
+//!
+//! /// Adds up what it is sent, and passes each amount on.
+//! struct Counter {
+//!     next: Option<Handle<Counter>>,
+//!     total: i64,
+//! }
+//!
+//! impl TypedNode for Counter {
+//!     const TYPE: &'static str = "Counter";
+//!     type Config = CounterConfig;
+//!     type Message = Count;
+//!     type State = i64;
+//!
+//!     fn new(config: CounterConfig) -> Result<Self, NodeError> {
+//!         Ok(Counter { next: config.next, total: 0 })
+//!     }
+//!
+//!     fn receive(&mut self, ctl: &mut Ctl<'_>, _from: Option<NodeHandle>, message: Count)
+//!         -> Result<(), NodeError> {
+//!         let Count::Add { amount } = message;
+//!         self.total += amount;
+//!         if let Some(next) = self.next {
+//!             ctl.send(next, &Count::Add { amount })?;
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     fn state(&self) -> i64 {
+//!         self.total
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut registry = NodeRegistry::new();
+//! registry.add::<Counter>();
+//! let network: NetworkConfig = serde_json::from_str(r#"{"drop": {"rate": 0.1}}"#)?;
+//! let config = SimulationConfig { machines: 3, seed: 7, network, keep_trace_text: false, reliable: true };
+//! let mut sim = SimulatedHardware::new(config, Arc::new(registry))?;
+//!
+//! let second = spawn::<Counter>(&mut sim, MachineId(2), &CounterConfig { next: None })?;
+//! let first = spawn::<Counter>(&mut sim, MachineId(1), &CounterConfig { next: Some(second) })?;
+//! for amount in 1..=10 {
+//!     send(&mut sim, first, &Count::Add { amount })?; // from outside the system
+//! }
+//! sim.run_until(2_000)?; // virtual milliseconds
+//!
+//! let totals: Vec<i64> = states_of::<Counter>(&sim.node_states()?)
+//!     .into_iter()
+//!     .map(|(_, total)| total)
+//!     .collect();
+//! assert_eq!(totals, vec![55, 55]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! One node alone is unit-tested with [`node::Harness`], without a simulator; a whole program
+//! is an [`app::Application`] (node types, a scenario section, a check), and [`main`] gives a
+//! binary of your own DistZero's whole command line for it.
+//!
+//! # Layers
+//!
+//! Each uses only the ones below it:
 //! - [`cli`] and [`scenario`]: the command line for any set of applications ([`main`] gives a
 //!   library user's binary all of it), the generic scenario, its runner and its report;
 //! - [`app`] and the built-in [`apps`] (the sum network, the broadcast workload): applications as
@@ -16,10 +110,12 @@
 //! system in real time, and `hardware::docker` runs a system of them in containers. With the
 //! `cloud` feature, `hardware::cloud` runs them on EC2 instances (or moto and local containers).
 //!
-//! [`settings`] is the only module that reads the environment; [`files`] reads the files a user
-//! names, with a size limit; [`time`] holds the typed milliseconds and microseconds every layer
-//! uses; [`counters`] what every layer counts, added up the same way; [`terminal`] escapes what
-//! users wrote before it is printed.
+//! [`observe`] records a run as structured events, and [`report`] draws them (a
+//! message-sequence diagram, plots, an HTML page). [`settings`] is the only module that reads the
+//! environment; [`files`] reads the files a user names, with a size limit; [`time`] holds the
+//! typed milliseconds and microseconds every layer uses; [`counters`] what every layer counts,
+//! added up the same way; [`terminal`] escapes what users wrote before it is printed; [`tools`]
+//! holds the demo and benchmarks of DistZero's own binary.
 
 pub mod app;
 pub mod apps;
@@ -43,3 +139,35 @@ pub mod time;
 pub mod tools;
 
 pub use cli::main;
+
+/// The guide's pages as doc tests, so that every Rust block in them compiles (and runs) against
+/// this crate: `cargo test --doc`. Not part of the API (only built for doc tests).
+#[cfg(doctest)]
+pub mod guide {
+    #[doc = include_str!("../README.md")]
+    pub struct Readme;
+    #[doc = include_str!("../docs/README.md")]
+    pub struct Index;
+    #[doc = include_str!("../docs/scenarios.md")]
+    pub struct Scenarios;
+    #[doc = include_str!("../docs/applications.md")]
+    pub struct Applications;
+    #[doc = include_str!("../docs/faults.md")]
+    pub struct Faults;
+    #[doc = include_str!("../docs/seeing-a-run.md")]
+    pub struct SeeingARun;
+    #[doc = include_str!("../docs/virtual-mode.md")]
+    pub struct VirtualMode;
+    #[doc = include_str!("../docs/cloud-mode.md")]
+    pub struct CloudMode;
+    #[doc = include_str!("../docs/guarantees.md")]
+    pub struct Guarantees;
+    #[doc = include_str!("../docs/benchmarks.md")]
+    pub struct Benchmarks;
+    #[doc = include_str!("../docs/testing.md")]
+    pub struct Testing;
+    #[doc = include_str!("../docs/configuration.md")]
+    pub struct Configuration;
+    #[doc = include_str!("../docs/layout.md")]
+    pub struct Layout;
+}

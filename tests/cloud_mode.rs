@@ -608,7 +608,7 @@ fn cloud_clean_spares_a_run_in_progress_then_removes_and_lists_what_it_left_when
 }
 
 /// Real AWS: the sum of two on EC2 with the settings' credentials, region, image and runner
-/// address (README, Cloud mode on AWS). Costs money; run with `--ignored` only.
+/// address (docs/cloud-mode.md, Cloud mode on AWS). Costs money; run with `--ignored` only.
 #[test]
 #[ignore = "real AWS: costs money; `cargo test --features cloud cloud_real_aws -- --ignored`"]
 fn cloud_real_aws_sum_of_two_reaches_four() {

@@ -42,7 +42,7 @@ use serde_json::{json, Value};
 use sum_support::{sum_outcome, sum_section};
 
 /// How long a random scenario runs past its last fault window and action. Delivery has no time
-/// bound (README, What the runtime guarantees): a link that has never measured its round trip
+/// bound (docs/guarantees.md): a link that has never measured its round trip
 /// doubles its timeout from 200 ms after each loss, so a packet lost several times in a row at a
 /// 30% drop rate (or first to a partition) can wait tens of seconds for its next try. Two
 /// minutes cover nine losses in a row; 5 s, as this once was, covered four, and a case with

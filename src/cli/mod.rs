@@ -1,7 +1,7 @@
 //! The command line, for any set of applications: run a scenario (simulated, in containers, a
 //! sweep of seeds), run one machine (the process inside a container), clean up. DistZero's own
 //! binary adds the sum network's demo and benchmarks; a library user's binary gets the rest for
-//! its own application with [`main`](crate::main).
+//! its own application with [`main`].
 //!
 //! Exit status: 0 when every output is correct; 1 when a run completed but some output is wrong,
 //! a node failed during it, or it reached a capacity limit; 2 for bad input or usage (one clear
@@ -80,7 +80,7 @@ pub struct Cli<E: ExtraCommands> {
 /// What `run` is told.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The scenario (JSON; see the README for its format).
+    /// The scenario (JSON; see docs/scenarios.md for its format).
     pub scenario: PathBuf,
     /// Replaces the scenario's seed.
     #[arg(long)]

@@ -2,7 +2,7 @@
 //! holders of the run's certificates, and its links to the other machines speak TLS (the
 //! material and the forwarding are [`crate::hardware::remote::tls`]).
 //!
-//! The machine itself is unchanged: [`serve`] runs it with its plain ports on the loopback
+//! The machine itself is unchanged: `serve` runs it with its plain ports on the loopback
 //! interface only, terminates TLS on the public ports in front of them, and gives it an address
 //! book of loopback forwarders that carry each outbound link over TLS. The run's token (in every
 //! hello and control request) therefore only ever travels inside TLS.

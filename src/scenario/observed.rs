@@ -32,7 +32,7 @@ pub struct Observed {
 pub const MAX_SAMPLES: u64 = 100;
 
 /// Collects samples of an application's series as a run goes, no closer together than a
-/// [`MAX_SAMPLES`]th of the run (reading every node's state is the costly part).
+/// `MAX_SAMPLES`th of the run (reading every node's state is the costly part).
 pub struct Sampler<'a> {
     app: &'a dyn AnyApplication,
     section: &'a AnySection,

@@ -78,7 +78,7 @@ impl From<ApiError> for HardwareError {
     fn from(error: ApiError) -> Self {
         if error.is_auth() {
             HardwareError::Unavailable(format!(
-                "AWS refused the credentials ({}: {}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or your AWS profile (see README, Cloud mode)",
+                "AWS refused the credentials ({}: {}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or your AWS profile (see docs/cloud-mode.md)",
                 error.code.as_deref().unwrap_or("auth"),
                 error.message
             ))
@@ -111,7 +111,7 @@ where
 }
 
 /// Runs `call` until it succeeds or fails with something other than an eventual-consistency
-/// error, backing off between attempts, for at most [`EVENTUAL_LIMIT`].
+/// error, backing off between attempts, for at most `EVENTUAL_LIMIT` (90 s).
 pub async fn eventually<T, F, Fut>(mut call: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,

@@ -269,13 +269,13 @@ impl CloudHardware {
             (None, true) => EMULATOR_IMAGE.to_owned(),
             (None, false) => {
                 return Err(HardwareError::Unavailable(
-                    "cloud mode needs DIST_ZERO_CLOUD_IMAGE: give an x86-64 Linux AMI id for your region (see README, Cloud mode on AWS)".into(),
+                    "cloud mode needs DIST_ZERO_CLOUD_IMAGE: give an x86-64 Linux AMI id for your region (see docs/cloud-mode.md, Cloud mode on AWS)".into(),
                 ))
             }
         };
         if !emulated && cloud.runner_cidr.is_none() {
             return Err(HardwareError::Unavailable(
-                "cloud mode needs DIST_ZERO_CLOUD_RUNNER_CIDR: give this computer's public address as a.b.c.d/32 (see README, Cloud mode on AWS)".into(),
+                "cloud mode needs DIST_ZERO_CLOUD_RUNNER_CIDR: give this computer's public address as a.b.c.d/32 (see docs/cloud-mode.md, Cloud mode on AWS)".into(),
             ));
         }
         let clients = runtime.block_on(Clients::new(cloud, config.http.as_ref()))?;

@@ -72,7 +72,7 @@ fn failed(what: &'static str) -> impl Fn(bollard::errors::Error) -> HardwareErro
 pub async fn gateway_for(docker_host: &str, subnet: Subnet) -> Result<Ipv4Addr, HardwareError> {
     let missing = || {
         HardwareError::Unavailable(format!(
-            "AWS_ENDPOINT_URL points at an emulator but no realizer network holds {subnet}; start `dist-zero cloud-emulator` (README, Cloud mode on your laptop) and use the DIST_ZERO_CLOUD_SUBNET it prints"
+            "AWS_ENDPOINT_URL points at an emulator but no realizer network holds {subnet}; start `dist-zero cloud-emulator` (docs/cloud-mode.md, Cloud mode on your laptop) and use the DIST_ZERO_CLOUD_SUBNET it prints"
         ))
     };
     let docker = engine::connect(docker_host).await?;

@@ -7,7 +7,7 @@
 //! inside a container or an instance) and the back-ends in `hardware::docker` and
 //! `hardware::cloud` depend on this module and not on each other, so the protocol has one
 //! definition and neither side reaches into the other's code. Nothing here knows about Docker or
-//! AWS; what differs between back-ends is behind [`machines::Backend`].
+//! AWS; what differs between back-ends is behind the crate-private `machines::Backend` trait.
 
 pub mod client;
 pub mod config;
