@@ -14,13 +14,10 @@
 //! the same run.
 //!
 //! ```
-//! use std::sync::Arc;
-//!
-//! use dist_zero::app::{send, spawn, states_of};
-//! use dist_zero::hardware::simulated::{NetworkConfig, SimulationConfig};
-//! use dist_zero::hardware::{Hardware, SimulatedHardware};
-//! use dist_zero::messages::{MachineId, NodeHandle};
-//! use dist_zero::node::{Ctl, Handle, NodeError, NodeRegistry, TypedNode};
+//! use dist_zero::faults::FaultRule;
+//! use dist_zero::messages::NodeHandle;
+//! use dist_zero::node::{Ctl, Handle, NoTimer, NodeError, TypedNode, Volatile};
+//! use dist_zero::system::Builder;
 //! use serde::{Deserialize, Serialize};
 //!
 //! /// What a counter receives: on the wire, `{"type": "add", "amount": 2}`.
@@ -47,12 +44,14 @@
 //!     type Config = CounterConfig;
 //!     type Message = Count;
 //!     type State = i64;
+//!     type Timer = NoTimer;
+//!     type Durable = Volatile;
 //!
 //!     fn new(config: CounterConfig) -> Result<Self, NodeError> {
 //!         Ok(Counter { next: config.next, total: 0 })
 //!     }
 //!
-//!     fn receive(&mut self, ctl: &mut Ctl<'_>, _from: Option<NodeHandle>, message: Count)
+//!     fn receive(&mut self, ctl: &mut Ctl<'_, Self>, _from: Option<NodeHandle>, message: Count)
 //!         -> Result<(), NodeError> {
 //!         let Count::Add { amount } = message;
 //!         self.total += amount;
@@ -68,30 +67,28 @@
 //! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut registry = NodeRegistry::new();
-//! registry.add::<Counter>();
-//! let network: NetworkConfig = serde_json::from_str(r#"{"drop": {"rate": 0.1}}"#)?;
-//! let config = SimulationConfig { machines: 3, seed: 7, network, keep_trace_text: false, reliable: true };
-//! let mut sim = SimulatedHardware::new(config, Arc::new(registry))?;
-//!
-//! let second = spawn::<Counter>(&mut sim, MachineId(2), &CounterConfig { next: None })?;
-//! let first = spawn::<Counter>(&mut sim, MachineId(1), &CounterConfig { next: Some(second) })?;
+//! let mut sim = Builder::new()
+//!     .machines(3)
+//!     .seed(7)
+//!     .drops(FaultRule { rate: 0.1, types: None })
+//!     .node::<Counter>()
+//!     .build()?;
+//! let second = sim.spawn::<Counter>(2, &CounterConfig { next: None })?;
+//! let first = sim.spawn::<Counter>(1, &CounterConfig { next: Some(second) })?;
 //! for amount in 1..=10 {
-//!     send(&mut sim, first, &Count::Add { amount })?; // from outside the system
+//!     sim.send(first, &Count::Add { amount })?; // from outside the system
 //! }
 //! sim.run_until(2_000)?; // virtual milliseconds
-//!
-//! let totals: Vec<i64> = states_of::<Counter>(&sim.node_states()?)
-//!     .into_iter()
-//!     .map(|(_, total)| total)
-//!     .collect();
-//! assert_eq!(totals, vec![55, 55]);
+//! assert_eq!((sim.state(first)?, sim.state(second)?), (55, 55));
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! One node alone is unit-tested with [`node::Harness`], without a simulator; a whole program
-//! is an [`app::Application`] (node types, a scenario section, a check), and [`main`] gives a
+//! [`system`] is the builder a test drives: typed spawning, sending and state reads, a client
+//! that receives replies, running by time, by condition or by the event, fault verbs at any
+//! moment (partition, hold, pause, crash and restart) and invariants after every event. One node
+//! alone is unit-tested with [`node::Harness`], without a simulator; a whole program is an
+//! [`app::Application`] (node types, a scenario section, a check), and [`main`] gives a
 //! binary of your own DistZero's whole command line for it.
 //!
 //! # Layers
@@ -101,7 +98,9 @@
 //!   library user's binary all of it), the generic scenario, its runner and its report;
 //! - [`app`] and the built-in [`apps`] (the sum network, the broadcast workload): applications as
 //!   plug-ins — node types, a scenario section, a check;
-//! - [`hardware`]: one per mode — the only place the modes differ;
+//! - [`system`]: the system a test builds and drives, fault verbs and checks;
+//! - [`hardware`]: one per mode — the only place the modes differ; [`faults`] is the
+//!   mode-neutral fault plan and verbs every mode applies;
 //! - [`manager`]: the NodeManager, the single implementation of [`node::MachineController`];
 //! - [`node`]: state machines written against the controller, and the typed API over it;
 //! - [`messages`]: handles and JSON messages.

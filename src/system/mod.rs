@@ -43,6 +43,6 @@ mod sim;
 pub use builder::Builder;
 pub use checks::{InvariantBroken, States};
 pub use client::Client;
-pub use error::SystemError;
 pub use client::Reply;
+pub use error::SystemError;
 pub use sim::{Sim, Typed};
