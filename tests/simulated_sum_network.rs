@@ -76,9 +76,16 @@ impl SumNetwork {
             hardware,
             &InputConfig {
                 receivers: vec![sum],
+                persist: true,
             },
         );
-        let output = spawn::<OutputNode>(hardware, &OutputConfig { senders: vec![sum] });
+        let output = spawn::<OutputNode>(
+            hardware,
+            &OutputConfig {
+                senders: vec![sum],
+                persist: true,
+            },
+        );
         SumNetwork { sum, input, output }
     }
 

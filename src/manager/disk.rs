@@ -3,13 +3,17 @@
 //! A crash is a power cut: everything in memory is gone. What survives is what was written to
 //! disk synchronously, before the machine went on: every node's config (written when the node was
 //! created, removed when it terminated), what each node last persisted through its controller,
-//! how far the machine had delivered each peer's stream, the next node serial, and how many times
-//! the machine has booted. The simulator takes this image when the machine crashes (its events
+//! how far the machine had delivered each peer's stream, the spawns and terminations it had sent
+//! and not had acknowledged (the runtime promised those nodes), the next node serial, and how
+//! many times the machine has booted. Node messages sent and not acknowledged are not on it:
+//! they are lost with the machine, and a node that must not lose them says so again when it
+//! recovers. The simulator takes this image when the machine crashes (its events
 //! are atomic, so that is the same as writing it after every event); a machine process writes it
 //! after every event that changed it.
 
 use serde::{Deserialize, Serialize};
 
+use super::Envelope;
 use crate::messages::{MachineId, NodeConfig, NodeId};
 
 /// One node as its machine's disk holds it.
@@ -47,6 +51,8 @@ pub struct Disk {
     pub(super) cursors: Vec<Cursor>,
     /// Every machine this one had a link with (told of the reboot).
     pub(super) peers: Vec<MachineId>,
+    /// Spawns and terminations sent and not acknowledged, sent again after the reboot.
+    pub(super) outbox: Vec<(MachineId, Envelope)>,
 }
 
 impl Disk {

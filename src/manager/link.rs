@@ -488,6 +488,16 @@ impl Link {
         !self.early.is_empty()
     }
 
+    /// The spawns and terminations sent on this link and not yet acknowledged, in order: what a
+    /// machine's disk keeps of its link-layer buffers, so that a crash does not lose a node the
+    /// runtime promised.
+    pub(super) fn unacknowledged_runtime(&self) -> impl Iterator<Item = &Envelope> {
+        self.unacked
+            .iter()
+            .map(|pending| &pending.payload)
+            .filter(|payload| matches!(payload, Envelope::Spawn { .. } | Envelope::Terminate { .. }))
+    }
+
     /// How many packets are sent and not yet acknowledged (those acknowledged only selectively
     /// among them).
     pub(super) fn unacknowledged(&self) -> usize {

@@ -71,6 +71,17 @@ impl Links {
             .collect()
     }
 
+    /// The spawns and terminations sent to each peer and not yet acknowledged, peer by peer.
+    pub(super) fn unacknowledged_runtime(&self) -> Vec<(MachineId, super::Envelope)> {
+        self.by_peer
+            .iter()
+            .flat_map(|(peer, link)| {
+                link.unacknowledged_runtime()
+                    .map(move |payload| (*peer, payload.clone()))
+            })
+            .collect()
+    }
+
     /// Every peer this machine has a link with.
     pub(super) fn peers(&self) -> Vec<MachineId> {
         self.by_peer.keys().copied().collect()

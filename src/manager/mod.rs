@@ -199,6 +199,7 @@ impl NodeManager {
                 .collect(),
             cursors: self.links.cursors(),
             peers: self.links.peers(),
+            outbox: self.links.unacknowledged_runtime(),
         }
     }
 
@@ -240,6 +241,9 @@ impl NodeManager {
                 &stored.config,
                 Boot::Recover(stored.persisted.as_ref()),
             )?;
+        }
+        for (to, envelope) in disk.outbox {
+            manager.core.effects.push(Effect::Transmit { to, envelope });
         }
         let incarnation = manager.core.incarnation;
         for peer in disk.peers {

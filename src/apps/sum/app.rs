@@ -63,14 +63,26 @@ impl Application for SumApp {
     /// Builds the sum network on machine 0 and lets every user join at its time.
     fn play(&self, section: &SumSection, stage: &mut Stage<'_>) -> Result<(), RunError> {
         let root = MachineId(0);
-        let sum = stage.spawn::<SumNode>(root, &SumConfig::default())?;
+        let persist = section.persist;
+        let sum_config = SumConfig {
+            persist,
+            ..SumConfig::default()
+        };
+        let sum = stage.spawn::<SumNode>(root, &sum_config)?;
         let input = stage.spawn::<InputNode>(
             root,
             &InputConfig {
                 receivers: vec![sum],
+                persist,
             },
         )?;
-        let output = stage.spawn::<OutputNode>(root, &OutputConfig { senders: vec![sum] })?;
+        let output = stage.spawn::<OutputNode>(
+            root,
+            &OutputConfig {
+                senders: vec![sum],
+                persist,
+            },
+        )?;
         let mut joining: Vec<_> = section.users.iter().collect();
         joining.sort_by_key(|user| user.join_ms);
         for user in joining {

@@ -123,7 +123,10 @@ impl Workload {
             .collect();
         Scenario::new(
             SumApp,
-            SumSection { users },
+            SumSection {
+                users,
+                persist: true,
+            },
             machines,
             self.run_ms,
             self.seed,

@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sum_node::SumNode;
+use super::sum_node::{persist_by_default, SumNode};
 use super::{RecordedUser, SumMessage};
 use crate::messages::NodeHandle;
-use crate::node::{Ctl, Handle, NoTimer, NodeError, TypedNode, Volatile};
+use crate::node::{Ctl, Handle, NoTimer, NodeError, TypedNode};
 
 /// The input list's root config: the sum nodes its leaves send to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +15,9 @@ pub struct InputConfig {
     /// Where every leaf's increments go.
     #[serde(default)]
     pub receivers: Vec<Handle<SumNode>>,
+    /// Whether the root and its leaves persist what they know (on by default).
+    #[serde(default = "persist_by_default")]
+    pub persist: bool,
 }
 
 /// The input list's root's observable state.
@@ -27,11 +30,13 @@ pub struct InputState {
 }
 
 /// The root of the input list: creates an [`InputLeafNode`] per user and announces each new
-/// leaf to the receivers.
+/// leaf to the receivers. It persists its leaves; after a crash it announces them all again (a
+/// sum node that already has one ignores it).
 #[derive(Debug)]
 pub struct InputNode {
     receivers: Vec<Handle<SumNode>>,
     kids: Vec<Handle<InputLeafNode>>,
+    persist: bool,
 }
 
 impl TypedNode for InputNode {
@@ -40,13 +45,27 @@ impl TypedNode for InputNode {
     type Message = SumMessage;
     type State = InputState;
     type Timer = NoTimer;
-    type Durable = Volatile;
+    /// Its leaves.
+    type Durable = Vec<Handle<InputLeafNode>>;
 
     fn new(config: InputConfig) -> Result<Self, NodeError> {
         Ok(InputNode {
             receivers: config.receivers,
             kids: Vec::new(),
+            persist: config.persist,
         })
+    }
+
+    fn recover(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        kids: Vec<Handle<InputLeafNode>>,
+    ) -> Result<(), NodeError> {
+        for node in &kids {
+            ctl.broadcast(&self.receivers, &SumMessage::AddSender { node: *node })?;
+        }
+        self.kids = kids;
+        Ok(())
     }
 
     fn receive(
@@ -62,9 +81,13 @@ impl TypedNode for InputNode {
             user: recording.name().to_owned(),
             receivers: self.receivers.clone(),
             recording: Some(recording),
+            persist: self.persist,
         };
         let leaf = ctl.spawn::<InputLeafNode>(machine, &config)?;
         self.kids.push(leaf);
+        if self.persist {
+            ctl.persist(&self.kids)?;
+        }
         ctl.broadcast(&self.receivers, &SumMessage::AddSender { node: leaf })
     }
 
@@ -93,6 +116,9 @@ pub struct LeafConfig {
     /// What it plays back, if anything.
     #[serde(default)]
     pub recording: Option<RecordedUser>,
+    /// Whether it persists how far it has played (on by default).
+    #[serde(default = "persist_by_default")]
+    pub persist: bool,
 }
 
 /// An input leaf's observable state.
@@ -106,15 +132,58 @@ pub struct InputLeafState {
     pub actions_played: usize,
 }
 
+/// What an input leaf writes to its machine's disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputLeafDurable {
+    /// When it started, on the system's clock (its recording's times count from there).
+    pub started_ms: u64,
+    /// How many recorded actions it has played.
+    pub actions_played: usize,
+    /// Everything it sent, added up.
+    pub sent_total: i64,
+}
+
 /// A user's input: plays back the user's recorded actions at their times (relative to when the
-/// leaf started) and sends each increment to every receiver.
+/// leaf started) and reports its running total to every receiver after each.
+///
+/// It persists how far it has played before each report leaves; after a crash it reports its
+/// total again (the report it had sent may have been lost with its machine) and plays the rest
+/// of the recording at the times it was due, or at once if they have passed.
 #[derive(Debug)]
 pub struct InputLeafNode {
     user: String,
     receivers: Vec<Handle<SumNode>>,
     recording: Option<RecordedUser>,
+    persist: bool,
+    started_ms: u64,
     sent_total: i64,
     actions_played: usize,
+}
+
+impl InputLeafNode {
+    /// Arms the timer for recorded action `index`, due at its time after the start.
+    fn arm(&self, ctl: &mut Ctl<'_, Self>, index: usize) {
+        let actions = self
+            .recording
+            .as_ref()
+            .map(RecordedUser::actions)
+            .unwrap_or_default();
+        if let Some((at_ms, _)) = actions.get(index) {
+            let due_ms = self.started_ms.saturating_add(at_ms.0);
+            ctl.set_timer(due_ms.saturating_sub(ctl.now_ms()), index);
+        }
+    }
+
+    fn save(&self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        if !self.persist {
+            return Ok(());
+        }
+        ctl.persist(&InputLeafDurable {
+            started_ms: self.started_ms,
+            actions_played: self.actions_played,
+            sent_total: self.sent_total,
+        })
+    }
 }
 
 impl TypedNode for InputLeafNode {
@@ -122,23 +191,45 @@ impl TypedNode for InputLeafNode {
     type Config = LeafConfig;
     type Message = SumMessage;
     type State = InputLeafState;
+    /// The index of the recorded action to play.
     type Timer = usize;
-    type Durable = Volatile;
+    type Durable = InputLeafDurable;
 
     fn new(config: LeafConfig) -> Result<Self, NodeError> {
         Ok(InputLeafNode {
             user: config.user,
             receivers: config.receivers,
             recording: config.recording,
+            persist: config.persist,
+            started_ms: 0,
             sent_total: 0,
             actions_played: 0,
         })
     }
 
     fn start(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
-        if let Some((at_ms, _)) = self.recording.as_ref().and_then(|r| r.actions().first()) {
-            ctl.set_timer(at_ms.0, 0);
+        self.started_ms = ctl.now_ms();
+        self.save(ctl)?;
+        self.arm(ctl, 0);
+        Ok(())
+    }
+
+    fn recover(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        durable: InputLeafDurable,
+    ) -> Result<(), NodeError> {
+        self.started_ms = durable.started_ms;
+        self.actions_played = durable.actions_played;
+        self.sent_total = durable.sent_total;
+        if self.actions_played > 0 {
+            let again = SumMessage::Increment {
+                amount: 0,
+                total: self.sent_total,
+            };
+            ctl.broadcast(&self.receivers, &again)?;
         }
+        self.arm(ctl, self.actions_played);
         Ok(())
     }
 
@@ -151,26 +242,26 @@ impl TypedNode for InputLeafNode {
         Err(super::unexpected(Self::TYPE, &message))
     }
 
-    /// The timer is the index of the recorded action to play.
     fn timer(&mut self, ctl: &mut Ctl<'_, Self>, index: usize) -> Result<(), NodeError> {
         let actions = self
             .recording
             .as_ref()
             .map(RecordedUser::actions)
             .unwrap_or_default();
-        let (at_ms, action) = actions
+        let (_, action) = actions
             .get(index)
             .copied()
             .ok_or_else(|| NodeError::Protocol(format!("no recorded action {index}")))?;
-        if let Some((next_ms, _)) = actions.get(index + 1) {
-            ctl.set_timer(next_ms.saturating_sub(at_ms).0, index + 1);
-        }
-        self.actions_played += 1;
-        let message = SumMessage::from(action);
-        if let SumMessage::Increment { amount } = message {
-            self.sent_total = super::add_to_total(self.sent_total, amount)?;
-        }
-        ctl.broadcast(&self.receivers, &message)
+        self.actions_played = index + 1;
+        let amount = action.amount();
+        self.sent_total = super::add_to_total(self.sent_total, amount)?;
+        self.save(ctl)?;
+        self.arm(ctl, index + 1);
+        let report = SumMessage::Increment {
+            amount,
+            total: self.sent_total,
+        };
+        ctl.broadcast(&self.receivers, &report)
     }
 
     fn state(&self) -> InputLeafState {
@@ -198,6 +289,7 @@ mod tests {
     fn simulated_the_input_root_spawns_a_leaf_per_user_and_announces_it() {
         let mut root = Harness::<InputNode>::new(InputConfig {
             receivers: vec![sum_node()],
+            persist: true,
         })
         .expect("builds");
         let recording = RecordedUser::new("ann", vec![]).expect("empty");
@@ -237,6 +329,7 @@ mod tests {
             user: "ann".into(),
             receivers: vec![sum_node()],
             recording: Some(recording),
+            persist: true,
         })
         .expect("builds");
         assert_eq!(leaf.pending_timers(), vec![10]);
@@ -251,8 +344,14 @@ mod tests {
         assert_eq!(
             amounts,
             vec![
-                SumMessage::Increment { amount: 2 },
-                SumMessage::Increment { amount: -1 }
+                SumMessage::Increment {
+                    amount: 2,
+                    total: 2
+                },
+                SumMessage::Increment {
+                    amount: -1,
+                    total: 1
+                }
             ]
         );
         assert_eq!(leaf.state().sent_total, 1);

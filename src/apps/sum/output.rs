@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sum_node::SumNode;
+use super::sum_node::{persist_by_default, SumNode};
 use super::SumMessage;
 use crate::messages::NodeHandle;
-use crate::node::{Ctl, Handle, NoTimer, NodeError, TypedNode, Volatile};
+use crate::node::{Ctl, Handle, NoTimer, NodeError, TypedNode};
 
 /// The output list's root config: the sum nodes its leaves receive from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +15,9 @@ pub struct OutputConfig {
     /// The sum nodes every leaf is announced to.
     #[serde(default)]
     pub senders: Vec<Handle<SumNode>>,
+    /// Whether the root and its leaves persist what they know (on by default).
+    #[serde(default = "persist_by_default")]
+    pub persist: bool,
 }
 
 /// The output list's root's observable state.
@@ -28,10 +31,14 @@ pub struct OutputState {
 
 /// The root of the output list: creates an [`OutputLeafNode`] per user and announces each new
 /// leaf to the senders, which then send it the running total and every later change.
+///
+/// It persists its leaves; after a crash it announces them all again (a sum node that already
+/// has one ignores it).
 #[derive(Debug)]
 pub struct OutputNode {
     senders: Vec<Handle<SumNode>>,
     kids: Vec<Handle<OutputLeafNode>>,
+    persist: bool,
 }
 
 impl TypedNode for OutputNode {
@@ -40,13 +47,27 @@ impl TypedNode for OutputNode {
     type Message = SumMessage;
     type State = OutputState;
     type Timer = NoTimer;
-    type Durable = Volatile;
+    /// Its leaves.
+    type Durable = Vec<Handle<OutputLeafNode>>;
 
     fn new(config: OutputConfig) -> Result<Self, NodeError> {
         Ok(OutputNode {
             senders: config.senders,
             kids: Vec::new(),
+            persist: config.persist,
         })
+    }
+
+    fn recover(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        kids: Vec<Handle<OutputLeafNode>>,
+    ) -> Result<(), NodeError> {
+        for node in &kids {
+            ctl.broadcast(&self.senders, &SumMessage::AddReceiver { node: *node })?;
+        }
+        self.kids = kids;
+        Ok(())
     }
 
     fn receive(
@@ -58,8 +79,15 @@ impl TypedNode for OutputNode {
         let SumMessage::AddOutputKid { machine, user } = message else {
             return Err(super::unexpected(Self::TYPE, &message));
         };
-        let leaf = ctl.spawn::<OutputLeafNode>(machine, &OutputLeafConfig { user })?;
+        let config = OutputLeafConfig {
+            user,
+            persist: self.persist,
+        };
+        let leaf = ctl.spawn::<OutputLeafNode>(machine, &config)?;
         self.kids.push(leaf);
+        if self.persist {
+            ctl.persist(&self.kids)?;
+        }
         ctl.broadcast(&self.senders, &SumMessage::AddReceiver { node: leaf })
     }
 
@@ -77,6 +105,9 @@ impl TypedNode for OutputNode {
 pub struct OutputLeafConfig {
     /// The user whose output it is.
     pub user: String,
+    /// Whether it persists its total (on by default).
+    #[serde(default = "persist_by_default")]
+    pub persist: bool,
 }
 
 /// An output leaf's observable state: the user's view of the total.
@@ -88,11 +119,13 @@ pub struct OutputLeafState {
     pub total: i64,
 }
 
-/// A user's output: adds up the increments it receives.
+/// A user's output: holds the latest running total its sum node sent. It persists it, so it
+/// survives a crash of its machine.
 #[derive(Debug)]
 pub struct OutputLeafNode {
     user: String,
     total: i64,
+    persist: bool,
 }
 
 impl TypedNode for OutputLeafNode {
@@ -101,25 +134,35 @@ impl TypedNode for OutputLeafNode {
     type Message = SumMessage;
     type State = OutputLeafState;
     type Timer = NoTimer;
-    type Durable = Volatile;
+    /// Its total.
+    type Durable = i64;
 
     fn new(config: OutputLeafConfig) -> Result<Self, NodeError> {
         Ok(OutputLeafNode {
             user: config.user,
             total: 0,
+            persist: config.persist,
         })
+    }
+
+    fn recover(&mut self, _ctl: &mut Ctl<'_, Self>, total: i64) -> Result<(), NodeError> {
+        self.total = total;
+        Ok(())
     }
 
     fn receive(
         &mut self,
-        _ctl: &mut Ctl<'_, Self>,
+        ctl: &mut Ctl<'_, Self>,
         _from: Option<NodeHandle>,
         message: SumMessage,
     ) -> Result<(), NodeError> {
-        let SumMessage::Increment { amount } = message else {
+        let SumMessage::Increment { total, .. } = message else {
             return Err(super::unexpected(Self::TYPE, &message));
         };
-        self.total = super::add_to_total(self.total, amount)?;
+        self.total = total;
+        if self.persist {
+            ctl.persist(&self.total)?;
+        }
         Ok(())
     }
 
@@ -140,8 +183,11 @@ mod tests {
     #[test]
     fn simulated_the_output_root_spawns_a_leaf_per_user_and_announces_it_to_the_senders() {
         let sum = Handle::<SumNode>::assume(Harness::<SumNode>::handle(0, 1));
-        let mut root =
-            Harness::<OutputNode>::new(OutputConfig { senders: vec![sum] }).expect("builds");
+        let mut root = Harness::<OutputNode>::new(OutputConfig {
+            senders: vec![sum],
+            persist: true,
+        })
+        .expect("builds");
         root.receive(
             None,
             SumMessage::AddOutputKid {
@@ -167,13 +213,30 @@ mod tests {
 
     #[test]
     fn simulated_an_output_leaf_adds_up_what_it_receives_and_rejects_the_rest() {
-        let mut leaf = Harness::<OutputLeafNode>::new(OutputLeafConfig { user: "bob".into() })
-            .expect("builds");
-        leaf.receive(None, SumMessage::Increment { amount: 5 })
-            .expect("increment");
-        leaf.receive(None, SumMessage::Increment { amount: -2 })
-            .expect("increment");
+        let mut leaf = Harness::<OutputLeafNode>::new(OutputLeafConfig {
+            user: "bob".into(),
+            persist: true,
+        })
+        .expect("builds");
+        leaf.receive(
+            None,
+            SumMessage::Increment {
+                amount: 5,
+                total: 5,
+            },
+        )
+        .expect("increment");
+        leaf.receive(
+            None,
+            SumMessage::Increment {
+                amount: -2,
+                total: 3,
+            },
+        )
+        .expect("increment");
         assert_eq!(leaf.state().total, 3);
+        leaf.crash_and_restart().expect("recovers");
+        assert_eq!(leaf.state().total, 3, "the total was persisted");
         let kid = SumMessage::AddOutputKid {
             machine: MachineId(0),
             user: "x".into(),

@@ -20,10 +20,15 @@ use crate::node::Handle;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SumMessage {
-    /// Add `amount` to the total.
+    /// `amount` was added: the sender's running total is now `total`. From an input leaf to a
+    /// sum node, `total` is everything the leaf's user added; from a sum node to an output leaf,
+    /// everything the sum node forwarded. The receiver keeps the latest `total` of each sender,
+    /// so a message that arrives again after a crash changes nothing.
     Increment {
-        /// How much (may be negative).
+        /// How much was added (may be negative).
         amount: i64,
+        /// The sender's running total, this amount included.
+        total: i64,
     },
     /// To the input list's root: create an input leaf for a user on `machine`, playing back
     /// `recording`.
@@ -98,6 +103,7 @@ struct Kind<'a> {
 #[derive(Deserialize)]
 struct AmountFields {
     amount: i64,
+    total: i64,
 }
 
 #[derive(Deserialize)]
@@ -127,8 +133,8 @@ impl SumMessage {
         let Kind { kind } = serde_json::from_str(text)?;
         Ok(match &*kind {
             "increment" => {
-                let AmountFields { amount } = serde_json::from_str(text)?;
-                SumMessage::Increment { amount }
+                let AmountFields { amount, total } = serde_json::from_str(text)?;
+                SumMessage::Increment { amount, total }
             }
             "add_input_kid" => {
                 let InputKidFields { machine, recording } = serde_json::from_str(text)?;
@@ -160,10 +166,11 @@ impl<'de> Deserialize<'de> for SumMessage {
     }
 }
 
-impl From<UserAction> for SumMessage {
-    fn from(action: UserAction) -> Self {
-        match action {
-            UserAction::Increment { amount } => SumMessage::Increment { amount },
+impl UserAction {
+    /// How much the action adds to the total.
+    pub fn amount(self) -> i64 {
+        match self {
+            UserAction::Increment { amount } => amount,
         }
     }
 }
@@ -187,7 +194,10 @@ mod tests {
             RecordedUser::new("u", vec![(Millis(5), UserAction::Increment { amount: 2 })])
                 .expect("ordered");
         for message in [
-            SumMessage::Increment { amount: -4 },
+            SumMessage::Increment {
+                amount: -4,
+                total: 9,
+            },
             SumMessage::AddInputKid {
                 machine: MachineId(2),
                 recording,

@@ -38,13 +38,34 @@ impl UserSpec {
     }
 }
 
-/// The sum network's section of a scenario: `users`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The sum network's section of a scenario: `users`, and `persist`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SumSection {
     /// The users.
     #[serde(default)]
     pub users: Vec<UserSpec>,
+    /// Whether the nodes persist what they know, so that the totals survive crashes (on by
+    /// default; `false` shows what persisting is for).
+    #[serde(default = "persist_by_default", skip_serializing_if = "is_true")]
+    pub persist: bool,
+}
+
+impl Default for SumSection {
+    fn default() -> Self {
+        SumSection {
+            users: Vec::new(),
+            persist: true,
+        }
+    }
+}
+
+fn persist_by_default() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl SumSection {

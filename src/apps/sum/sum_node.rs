@@ -6,7 +6,7 @@ use super::input::InputLeafNode;
 use super::output::OutputLeafNode;
 use super::SumMessage;
 use crate::messages::NodeHandle;
-use crate::node::{Ctl, Handle, NodeError, TypedNode, Volatile};
+use crate::node::{Ctl, Handle, NodeError, TypedNode};
 
 /// How often a sum node forwards what it has gathered, as in the original.
 pub const DEFAULT_SEND_INTERVAL_MS: u64 = 30;
@@ -24,6 +24,10 @@ pub struct SumConfig {
     /// How often it forwards, in milliseconds (positive).
     #[serde(default = "default_interval")]
     pub interval_ms: u64,
+    /// Whether it persists what it knows, so that it survives a crash of its machine (on by
+    /// default; off only to show what persisting is for).
+    #[serde(default = "persist_by_default")]
+    pub persist: bool,
 }
 
 impl Default for SumConfig {
@@ -32,12 +36,18 @@ impl Default for SumConfig {
             senders: Vec::new(),
             receivers: Vec::new(),
             interval_ms: DEFAULT_SEND_INTERVAL_MS,
+            persist: true,
         }
     }
 }
 
 fn default_interval() -> u64 {
     DEFAULT_SEND_INTERVAL_MS
+}
+
+/// The default of every sum-network node's `persist`.
+pub(super) fn persist_by_default() -> bool {
+    true
 }
 
 /// A sum node's observable state.
@@ -53,21 +63,66 @@ pub struct SumState {
     pub unsent: i64,
 }
 
-/// Gathers increments and, every `interval_ms`, sends their sum to every receiver. A receiver
-/// that joins late first gets everything forwarded so far, so it starts from the running total.
-#[derive(Debug)]
-pub struct SumNode {
-    senders: Vec<Handle<InputLeafNode>>,
-    receivers: Vec<Handle<OutputLeafNode>>,
-    interval_ms: u64,
-    unsent: i64,
-    sent_total: i64,
-    tick_pending: bool,
+/// What a sum node writes to its machine's disk: everything it knows but its timer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SumDurable {
+    /// Its input leaves.
+    pub senders: Vec<Handle<InputLeafNode>>,
+    /// Its output leaves.
+    pub receivers: Vec<Handle<OutputLeafNode>>,
+    /// The latest running total each sender reported (`None`: from outside the system).
+    pub totals: Vec<(Option<NodeHandle>, i64)>,
+    /// Everything forwarded so far.
+    pub sent_total: i64,
 }
 
 /// The sum node's one timer: send what was added since the last batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flush;
+
+/// Gathers increments and, every `interval_ms`, sends the new total to every receiver. A
+/// receiver that joins late first gets the running total, so it starts from there.
+///
+/// Every sender reports its running total, and the node keeps the latest of each, so a report
+/// that arrives twice (its sender crashed and said it again) adds nothing. It persists what it
+/// knows before anything it learnt is acknowledged, and after a crash it tells every receiver
+/// the total again (what it had sent and not had acknowledged was lost with its machine).
+#[derive(Debug)]
+pub struct SumNode {
+    senders: Vec<Handle<InputLeafNode>>,
+    receivers: Vec<Handle<OutputLeafNode>>,
+    interval_ms: u64,
+    persist: bool,
+    /// The latest running total of each sender, in the order they first reported.
+    totals: Vec<(Option<NodeHandle>, i64)>,
+    /// Everything the senders reported, added up.
+    total: i64,
+    sent_total: i64,
+    tick_pending: bool,
+}
+
+impl SumNode {
+    /// Writes what the node knows to its machine's disk, if it persists.
+    fn save(&self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        if !self.persist {
+            return Ok(());
+        }
+        ctl.persist(&SumDurable {
+            senders: self.senders.clone(),
+            receivers: self.receivers.clone(),
+            totals: self.totals.clone(),
+            sent_total: self.sent_total,
+        })
+    }
+
+    /// Arms the flush timer if something is unsent and none is armed.
+    fn arm(&mut self, ctl: &mut Ctl<'_, Self>) {
+        if self.total != self.sent_total && !self.tick_pending {
+            self.tick_pending = true;
+            ctl.set_timer(self.interval_ms, Flush);
+        }
+    }
+}
 
 impl TypedNode for SumNode {
     const TYPE: &'static str = "SumNode";
@@ -75,7 +130,7 @@ impl TypedNode for SumNode {
     type Message = SumMessage;
     type State = SumState;
     type Timer = Flush;
-    type Durable = Volatile;
+    type Durable = SumDurable;
 
     fn new(config: SumConfig) -> Result<Self, NodeError> {
         if config.interval_ms == 0 {
@@ -87,55 +142,91 @@ impl TypedNode for SumNode {
             senders: config.senders,
             receivers: config.receivers,
             interval_ms: config.interval_ms,
-            unsent: 0,
+            persist: config.persist,
+            totals: Vec::new(),
+            total: 0,
             sent_total: 0,
             tick_pending: false,
         })
     }
 
+    fn recover(&mut self, ctl: &mut Ctl<'_, Self>, durable: SumDurable) -> Result<(), NodeError> {
+        self.senders = durable.senders;
+        self.receivers = durable.receivers;
+        self.total = durable
+            .totals
+            .iter()
+            .try_fold(0, |sum, (_, total)| super::add_to_total(sum, *total))?;
+        self.totals = durable.totals;
+        self.sent_total = durable.sent_total;
+        if self.sent_total != 0 {
+            let again = SumMessage::Increment {
+                amount: 0,
+                total: self.sent_total,
+            };
+            ctl.broadcast(&self.receivers, &again)?;
+        }
+        self.arm(ctl);
+        Ok(())
+    }
+
     fn receive(
         &mut self,
         ctl: &mut Ctl<'_, Self>,
-        _from: Option<NodeHandle>,
+        from: Option<NodeHandle>,
         message: SumMessage,
     ) -> Result<(), NodeError> {
         match message {
-            SumMessage::Increment { amount } => {
-                self.unsent = super::add_to_total(self.unsent, amount)?;
-                if !self.tick_pending {
-                    self.tick_pending = true;
-                    ctl.set_timer(self.interval_ms, Flush);
+            SumMessage::Increment { total, .. } => {
+                let before = match self.totals.iter_mut().find(|(sender, _)| *sender == from) {
+                    Some((_, latest)) => std::mem::replace(latest, total),
+                    None => {
+                        self.totals.push((from, total));
+                        0
+                    }
+                };
+                let change = total
+                    .checked_sub(before)
+                    .ok_or_else(|| NodeError::Protocol("the total overflows 64 bits".into()))?;
+                self.total = super::add_to_total(self.total, change)?;
+                self.arm(ctl);
+            }
+            SumMessage::AddSender { node } => {
+                if !self.senders.contains(&node) {
+                    self.senders.push(node);
                 }
             }
-            SumMessage::AddSender { node } => self.senders.push(node),
             SumMessage::AddReceiver { node } => {
-                self.receivers.push(node);
-                if self.sent_total != 0 {
-                    let catch_up = SumMessage::Increment {
-                        amount: self.sent_total,
-                    };
-                    ctl.send(node, &catch_up)?;
+                if !self.receivers.contains(&node) {
+                    self.receivers.push(node);
+                    if self.sent_total != 0 {
+                        let catch_up = SumMessage::Increment {
+                            amount: self.sent_total,
+                            total: self.sent_total,
+                        };
+                        ctl.send(node, &catch_up)?;
+                    }
                 }
             }
             SumMessage::AddInputKid { .. } | SumMessage::AddOutputKid { .. } => {
                 return Err(super::unexpected(Self::TYPE, &message))
             }
         }
-        Ok(())
+        self.save(ctl)
     }
 
     fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: Flush) -> Result<(), NodeError> {
         self.tick_pending = false;
-        if self.unsent == 0 {
+        if self.total == self.sent_total {
             return Ok(());
         }
         let batch = SumMessage::Increment {
-            amount: self.unsent,
+            amount: self.total - self.sent_total,
+            total: self.total,
         };
-        ctl.broadcast(&self.receivers, &batch)?;
-        self.sent_total = super::add_to_total(self.sent_total, self.unsent)?;
-        self.unsent = 0;
-        Ok(())
+        self.sent_total = self.total;
+        self.save(ctl)?;
+        ctl.broadcast(&self.receivers, &batch)
     }
 
     fn state(&self) -> SumState {
@@ -143,7 +234,7 @@ impl TypedNode for SumNode {
             senders: self.senders.len(),
             receivers: self.receivers.len(),
             sent_total: self.sent_total,
-            unsent: self.unsent,
+            unsent: self.total - self.sent_total,
         }
     }
 }
@@ -165,10 +256,31 @@ mod tests {
             sum.receive(None, SumMessage::AddReceiver { node })
                 .expect("receiver");
         }
-        sum.receive(None, SumMessage::Increment { amount: 3 })
-            .expect("increment");
-        sum.receive(None, SumMessage::Increment { amount: 4 })
-            .expect("increment");
+        let (a, b) = (Some(leaf(7).untyped()), Some(leaf(8).untyped()));
+        sum.receive(
+            a,
+            SumMessage::Increment {
+                amount: 3,
+                total: 3,
+            },
+        )
+        .expect("increment");
+        sum.receive(
+            b,
+            SumMessage::Increment {
+                amount: 4,
+                total: 4,
+            },
+        )
+        .expect("increment");
+        sum.receive(
+            a,
+            SumMessage::Increment {
+                amount: 3,
+                total: 3,
+            },
+        )
+        .expect("the same report again");
         assert!(sum.sent().is_empty(), "batched");
         assert_eq!(sum.pending_timers(), vec![DEFAULT_SEND_INTERVAL_MS]);
         sum.advance(DEFAULT_SEND_INTERVAL_MS).expect("tick");
@@ -178,7 +290,10 @@ mod tests {
             assert_eq!(sent.to, leaf(serial).untyped());
             assert_eq!(
                 sent.decode::<OutputLeafNode>(),
-                Ok(SumMessage::Increment { amount: 7 })
+                Ok(SumMessage::Increment {
+                    amount: 7,
+                    total: 7
+                })
             );
         }
         assert_eq!(sum.state().sent_total, 7);
@@ -188,8 +303,14 @@ mod tests {
     #[test]
     fn simulated_a_late_receiver_first_gets_the_running_total() {
         let mut sum = Harness::<SumNode>::new(SumConfig::default()).expect("builds");
-        sum.receive(None, SumMessage::Increment { amount: 5 })
-            .expect("increment");
+        sum.receive(
+            None,
+            SumMessage::Increment {
+                amount: 5,
+                total: 5,
+            },
+        )
+        .expect("increment");
         sum.advance(DEFAULT_SEND_INTERVAL_MS).expect("tick");
         let late = leaf(9);
         sum.receive(None, SumMessage::AddReceiver { node: late })
@@ -199,17 +320,90 @@ mod tests {
         assert_eq!(sent[0].to, late.untyped());
         assert_eq!(
             sent[0].decode::<OutputLeafNode>(),
-            Ok(SumMessage::Increment { amount: 5 })
+            Ok(SumMessage::Increment {
+                amount: 5,
+                total: 5
+            })
         );
+    }
+
+    #[test]
+    fn simulated_a_sum_node_recovers_what_it_persisted_and_tells_its_receivers_again() {
+        let mut sum = Harness::<SumNode>::new(SumConfig::default()).expect("builds");
+        let sender = Some(leaf(3).untyped());
+        sum.receive(None, SumMessage::AddReceiver { node: leaf(1) })
+            .expect("receiver");
+        sum.receive(
+            sender,
+            SumMessage::Increment {
+                amount: 5,
+                total: 5,
+            },
+        )
+        .expect("increment");
+        sum.advance(DEFAULT_SEND_INTERVAL_MS).expect("tick");
+        sum.receive(
+            sender,
+            SumMessage::Increment {
+                amount: 2,
+                total: 7,
+            },
+        )
+        .expect("increment");
+        sum.take_sent();
+        sum.crash_and_restart().expect("recovers");
+        assert_eq!(sum.state().sent_total, 5);
+        assert_eq!(sum.state().unsent, 2, "what was reported is on disk");
+        let again = sum.take_sent();
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            again[0].decode::<OutputLeafNode>(),
+            Ok(SumMessage::Increment {
+                amount: 0,
+                total: 5
+            })
+        );
+        sum.advance(DEFAULT_SEND_INTERVAL_MS).expect("tick");
+        assert_eq!(sum.state().sent_total, 7);
+
+        let mut forgetful = Harness::<SumNode>::new(SumConfig {
+            persist: false,
+            ..SumConfig::default()
+        })
+        .expect("builds");
+        forgetful
+            .receive(
+                sender,
+                SumMessage::Increment {
+                    amount: 5,
+                    total: 5,
+                },
+            )
+            .expect("increment");
+        forgetful.crash_and_restart().expect("starts afresh");
+        assert_eq!(forgetful.state().unsent, 0, "nothing was persisted");
     }
 
     #[test]
     fn simulated_overflowing_totals_and_wrong_messages_are_node_errors() {
         let mut sum = Harness::<SumNode>::new(SumConfig::default()).expect("builds");
-        sum.receive(None, SumMessage::Increment { amount: i64::MAX })
-            .expect("increment");
+        let (a, b) = (Some(leaf(1).untyped()), Some(leaf(2).untyped()));
+        sum.receive(
+            a,
+            SumMessage::Increment {
+                amount: i64::MAX,
+                total: i64::MAX,
+            },
+        )
+        .expect("increment");
         assert!(sum
-            .receive(None, SumMessage::Increment { amount: 1 })
+            .receive(
+                b,
+                SumMessage::Increment {
+                    amount: 1,
+                    total: 1
+                }
+            )
             .is_err());
         let kid = SumMessage::AddOutputKid {
             machine: crate::messages::MachineId(1),

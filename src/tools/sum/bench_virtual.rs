@@ -122,9 +122,17 @@ fn throughput(
         root,
         &InputConfig {
             receivers: vec![sum],
+            persist: true,
         },
     )?;
-    let output = spawn::<OutputNode>(hardware, root, &OutputConfig { senders: vec![sum] })?;
+    let output = spawn::<OutputNode>(
+        hardware,
+        root,
+        &OutputConfig {
+            senders: vec![sum],
+            persist: true,
+        },
+    )?;
     let machines = u32::try_from(hardware.machine_count()).unwrap_or(1).max(1);
     for user in 0..users {
         let add = SumMessage::AddOutputKid {
