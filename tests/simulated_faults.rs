@@ -782,6 +782,7 @@ fn start(scenario: &Scenario, seed: u64) -> SimulatedHardware {
     run_scenario(
         &mut hardware,
         scenario,
+        scenario.seed,
         &Progress::new(scenario.run_ms, false),
     )
     .expect("the run completes");

@@ -275,13 +275,15 @@ fn assert_refused_file(path: &str, needles: &[&str]) {
 
 /// A scenario whose only increment is the largest amount there is, delivered twice (reliable
 /// delivery off): the sum node's total overflows, and the node fails, on every seed.
+/// Two users who each add the largest amount: each user's own total fits in 64 bits (so the
+/// scenario is valid), their sum does not, and the sum node fails.
 fn overflowing() -> Value {
     json!({
         "machines": 2,
         "run_ms": 500,
-        "reliable_delivery": false,
-        "network": {"duplicate": {"rate": 1.0, "types": "increment"}},
         "users": [{"name": "u", "machine": 1,
+            "actions": [[0, {"type": "increment", "amount": i64::MAX}]]},
+            {"name": "v", "machine": 1,
             "actions": [[0, {"type": "increment", "amount": i64::MAX}]]}]
     })
 }

@@ -512,11 +512,12 @@ fn simulated_the_wire_check_changes_no_trace() {
 
 /// A node whose state's serde form loses a field: what it shows does not read back as its type.
 mod lossy {
-    use dist_zero::app::{states_of, Application, Common, FieldError, Stage, Verdict};
+    use dist_zero::app::{states_of, Application, Common, FieldError, Verdict};
     use dist_zero::manager::NodeState;
     use dist_zero::messages::{MachineId, NodeHandle};
     use dist_zero::node::{Ctl, NoConfig, NoTimer, NodeError, NodeRegistry, TypedNode, Volatile};
     use dist_zero::scenario::RunError;
+    use dist_zero::system::Sim;
     use serde::{Deserialize, Serialize};
 
     #[derive(Serialize, Deserialize)]
@@ -579,8 +580,8 @@ mod lossy {
             "1 node".into()
         }
 
-        fn play(&self, _: &NoConfig, stage: &mut Stage<'_>) -> Result<(), RunError> {
-            stage.spawn::<LossyNode>(MachineId(0), &NoConfig {})?;
+        fn play(&self, _: &NoConfig, sim: &mut Sim<'_>) -> Result<(), RunError> {
+            sim.spawn::<LossyNode>(MachineId(0), &NoConfig {})?;
             Ok(())
         }
 

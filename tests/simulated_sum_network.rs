@@ -256,6 +256,7 @@ fn simulated_three_recorded_users_reach_six() {
     let verdict = run_scenario(
         &mut hardware,
         &scenario,
+        scenario.seed,
         &Progress::new(scenario.run_ms, false),
     )
     .expect("the run completes");

@@ -91,17 +91,17 @@ fn virtual_report_of_all_faults_has_every_picture_from_every_machine() {
 #[test]
 fn virtual_report_of_a_failing_run_shows_what_led_to_the_failure() {
     let scratch = Scratch::new("virtual-report-failing");
-    // One increment of the largest amount, sent twice on purpose without reliable delivery: the
-    // output leaf's total overflows and the node fails.
+    // Two users who each add the largest amount: the sum node's total overflows and the node
+    // fails.
     let scenario = virtual_support::scenario_file(
         scratch.path(),
         "overflowing.json",
         &serde_json::json!({
             "machines": 2,
             "run_ms": 500,
-            "reliable_delivery": false,
-            "network": {"duplicate": {"rate": 1.0, "types": "increment"}},
             "users": [{"name": "u", "machine": 1,
+                "actions": [[0, {"type": "increment", "amount": i64::MAX}]]},
+                {"name": "v", "machine": 1,
                 "actions": [[0, {"type": "increment", "amount": i64::MAX}]]}]
         }),
     );

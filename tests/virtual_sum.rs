@@ -19,6 +19,7 @@ fn run_in_containers(scenario: &Scenario) -> (SumOutcome, bool, String) {
     let verdict = run_scenario(
         &mut hardware,
         scenario,
+        scenario.seed,
         &Progress::new(scenario.run_ms, false),
     )
     .expect("scenario runs");

@@ -5,9 +5,9 @@
 //! A library user writes an [`Application`] in plain typed Rust; [`Applications`] is the set a
 //! binary knows (its command line picks one by the scenario's `"application"` key).
 
-mod stage;
+mod direct;
 
-pub use stage::{send, spawn, Stage};
+pub use direct::{send, spawn};
 
 use std::any::Any;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use crate::manager::NodeState;
 use crate::messages::NodeHandle;
 use crate::node::{NodeRegistry, TypedNode};
 use crate::scenario::{RunError, ScenarioError};
+use crate::system::{Sim, States, Violation};
 use crate::time::Millis;
 
 /// What an application's check concluded about a run.
@@ -92,16 +93,18 @@ pub trait Application: Send + Sync + 'static {
         false
     }
 
-    /// Builds the system and plays the section's script: spawn nodes, send them messages, wait
-    /// for times. The runner runs on to the end of the run afterwards.
-    fn play(&self, section: &Self::Section, stage: &mut Stage<'_>) -> Result<(), RunError>;
+    /// Builds the system and plays the section's script on it: spawn nodes, send them messages,
+    /// run until times, strike with fault verbs. The runner runs on to the end of the run
+    /// afterwards.
+    fn play(&self, section: &Self::Section, sim: &mut Sim<'_>) -> Result<(), RunError>;
 
     /// Judges the run from the nodes' states at its end.
     fn check(&self, section: &Self::Section, states: &[NodeState]) -> Verdict<Self::Outcome>;
 
-    /// The invariant that must hold throughout the run, if the application has one: it is
-    /// checked between the runner's steps (at most a couple of hundred times a run), and an error
-    /// stops the run. None by default; an application with one returns `Some(Self::its_check)`.
+    /// The invariant that must hold throughout the run, if the application has one: in
+    /// simulated mode it is checked after every event, elsewhere between the runner's steps (a
+    /// couple of hundred times a run), and a violation stops the run. None by default; an
+    /// application with one returns `Some(Self::its_check)`.
     fn invariant(&self) -> Option<Invariant<Self>> {
         None
     }
@@ -139,9 +142,10 @@ pub fn nodes_by_type(states: &[NodeState]) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// An application's invariant: given its section and the nodes' states at some moment of the
-/// run, `Ok` or what is wrong.
-pub type Invariant<A> = fn(&A, &<A as Application>::Section, &[NodeState]) -> Result<(), String>;
+/// An application's invariant: given its section and the nodes' typed states at some moment of
+/// the run, `Ok` or what is wrong (the application's own violation type, boxed).
+pub type Invariant<A> =
+    fn(&A, &<A as Application>::Section, &States) -> Result<(), Box<dyn Violation>>;
 
 /// Every node of type `N` among `states`, with its typed state.
 pub fn states_of<N: TypedNode>(states: &[NodeState]) -> Vec<(NodeHandle, N::State)> {
@@ -183,13 +187,13 @@ pub trait AnyApplication: Send + Sync {
     /// [`Application::is_large`].
     fn is_large(&self, section: &AnySection) -> bool;
     /// [`Application::play`].
-    fn play(&self, section: &AnySection, stage: &mut Stage<'_>) -> Result<(), RunError>;
+    fn play(&self, section: &AnySection, sim: &mut Sim<'_>) -> Result<(), RunError>;
     /// [`Application::check`], with the outcome as JSON.
     fn check(&self, section: &AnySection, states: &[NodeState]) -> AnyVerdict;
     /// Whether [`Application::invariant`] gives one (the runner only reads states for it then).
     fn has_invariant(&self) -> bool;
     /// Checks [`Application::invariant`] (`Ok` if there is none).
-    fn invariant(&self, section: &AnySection, states: &[NodeState]) -> Result<(), String>;
+    fn invariant(&self, section: &AnySection, states: &States) -> Result<(), Box<dyn Violation>>;
     /// [`Application::series`].
     fn series(&self, section: &AnySection, states: &[NodeState]) -> Vec<(String, f64)>;
     /// [`Application::series_title`].
@@ -246,9 +250,9 @@ impl<A: Application> AnyApplication for A {
         downcast::<A>(section).is_some_and(|section| Application::is_large(self, section))
     }
 
-    fn play(&self, section: &AnySection, stage: &mut Stage<'_>) -> Result<(), RunError> {
+    fn play(&self, section: &AnySection, sim: &mut Sim<'_>) -> Result<(), RunError> {
         let section = downcast::<A>(section).ok_or_else(|| mismatch(A::NAME))?;
-        Application::play(self, section, stage)
+        Application::play(self, section, sim)
     }
 
     fn check(&self, section: &AnySection, states: &[NodeState]) -> AnyVerdict {
@@ -280,13 +284,13 @@ impl<A: Application> AnyApplication for A {
         Application::invariant(self).is_some()
     }
 
-    fn invariant(&self, section: &AnySection, states: &[NodeState]) -> Result<(), String> {
+    fn invariant(&self, section: &AnySection, states: &States) -> Result<(), Box<dyn Violation>> {
         let Some(check) = Application::invariant(self) else {
             return Ok(());
         };
         match downcast::<A>(section) {
             Some(section) => check(self, section, states),
-            None => Err(mismatch(A::NAME).to_string()),
+            None => Err(Box::new(mismatch(A::NAME).to_string())),
         }
     }
 

@@ -549,7 +549,7 @@ impl Failure {
             RunError::Hardware(HardwareError::Stopped(signal)) => {
                 (signal.exit_status(), FailureKind::Stopped)
             }
-            RunError::Hardware(_) => (EXIT_WRONG, FailureKind::Hardware),
+            RunError::Hardware(_) | RunError::System(_) => (EXIT_WRONG, FailureKind::Hardware),
             RunError::Invariant { .. } => (EXIT_WRONG, FailureKind::Invariant),
         };
         Failure {

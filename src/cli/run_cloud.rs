@@ -154,7 +154,7 @@ pub fn execute(
     let sampler = observed.is_some().then_some(&sampler);
     let start_us = host_now_us();
     let started = Instant::now();
-    let verdict = run_scenario_sampled(&mut hardware, scenario, &progress, sampler);
+    let verdict = run_scenario_sampled(&mut hardware, scenario, seed, &progress, sampler);
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     if let (Some(observed), Some(sampler)) = (observed, sampler) {
         *observed = (merged_trace(&mut hardware, start_us), sampler.samples());

@@ -258,7 +258,7 @@ fn play(
 ) -> Result<VirtualRun, RunError> {
     let progress = Progress::new(scenario.run_ms, progress);
     let started = Instant::now();
-    let verdict = run_scenario_sampled(hardware, scenario, &progress, sampler)?;
+    let verdict = run_scenario_sampled(hardware, scenario, seed, &progress, sampler)?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let counters = hardware.stats()?;
     let report = Report::new(

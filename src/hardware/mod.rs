@@ -15,12 +15,15 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::counters::Counters;
+use crate::faults::{Fault, FaultKind};
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::NodeError;
+use crate::time::{Micros, Millis};
 
 pub use queue::QueueFull;
-pub use simulated::{FailureReport, SimulatedHardware};
+pub use simulated::{FailureReport, LastEvent, SimulatedHardware};
 
 /// Which kind of hardware a system runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +116,22 @@ pub enum HardwareError {
     MachineDown {
         /// The machine.
         machine: MachineId,
+    },
+    /// This mode cannot apply a kind of fault.
+    #[error("{mode} mode cannot apply {kind:?} faults")]
+    FaultNotApplied {
+        /// The kind of fault.
+        kind: FaultKind,
+        /// The mode.
+        mode: Mode,
+    },
+    /// This mode cannot do what was asked (e.g. send as a node from outside).
+    #[error("{mode} mode cannot {what}")]
+    Unsupported {
+        /// What was asked.
+        what: &'static str,
+        /// The mode.
+        mode: Mode,
     },
     /// A fault verb cannot be applied now.
     #[error("cannot {fault}: {reason}")]
@@ -225,6 +244,161 @@ pub trait Hardware {
 
     /// The state of every node on every machine, machine by machine.
     fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError>;
+
+    /// The state of every node on `machine`, in creation order.
+    fn machine_states(&mut self, machine: MachineId) -> Result<Vec<NodeState>, HardwareError> {
+        Ok(self
+            .node_states()?
+            .into_iter()
+            .filter(|state| state.handle.machine == machine)
+            .collect())
+    }
+
+    /// Microseconds since the system started.
+    fn now_us(&self) -> Micros {
+        Millis(self.now_ms()).to_micros_saturating()
+    }
+
+    /// Processes the next event if it is due at or before `limit_us`, and says whether there
+    /// was one (the simulator goes one event at a time). Hardware on the real clock runs until
+    /// `limit_us` and says `false`.
+    fn step_until(&mut self, limit_us: Micros) -> Result<bool, HardwareError> {
+        self.run_until(limit_us.to_millis().0)?;
+        Ok(false)
+    }
+
+    /// When the next event is due, if the hardware knows (the simulator).
+    fn next_event_us(&self) -> Option<Micros> {
+        None
+    }
+
+    /// Moves time on to `at_us` once every event due by then was processed (the simulator).
+    fn advance_to(&mut self, at_us: Micros) {
+        let _ = at_us;
+    }
+
+    /// Describes every event from now on, for [`Hardware::last_event`] (the simulator).
+    fn describe_events(&mut self) {}
+
+    /// The event processed last, if events are described.
+    fn last_event(&self) -> Option<&LastEvent> {
+        None
+    }
+
+    /// Sends `message` to `to` as if node `from` had sent it, from `from`'s machine.
+    fn send_from(
+        &mut self,
+        from: NodeHandle,
+        to: NodeHandle,
+        message: Message,
+    ) -> Result<(), HardwareError> {
+        let _ = (from, to, message);
+        Err(HardwareError::Unsupported {
+            what: "send as a node",
+            mode: self.mode(),
+        })
+    }
+
+    /// Applies a fault verb now.
+    fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
+        Err(HardwareError::FaultNotApplied {
+            kind: fault.kind(),
+            mode: self.mode(),
+        })
+    }
+
+    /// What the runtime counted so far, over every machine, if the hardware can tell without
+    /// asking its machines (the simulator); zero otherwise.
+    fn counters(&self) -> Counters {
+        Counters::default()
+    }
+
+    /// The hash of the event trace, if the hardware keeps one (the simulator).
+    fn trace_hash(&self) -> Option<String> {
+        None
+    }
+
+    /// The full text of the event trace, if the hardware keeps it.
+    fn trace_text(&self) -> Option<&str> {
+        None
+    }
+
+    /// The machines that are down now.
+    fn down(&self) -> Vec<MachineId> {
+        Vec::new()
+    }
+}
+
+impl<H: Hardware + ?Sized> Hardware for &mut H {
+    fn mode(&self) -> Mode {
+        (**self).mode()
+    }
+    fn machine_count(&self) -> usize {
+        (**self).machine_count()
+    }
+    fn now_ms(&self) -> u64 {
+        (**self).now_ms()
+    }
+    fn spawn(
+        &mut self,
+        machine: MachineId,
+        config: &NodeConfig,
+    ) -> Result<NodeHandle, HardwareError> {
+        (**self).spawn(machine, config)
+    }
+    fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError> {
+        (**self).send(to, message)
+    }
+    fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
+        (**self).run_until(at_ms)
+    }
+    fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
+        (**self).node_states()
+    }
+    fn machine_states(&mut self, machine: MachineId) -> Result<Vec<NodeState>, HardwareError> {
+        (**self).machine_states(machine)
+    }
+    fn now_us(&self) -> Micros {
+        (**self).now_us()
+    }
+    fn step_until(&mut self, limit_us: Micros) -> Result<bool, HardwareError> {
+        (**self).step_until(limit_us)
+    }
+    fn next_event_us(&self) -> Option<Micros> {
+        (**self).next_event_us()
+    }
+    fn advance_to(&mut self, at_us: Micros) {
+        (**self).advance_to(at_us);
+    }
+    fn describe_events(&mut self) {
+        (**self).describe_events();
+    }
+    fn last_event(&self) -> Option<&LastEvent> {
+        (**self).last_event()
+    }
+    fn send_from(
+        &mut self,
+        from: NodeHandle,
+        to: NodeHandle,
+        message: Message,
+    ) -> Result<(), HardwareError> {
+        (**self).send_from(from, to, message)
+    }
+    fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
+        (**self).apply(fault)
+    }
+    fn counters(&self) -> Counters {
+        (**self).counters()
+    }
+    fn trace_hash(&self) -> Option<String> {
+        (**self).trace_hash()
+    }
+    fn trace_text(&self) -> Option<&str> {
+        (**self).trace_text()
+    }
+    fn down(&self) -> Vec<MachineId> {
+        (**self).down()
+    }
 }
 
 #[cfg(test)]

@@ -495,7 +495,9 @@ impl Link {
         self.unacked
             .iter()
             .map(|pending| &pending.payload)
-            .filter(|payload| matches!(payload, Envelope::Spawn { .. } | Envelope::Terminate { .. }))
+            .filter(|payload| {
+                matches!(payload, Envelope::Spawn { .. } | Envelope::Terminate { .. })
+            })
     }
 
     /// How many packets are sent and not yet acknowledged (those acknowledged only selectively

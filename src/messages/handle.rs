@@ -18,6 +18,12 @@ impl MachineId {
     }
 }
 
+impl From<u32> for MachineId {
+    fn from(index: u32) -> Self {
+        MachineId(index)
+    }
+}
+
 impl fmt::Display for MachineId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "m{}", self.0)

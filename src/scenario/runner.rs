@@ -6,11 +6,18 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Observed, Report, Sampler, Scenario, ScenarioError};
-use crate::app::{AnyVerdict, Stage};
+use crate::app::AnyVerdict;
 use crate::hardware::simulated::{fault_windows, SimulatedHardware, SimulationConfig};
 use crate::hardware::{Hardware, HardwareError};
 use crate::node::NodeRegistry;
+use crate::system::{Checks, InvariantBroken, Pacer, Sim, SystemError};
 use crate::time::Millis;
+
+/// How many times at most the runner stops on its way to a time (to move the progress bar,
+/// sample the series, and, on hardware on the real clock, check the invariant).
+const STEPS: u64 = 200;
+/// The shortest step.
+const MIN_STEP: Millis = Millis(50);
 
 /// Why a scenario run did not produce a report.
 #[derive(Debug, thiserror::Error)]
@@ -32,13 +39,30 @@ pub enum RunError {
         reason: String,
     },
     /// The application's invariant did not hold.
-    #[error("invariant broken at {at_ms}: {broken}")]
-    Invariant {
-        /// When it was found broken.
-        at_ms: Millis,
-        /// What the application said.
-        broken: String,
-    },
+    #[error(transparent)]
+    Invariant(Box<InvariantBroken>),
+    /// The system could not do what the application's play asked.
+    #[error(transparent)]
+    System(SystemError),
+}
+
+impl From<SystemError> for RunError {
+    fn from(error: SystemError) -> Self {
+        match error {
+            SystemError::Hardware(error) => RunError::Hardware(error),
+            SystemError::Invariant(broken) => RunError::Invariant(broken),
+            SystemError::UnreadableState {
+                node,
+                node_type,
+                reason,
+            } => RunError::UnreadableState {
+                node,
+                node_type,
+                reason,
+            },
+            other => RunError::System(other),
+        }
+    }
 }
 
 /// How to run a scenario.
@@ -96,13 +120,14 @@ impl Progress {
 
 /// Plays `scenario`'s application on `hardware`, runs to the end of the run, and lets the
 /// application judge the nodes' states. The application's invariant, if it has one, is checked
-/// as the run goes.
+/// as the run goes: after every event in simulated mode.
 pub fn run_scenario(
     hardware: &mut dyn Hardware,
     scenario: &Scenario,
+    seed: u64,
     progress: &Progress,
 ) -> Result<AnyVerdict, RunError> {
-    run_scenario_sampled(hardware, scenario, progress, None)
+    run_scenario_sampled(hardware, scenario, seed, progress, None)
 }
 
 /// [`run_scenario`], and with `sampler`, the application's series sampled between the runner's
@@ -110,29 +135,43 @@ pub fn run_scenario(
 pub fn run_scenario_sampled(
     hardware: &mut dyn Hardware,
     scenario: &Scenario,
+    seed: u64,
     progress: &Progress,
     sampler: Option<&Sampler<'_>>,
 ) -> Result<AnyVerdict, RunError> {
     let app = scenario.app();
     let section = scenario.section();
-    let between_steps = |hardware: &mut dyn Hardware| -> Result<(), RunError> {
-        let sampler = sampler.filter(|sampler| sampler.due(hardware.now_ms()));
-        if !app.has_invariant() && sampler.is_none() {
-            return Ok(());
-        }
-        let states = hardware.node_states()?;
-        if let Some(sampler) = sampler {
-            sampler.sample_states(hardware.now_ms(), &states);
-        }
-        app.invariant(section, &states)
-            .map_err(|broken| RunError::Invariant {
-                at_ms: Millis(hardware.now_ms()),
-                broken,
-            })
-    };
-    let mut stage = Stage::new(hardware, progress, &between_steps);
-    app.play(section, &mut stage)?;
-    stage.wait_until(scenario.run_ms)?;
+    let mut registry = NodeRegistry::new();
+    app.register(&mut registry);
+    let mut checks = Checks::none();
+    if app.has_invariant() {
+        let (app, section) = (Arc::clone(app), Arc::clone(section));
+        let name = format!("{} invariant", app.name());
+        checks = checks.boxed_invariant(&name, move |states| app.invariant(&section, states));
+    }
+    let plan_cuts = u32::try_from(scenario.network.partitions.len()).unwrap_or(u32::MAX);
+    let mut sim = Sim::over(
+        Box::new(&mut *hardware),
+        seed,
+        Arc::new(registry),
+        checks,
+        plan_cuts,
+    );
+    sim.pace(Pacer {
+        steps: STEPS,
+        min_step: MIN_STEP,
+        observe: Box::new(|hardware: &mut dyn Hardware| {
+            let now_ms = hardware.now_ms();
+            progress.advance(Millis(now_ms));
+            if let Some(sampler) = sampler.filter(|sampler| sampler.due(now_ms)) {
+                sampler.sample_states(now_ms, &hardware.node_states()?);
+            }
+            Ok(())
+        }),
+    });
+    app.play(section, &mut sim)?;
+    sim.run_until(scenario.run_ms.0)?;
+    drop(sim);
     progress.finish();
     let states = hardware.node_states()?;
     if let Some(sampler) = sampler {
@@ -253,7 +292,8 @@ fn play_simulated(
 ) -> Result<Report, RunError> {
     let progress = Progress::new(scenario.run_ms, options.progress);
     let started = Instant::now();
-    let verdict = run_scenario_sampled(hardware, scenario, &progress, sampler);
+    let seed = hardware.seed();
+    let verdict = run_scenario_sampled(hardware, scenario, seed, &progress, sampler);
     progress.finish();
     let verdict = verdict?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::checks::{Check, States, Violation};
 use super::client::Client;
-use super::sim::Sim;
+use super::sim::{Checks, Sim};
 use super::SystemError;
 use crate::faults::{FaultRule, LatencySpec, NetworkConfig};
 use crate::hardware::simulated::{SimulatedHardware, SimulationConfig};
@@ -153,7 +153,7 @@ impl Builder {
     }
 
     /// Makes the system: the machines are up, nothing runs yet.
-    pub fn build(self) -> Result<Sim, SystemError> {
+    pub fn build(self) -> Result<Sim<'static>, SystemError> {
         let config = SimulationConfig {
             machines: self.machines,
             seed: self.seed,
@@ -164,12 +164,16 @@ impl Builder {
         let plan_cuts = u32::try_from(config.network.partitions.len()).unwrap_or(u32::MAX);
         let registry = Arc::new(self.registry);
         let hardware = SimulatedHardware::new(config, Arc::clone(&registry))?;
-        Ok(Sim::new(
-            hardware,
+        let checks = Checks {
+            invariants: self.invariants,
+            eventually: self.eventually,
+            check_every: self.check_every,
+        };
+        Ok(Sim::over(
+            Box::new(hardware),
+            self.seed,
             registry,
-            self.invariants,
-            self.eventually,
-            self.check_every,
+            checks,
             plan_cuts,
         ))
     }

@@ -32,6 +32,17 @@ pub(super) struct Check {
 }
 
 impl Check {
+    /// A check whose violations are already boxed (an application's).
+    pub(super) fn boxed(
+        name: &str,
+        check: impl Fn(&States) -> Result<(), Box<dyn Violation>> + Send + 'static,
+    ) -> Self {
+        Check {
+            name: name.to_owned(),
+            check: Box::new(check),
+        }
+    }
+
     pub(super) fn new<V: Violation>(
         name: &str,
         check: impl Fn(&States) -> Result<(), V> + Send + 'static,
@@ -66,7 +77,7 @@ pub struct InvariantBroken {
 impl InvariantBroken {
     /// The check's violation as its own type, if it is one.
     pub fn violation<V: 'static>(&self) -> Option<&V> {
-        self.violation.as_any().downcast_ref::<V>()
+        (*self.violation).as_any().downcast_ref::<V>()
     }
 }
 
@@ -105,6 +116,19 @@ pub struct States {
 }
 
 impl States {
+    /// The states of `states`, grouped by the machine each node is on.
+    pub fn new(states: Vec<NodeState>) -> Self {
+        let mut machines: Vec<Vec<NodeState>> = Vec::new();
+        for state in states {
+            let index = state.handle.machine.index();
+            if machines.len() <= index {
+                machines.resize_with(index + 1, Vec::new);
+            }
+            machines[index].push(state);
+        }
+        States { machines }
+    }
+
     /// Every node of type `N`, with its typed state, machine by machine.
     pub fn of<N: TypedNode>(&self) -> Vec<(Handle<N>, N::State)> {
         self.all()

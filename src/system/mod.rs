@@ -41,8 +41,8 @@ mod error;
 mod sim;
 
 pub use builder::Builder;
-pub use checks::{InvariantBroken, States};
+pub use checks::{InvariantBroken, States, Violation};
 pub use client::Client;
 pub use client::Reply;
 pub use error::SystemError;
-pub use sim::{Sim, Typed};
+pub use sim::{Checks, Pacer, Sim, Typed};

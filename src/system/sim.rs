@@ -11,7 +11,6 @@ use super::client::{Client, Reply};
 use super::SystemError;
 use crate::counters::Counters;
 use crate::faults::{CutId, Fault, FaultRule, RuleKind};
-use crate::hardware::simulated::SimulatedHardware;
 use crate::hardware::Hardware;
 use crate::messages::{MachineId, NodeHandle};
 use crate::node::{config_of, message_for, Handle, NodeRegistry, TypedNode};
@@ -23,11 +22,16 @@ pub type Typed<N> = Vec<(Handle<N>, <N as TypedNode>::State)>;
 /// How often [`Sim::settle`] looks whether anything is still in flight.
 const SETTLE_STEP_MS: u64 = 10;
 
-/// A simulated system under test (see the [module](super) documentation). Made by
-/// [`Builder`](super::Builder).
-pub struct Sim {
-    hardware: SimulatedHardware,
+/// A system under test or under a scenario (see the [module](super) documentation): made by
+/// [`Builder`](super::Builder) over simulated hardware, or by the scenario runner over the
+/// hardware of any mode ([`Sim::over`]). On hardware that runs on the real clock, time passes
+/// as it will and the invariants are checked when a run pauses for its pace.
+pub struct Sim<'a> {
+    hardware: Box<dyn Hardware + 'a>,
+    seed: u64,
     registry: Arc<NodeRegistry>,
+    /// What a scenario run does as time passes (a progress bar, sampling), if anything.
+    pacer: Option<Pacer<'a>>,
     invariants: Vec<Check>,
     eventually: Vec<Check>,
     check_every: u64,
@@ -44,22 +48,83 @@ pub struct Sim {
     taken: BTreeMap<NodeHandle, usize>,
 }
 
-impl Sim {
-    pub(super) fn new(
-        mut hardware: SimulatedHardware,
+/// What a scenario run does as time passes: at most `steps` stops on the way to a time, at
+/// least `min_step` apart, calling `observe` at each.
+pub struct Pacer<'a> {
+    /// The most stops on the way to a time.
+    pub steps: u64,
+    /// The shortest step.
+    pub min_step: Millis,
+    /// Called at each stop, with the hardware.
+    pub observe: Box<dyn FnMut(&mut dyn Hardware) -> Result<(), SystemError> + 'a>,
+}
+
+/// The checks a system runs.
+pub struct Checks {
+    /// Invariants, after every event (or every `check_every`).
+    pub(super) invariants: Vec<Check>,
+    /// "Eventually" checks, once settled.
+    pub(super) eventually: Vec<Check>,
+    /// How many events between two looks of the invariants.
+    pub(super) check_every: u64,
+}
+
+impl Checks {
+    /// No checks.
+    pub fn none() -> Self {
+        Checks {
+            invariants: Vec::new(),
+            eventually: Vec::new(),
+            check_every: 1,
+        }
+    }
+
+    /// Adds an invariant (see [`Builder::invariant`](super::Builder::invariant)).
+    pub fn invariant<V: super::checks::Violation>(
+        mut self,
+        name: &str,
+        check: impl Fn(&States) -> Result<(), V> + Send + 'static,
+    ) -> Self {
+        self.invariants.push(Check::new(name, check));
+        self
+    }
+
+    /// Adds an invariant whose violations are boxed already (an application's).
+    pub fn boxed_invariant(
+        mut self,
+        name: &str,
+        check: impl Fn(&States) -> Result<(), Box<dyn super::checks::Violation>> + Send + 'static,
+    ) -> Self {
+        self.invariants.push(Check::boxed(name, check));
+        self
+    }
+}
+
+impl<'a> Sim<'a> {
+    /// A system over `hardware` (of any mode) whose nodes come from `registry`, running on
+    /// `seed`, with `checks`, and with `plan_cuts` partitions in its fault plan (a test's own get
+    /// the next ids).
+    pub fn over(
+        mut hardware: Box<dyn Hardware + 'a>,
+        seed: u64,
         registry: Arc<NodeRegistry>,
-        invariants: Vec<Check>,
-        eventually: Vec<Check>,
-        check_every: u64,
+        checks: Checks,
         plan_cuts: u32,
     ) -> Self {
+        let Checks {
+            invariants,
+            eventually,
+            check_every,
+        } = checks;
         if !invariants.is_empty() {
             hardware.describe_events();
         }
         let machines = hardware.machine_count();
         Sim {
             hardware,
+            seed,
             registry,
+            pacer: None,
             invariants,
             eventually,
             check_every,
@@ -74,6 +139,11 @@ impl Sim {
         }
     }
 
+    /// Paces the run: every wait is cut into steps, and `pacer` observes each.
+    pub fn pace(&mut self, pacer: Pacer<'a>) {
+        self.pacer = Some(pacer);
+    }
+
     /// How many machines the system has.
     pub fn machines(&self) -> u32 {
         u32::try_from(self.hardware.machine_count()).unwrap_or(u32::MAX)
@@ -86,41 +156,42 @@ impl Sim {
 
     /// The seed the system runs on.
     pub fn seed(&self) -> u64 {
-        self.hardware.seed()
+        self.seed
     }
 
-    /// The hash of the event trace so far: the same seed and the same test give the same hash.
-    pub fn trace_hash(&self) -> String {
-        self.hardware.trace().hash()
+    /// The hash of the event trace so far: the same seed and the same test give the same hash
+    /// (simulated hardware; none elsewhere).
+    pub fn trace_hash(&self) -> Option<String> {
+        self.hardware.trace_hash()
     }
 
     /// The full text of the event trace so far, if the builder kept it.
     pub fn trace_text(&self) -> Option<&str> {
-        self.hardware.trace().text()
+        self.hardware.trace_text()
     }
 
-    /// What the runtime counted so far, over every machine.
+    /// What the runtime counted so far, over every machine (simulated hardware).
     pub fn counters(&self) -> Counters {
-        self.hardware.stats()
+        self.hardware.counters()
     }
 
-    /// The simulated hardware beneath (for what the system's own methods do not show).
-    pub fn hardware(&self) -> &SimulatedHardware {
-        &self.hardware
+    /// The hardware beneath (for what the system's own methods do not show).
+    pub fn hardware(&mut self) -> &mut dyn Hardware {
+        &mut *self.hardware
     }
 
     /// Whether `machine` is up.
-    pub fn is_up(&self, machine: u32) -> bool {
-        self.hardware.is_up(MachineId(machine))
+    pub fn is_up(&self, machine: impl Into<MachineId>) -> bool {
+        !self.hardware.down().contains(&machine.into())
     }
 
     /// Creates a node of type `N` on `machine`, now.
     pub fn spawn<N: TypedNode>(
         &mut self,
-        machine: u32,
+        machine: impl Into<MachineId>,
         config: &N::Config,
     ) -> Result<Handle<N>, SystemError> {
-        let machine = self.machine(machine)?;
+        let machine = self.machine(machine.into().0)?;
         let config = config_of::<N>(config)?;
         let handle = self.hardware.spawn(machine, &config)?;
         self.changed(Some(machine), || {
@@ -143,7 +214,10 @@ impl Sim {
 
     /// A client on `machine` whose replies are `R`s (the builder must have registered it with
     /// [`Builder::client`](super::Builder::client)).
-    pub fn client<R>(&mut self, machine: u32) -> Result<Handle<Client<R>>, SystemError>
+    pub fn client<R>(
+        &mut self,
+        machine: impl Into<MachineId>,
+    ) -> Result<Handle<Client<R>>, SystemError>
     where
         R: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
@@ -180,11 +254,11 @@ impl Sim {
     }
 
     /// The typed state of `node`.
-    pub fn state<N: TypedNode>(&self, node: Handle<N>) -> Result<N::State, SystemError> {
+    pub fn state<N: TypedNode>(&mut self, node: Handle<N>) -> Result<N::State, SystemError> {
         let untyped = node.untyped();
         let state = self
             .hardware
-            .machine_states(untyped.machine)
+            .machine_states(untyped.machine)?
             .into_iter()
             .find(|state| state.handle == untyped)
             .ok_or_else(|| SystemError::NoSuchNode(untyped.to_string()))?;
@@ -197,22 +271,20 @@ impl Sim {
 
     /// Every node of type `N` with its typed state, machine by machine. A state that does not
     /// read back as `N::State` is an error, never left out.
-    pub fn states<N: TypedNode>(&self) -> Result<Typed<N>, SystemError> {
+    pub fn states<N: TypedNode>(&mut self) -> Result<Typed<N>, SystemError> {
         let mut typed = Vec::new();
-        for machine in 0..self.hardware.machine_count() {
-            for state in self.hardware.machine_states(MachineId(machine as u32)) {
-                if state.node_type != N::TYPE {
-                    continue;
-                }
-                let read = serde_json::from_value(state.state).map_err(|error| {
-                    SystemError::UnreadableState {
-                        node: state.handle.to_string(),
-                        node_type: state.node_type.clone(),
-                        reason: error.to_string(),
-                    }
-                })?;
-                typed.push((Handle::assume(state.handle), read));
+        for state in self.hardware.node_states()? {
+            if state.node_type != N::TYPE {
+                continue;
             }
+            let read = serde_json::from_value(state.state).map_err(|error| {
+                SystemError::UnreadableState {
+                    node: state.handle.to_string(),
+                    node_type: state.node_type.clone(),
+                    reason: error.to_string(),
+                }
+            })?;
+            typed.push((Handle::assume(state.handle), read));
         }
         Ok(typed)
     }
@@ -224,6 +296,27 @@ impl Sim {
 
     /// Runs until the time is `at_ms` (nothing happens if that is past).
     pub fn run_until(&mut self, at_ms: u64) -> Result<(), SystemError> {
+        let Some(pacer) = &self.pacer else {
+            return self.run_events_until(at_ms);
+        };
+        let mut now = self.now_ms();
+        let step = (at_ms.saturating_sub(now) / pacer.steps.max(1)).max(pacer.min_step.0);
+        while now < at_ms {
+            now = now.saturating_add(step).min(at_ms);
+            self.run_events_until(now)?;
+            if let Some(pacer) = &mut self.pacer {
+                (pacer.observe)(&mut *self.hardware)?;
+            }
+            if self.hardware.next_event_us().is_none() && !self.invariants.is_empty() {
+                // Hardware on the real clock is not stepped event by event: look at its pace.
+                self.changed(None, || format!("the system at {now} ms"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every event due by `at_ms`, checking the invariants after each.
+    fn run_events_until(&mut self, at_ms: u64) -> Result<(), SystemError> {
         if self.invariants.is_empty() {
             self.hardware.run_until(at_ms)?;
             return Ok(());
@@ -277,11 +370,11 @@ impl Sim {
     pub fn settle(&mut self, within_ms: u64) -> Result<(), SystemError> {
         let start = self.now_ms();
         loop {
-            let in_flight = self.hardware.stats().in_flight;
+            let in_flight = self.hardware.counters().in_flight;
             if in_flight == 0 {
                 break;
             }
-            let waited_ms = self.now_ms() - start;
+            let waited_ms = self.now_ms().saturating_sub(start);
             if waited_ms >= within_ms {
                 return Err(SystemError::NotSettled {
                     waited_ms,
@@ -297,7 +390,7 @@ impl Sim {
             if let Err(violation) = (check.check)(&self.states) {
                 return Err(InvariantBroken {
                     check: check.name.clone(),
-                    seed: self.hardware.seed(),
+                    seed: self.seed,
                     at_us: self.hardware.now_us(),
                     event: None,
                     history: Vec::new(),
@@ -468,7 +561,7 @@ impl Sim {
             if let Err(violation) = (check.check)(&self.states) {
                 return Err(InvariantBroken {
                     check: check.name.clone(),
-                    seed: self.hardware.seed(),
+                    seed: self.seed,
                     at_us: self.hardware.now_us(),
                     event,
                     history,
@@ -487,7 +580,7 @@ impl Sim {
             if !std::mem::take(&mut self.stale[index]) {
                 continue;
             }
-            let states = self.hardware.machine_states(MachineId(index as u32));
+            let states = self.hardware.machine_states(MachineId(index as u32))?;
             for state in &states {
                 self.registry
                     .check_state(&state.node_type, &state.state)

@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dist_zero::app::{states_of, Application, Common, FieldError, Invariant, Stage, Verdict};
+use dist_zero::app::{states_of, Application, Common, FieldError, Invariant, Verdict};
 use dist_zero::manager::NodeState;
 use dist_zero::messages::MachineId;
 use dist_zero::node::{NoConfig, NodeRegistry};
 use dist_zero::scenario::RunError;
+use dist_zero::system::{Sim, States, Violation};
 use dist_zero::time::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -138,22 +139,22 @@ impl Application for KvApp {
 
     /// Spawns the sequencer on machine 0 and the replicas round-robin, then makes each write
     /// at its time.
-    fn play(&self, section: &KvSection, stage: &mut Stage<'_>) -> Result<(), RunError> {
-        let machines = stage.machines().max(1);
-        let sequencer = stage.spawn::<Sequencer>(MachineId(0), &NoConfig {})?;
+    fn play(&self, section: &KvSection, sim: &mut Sim<'_>) -> Result<(), RunError> {
+        let machines = sim.machines().max(1);
+        let sequencer = sim.spawn::<Sequencer>(MachineId(0), &NoConfig {})?;
         let mut replicas = Vec::new();
         for index in 0..section.replicas {
             let config = ReplicaConfig { index, sequencer };
-            replicas.push(stage.spawn::<Replica>(MachineId(index % machines), &config)?);
+            replicas.push(sim.spawn::<Replica>(MachineId(index % machines), &config)?);
         }
         for (id, spec) in section.in_time_order() {
-            stage.wait_until(spec.at_ms)?;
+            sim.run_until(spec.at_ms.0)?;
             let write = Write {
                 id,
                 key: spec.key.clone(),
                 value: spec.value,
             };
-            stage.send(replicas[spec.replica as usize], &ToReplica::Put { write })?;
+            sim.send(replicas[spec.replica as usize], &ToReplica::Put { write })?;
         }
         Ok(())
     }
@@ -254,13 +255,15 @@ impl KvApp {
     /// At every moment, what any two replicas (and the sequencer) have applied agree: the
     /// shorter is a prefix of the longer. (States are read machine by machine, at slightly
     /// different moments, and each only grows: so this, not "a prefix of the sequencer's".)
-    fn logs_agree(&self, _section: &KvSection, states: &[NodeState]) -> Result<(), String> {
-        let mut logs: Vec<(String, Vec<u32>)> = states_of::<Replica>(states)
+    fn logs_agree(&self, _section: &KvSection, states: &States) -> Result<(), Box<dyn Violation>> {
+        let mut logs: Vec<(String, Vec<u32>)> = states
+            .of::<Replica>()
             .into_iter()
             .map(|(_, state)| (format!("replica {}", state.index), state.applied))
             .collect();
         logs.extend(
-            states_of::<Sequencer>(states)
+            states
+                .of::<Sequencer>()
                 .into_iter()
                 .map(|(_, state)| ("the sequencer".to_owned(), state.order)),
         );
@@ -269,13 +272,41 @@ impl KvApp {
         };
         for (who, log) in &logs {
             if let Some(place) = log.iter().zip(reference).position(|(a, b)| a != b) {
-                return Err(format!(
-                    "{who} applied write {} at place {place}, where {longest} has write {}",
-                    log[place], reference[place]
-                ));
+                return Err(Box::new(LogsDisagree {
+                    who: who.clone(),
+                    place,
+                    write: log[place],
+                    longest: longest.clone(),
+                    theirs: reference[place],
+                }));
             }
         }
         Ok(())
+    }
+}
+
+/// Two logs that disagree: the store's invariant broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsDisagree {
+    /// The replica (or the sequencer) whose log differs.
+    pub who: String,
+    /// Where.
+    pub place: usize,
+    /// What it applied there.
+    pub write: u32,
+    /// The longest log's owner.
+    pub longest: String,
+    /// What the longest log has there.
+    pub theirs: u32,
+}
+
+impl std::fmt::Display for LogsDisagree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} applied write {} at place {}, where {} has write {}",
+            self.who, self.write, self.place, self.longest, self.theirs
+        )
     }
 }
 

@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::topology::{self, Shape};
 use super::{BroadcastConfig, BroadcastMessage, BroadcastNode, DEFAULT_GOSSIP_MS};
-use crate::app::{states_of, Application, Common, FieldError, Invariant, Stage, Verdict};
+use crate::app::{states_of, Application, Common, FieldError, Invariant, Verdict};
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::{Handle, NodeRegistry};
 use crate::scenario::RunError;
+use crate::system::{Sim, States, Violation};
 use crate::time::Millis;
 
 /// The most nodes a broadcast scenario may have.
@@ -253,26 +254,26 @@ impl Application for BroadcastApp {
 
     /// Spawns the nodes round-robin over the machines, tells each its neighbours, then hands
     /// each value to its node at its time.
-    fn play(&self, section: &BroadcastSection, stage: &mut Stage<'_>) -> Result<(), RunError> {
-        let machines = stage.machines().max(1);
+    fn play(&self, section: &BroadcastSection, sim: &mut Sim<'_>) -> Result<(), RunError> {
+        let machines = sim.machines().max(1);
         let mut nodes: Vec<Handle<BroadcastNode>> = Vec::new();
         for index in 0..section.nodes {
             let config = BroadcastConfig {
                 index,
                 gossip_ms: section.gossip_ms,
             };
-            nodes.push(stage.spawn::<BroadcastNode>(MachineId(index % machines), &config)?);
+            nodes.push(sim.spawn::<BroadcastNode>(MachineId(index % machines), &config)?);
         }
         for (node, list) in nodes.iter().zip(section.neighbours()) {
             let neighbours = list.iter().map(|j| nodes[*j as usize]).collect();
-            stage.send(*node, &BroadcastMessage::Topology { neighbours })?;
+            sim.send(*node, &BroadcastMessage::Topology { neighbours })?;
         }
         let mut broadcasts = section.broadcasts.clone();
         broadcasts.sort_by_key(|broadcast| broadcast.at_ms);
         for broadcast in broadcasts {
-            stage.wait_until(broadcast.at_ms)?;
+            sim.run_until(broadcast.at_ms.0)?;
             let value = broadcast.value;
-            stage.send(
+            sim.send(
                 nodes[broadcast.node as usize],
                 &BroadcastMessage::Broadcast { value },
             )?;
@@ -384,25 +385,46 @@ impl Application for BroadcastApp {
     }
 }
 
+/// What the broadcast workload's invariant found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BroadcastViolation {
+    /// A node holds a value that was never broadcast.
+    #[error("node {node} holds {value}, never broadcast")]
+    NeverBroadcast {
+        /// The node's index.
+        node: u32,
+        /// The value.
+        value: i64,
+    },
+    /// A node holds a value twice.
+    #[error("node {node} holds {value} twice")]
+    HeldTwice {
+        /// The node's index.
+        node: u32,
+        /// The value.
+        value: i64,
+    },
+}
+
 impl BroadcastApp {
     /// No node ever holds a value twice, or one that was not broadcast.
     fn no_value_twice_or_unbroadcast(
         &self,
         section: &BroadcastSection,
-        states: &[NodeState],
-    ) -> Result<(), String> {
+        states: &States,
+    ) -> Result<(), Box<dyn Violation>> {
         let expected = section.values();
-        for (_, state) in states_of::<BroadcastNode>(states) {
+        for (_, state) in states.of::<BroadcastNode>() {
             let mut seen = BTreeSet::new();
             for value in &state.values {
+                let node = state.index;
                 if !expected.contains(value) {
-                    return Err(format!(
-                        "node {} holds {value}, never broadcast",
-                        state.index
-                    ));
+                    let value = *value;
+                    return Err(Box::new(BroadcastViolation::NeverBroadcast { node, value }));
                 }
                 if !seen.insert(*value) {
-                    return Err(format!("node {} holds {value} twice", state.index));
+                    let value = *value;
+                    return Err(Box::new(BroadcastViolation::HeldTwice { node, value }));
                 }
             }
         }
@@ -496,12 +518,27 @@ mod tests {
         let invariant = BroadcastApp
             .invariant()
             .expect("the workload has an invariant");
-        let check = |held: &[&[i64]]| invariant(&BroadcastApp, &section, &states(held));
-        assert_eq!(check(&[&[1], &[]]), Ok(()));
+        let check = |held: &[&[i64]]| {
+            invariant(&BroadcastApp, &section, &States::new(states(held)))
+                .err()
+                .and_then(|violation| {
+                    (*violation)
+                        .as_any()
+                        .downcast_ref::<BroadcastViolation>()
+                        .cloned()
+                })
+        };
+        assert_eq!(check(&[&[1], &[]]), None);
         let twice = check(&[&[1, 2, 1], &[]]);
-        assert_eq!(twice, Err("node 0 holds 1 twice".into()));
+        assert_eq!(
+            twice,
+            Some(BroadcastViolation::HeldTwice { node: 0, value: 1 })
+        );
         let unknown = check(&[&[1], &[5]]);
-        assert_eq!(unknown, Err("node 1 holds 5, never broadcast".into()));
+        assert_eq!(
+            unknown,
+            Some(BroadcastViolation::NeverBroadcast { node: 1, value: 5 })
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@ mod node;
 mod topology;
 
 pub use app::{
-    BroadcastApp, BroadcastOutcome, BroadcastSection, BroadcastSpec, MAX_EDGES, MAX_NODES,
+    BroadcastApp, BroadcastOutcome, BroadcastSection, BroadcastSpec, BroadcastViolation, MAX_EDGES,
+    MAX_NODES,
 };
 pub use node::{
     BroadcastConfig, BroadcastMessage, BroadcastNode, BroadcastState, Gossip, DEFAULT_GOSSIP_MS,

@@ -8,11 +8,12 @@ use super::{
     InputConfig, InputLeafNode, InputNode, OutputConfig, OutputLeafNode, OutputNode, SumConfig,
     SumMessage, SumNode, SumSection,
 };
-use crate::app::{states_of, Application, Common, FieldError, Stage, Verdict};
+use crate::app::{states_of, Application, Common, FieldError, Verdict};
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
 use crate::scenario::{RunError, ScenarioError};
+use crate::system::Sim;
 
 /// How many outputs the readable summary lists before it only counts them.
 const LISTED_OUTPUTS: usize = 12;
@@ -61,22 +62,22 @@ impl Application for SumApp {
     }
 
     /// Builds the sum network on machine 0 and lets every user join at its time.
-    fn play(&self, section: &SumSection, stage: &mut Stage<'_>) -> Result<(), RunError> {
+    fn play(&self, section: &SumSection, sim: &mut Sim<'_>) -> Result<(), RunError> {
         let root = MachineId(0);
         let persist = section.persist;
         let sum_config = SumConfig {
             persist,
             ..SumConfig::default()
         };
-        let sum = stage.spawn::<SumNode>(root, &sum_config)?;
-        let input = stage.spawn::<InputNode>(
+        let sum = sim.spawn::<SumNode>(root, &sum_config)?;
+        let input = sim.spawn::<InputNode>(
             root,
             &InputConfig {
                 receivers: vec![sum],
                 persist,
             },
         )?;
-        let output = stage.spawn::<OutputNode>(
+        let output = sim.spawn::<OutputNode>(
             root,
             &OutputConfig {
                 senders: vec![sum],
@@ -86,7 +87,7 @@ impl Application for SumApp {
         let mut joining: Vec<_> = section.users.iter().collect();
         joining.sort_by_key(|user| user.join_ms);
         for user in joining {
-            stage.wait_until(user.join_ms)?;
+            sim.run_until(user.join_ms.0)?;
             let recording = user.recording().map_err(|e| {
                 RunError::Scenario(ScenarioError::Invalid {
                     field: e.field,
@@ -94,9 +95,9 @@ impl Application for SumApp {
                 })
             })?;
             let machine = user.machine_id();
-            stage.send(input, &SumMessage::AddInputKid { machine, recording })?;
+            sim.send(input, &SumMessage::AddInputKid { machine, recording })?;
             let user = user.name.clone();
-            stage.send(output, &SumMessage::AddOutputKid { machine, user })?;
+            sim.send(output, &SumMessage::AddOutputKid { machine, user })?;
         }
         Ok(())
     }

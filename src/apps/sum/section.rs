@@ -70,11 +70,12 @@ fn is_true(value: &bool) -> bool {
 
 impl SumSection {
     /// Checks what JSON types alone cannot: unique names, machines in range, joins within the
-    /// run, actions in order and within the time horizon, totals that fit in 64 bits.
+    /// run, actions in order and within the time horizon, each user's total within 64 bits (the
+    /// sum over users that leaves 64 bits is the sum node's error, during the run).
     pub fn validate(&self, common: &Common) -> Result<(), FieldError> {
-        let mut magnitude: u64 = 0;
         let mut names = BTreeSet::new();
         for (index, user) in self.users.iter().enumerate() {
+            let mut magnitude: u64 = 0;
             let at = |field: &str| format!("users[{index}].{field}");
             if !names.insert(user.name.as_str()) {
                 return Err(FieldError::new(
@@ -124,7 +125,7 @@ impl SumSection {
                 if magnitude > i64::MAX as u64 {
                     return Err(FieldError::new(
                         field,
-                        "the increments' amounts add up beyond what a 64-bit total can hold",
+                        "the user's increments add up beyond what a 64-bit total can hold",
                     ));
                 }
             }
@@ -132,12 +133,15 @@ impl SumSection {
         Ok(())
     }
 
-    /// The sum of every increment every user makes: what each output must converge to.
+    /// The sum of every increment every user makes: what each output must converge to (held
+    /// at the nearest 64-bit bound if it leaves them; such a run stops with the sum node's
+    /// error before it is judged).
     pub fn expected_total(&self) -> i64 {
         self.users
             .iter()
             .flat_map(|user| &user.actions)
-            .map(|(_, UserAction::Increment { amount })| *amount)
-            .sum()
+            .fold(0i64, |total, (_, UserAction::Increment { amount })| {
+                total.saturating_add(*amount)
+            })
     }
 }

@@ -929,4 +929,62 @@ impl Hardware for SimulatedHardware {
     fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
         Ok(self.managers().flat_map(NodeManager::node_states).collect())
     }
+
+    fn machine_states(&mut self, machine: MachineId) -> Result<Vec<NodeState>, HardwareError> {
+        self.machine_index(machine)?;
+        Ok(SimulatedHardware::machine_states(self, machine))
+    }
+
+    fn now_us(&self) -> Micros {
+        self.now_us
+    }
+
+    fn step_until(&mut self, limit_us: Micros) -> Result<bool, HardwareError> {
+        SimulatedHardware::step_until(self, limit_us)
+    }
+
+    fn next_event_us(&self) -> Option<Micros> {
+        SimulatedHardware::next_event_us(self)
+    }
+
+    fn advance_to(&mut self, at_us: Micros) {
+        SimulatedHardware::advance_to(self, at_us);
+    }
+
+    fn describe_events(&mut self) {
+        SimulatedHardware::describe_events(self);
+    }
+
+    fn last_event(&self) -> Option<&LastEvent> {
+        SimulatedHardware::last_event(self)
+    }
+
+    fn send_from(
+        &mut self,
+        from: NodeHandle,
+        to: NodeHandle,
+        message: Message,
+    ) -> Result<(), HardwareError> {
+        SimulatedHardware::send_from(self, from, to, message)
+    }
+
+    fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
+        SimulatedHardware::apply(self, fault)
+    }
+
+    fn counters(&self) -> Counters {
+        self.stats()
+    }
+
+    fn trace_hash(&self) -> Option<String> {
+        Some(self.trace.hash())
+    }
+
+    fn trace_text(&self) -> Option<&str> {
+        self.trace.text()
+    }
+
+    fn down(&self) -> Vec<MachineId> {
+        SimulatedHardware::down(self)
+    }
 }
