@@ -48,6 +48,9 @@ pub struct Sim<'a> {
     taken: BTreeMap<NodeHandle, usize>,
 }
 
+/// What a [`Pacer`] calls at each stop.
+pub type Observer<'a> = Box<dyn FnMut(&mut dyn Hardware) -> Result<(), SystemError> + 'a>;
+
 /// What a scenario run does as time passes: at most `steps` stops on the way to a time, at
 /// least `min_step` apart, calling `observe` at each.
 pub struct Pacer<'a> {
@@ -56,7 +59,7 @@ pub struct Pacer<'a> {
     /// The shortest step.
     pub min_step: Millis,
     /// Called at each stop, with the hardware.
-    pub observe: Box<dyn FnMut(&mut dyn Hardware) -> Result<(), SystemError> + 'a>,
+    pub observe: Observer<'a>,
 }
 
 /// The checks a system runs.
