@@ -59,7 +59,8 @@ pub struct SequencerState {
 }
 
 /// Gives every write submitted to it the next place in one order, and sends it to every
-/// replica; a replica that joins late is first sent every write so far.
+/// replica; a replica that joins late (or again, after its machine rebooted) is first sent every
+/// write so far.
 #[derive(Debug, Default)]
 pub struct Sequencer {
     replicas: Vec<Handle<Replica>>,
@@ -92,14 +93,15 @@ impl TypedNode for Sequencer {
                     ));
                 };
                 let replica = Handle::<Replica>::assume(from);
-                if self.replicas.contains(&replica) {
-                    return Ok(());
-                }
+                // A replica that joins again has rebooted with nothing: it gets every write
+                // again (and ignores what it has).
                 if !self.log.is_empty() {
                     let writes = self.log.clone();
                     ctl.send(replica, &ToReplica::Apply { first: 0, writes })?;
                 }
-                self.replicas.push(replica);
+                if !self.replicas.contains(&replica) {
+                    self.replicas.push(replica);
+                }
             }
             ToSequencer::Submit { write } => {
                 let first = self.log.len() as u64;
@@ -307,9 +309,10 @@ mod tests {
             .expect("late join");
         sequencer
             .receive(Some(b), ToSequencer::Join)
-            .expect("repeat");
+            .expect("again, as after a reboot");
         let sent = sequencer.take_sent();
-        assert_eq!(sent.len(), 1, "one catch-up, whatever the repeats");
+        assert_eq!(sent.len(), 2, "a catch-up for every join");
+        assert_eq!(sent[0], sent[1]);
         assert_eq!(sent[0].to, b);
         assert_eq!(
             sent[0].decode::<Replica>(),

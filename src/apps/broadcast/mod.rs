@@ -11,6 +11,7 @@ pub use app::{
     MAX_NODES,
 };
 pub use node::{
-    BroadcastConfig, BroadcastMessage, BroadcastNode, BroadcastState, Gossip, DEFAULT_GOSSIP_MS,
+    BroadcastConfig, BroadcastDurable, BroadcastMessage, BroadcastNode, BroadcastState, Gossip,
+    DEFAULT_GOSSIP_MS,
 };
 pub use topology::Shape;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::messages::NodeHandle;
-use crate::node::{Ctl, Handle, NodeError, TypedNode, Volatile};
+use crate::node::{Ctl, Handle, NodeError, TypedNode};
 
 /// How often a node sends its neighbours what it learnt since, by default.
 pub const DEFAULT_GOSSIP_MS: u64 = 20;
@@ -71,6 +71,10 @@ pub struct BroadcastState {
 /// One node of the broadcast workload (Maelstrom's `broadcast`): a client's value reaches every
 /// node, each node holding it exactly once, over the given topology. Gossip is batched: what a
 /// node learns is sent to each neighbour it did not come from at the next tick.
+///
+/// It persists its neighbours and values whenever they change; after a crash of its machine it
+/// sends every neighbour every value again (what it had sent and not had acknowledged was lost
+/// with the machine; a neighbour ignores what it knows).
 #[derive(Debug)]
 pub struct BroadcastNode {
     index: u32,
@@ -84,7 +88,32 @@ pub struct BroadcastNode {
     tick_pending: bool,
 }
 
+/// What a broadcast node writes to its machine's disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastDurable {
+    /// Its neighbours.
+    pub neighbours: Vec<Handle<BroadcastNode>>,
+    /// Every value it holds, in the order it learnt them.
+    pub values: Vec<i64>,
+}
+
 impl BroadcastNode {
+    /// Writes the neighbours and values to the machine's disk.
+    fn save(&self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        ctl.persist(&BroadcastDurable {
+            neighbours: self.neighbours.clone(),
+            values: self.values.clone(),
+        })
+    }
+
+    /// Arms the gossip timer if something is unsent and none is armed.
+    fn arm(&mut self, ctl: &mut Ctl<'_, Self>) {
+        if !self.unsent.is_empty() && !self.tick_pending {
+            self.tick_pending = true;
+            ctl.set_timer(self.gossip_ms, Gossip);
+        }
+    }
+
     /// Records `value` if new, queueing it for every neighbour but `from`.
     fn learn(&mut self, ctl: &mut Ctl<'_, Self>, value: i64, from: Option<NodeHandle>) {
         if !self.seen.insert(value) {
@@ -96,10 +125,7 @@ impl BroadcastNode {
                 self.unsent.entry(index).or_default().push(value);
             }
         }
-        if !self.unsent.is_empty() && !self.tick_pending {
-            self.tick_pending = true;
-            ctl.set_timer(self.gossip_ms, Gossip);
-        }
+        self.arm(ctl);
     }
 }
 
@@ -113,7 +139,7 @@ impl TypedNode for BroadcastNode {
     type Message = BroadcastMessage;
     type State = BroadcastState;
     type Timer = Gossip;
-    type Durable = Volatile;
+    type Durable = BroadcastDurable;
 
     fn new(config: BroadcastConfig) -> Result<Self, NodeError> {
         if config.gossip_ms == 0 {
@@ -132,12 +158,30 @@ impl TypedNode for BroadcastNode {
         })
     }
 
+    fn recover(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        durable: BroadcastDurable,
+    ) -> Result<(), NodeError> {
+        self.neighbours = durable.neighbours;
+        self.seen = durable.values.iter().copied().collect();
+        self.values = durable.values;
+        if !self.values.is_empty() {
+            for index in 0..self.neighbours.len() {
+                self.unsent.insert(index, self.values.clone());
+            }
+        }
+        self.arm(ctl);
+        Ok(())
+    }
+
     fn receive(
         &mut self,
         ctl: &mut Ctl<'_, Self>,
         from: Option<NodeHandle>,
         message: BroadcastMessage,
     ) -> Result<(), NodeError> {
+        let before = (self.neighbours.len(), self.values.len());
         match message {
             BroadcastMessage::Broadcast { value } => self.learn(ctl, value, None),
             BroadcastMessage::Gossip { values } => {
@@ -155,11 +199,11 @@ impl TypedNode for BroadcastNode {
                         self.unsent.entry(index).or_default().extend(&known);
                     }
                 }
-                if !self.unsent.is_empty() && !self.tick_pending {
-                    self.tick_pending = true;
-                    ctl.set_timer(self.gossip_ms, Gossip);
-                }
+                self.arm(ctl);
             }
+        }
+        if (self.neighbours.len(), self.values.len()) != before {
+            self.save(ctl)?;
         }
         Ok(())
     }
