@@ -307,6 +307,16 @@ pub trait Hardware {
         })
     }
 
+    /// Applies a fault verb at `at_us` (later than now), in its place among the events of that
+    /// time (the simulator; elsewhere a test applies verbs as time passes).
+    fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
+        let _ = at_us;
+        Err(HardwareError::FaultNotApplied {
+            kind: fault.kind(),
+            mode: self.mode(),
+        })
+    }
+
     /// What the runtime counted so far, over every machine, if the hardware can tell without
     /// asking its machines (the simulator); zero otherwise.
     fn counters(&self) -> Counters {
@@ -386,6 +396,9 @@ impl<H: Hardware + ?Sized> Hardware for &mut H {
     }
     fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
         (**self).apply(fault)
+    }
+    fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
+        (**self).schedule(at_us, fault)
     }
     fn counters(&self) -> Counters {
         (**self).counters()

@@ -494,6 +494,14 @@ impl<'a> Sim<'a> {
         })
     }
 
+    /// Applies `fault` at `at_ms` (now, if that is past): the verb waits on the agenda among the
+    /// events of that time, as a scenario's fault windows do (simulated hardware).
+    pub fn schedule(&mut self, at_ms: u64, fault: Fault) -> Result<(), SystemError> {
+        self.hardware
+            .schedule(Millis(at_ms).to_micros_saturating(), fault)?;
+        Ok(())
+    }
+
     /// Applies any fault verb now (what every verb method does).
     pub fn apply(&mut self, fault: &Fault) -> Result<(), SystemError> {
         self.hardware.apply(fault)?;

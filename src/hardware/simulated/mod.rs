@@ -972,6 +972,14 @@ impl Hardware for SimulatedHardware {
         SimulatedHardware::apply(self, fault)
     }
 
+    fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
+        for machine in fault.machines() {
+            self.machine_index(machine)?;
+        }
+        let at_us = at_us.max(self.now_us);
+        schedule(&mut self.queue, at_us, Event::Fault(fault))
+    }
+
     fn counters(&self) -> Counters {
         self.stats()
     }
