@@ -225,7 +225,9 @@ impl<B: Backend> Machines<B> {
     }
 
     /// Machine `machine`'s structured trace so far, as JSON lines (see
-    /// [`ControlRequest::ReadTrace`]).
+    /// [`ControlRequest::ReadTrace`]); cloud mode reads it so, virtual mode from the machines'
+    /// log files.
+    #[cfg(feature = "cloud")]
     pub(crate) async fn read_trace(&mut self, machine: MachineId) -> Result<String, HardwareError> {
         let mut trace = String::new();
         loop {
