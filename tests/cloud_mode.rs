@@ -61,6 +61,7 @@ fn cloud_sum_of_two_reaches_four_and_nothing_remains() {
     let outcome = run_scenario(
         &mut hardware,
         &scenario,
+        scenario.seed,
         &Progress::new(scenario.run_ms, false),
     )
     .expect("scenario runs");
@@ -355,8 +356,13 @@ fn cloud_throttling_and_eventual_consistency_are_retried() {
     .expect("scenario parses");
     let mut hardware = CloudHardware::start(&config).expect("starts despite the faults");
     let run = hardware.run_id().to_owned();
-    let outcome = run_scenario(&mut hardware, &scenario, &Progress::new(Millis(300), false))
-        .expect("scenario runs");
+    let outcome = run_scenario(
+        &mut hardware,
+        &scenario,
+        scenario.seed,
+        &Progress::new(Millis(300), false),
+    )
+    .expect("scenario runs");
     assert!(outcome.correct, "{outcome:?}");
     hardware.finish().expect("clean finish");
     let injected = faults.injected();
@@ -628,6 +634,7 @@ fn cloud_real_aws_sum_of_two_reaches_four() {
     let outcome = run_scenario(
         &mut hardware,
         &scenario,
+        scenario.seed,
         &Progress::new(scenario.run_ms, false),
     )
     .expect("scenario runs");
