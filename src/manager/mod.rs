@@ -1,7 +1,7 @@
 //! The NodeManager: holds one machine's nodes, routes what arrives to them, keeps their timers,
 //! and hands everything they want done to the hardware as [`Effect`]s.
 //!
-//! It is the single implementation of [`MachineController`](crate::node::MachineController) and is the same code in every mode:
+//! It is the single implementation of [`MachineController`] and is the same code in every mode:
 //! the simulator, a container's machine process and a cloud instance all drive a `NodeManager`
 //! and carry out its effects in their own way. It never reads a clock: the hardware passes the
 //! current time into every call.
