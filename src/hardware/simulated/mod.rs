@@ -6,7 +6,7 @@
 //! and nothing else (no clock, no thread, no hash-map order) reaches the event order.
 //!
 //! Faults are verbs ([`Fault`]) applied at one moment: a scenario's windows are put on the agenda
-//! as verbs when the system is made, and a test calls [`SimulatedHardware::apply`] between steps.
+//! as verbs when the system is made, and a test calls [`Hardware::apply`] between steps.
 //! A crash drops the machine's NodeManager and keeps its [`Disk`]; a restart boots a new
 //! incarnation from the disk.
 
@@ -17,7 +17,6 @@ mod trace;
 
 pub use super::queue::{QueueFull, MAX_PENDING_EVENTS};
 pub use cause::{FailureReport, Hop};
-
 pub use recording::fault_windows;
 pub use trace::Trace;
 
@@ -71,10 +70,15 @@ enum Event {
     Fault(Fault),
 }
 
-/// One machine of the system: its NodeManager while it is up, its disk while it is down.
+/// Whether a machine is up, with its NodeManager, or down, with only its disk.
+enum Power {
+    Up(NodeManager),
+    Down(Disk),
+}
+
+/// One machine of the system.
 struct Machine {
-    manager: Option<NodeManager>,
-    disk: Option<Disk>,
+    power: Power,
     /// How many pauses it is in.
     pauses: u32,
     /// What arrived or came due while it was paused, in order.
@@ -88,10 +92,25 @@ struct Machine {
 
 impl Machine {
     fn incarnation(&self) -> u32 {
-        match (&self.manager, &self.disk) {
-            (Some(manager), _) => manager.incarnation(),
-            (None, Some(disk)) => disk.incarnation(),
-            (None, None) => 0,
+        match &self.power {
+            Power::Up(manager) => manager.incarnation(),
+            Power::Down(disk) => disk.incarnation(),
+        }
+    }
+
+    /// Its NodeManager, if it is up.
+    fn manager(&self) -> Option<&NodeManager> {
+        match &self.power {
+            Power::Up(manager) => Some(manager),
+            Power::Down(_) => None,
+        }
+    }
+
+    /// Its NodeManager, if it is up.
+    fn manager_mut(&mut self) -> Option<&mut NodeManager> {
+        match &mut self.power {
+            Power::Up(manager) => Some(manager),
+            Power::Down(_) => None,
         }
     }
 }
@@ -137,7 +156,7 @@ pub struct SimulatedHardware {
 }
 
 /// The event the simulator processed last: when, where, what, and the causal history that led
-/// to it (kept while [`SimulatedHardware::describe_events`] is on).
+/// to it (kept while [`Hardware::describe_events`] is on).
 #[derive(Debug, Clone)]
 pub struct LastEvent {
     /// When it happened.
@@ -170,8 +189,7 @@ impl SimulatedHardware {
                     NodeManager::new(MachineId(index), Arc::clone(&registry), config.seed);
                 manager.set_reliable(config.reliable);
                 Machine {
-                    manager: Some(manager),
-                    disk: None,
+                    power: Power::Up(manager),
                     pauses: 0,
                     stashed: Vec::new(),
                     outside: Vec::new(),
@@ -213,65 +231,6 @@ impl SimulatedHardware {
         })
     }
 
-    /// Describes every event from now on, so that [`SimulatedHardware::last_event`] can say
-    /// what the last one was (it costs a line of text per event).
-    pub fn describe_events(&mut self) {
-        self.describe = true;
-    }
-
-    /// The event processed last, if events are described.
-    pub fn last_event(&self) -> Option<&LastEvent> {
-        self.last.as_ref()
-    }
-
-    /// When the next event is due, if any is scheduled.
-    pub fn next_event_us(&self) -> Option<Micros> {
-        self.queue.next_at()
-    }
-
-    /// Processes the next event if it is due at or before `limit_us`; whether there was one.
-    /// Time moves to the event's time (never past `limit_us`).
-    pub fn step_until(&mut self, limit_us: Micros) -> Result<bool, HardwareError> {
-        let Some((at_us, event)) = self.queue.pop_due(limit_us) else {
-            return Ok(false);
-        };
-        self.now_us = at_us;
-        self.step(event)?;
-        Ok(true)
-    }
-
-    /// Sends `message` to `to` now as if node `from` had sent it: from its machine, through the
-    /// link layer and the network.
-    pub fn send_from(
-        &mut self,
-        from: NodeHandle,
-        to: NodeHandle,
-        message: Message,
-    ) -> Result<(), HardwareError> {
-        let now_us = self.now_us.0;
-        if !self
-            .manager(from.machine)?
-            .send_as(now_us, from.id, to, message)
-        {
-            return Err(HardwareError::NoSuchNode { node: from });
-        }
-        self.carry_effects(from.machine, &None)
-    }
-
-    /// Moves time to `at_us` if that is later (after every event due by then was processed).
-    pub fn advance_to(&mut self, at_us: Micros) {
-        self.now_us = self.now_us.max(at_us);
-    }
-
-    /// The states of the nodes on `machine` (none while it is down), in creation order.
-    pub fn machine_states(&self, machine: MachineId) -> Vec<NodeState> {
-        self.machines
-            .get(machine.index())
-            .and_then(|machine| machine.manager.as_ref())
-            .map(NodeManager::node_states)
-            .unwrap_or_default()
-    }
-
     /// The seed this system runs on.
     pub fn seed(&self) -> u64 {
         self.seed
@@ -285,8 +244,7 @@ impl SimulatedHardware {
             .iter()
             .map(|machine| {
                 machine
-                    .manager
-                    .as_ref()
+                    .manager()
                     .map(NodeManager::stats)
                     .unwrap_or_default()
                     + machine.counted
@@ -316,31 +274,7 @@ impl SimulatedHardware {
 
     /// The machines that are up.
     fn managers(&self) -> impl Iterator<Item = &NodeManager> {
-        self.machines
-            .iter()
-            .filter_map(|machine| machine.manager.as_ref())
-    }
-
-    /// Whether `machine` is up (not crashed, or restarted since).
-    pub fn is_up(&self, machine: MachineId) -> bool {
-        self.machines
-            .get(machine.index())
-            .is_some_and(|machine| machine.manager.is_some())
-    }
-
-    /// How many times `machine` has booted after a crash (0 for a machine that never crashed).
-    pub fn incarnation(&self, machine: MachineId) -> u32 {
-        self.machines
-            .get(machine.index())
-            .map_or(0, Machine::incarnation)
-    }
-
-    /// The machines that are down now.
-    pub fn down(&self) -> Vec<MachineId> {
-        (0..self.machines.len())
-            .filter(|index| self.machines[*index].manager.is_none())
-            .map(|index| MachineId(index as u32))
-            .collect()
+        self.machines.iter().filter_map(Machine::manager)
     }
 
     /// Messages and terminations that reached their machine before their node's spawn and still
@@ -415,8 +349,7 @@ impl SimulatedHardware {
     fn manager(&mut self, machine: MachineId) -> Result<&mut NodeManager, HardwareError> {
         let index = self.machine_index(machine)?;
         self.machines[index]
-            .manager
-            .as_mut()
+            .manager_mut()
             .ok_or(HardwareError::MachineDown { machine })
     }
 
@@ -429,69 +362,25 @@ impl SimulatedHardware {
         }
     }
 
-    /// Applies a fault verb now: the one implementation of every fault, for a test's verbs and
-    /// the scenario's windows alike.
-    pub fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
-        for machine in fault.machines() {
-            self.machine_index(machine)?;
-        }
-        self.trace.fault(self.now_us, fault);
-        match fault {
-            Fault::Partition { cut, groups } => self.network.partition(*cut, groups),
-            Fault::Repair { cut } => self.network.repair(*cut),
-            Fault::Hold { a, b } => self.network.hold(*a, *b),
-            Fault::Release { a, b } => {
-                if self.network.release(*a, *b) {
-                    self.release_held(*a, *b)?;
-                }
-            }
-            Fault::Pause { machine } => {
-                let machine = &mut self.machines[machine.index()];
-                if machine.manager.is_some() {
-                    machine.pauses += 1;
-                }
-            }
-            Fault::Resume { machine } => {
-                let slot = &mut self.machines[machine.index()];
-                if slot.pauses > 0 {
-                    slot.pauses -= 1;
-                    if slot.pauses == 0 {
-                        // What waited goes on in the order it came, after what is due now.
-                        for event in std::mem::take(&mut slot.stashed) {
-                            schedule(&mut self.queue, self.now_us, event)?;
-                        }
-                    }
-                }
-            }
-            Fault::Crash { machine } => self.crash(*machine)?,
-            Fault::Restart { machine } => self.restart(*machine)?,
-            Fault::Rule { kind, rule } => {
-                self.network
-                    .set_rule(*kind, rule.as_ref())
-                    .map_err(|error| HardwareError::FaultRefused {
-                        fault: fault.to_string(),
-                        reason: error.to_string(),
-                    })?
-            }
-        }
-        Ok(())
-    }
-
     /// Cuts `machine`'s power: its NodeManager and everything in its memory are gone; its disk
     /// stays. A machine that is down already stays down.
     fn crash(&mut self, machine: MachineId) -> Result<(), HardwareError> {
         let slot = &mut self.machines[machine.index()];
-        let Some(manager) = slot.manager.take() else {
-            return Err(HardwareError::FaultRefused {
-                fault: format!("crash {machine}"),
-                reason: format!("{machine} is down already"),
-            });
+        let manager = match std::mem::replace(&mut slot.power, Power::Down(Disk::default())) {
+            Power::Up(manager) => manager,
+            down => {
+                slot.power = down;
+                return Err(HardwareError::FaultRefused {
+                    fault: format!("crash {machine}"),
+                    reason: format!("{machine} is down already"),
+                });
+            }
         };
         slot.counted += Counters {
             in_flight: 0,
             ..manager.stats()
         };
-        slot.disk = Some(manager.crash());
+        slot.power = Power::Down(manager.crash());
         slot.pauses = 0;
         let lost = slot
             .stashed
@@ -507,11 +396,15 @@ impl SimulatedHardware {
     /// persisted.
     fn restart(&mut self, machine: MachineId) -> Result<(), HardwareError> {
         let slot = &mut self.machines[machine.index()];
-        let Some(disk) = slot.disk.take() else {
-            return Err(HardwareError::FaultRefused {
-                fault: format!("restart {machine}"),
-                reason: format!("{machine} is up"),
-            });
+        let disk = match std::mem::replace(&mut slot.power, Power::Down(Disk::default())) {
+            Power::Down(disk) => disk,
+            up => {
+                slot.power = up;
+                return Err(HardwareError::FaultRefused {
+                    fault: format!("restart {machine}"),
+                    reason: format!("{machine} is up"),
+                });
+            }
         };
         let manager = NodeManager::restart(
             machine,
@@ -525,7 +418,7 @@ impl SimulatedHardware {
             Ok(manager) => manager,
             Err(failure) => return Err(self.failed(failure, None)),
         };
-        self.machines[machine.index()].manager = Some(manager);
+        self.machines[machine.index()].power = Power::Up(manager);
         self.counted.restarts += 1;
         self.carry_effects(machine, &None)?;
         for (to, message) in std::mem::take(&mut self.machines[machine.index()].outside) {
@@ -552,7 +445,7 @@ impl SimulatedHardware {
     fn step(&mut self, event: Event) -> Result<(), HardwareError> {
         if let Some(machine) = Self::machine_of(&event) {
             let slot = &mut self.machines[machine.index()];
-            if slot.manager.is_none() {
+            if slot.manager().is_none() {
                 // A machine that is down hears nothing, and its timers died with it.
                 if matches!(event, Event::Arrive { .. }) {
                     self.counted.lost_in_crash += 1;
@@ -648,7 +541,7 @@ impl SimulatedHardware {
         Ok(())
     }
 
-    /// What `event` is, for [`SimulatedHardware::last_event`].
+    /// What `event` is, for [`Hardware::last_event`].
     fn describe_event(&self, event: &Event) -> LastEvent {
         let (machine, description, cause) = match event {
             Event::Arrive {
@@ -708,7 +601,7 @@ impl SimulatedHardware {
     fn carry_effects(&mut self, machine: MachineId, cause: &Cause) -> Result<(), HardwareError> {
         let index = self.machine_index(machine)?;
         let machines = self.machines.len();
-        let Some(manager) = self.machines[index].manager.as_mut() else {
+        let Some(manager) = self.machines[index].manager_mut() else {
             return Ok(());
         };
         let incarnation = manager.incarnation();
@@ -898,7 +791,7 @@ impl Hardware for SimulatedHardware {
 
     fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError> {
         let index = self.machine_index(to.machine)?;
-        if self.machines[index].manager.is_none() {
+        if self.machines[index].manager().is_none() {
             self.machines[index].outside.push((to, message));
             return Ok(());
         }
@@ -931,8 +824,11 @@ impl Hardware for SimulatedHardware {
     }
 
     fn machine_states(&mut self, machine: MachineId) -> Result<Vec<NodeState>, HardwareError> {
-        self.machine_index(machine)?;
-        Ok(SimulatedHardware::machine_states(self, machine))
+        let index = self.machine_index(machine)?;
+        Ok(self.machines[index]
+            .manager()
+            .map(NodeManager::node_states)
+            .unwrap_or_default())
     }
 
     fn now_us(&self) -> Micros {
@@ -940,23 +836,28 @@ impl Hardware for SimulatedHardware {
     }
 
     fn step_until(&mut self, limit_us: Micros) -> Result<bool, HardwareError> {
-        SimulatedHardware::step_until(self, limit_us)
+        let Some((at_us, event)) = self.queue.pop_due(limit_us) else {
+            return Ok(false);
+        };
+        self.now_us = at_us;
+        self.step(event)?;
+        Ok(true)
     }
 
     fn next_event_us(&self) -> Option<Micros> {
-        SimulatedHardware::next_event_us(self)
+        self.queue.next_at()
     }
 
     fn advance_to(&mut self, at_us: Micros) {
-        SimulatedHardware::advance_to(self, at_us);
+        self.now_us = self.now_us.max(at_us);
     }
 
     fn describe_events(&mut self) {
-        SimulatedHardware::describe_events(self);
+        self.describe = true;
     }
 
     fn last_event(&self) -> Option<&LastEvent> {
-        SimulatedHardware::last_event(self)
+        self.last.as_ref()
     }
 
     fn send_from(
@@ -965,11 +866,62 @@ impl Hardware for SimulatedHardware {
         to: NodeHandle,
         message: Message,
     ) -> Result<(), HardwareError> {
-        SimulatedHardware::send_from(self, from, to, message)
+        let now_us = self.now_us.0;
+        if !self
+            .manager(from.machine)?
+            .send_as(now_us, from.id, to, message)
+        {
+            return Err(HardwareError::NoSuchNode { node: from });
+        }
+        self.carry_effects(from.machine, &None)
     }
 
+    /// The one implementation of every fault, for a test's verbs and the scenario's windows
+    /// alike.
     fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
-        SimulatedHardware::apply(self, fault)
+        for machine in fault.machines() {
+            self.machine_index(machine)?;
+        }
+        self.trace.fault(self.now_us, fault);
+        match fault {
+            Fault::Partition { cut, groups } => self.network.partition(*cut, groups),
+            Fault::Repair { cut } => self.network.repair(*cut),
+            Fault::Hold { a, b } => self.network.hold(*a, *b),
+            Fault::Release { a, b } => {
+                if self.network.release(*a, *b) {
+                    self.release_held(*a, *b)?;
+                }
+            }
+            Fault::Pause { machine } => {
+                let machine = &mut self.machines[machine.index()];
+                if machine.manager().is_some() {
+                    machine.pauses += 1;
+                }
+            }
+            Fault::Resume { machine } => {
+                let slot = &mut self.machines[machine.index()];
+                if slot.pauses > 0 {
+                    slot.pauses -= 1;
+                    if slot.pauses == 0 {
+                        // What waited goes on in the order it came, after what is due now.
+                        for event in std::mem::take(&mut slot.stashed) {
+                            schedule(&mut self.queue, self.now_us, event)?;
+                        }
+                    }
+                }
+            }
+            Fault::Crash { machine } => self.crash(*machine)?,
+            Fault::Restart { machine } => self.restart(*machine)?,
+            Fault::Rule { kind, rule } => {
+                self.network
+                    .set_rule(*kind, rule.as_ref())
+                    .map_err(|error| HardwareError::FaultRefused {
+                        fault: fault.to_string(),
+                        reason: error.to_string(),
+                    })?
+            }
+        }
+        Ok(())
     }
 
     fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
@@ -993,6 +945,9 @@ impl Hardware for SimulatedHardware {
     }
 
     fn down(&self) -> Vec<MachineId> {
-        SimulatedHardware::down(self)
+        (0..self.machines.len())
+            .filter(|index| self.machines[*index].manager().is_none())
+            .map(|index| MachineId(index as u32))
+            .collect()
     }
 }
