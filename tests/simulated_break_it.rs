@@ -340,6 +340,24 @@ fn simulated_a_machine_that_never_comes_back_keeps_the_run_from_settling_and_is_
 }
 
 #[test]
+fn simulated_settling_waits_for_what_a_timer_sends_after_a_quiet_moment() -> Result<(), SystemError>
+{
+    let mut sim = builder(0).build()?;
+    let counter = sim.spawn::<Counter>(1, &CounterConfig { persist: false })?;
+    let pump = PumpConfig {
+        to: counter,
+        count: 1,
+        every_ms: 500,
+    };
+    sim.spawn::<Pump>(0, &pump)?;
+    sim.run_for(10)?;
+    assert_eq!(sim.counters().in_flight, 0, "nothing in flight yet");
+    sim.settle(10_000)?; // the pump's timer sends only at 500 ms
+    assert_eq!(sim.state(counter)?, 1);
+    Ok(())
+}
+
+#[test]
 fn simulated_an_invariant_broken_for_a_single_event_is_caught_and_names_that_event(
 ) -> Result<(), SystemError> {
     let never_odd = |states: &States| match states.of::<Flicker>().iter().find(|(_, odd)| *odd) {

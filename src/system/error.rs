@@ -44,7 +44,8 @@ pub enum SystemError {
     Node(#[from] crate::node::NodeError),
     /// The system was not settled by the time given.
     #[error(
-        "not settled after {waited_ms} ms: {in_flight} transmissions still in flight{}",
+        "not settled after {waited_ms} ms: {in_flight} transmissions still in flight, \
+         {delivered_lately} messages delivered in the last 10 ms{}",
         down_note(down)
     )]
     NotSettled {
@@ -52,6 +53,9 @@ pub enum SystemError {
         waited_ms: u64,
         /// What was still in flight.
         in_flight: u64,
+        /// Messages delivered in the last 10 ms (a system that is still talking is not settled,
+        /// even with nothing in flight at the moment).
+        delivered_lately: u64,
         /// The machines that were down (their peers keep retrying until they are back).
         down: Vec<u32>,
     },

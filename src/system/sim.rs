@@ -22,6 +22,11 @@ pub type Typed<N> = Vec<(Handle<N>, <N as TypedNode>::State)>;
 /// How often [`Sim::settle`] looks whether anything is still in flight.
 const SETTLE_STEP_MS: u64 = 10;
 
+/// How long [`Sim::settle`] waits with nothing in flight and no message delivered before it
+/// calls the system settled, in simulated milliseconds: longer than the batching and gossip
+/// intervals of the nodes that ship with DistZero (30 ms and 20 ms by default).
+pub const SETTLE_QUIET_MS: u64 = 1_000;
+
 /// A system under test or under a scenario (see the [module](super) documentation): made by
 /// [`Builder`](super::Builder) over simulated hardware, or by the scenario runner over the
 /// hardware of any mode ([`Sim::over`]). On hardware that runs on the real clock, time passes
@@ -340,12 +345,14 @@ impl<'a> Sim<'a> {
         mut holds: impl FnMut(&States) -> bool,
     ) -> Result<bool, SystemError> {
         let limit = Millis(self.now_ms().saturating_add(within_ms)).to_micros_saturating();
+        // Each event's machine is known from its description: only that machine's states are
+        // read again.
+        self.hardware.describe_events();
         self.refresh()?;
         if holds(&self.states) {
             return Ok(true);
         }
         while self.hardware.step_until(limit)? {
-            self.mark_last_event();
             self.after_event()?;
             self.refresh()?;
             if holds(&self.states) {
@@ -362,30 +369,41 @@ impl<'a> Sim<'a> {
             return Ok(false);
         };
         self.hardware.step_until(at_us)?;
-        self.mark_last_event();
         self.after_event()?;
         Ok(true)
     }
 
-    /// Runs until nothing is in flight (every message delivered and acknowledged), looking
-    /// every 10 ms, for at most `within_ms`; then runs the "eventually" checks. A machine that
-    /// stays down keeps its peers retrying, so the run does not settle, and the error says so.
+    /// Runs until the system is quiet — nothing in flight (every message delivered and
+    /// acknowledged) and no message delivered for [`SETTLE_QUIET_MS`] of simulated time, so that
+    /// what a node's timer sends a moment after its last message (a batch, a gossip round) is
+    /// seen — for at most `within_ms` plus that quiet window; then runs the "eventually" checks.
+    /// It looks every 10 ms. A machine that stays down keeps its peers retrying, so the run does
+    /// not settle, and the error says so; nor does a protocol that talks forever (heartbeats):
+    /// run such a system with [`Sim::run_until_true`] instead.
     pub fn settle(&mut self, within_ms: u64) -> Result<(), SystemError> {
         let start = self.now_ms();
+        let mut quiet_since = start;
+        let mut delivered = self.hardware.counters().messages_delivered;
         loop {
-            let in_flight = self.hardware.counters().in_flight;
-            if in_flight == 0 {
+            let counters = self.hardware.counters();
+            let now = self.now_ms();
+            let lately = counters.messages_delivered - delivered;
+            delivered = counters.messages_delivered;
+            if counters.in_flight > 0 || lately > 0 {
+                quiet_since = now;
+                let waited_ms = now.saturating_sub(start);
+                if waited_ms >= within_ms {
+                    return Err(SystemError::NotSettled {
+                        waited_ms,
+                        in_flight: counters.in_flight,
+                        delivered_lately: lately,
+                        down: self.hardware.down().iter().map(|m| m.0).collect(),
+                    });
+                }
+            } else if now.saturating_sub(quiet_since) >= SETTLE_QUIET_MS {
                 break;
             }
-            let waited_ms = self.now_ms().saturating_sub(start);
-            if waited_ms >= within_ms {
-                return Err(SystemError::NotSettled {
-                    waited_ms,
-                    in_flight,
-                    down: self.hardware.down().iter().map(|m| m.0).collect(),
-                });
-            }
-            self.run_for(SETTLE_STEP_MS.min(within_ms - waited_ms))?;
+            self.run_for(SETTLE_STEP_MS)?;
         }
         self.stale.iter_mut().for_each(|stale| *stale = true);
         self.refresh()?;
@@ -529,10 +547,10 @@ impl<'a> Sim<'a> {
 
     /// After one event: the invariants, if they are due.
     fn after_event(&mut self) -> Result<(), SystemError> {
+        self.mark_last_event();
         if self.invariants.is_empty() {
             return Ok(());
         }
-        self.mark_last_event();
         self.since_check += 1;
         if self.since_check < self.check_every {
             return Ok(());

@@ -70,6 +70,26 @@ enum Event {
     Fault(Fault),
 }
 
+impl Event {
+    /// The receiver and the message of a message sent from outside the system (by a test or a
+    /// scenario's input); any other event back as it was.
+    fn from_outside(event: Event) -> Result<(NodeHandle, Message), Event> {
+        match event {
+            Event::Arrive {
+                to,
+                envelope:
+                    Envelope::Deliver {
+                        from: None,
+                        to: id,
+                        message,
+                    },
+                ..
+            } => Ok((NodeHandle { id, machine: to }, message)),
+            other => Err(other),
+        }
+    }
+}
+
 /// Whether a machine is up, with its NodeManager, or down, with only its disk.
 #[expect(
     clippy::large_enum_variant,
@@ -87,8 +107,8 @@ struct Machine {
     pauses: u32,
     /// What arrived or came due while it was paused, in order.
     stashed: Vec<Event>,
-    /// Messages sent from outside while it was down, delivered when it is back (as a client that
-    /// retries would).
+    /// Messages sent from outside while it was down, or that waited in it, paused, when it
+    /// crashed: delivered when it is back (as a client that retries would).
     outside: Vec<(NodeHandle, Message)>,
     /// What its earlier incarnations counted.
     counted: Counters,
@@ -386,12 +406,17 @@ impl SimulatedHardware {
         };
         slot.power = Power::Down(manager.crash());
         slot.pauses = 0;
-        let lost = slot
-            .stashed
-            .drain(..)
-            .filter(|event| matches!(event, Event::Arrive { .. }))
-            .count();
-        self.counted.lost_in_crash += lost as u64;
+        // What waited in a paused machine is lost with it, but for messages from outside: those
+        // wait for the restart, as messages sent from outside to a machine that is down do.
+        let mut lost = 0;
+        for event in std::mem::take(&mut slot.stashed) {
+            match Event::from_outside(event) {
+                Ok(message) => slot.outside.push(message),
+                Err(Event::Arrive { .. }) => lost += 1,
+                Err(_) => {}
+            }
+        }
+        self.counted.lost_in_crash += lost;
         self.counted.crashes += 1;
         Ok(())
     }
@@ -450,9 +475,12 @@ impl SimulatedHardware {
         if let Some(machine) = Self::machine_of(&event) {
             let slot = &mut self.machines[machine.index()];
             if slot.manager().is_none() {
-                // A machine that is down hears nothing, and its timers died with it.
-                if matches!(event, Event::Arrive { .. }) {
-                    self.counted.lost_in_crash += 1;
+                // A machine that is down hears nothing, and its timers died with it; a message
+                // from outside waits for its restart.
+                match Event::from_outside(event) {
+                    Ok(message) => slot.outside.push(message),
+                    Err(Event::Arrive { .. }) => self.counted.lost_in_crash += 1,
+                    Err(_) => {}
                 }
                 return Ok(());
             }
