@@ -1,11 +1,7 @@
 //! Property: random schedules of every fault verb — partitions, holds, pauses, crashes and
 //! restarts, drop, duplicate and reorder rules switched on and off — over random sum networks and
 //! broadcast workloads, with reliable delivery on, leave every output exact once the run has
-//! settled. 1,000 cases each.
-//!
-//! With crashes in the schedules the property still fails (an open bug, kept as the ignored
-//! tests at the end): a crash of machine 0 one millisecond after a user joins leaves that user
-//! with no output, and a broadcast node can end up lacking a value after a crash and restart.
+//! settled. 1,000 cases each, without crashes and with them.
 
 use dist_zero::app::Application;
 use dist_zero::apps::broadcast::{BroadcastApp, BroadcastSection, BroadcastSpec, Shape};
@@ -33,7 +29,7 @@ enum Window {
     Rule { kind: u8, rate: f64 },
 }
 
-/// A window of any verb but crashes (see the ignored crash property below).
+/// A window of any verb but crashes.
 fn window() -> impl Strategy<Value = (Window, u64, u64)> {
     let kind = prop_oneof![
         (1u32..8).prop_map(|split| Window::Partition { split }),
@@ -186,6 +182,40 @@ fn sum_section(machines: u32, users: Users) -> SumSection {
     }
 }
 
+fn shape() -> impl Strategy<Value = Shape> {
+    prop_oneof![
+        Just(Shape::Ring),
+        Just(Shape::Line),
+        Just(Shape::Grid),
+        Just(Shape::Star)
+    ]
+}
+
+/// Broadcasts as (time, node) pairs.
+fn broadcasts() -> impl Strategy<Value = Vec<(u64, u32)>> {
+    prop::collection::vec((0u64..2_500, 0u32..10), 1..6)
+}
+
+/// The broadcast section of `nodes` nodes in `shape` broadcasting `broadcasts`.
+fn broadcast_section(nodes: u32, shape: Shape, broadcasts: Vec<(u64, u32)>) -> BroadcastSection {
+    let broadcasts = broadcasts
+        .into_iter()
+        .zip(0i64..)
+        .map(|((at_ms, node), value)| BroadcastSpec {
+            at_ms: Millis(at_ms),
+            node: node % nodes,
+            value,
+        })
+        .collect();
+    BroadcastSection {
+        nodes,
+        topology: Some(shape),
+        neighbours: None,
+        broadcasts,
+        gossip_ms: 20,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1_000))]
 
@@ -205,22 +235,11 @@ proptest! {
         machines in 2u32..5,
         seed in any::<u64>(),
         nodes in 2u32..10,
-        shape in prop_oneof![Just(Shape::Ring), Just(Shape::Line), Just(Shape::Grid), Just(Shape::Star)],
-        broadcasts in prop::collection::vec((0u64..2_500, 0u32..10), 1..6),
+        shape in shape(),
+        broadcasts in broadcasts(),
         windows in prop::collection::vec(window(), 0..7),
     ) {
-        let broadcasts = broadcasts
-            .into_iter()
-            .zip(0i64..)
-            .map(|((at_ms, node), value)| BroadcastSpec { at_ms: Millis(at_ms), node: node % nodes, value })
-            .collect();
-        let section = BroadcastSection {
-            nodes,
-            topology: Some(shape),
-            neighbours: None,
-            broadcasts,
-            gossip_ms: 20,
-        };
+        let section = broadcast_section(nodes, shape, broadcasts);
         prop_assert_eq!(exact(&BroadcastApp, &section, machines, seed, &windows), Ok(()));
     }
 }
@@ -229,7 +248,6 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(1_000))]
 
     #[test]
-    #[ignore = "open bug: crashes in random schedules still lose an output (see the module docs)"]
     fn simulated_random_verb_schedules_with_crashes_leave_every_sum_output_exact(
         machines in 2u32..5,
         seed in any::<u64>(),
@@ -238,5 +256,18 @@ proptest! {
     ) {
         let section = sum_section(machines, users);
         prop_assert_eq!(exact(&SumApp, &section, machines, seed, &windows), Ok(()));
+    }
+
+    #[test]
+    fn simulated_random_verb_schedules_with_crashes_leave_every_broadcast_node_holding_every_value_once(
+        machines in 2u32..5,
+        seed in any::<u64>(),
+        nodes in 2u32..10,
+        shape in shape(),
+        broadcasts in broadcasts(),
+        windows in prop::collection::vec(any_window(), 0..7),
+    ) {
+        let section = broadcast_section(nodes, shape, broadcasts);
+        prop_assert_eq!(exact(&BroadcastApp, &section, machines, seed, &windows), Ok(()));
     }
 }

@@ -159,13 +159,13 @@ impl TypedNode for SumNode {
             .try_fold(0, |sum, (_, total)| super::add_to_total(sum, *total))?;
         self.totals = durable.totals;
         self.sent_total = durable.sent_total;
-        if self.sent_total != 0 {
-            let again = SumMessage::Increment {
-                amount: 0,
-                total: self.sent_total,
-            };
-            ctl.broadcast(&self.receivers, &again)?;
-        }
+        // Also when the total is 0: a receiver may hold an older total that the batch which
+        // brought it back to 0 never reached.
+        let again = SumMessage::Increment {
+            amount: 0,
+            total: self.sent_total,
+        };
+        ctl.broadcast(&self.receivers, &again)?;
         self.arm(ctl);
         Ok(())
     }
@@ -382,6 +382,30 @@ mod tests {
             .expect("increment");
         forgetful.crash_and_restart().expect("starts afresh");
         assert_eq!(forgetful.state().unsent, 0, "nothing was persisted");
+    }
+
+    #[test]
+    fn simulated_a_sum_node_back_at_a_total_of_zero_tells_its_receivers_so_after_a_crash() {
+        let mut sum = Harness::<SumNode>::new(SumConfig::default()).expect("builds");
+        let sender = Some(leaf(3).untyped());
+        sum.receive(None, SumMessage::AddReceiver { node: leaf(1) })
+            .expect("receiver");
+        for (amount, total) in [(7, 7), (-7, 0)] {
+            sum.receive(sender, SumMessage::Increment { amount, total })
+                .expect("increment");
+            sum.advance(DEFAULT_SEND_INTERVAL_MS).expect("tick");
+        }
+        sum.take_sent();
+        sum.crash_and_restart().expect("recovers");
+        let again = sum.take_sent();
+        assert_eq!(again.len(), 1, "the receiver may still hold 7");
+        assert_eq!(
+            again[0].decode::<OutputLeafNode>(),
+            Ok(SumMessage::Increment {
+                amount: 0,
+                total: 0
+            })
+        );
     }
 
     #[test]
