@@ -203,6 +203,12 @@ struct ChatterRun {
 
 /// Runs a listener on machine 1 and a chatter on machine 0.
 fn chatter_run(seed: u64, network: NetworkConfig) -> ChatterRun {
+    chatter_run_beside(seed, network, None)
+}
+
+/// Runs a listener on machine 1 and a chatter on machine 0, and, if `neighbour` names a
+/// machine, a second chatter there that draws as often as the first.
+fn chatter_run_beside(seed: u64, network: NetworkConfig, neighbour: Option<u32>) -> ChatterRun {
     let mut registry = NodeRegistry::new();
     registry.register("Chatter", Chatter::from_config);
     let mut hardware = SimulatedHardware::new(
@@ -229,6 +235,15 @@ fn chatter_run(seed: u64, network: NetworkConfig) -> ChatterRun {
                 .expect("config"),
         )
         .expect("talker starts");
+    if let Some(machine) = neighbour {
+        hardware
+            .spawn(
+                MachineId(machine),
+                &Message::new(serde_json::json!({"type": "Chatter", "peer": listener}))
+                    .expect("config"),
+            )
+            .expect("the neighbour starts");
+    }
     hardware.run_until(500).expect("runs");
     let states = hardware.node_states().expect("states");
     let state_of = |handle: NodeHandle| {
@@ -248,6 +263,17 @@ fn chatter_run(seed: u64, network: NetworkConfig) -> ChatterRun {
             .expect("the trace text was kept")
             .to_owned(),
     }
+}
+
+#[test]
+fn simulated_a_node_draws_the_same_numbers_whichever_nodes_share_its_machine() {
+    let alone = chatter_run_beside(42, NetworkConfig::default(), Some(1));
+    let beside = chatter_run_beside(42, NetworkConfig::default(), Some(0));
+    assert_eq!(alone.drawn.as_array().map(Vec::len), Some(20));
+    assert_eq!(
+        alone.drawn, beside.drawn,
+        "another node drawing on the same machine changes nothing"
+    );
 }
 
 #[test]

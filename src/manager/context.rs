@@ -1,6 +1,7 @@
 //! The controller a node is handed for one callback.
 
 use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
 
 use super::{Core, Effect, Envelope, TimerTarget};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
@@ -10,11 +11,17 @@ use crate::node::{MachineController, NodeError, TimerId};
 pub(super) struct Context<'a> {
     core: &'a mut Core,
     me: NodeHandle,
+    /// The node's random stream, if it has drawn before.
+    random: &'a mut Option<Box<ChaCha8Rng>>,
 }
 
 impl<'a> Context<'a> {
-    pub(super) fn new(core: &'a mut Core, me: NodeHandle) -> Self {
-        Context { core, me }
+    pub(super) fn new(
+        core: &'a mut Core,
+        me: NodeHandle,
+        random: &'a mut Option<Box<ChaCha8Rng>>,
+    ) -> Self {
+        Context { core, me, random }
     }
 }
 
@@ -77,7 +84,10 @@ impl MachineController for Context<'_> {
     }
 
     fn random(&mut self) -> &mut dyn RngCore {
-        &mut self.core.rng
+        let (core, me) = (&*self.core, self.me.id);
+        self.random
+            .get_or_insert_with(|| Box::new(core.random_of(me)))
+            .as_mut()
     }
 
     fn persist(&mut self, state: serde_json::Value) {

@@ -98,6 +98,8 @@ struct Slot {
     /// The config it was created from (on the machine's disk).
     config: NodeConfig,
     counters: Counters,
+    /// Its random stream, made on its first draw (most nodes never draw).
+    random: Option<Box<ChaCha8Rng>>,
 }
 
 /// Who a timer wakes: a node, or the link layer's work for one peer.
@@ -123,8 +125,23 @@ struct Core {
     next_timer: u64,
     /// Pending timers; looked up and removed, never iterated, so hash order cannot leak.
     timers: FxHashMap<TimerId, TimerTarget>,
-    rng: ChaCha8Rng,
+    /// The system's seed, from which each node's random stream is drawn.
+    seed: u64,
     effects: Vec<Effect>,
+}
+
+impl Core {
+    /// The random stream of node `id` in this incarnation of the machine: ChaCha8 keyed with the
+    /// system's seed and the incarnation, on stream `id`. A node's draws depend on nothing but
+    /// those, so they do not change when another node is placed on the same machine.
+    fn random_of(&self, id: NodeId) -> ChaCha8Rng {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&self.seed.to_le_bytes());
+        key[8..12].copy_from_slice(&self.incarnation.to_le_bytes());
+        let mut rng = ChaCha8Rng::from_seed(key);
+        rng.set_stream(u64::from(id.origin) << 32 | u64::from(id.serial));
+        rng
+    }
 }
 
 /// Holds and drives the nodes of one machine.
@@ -146,11 +163,9 @@ pub struct NodeManager {
 }
 
 impl NodeManager {
-    /// A manager for `machine` with no nodes. Its random generator is stream `machine + 1` of
-    /// ChaCha8 seeded with `seed`, so every machine draws its own reproducible sequence.
+    /// A manager for `machine` with no nodes. Each of its nodes draws from a random stream of
+    /// its own, reproducible from `seed`, its id and the machine's incarnation.
     pub fn new(machine: MachineId, registry: Arc<NodeRegistry>, seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(u64::from(machine.0) + 1);
         NodeManager {
             nodes: IndexMap::default(),
             links: Links::default(),
@@ -167,7 +182,7 @@ impl NodeManager {
                 next_serial: 0,
                 next_timer: 0,
                 timers: FxHashMap::default(),
-                rng,
+                seed,
                 effects: Vec::new(),
             },
         }
@@ -212,8 +227,7 @@ impl NodeManager {
     /// built again from its config and recovers from what it persisted (a node that persisted
     /// nothing starts afresh); the link layer receives each peer's stream from where the crashed
     /// incarnation had delivered it, starts its own streams over, and tells every peer it knew
-    /// that it rebooted. Draws from the machine's random generator go on from a point of their
-    /// own for each incarnation.
+    /// that it rebooted. Each node's random stream is a new one in each incarnation.
     pub fn restart(
         machine: MachineId,
         registry: Arc<NodeRegistry>,
@@ -225,10 +239,6 @@ impl NodeManager {
         let mut manager = NodeManager::new(machine, registry, seed);
         manager.reliable = reliable;
         manager.core.incarnation = disk.incarnation.saturating_add(1);
-        manager
-            .core
-            .rng
-            .set_word_pos(u128::from(manager.core.incarnation) << 64);
         manager.core.next_serial = disk.next_serial;
         manager.core.now_us = now_us;
         manager.links = Links::resumed(&disk.cursors);
@@ -321,7 +331,7 @@ impl NodeManager {
             id: from,
             machine: self.core.machine,
         };
-        Context::new(&mut self.core, me).send(to, message);
+        Context::new(&mut self.core, me, &mut None).send(to, message);
         true
     }
 
@@ -441,7 +451,7 @@ impl NodeManager {
                     id: to,
                     machine: self.core.machine,
                 };
-                let mut ctl = Context::new(&mut self.core, me);
+                let mut ctl = Context::new(&mut self.core, me, &mut slot.random);
                 slot.node
                     .receive(&mut ctl, from, &message)
                     .map_err(|error| failure(me, &slot.node_type, error))?;
@@ -532,7 +542,7 @@ impl NodeManager {
                     id,
                     machine: self.core.machine,
                 };
-                let mut ctl = Context::new(&mut self.core, me);
+                let mut ctl = Context::new(&mut self.core, me, &mut slot.random);
                 slot.node
                     .timer(&mut ctl, tag)
                     .map_err(|error| failure(me, &slot.node_type, error))
@@ -692,7 +702,8 @@ impl NodeManager {
             .registry
             .build(config)
             .map_err(|error| failure(me, &node_type, error))?;
-        let mut ctl = Context::new(&mut self.core, me);
+        let mut random = None;
+        let mut ctl = Context::new(&mut self.core, me, &mut random);
         match boot {
             Boot::Start => node.start(&mut ctl),
             Boot::Recover(persisted) => node.recover(&mut ctl, persisted),
@@ -705,6 +716,7 @@ impl NodeManager {
                 node_type,
                 config: config.clone(),
                 counters: Counters::default(),
+                random,
             },
         );
         Ok(())

@@ -38,7 +38,8 @@ pub trait MachineController {
     /// not this node's (another node's, or the runtime's own), does nothing.
     fn cancel_timer(&mut self, timer: TimerId);
 
-    /// This machine's random number generator, seeded from the system's seed.
+    /// This node's own random stream, reproducible from the system's seed, the node's id and
+    /// its machine's incarnation: what other nodes draw does not change it.
     fn random(&mut self) -> &mut dyn RngCore;
 
     /// Terminates the node `node` (which may be the calling node itself).

@@ -273,7 +273,8 @@ impl<'a, N: TypedNode> Ctl<'a, N> {
         }
     }
 
-    /// This machine's random number generator, seeded from the system's seed.
+    /// This node's own random stream, reproducible from the system's seed, the node's id and
+    /// its machine's incarnation: what other nodes draw does not change it.
     pub fn random(&mut self) -> &mut dyn RngCore {
         self.inner.random()
     }
