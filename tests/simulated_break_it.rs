@@ -117,7 +117,7 @@ impl TypedNode for Counter {
         if let Tally::Add { n } = m {
             self.total += n;
             if self.persist {
-                ctl.persist(&self.total)?;
+                ctl.persist(self.total);
             }
         }
         Ok(())

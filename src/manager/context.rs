@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Core, Effect, Envelope, TimerTarget};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
-use crate::node::{MachineController, NodeError, TimerId};
+use crate::node::{MachineController, NodeError, Persisted, TimerId};
 
 /// Borrows the manager's shared parts for the duration of one node callback.
 pub(super) struct Context<'a> {
@@ -90,7 +90,7 @@ impl MachineController for Context<'_> {
             .as_mut()
     }
 
-    fn persist(&mut self, state: serde_json::Value) {
+    fn persist(&mut self, state: Persisted) {
         self.core.persisted.insert(self.me.id, state);
     }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Envelope;
 use crate::messages::{MachineId, NodeConfig, NodeId};
+use crate::node::Persisted;
 
 /// One node as its machine's disk holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,7 +25,7 @@ pub struct StoredNode {
     /// The config it was created from.
     pub config: NodeConfig,
     /// What it last persisted, if it ever did.
-    pub persisted: Option<serde_json::Value>,
+    pub persisted: Option<Persisted>,
 }
 
 /// How far a machine had delivered one peer's stream.

@@ -28,8 +28,8 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
-use crate::messages::{MachineId, Message, NodeConfig, NodeHandle, NodeId};
-use crate::node::{MachineController, Node, NodeError, NodeRegistry, TimerId};
+use crate::messages::{MachineId, Message, MessageError, NodeConfig, NodeHandle, NodeId};
+use crate::node::{MachineController, Node, NodeError, NodeRegistry, Persisted, TimerId};
 use context::Context;
 use link::{AckRange, Resend};
 use links::Links;
@@ -118,7 +118,7 @@ struct Core {
     /// How many times this machine has booted after a crash.
     incarnation: u32,
     /// What each node last persisted (on the machine's disk); looked up, never iterated.
-    persisted: FxHashMap<NodeId, serde_json::Value>,
+    persisted: FxHashMap<NodeId, Persisted>,
     registry: Arc<NodeRegistry>,
     now_us: u64,
     next_serial: u32,
@@ -243,14 +243,27 @@ impl NodeManager {
         manager.core.now_us = now_us;
         manager.links = Links::resumed(&disk.cursors);
         for stored in disk.nodes {
-            if let Some(persisted) = &stored.persisted {
-                manager.core.persisted.insert(stored.id, persisted.clone());
+            let me = NodeHandle {
+                id: stored.id,
+                machine,
+            };
+            // Read back as JSON, as a disk is read.
+            let json = match &stored.persisted {
+                Some(persisted) => Some(persisted.to_json().map_err(|error| {
+                    failure(
+                        me,
+                        stored.config.kind(),
+                        NodeError::Message(MessageError::Encode(format!(
+                            "what it persisted cannot be encoded: {error}"
+                        ))),
+                    )
+                })?),
+                None => None,
+            };
+            if let Some(persisted) = stored.persisted {
+                manager.core.persisted.insert(stored.id, persisted);
             }
-            manager.build(
-                stored.id,
-                &stored.config,
-                Boot::Recover(stored.persisted.as_ref()),
-            )?;
+            manager.build(stored.id, &stored.config, Boot::Recover(json.as_ref()))?;
         }
         for (to, envelope) in disk.outbox {
             manager.core.effects.push(Effect::Transmit { to, envelope });

@@ -3,7 +3,7 @@
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::NodeError;
+use super::{NodeError, Persisted};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 
 /// Names a timer a node has set, so that it can cancel it.
@@ -48,6 +48,6 @@ pub trait MachineController {
     /// Writes `state` to this machine's disk as what this node persisted, replacing what it
     /// persisted before. It is written before anything the node does next leaves the machine
     /// (in the simulator, within the same event), and survives a crash; everything else the
-    /// node holds does not.
-    fn persist(&mut self, state: serde_json::Value);
+    /// node holds does not. Untyped nodes persist JSON: `Persisted::new(value)`.
+    fn persist(&mut self, state: Persisted);
 }

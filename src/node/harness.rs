@@ -69,7 +69,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::typed::Typed;
-use super::{MachineController, Node, NodeError, TimerId, TypedNode};
+use super::{MachineController, Node, NodeError, Persisted, TimerId, TypedNode};
 use crate::messages::{MachineId, Message, MessageError, NodeConfig, NodeHandle, NodeId};
 
 /// A message the node sent.
@@ -125,7 +125,7 @@ struct Recorder {
     cancelled: Vec<TimerId>,
     terminated: Vec<NodeHandle>,
     /// What the node last persisted.
-    persisted: Option<serde_json::Value>,
+    persisted: Option<Persisted>,
 }
 
 impl MachineController for Recorder {
@@ -184,7 +184,7 @@ impl MachineController for Recorder {
         self.terminated.push(node);
     }
 
-    fn persist(&mut self, state: serde_json::Value) {
+    fn persist(&mut self, state: Persisted) {
         self.persisted = Some(state);
     }
 }
@@ -303,13 +303,16 @@ impl<N: TypedNode> Harness<N> {
         self.ctl
             .persisted
             .as_ref()
-            .map(|value| {
-                serde_json::from_value(value.clone()).map_err(|error| {
-                    NodeError::Message(MessageError::Malformed {
-                        kind: N::TYPE.to_owned(),
-                        reason: format!("what it persisted does not read back: {error}"),
+            .map(|persisted| {
+                persisted
+                    .to_json()
+                    .and_then(serde_json::from_value)
+                    .map_err(|error| {
+                        NodeError::Message(MessageError::Malformed {
+                            kind: N::TYPE.to_owned(),
+                            reason: format!("what it persisted does not read back: {error}"),
+                        })
                     })
-                })
             })
             .transpose()
     }
@@ -320,7 +323,15 @@ impl<N: TypedNode> Harness<N> {
     pub fn crash_and_restart(&mut self) -> Result<(), NodeError> {
         self.node = Typed::<N>::build(&self.config, true)?;
         self.ctl.timers.clear();
-        let persisted = self.ctl.persisted.clone();
+        let persisted = match &self.ctl.persisted {
+            Some(persisted) => Some(persisted.to_json().map_err(|error| {
+                NodeError::Message(MessageError::Encode(format!(
+                    "what {} persisted cannot be encoded: {error}",
+                    N::TYPE
+                )))
+            })?),
+            None => None,
+        };
         self.node.recover(&mut self.ctl, persisted.as_ref())
     }
 

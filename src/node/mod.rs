@@ -9,12 +9,14 @@ mod config;
 mod controller;
 mod error;
 mod harness;
+mod persisted;
 mod registry;
 mod typed;
 
 pub use controller::{MachineController, TimerId};
 pub use error::NodeError;
 pub use harness::{Harness, Sent, Spawned};
+pub use persisted::Persisted;
 pub use registry::{NodeFactory, NodeRegistry};
 pub use typed::{config_of, message_for, Ctl, Handle, NoConfig, NoTimer, TypedNode, Volatile};
 

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::config::WithoutType;
-use super::{MachineController, Node, NodeError, TimerId};
+use super::{MachineController, Node, NodeError, Persisted, TimerId};
 use crate::messages::{MachineId, Message, MessageError, NodeConfig, NodeHandle};
 
 /// A node type written in plain typed Rust. Register it with
@@ -36,7 +36,7 @@ pub trait TypedNode: Sized + Send + 'static {
     type Timer: Send + 'static;
     /// What the node writes to its machine's disk with [`Ctl::persist`], and recovers from with
     /// [`TypedNode::recover`] after a crash. Use [`Volatile`] for a node that persists nothing.
-    type Durable: Serialize + DeserializeOwned;
+    type Durable: Serialize + DeserializeOwned + Send + Sync + 'static;
 
     /// Builds the node from its config (it starts with [`TypedNode::start`]).
     fn new(config: Self::Config) -> Result<Self, NodeError>;
@@ -286,11 +286,11 @@ impl<'a, N: TypedNode> Ctl<'a, N> {
 
     /// Writes `durable` to this machine's disk as what this node persisted, replacing what it
     /// persisted before; after a crash, [`TypedNode::recover`] gets it back. It is on disk before
-    /// anything the node does next leaves the machine.
-    pub fn persist(&mut self, durable: &N::Durable) -> Result<(), NodeError> {
-        let value = serde_json::to_value(durable).map_err(encode_error)?;
-        self.inner.persist(value);
-        Ok(())
+    /// anything the node does next leaves the machine. The value is kept as it is, not encoded
+    /// (persisting after every change costs no encoding): it is encoded as JSON when it is read
+    /// back, so a value that does not survive the round trip fails the node's recovery.
+    pub fn persist(&mut self, durable: N::Durable) {
+        self.inner.persist(Persisted::new(durable));
     }
 }
 

@@ -99,11 +99,11 @@ pub struct BroadcastDurable {
 
 impl BroadcastNode {
     /// Writes the neighbours and values to the machine's disk.
-    fn save(&self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
-        ctl.persist(&BroadcastDurable {
+    fn save(&self, ctl: &mut Ctl<'_, Self>) {
+        ctl.persist(BroadcastDurable {
             neighbours: self.neighbours.clone(),
             values: self.values.clone(),
-        })
+        });
     }
 
     /// Arms the gossip timer if something is unsent and none is armed.
@@ -203,7 +203,7 @@ impl TypedNode for BroadcastNode {
             }
         }
         if (self.neighbours.len(), self.values.len()) != before {
-            self.save(ctl)?;
+            self.save(ctl);
         }
         Ok(())
     }

@@ -89,9 +89,21 @@ impl Workload {
         Ok(())
     }
 
-    /// The scenario: users join during the first tenth of the run, on machines drawn at random,
-    /// and make increments of 1 to 5 at random times, all early enough to settle before the end.
+    /// The scenario: [`Workload::section`] on the workload's machines, for its run time, on its
+    /// seed.
     pub fn scenario(&self) -> Result<Scenario, ScenarioError> {
+        Scenario::new(
+            SumApp,
+            self.section(),
+            self.machines.max(1),
+            self.run_ms,
+            self.seed,
+        )
+    }
+
+    /// The users: they join during the first tenth of the run, on machines drawn at random, and
+    /// make increments of 1 to 5 at random times, all early enough to settle before the end.
+    pub fn section(&self) -> SumSection {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let machines = self.machines.max(1);
         let run_ms = self.run_ms.0;
@@ -121,16 +133,10 @@ impl Workload {
                 }
             })
             .collect();
-        Scenario::new(
-            SumApp,
-            SumSection {
-                users,
-                persist: true,
-            },
-            machines,
-            self.run_ms,
-            self.seed,
-        )
+        SumSection {
+            users,
+            persist: true,
+        }
     }
 }
 

@@ -86,7 +86,7 @@ impl TypedNode for InputNode {
         let leaf = ctl.spawn::<InputLeafNode>(machine, &config)?;
         self.kids.push(leaf);
         if self.persist {
-            ctl.persist(&self.kids)?;
+            ctl.persist(self.kids.clone());
         }
         ctl.broadcast(&self.receivers, &SumMessage::AddSender { node: leaf })
     }
@@ -174,15 +174,14 @@ impl InputLeafNode {
         }
     }
 
-    fn save(&self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
-        if !self.persist {
-            return Ok(());
+    fn save(&self, ctl: &mut Ctl<'_, Self>) {
+        if self.persist {
+            ctl.persist(InputLeafDurable {
+                started_ms: self.started_ms,
+                actions_played: self.actions_played,
+                sent_total: self.sent_total,
+            });
         }
-        ctl.persist(&InputLeafDurable {
-            started_ms: self.started_ms,
-            actions_played: self.actions_played,
-            sent_total: self.sent_total,
-        })
     }
 }
 
@@ -209,7 +208,7 @@ impl TypedNode for InputLeafNode {
 
     fn start(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
         self.started_ms = ctl.now_ms();
-        self.save(ctl)?;
+        self.save(ctl);
         self.arm(ctl, 0);
         Ok(())
     }
@@ -255,7 +254,7 @@ impl TypedNode for InputLeafNode {
         self.actions_played = index + 1;
         let amount = action.amount();
         self.sent_total = super::add_to_total(self.sent_total, amount)?;
-        self.save(ctl)?;
+        self.save(ctl);
         self.arm(ctl, index + 1);
         let report = SumMessage::Increment {
             amount,

@@ -86,7 +86,7 @@ impl TypedNode for OutputNode {
         let leaf = ctl.spawn::<OutputLeafNode>(machine, &config)?;
         self.kids.push(leaf);
         if self.persist {
-            ctl.persist(&self.kids)?;
+            ctl.persist(self.kids.clone());
         }
         ctl.broadcast(&self.senders, &SumMessage::AddReceiver { node: leaf })
     }
@@ -161,7 +161,7 @@ impl TypedNode for OutputLeafNode {
         };
         self.total = total;
         if self.persist {
-            ctl.persist(&self.total)?;
+            ctl.persist(self.total);
         }
         Ok(())
     }

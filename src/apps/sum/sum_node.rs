@@ -103,16 +103,15 @@ pub struct SumNode {
 
 impl SumNode {
     /// Writes what the node knows to its machine's disk, if it persists.
-    fn save(&self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
-        if !self.persist {
-            return Ok(());
+    fn save(&self, ctl: &mut Ctl<'_, Self>) {
+        if self.persist {
+            ctl.persist(SumDurable {
+                senders: self.senders.clone(),
+                receivers: self.receivers.clone(),
+                totals: self.totals.clone(),
+                sent_total: self.sent_total,
+            });
         }
-        ctl.persist(&SumDurable {
-            senders: self.senders.clone(),
-            receivers: self.receivers.clone(),
-            totals: self.totals.clone(),
-            sent_total: self.sent_total,
-        })
     }
 
     /// Arms the flush timer if something is unsent and none is armed.
@@ -212,7 +211,8 @@ impl TypedNode for SumNode {
                 return Err(super::unexpected(Self::TYPE, &message))
             }
         }
-        self.save(ctl)
+        self.save(ctl);
+        Ok(())
     }
 
     fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: Flush) -> Result<(), NodeError> {
@@ -225,7 +225,7 @@ impl TypedNode for SumNode {
             total: self.total,
         };
         self.sent_total = self.total;
-        self.save(ctl)?;
+        self.save(ctl);
         ctl.broadcast(&self.receivers, &batch)
     }
 

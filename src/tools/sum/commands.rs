@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::bench::{self, BenchArgs};
+use super::bench_checks::{self, BenchChecksArgs};
 #[cfg(feature = "docker")]
 use super::bench_virtual::{self, BenchVirtualArgs};
 use crate::app::Applications;
@@ -40,6 +41,9 @@ pub enum SumCommands {
     },
     /// Measure the simulator on large sum networks and print wall time and events per second.
     Bench(BenchArgs),
+    /// Measure what invariants after every event cost: a sum network without an invariant and
+    /// with one checked every N events, side by side.
+    BenchChecks(BenchChecksArgs),
     /// Measure virtual mode: container start-up, machine-to-machine round trips, sum throughput.
     #[cfg(feature = "docker")]
     BenchVirtual(BenchVirtualArgs),
@@ -77,6 +81,7 @@ impl ExtraCommands for SumCommands {
                 }
             }
             SumCommands::Bench(args) => bench::run(&args),
+            SumCommands::BenchChecks(args) => bench_checks::run(&args),
             #[cfg(feature = "docker")]
             SumCommands::BenchVirtual(args) => bench_virtual::run(&args, settings),
         }

@@ -2,6 +2,7 @@
 //! runs with the wall clock, so they live here, apart from the application and its nodes.
 
 mod bench;
+mod bench_checks;
 #[cfg(feature = "docker")]
 mod bench_virtual;
 mod commands;

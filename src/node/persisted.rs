@@ -1,0 +1,89 @@
+//! [`Persisted`]: what a node last wrote to its machine's disk.
+//!
+//! A node that persists after every change must not pay for an encoding each time: a sum node
+//! with thousands of senders persists its table after every increment. So the disk keeps the
+//! node's own value, shared, and encodes it as JSON only when it is read back (after a crash,
+//! which is rare) or written out. The JSON form is what recovery reads, so a durable type that
+//! does not survive the round trip fails at recovery, naming the node.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A value a node persisted: its own typed value or JSON, behind a shared pointer (cloning the
+/// disk clones no value).
+#[derive(Clone)]
+pub struct Persisted(Arc<dyn Durable>);
+
+/// A value that can be on a disk: it can be encoded as JSON.
+trait Durable: Send + Sync {
+    fn to_json(&self) -> Result<serde_json::Value, serde_json::Error>;
+}
+
+impl<T: Serialize + Send + Sync> Durable for T {
+    fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
+impl Persisted {
+    /// Keeps `value` as it is, to be encoded when it is read back.
+    pub fn new<T: Serialize + Send + Sync + 'static>(value: T) -> Self {
+        Persisted(Arc::new(value))
+    }
+
+    /// The value as JSON, as recovery reads it.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        self.0.to_json()
+    }
+}
+
+impl fmt::Debug for Persisted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_json() {
+            Ok(json) => write!(f, "Persisted({json})"),
+            Err(error) => write!(f, "Persisted(<cannot be encoded: {error}>)"),
+        }
+    }
+}
+
+/// Two persisted values are equal if they encode alike.
+impl PartialEq for Persisted {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.to_json(), other.to_json()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Serialize for Persisted {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Persisted {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(Persisted::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_a_persisted_value_reads_back_as_its_json_and_survives_a_disk_round_trip() {
+        let persisted = Persisted::new(vec![(1u32, "a".to_owned())]);
+        let json = persisted.to_json().expect("encodes");
+        assert_eq!(json, serde_json::json!([[1, "a"]]));
+        let written = serde_json::to_string(&persisted).expect("writes");
+        let read: Persisted = serde_json::from_str(&written).expect("reads");
+        assert_eq!(read, persisted);
+        assert_eq!(read.clone().to_json().expect("encodes"), json);
+    }
+}
