@@ -7,8 +7,8 @@ mod nodes;
 
 use dist_zero::faults::FaultRule;
 use dist_zero::messages::NodeHandle;
-use dist_zero::node::{Ctl, Handle, NoConfig, NoTimer, NodeError, TypedNode};
-use dist_zero::system::{Builder, States, SystemError};
+use dist_zero::node::{Ctl, Handle, NoConfig, NoTimer, NodeError, ReplyTo, TypedNode};
+use dist_zero::system::{Builder, Reply, States, SystemError};
 use nodes::{Replica, ReplicaConfig, Sequencer, ToReplica, Write};
 use serde::{Deserialize, Serialize};
 
@@ -219,6 +219,110 @@ impl TypedNode for Flicker {
     fn state(&self) -> bool {
         self.odd
     }
+}
+
+/// What a register receives: a write, or a read that names where the value goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ToRegister {
+    Write { value: u64 },
+    Read { reply_to: ReplyTo<RegisterReply> },
+}
+
+/// What a register answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RegisterReply {
+    Value { value: u64 },
+}
+
+/// Holds one value; answers reads to whoever the read names.
+struct Register {
+    value: u64,
+}
+
+impl TypedNode for Register {
+    const TYPE: &'static str = "Register";
+    type Config = NoConfig;
+    type Message = ToRegister;
+    type State = u64;
+    type Timer = NoTimer;
+    type Durable = dist_zero::node::Volatile;
+
+    fn new(_: NoConfig) -> Result<Self, NodeError> {
+        Ok(Register { value: 0 })
+    }
+
+    fn receive(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        _: Option<NodeHandle>,
+        m: ToRegister,
+    ) -> Result<(), NodeError> {
+        match m {
+            ToRegister::Write { value } => self.value = value,
+            ToRegister::Read { reply_to } => {
+                let value = self.value;
+                ctl.reply(reply_to, &RegisterReply::Value { value })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> u64 {
+        self.value
+    }
+}
+
+#[test]
+fn simulated_a_test_client_gets_the_replies_to_its_requests_through_the_network_in_order(
+) -> Result<(), SystemError> {
+    let mut sim = Builder::new()
+        .machines(2)
+        .seed(5)
+        .drops(FaultRule {
+            rate: 0.3,
+            types: None,
+        })
+        .node::<Register>()
+        .client::<RegisterReply>()
+        .keep_trace_text()
+        .build()?;
+    let register = sim.spawn::<Register>(1, &NoConfig {})?;
+    let client = sim.client::<RegisterReply>(0)?;
+    for value in [7, 8] {
+        sim.request(client, register, &ToRegister::Write { value })?;
+        let read = ToRegister::Read {
+            reply_to: client.into(),
+        };
+        sim.request(client, register, &read)?;
+    }
+    sim.settle(10_000)?;
+    let replies = sim.replies(client)?;
+    let values: Vec<_> = replies
+        .iter()
+        .map(|Reply { message, .. }| message)
+        .collect();
+    assert_eq!(
+        values,
+        [
+            &RegisterReply::Value { value: 7 },
+            &RegisterReply::Value { value: 8 }
+        ],
+        "each request once, in order, over a link that drops 30 %"
+    );
+    assert!(replies
+        .iter()
+        .all(|reply| reply.from == Some(register.untyped())));
+    assert!(
+        sim.replies(client)?.is_empty(),
+        "each reply is handed out once"
+    );
+    let trace = sim.trace_text().unwrap_or_default();
+    assert!(trace.contains("m0->m1") && trace.contains("--read-->"));
+    assert!(trace.contains("m1->m0") && trace.contains("--value-->"));
+    assert!(sim.counters().dropped > 0, "the network dropped some");
+    Ok(())
 }
 
 fn builder(seed: u64) -> Builder {

@@ -2,14 +2,14 @@
 //! what it sent, spawned, set, cancelled and terminated, and at its typed state.
 //!
 //! ```
-//! use dist_zero::node::{Ctl, Handle, Harness, NoConfig, NodeError, TypedNode, Volatile};
+//! use dist_zero::node::{Ctl, Harness, NoConfig, NodeError, ReplyTo, TypedNode, Volatile};
 //! use dist_zero::messages::NodeHandle;
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Clone, Serialize, Deserialize)]
 //! #[serde(tag = "type", rename_all = "snake_case")]
 //! enum Ping {
-//!     Ping { n: u32 },
+//!     Ping { n: u32, reply_to: ReplyTo<Ping> },
 //! }
 //!
 //! /// The one timer: answer the last ping.
@@ -17,7 +17,7 @@
 //!
 //! /// Answers every ping with the next number, after 10 ms.
 //! struct Echo {
-//!     last: Option<(NodeHandle, u32)>,
+//!     last: Option<(ReplyTo<Ping>, u32)>,
 //! }
 //!
 //! impl TypedNode for Echo {
@@ -32,17 +32,17 @@
 //!         Ok(Echo { last: None })
 //!     }
 //!
-//!     fn receive(&mut self, ctl: &mut Ctl<'_, Self>, from: Option<NodeHandle>, message: Ping)
+//!     fn receive(&mut self, ctl: &mut Ctl<'_, Self>, _: Option<NodeHandle>, message: Ping)
 //!         -> Result<(), NodeError> {
-//!         let Ping::Ping { n } = message;
-//!         self.last = from.map(|from| (from, n));
+//!         let Ping::Ping { n, reply_to } = message;
+//!         self.last = Some((reply_to, n));
 //!         ctl.set_timer(10, Answer);
 //!         Ok(())
 //!     }
 //!
 //!     fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: Answer) -> Result<(), NodeError> {
 //!         if let Some((to, n)) = self.last {
-//!             ctl.send(Handle::<Echo>::assume(to), &Ping::Ping { n: n + 1 })?;
+//!             ctl.reply(to, &Ping::Ping { n: n + 1, reply_to: ctl.me().into() })?;
 //!         }
 //!         Ok(())
 //!     }
@@ -53,13 +53,14 @@
 //! }
 //!
 //! let mut echo = Harness::<Echo>::new(NoConfig {}).unwrap();
-//! let peer = Harness::<Echo>::handle(1, 7);
-//! echo.receive(Some(peer), Ping::Ping { n: 4 }).unwrap();
+//! let peer = Harness::<Echo>::peer::<Echo>(1, 7);
+//! let ping = Ping::Ping { n: 4, reply_to: peer.into() };
+//! echo.receive(Some(peer.untyped()), ping).unwrap();
 //! assert!(echo.sent().is_empty(), "nothing before the timer");
 //! echo.advance(10).unwrap();
 //! let sent = echo.take_sent();
-//! assert_eq!(sent[0].to, peer);
-//! assert!(matches!(sent[0].decode::<Echo>(), Ok(Ping::Ping { n: 5 })));
+//! assert_eq!(sent[0].to, peer.untyped());
+//! assert!(matches!(sent[0].decode::<Echo>(), Ok(Ping::Ping { n: 5, .. })));
 //! assert_eq!(echo.state(), 4);
 //! ```
 
@@ -69,7 +70,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::typed::Typed;
-use super::{MachineController, Node, NodeError, Persisted, TimerId, TypedNode};
+use super::{Handle, MachineController, Node, NodeError, Persisted, TimerId, TypedNode};
 use crate::messages::{MachineId, Message, MessageError, NodeConfig, NodeHandle, NodeId};
 
 /// A message the node sent.
@@ -238,6 +239,12 @@ impl<N: TypedNode> Harness<N> {
             },
             machine: MachineId(machine),
         }
+    }
+
+    /// A typed handle for a node of type `M`, `n<machine>.<serial>` on `machine`, to stand for
+    /// a peer in a test (what the peer would send as `ctl.me()`).
+    pub fn peer<M: TypedNode>(machine: u32, serial: u32) -> Handle<M> {
+        Handle::assume(Self::handle(machine, serial))
     }
 
     /// The node's own handle.

@@ -18,7 +18,9 @@ pub use error::NodeError;
 pub use harness::{Harness, Sent, Spawned};
 pub use persisted::Persisted;
 pub use registry::{NodeFactory, NodeRegistry};
-pub use typed::{config_of, message_for, Ctl, Handle, NoConfig, NoTimer, TypedNode, Volatile};
+pub use typed::{
+    config_of, message_for, Ctl, Handle, NoConfig, NoTimer, ReplyTo, TypedNode, Volatile,
+};
 
 use crate::messages::{Message, NodeHandle};
 

@@ -155,6 +155,69 @@ impl<'de, N> Deserialize<'de> for Handle<N> {
     }
 }
 
+/// Where the answer to a request goes: a node that reads messages of type `M`, whatever its node
+/// type. A request carries one, made from the requester's own typed handle (`ctl.me().into()`,
+/// or a test's [`Client`](crate::system::Client) handle), and the node that answers sends to it
+/// with [`Ctl::reply`]: both sides are checked by the compiler, so no one casts the untyped
+/// `from` of a message to a node type. It travels in messages as a [`NodeHandle`] does.
+pub struct ReplyTo<M> {
+    untyped: NodeHandle,
+    message_type: PhantomData<fn(M)>,
+}
+
+impl<M> ReplyTo<M> {
+    /// The node the answer goes to.
+    pub fn untyped(&self) -> NodeHandle {
+        self.untyped
+    }
+}
+
+impl<N: TypedNode> From<Handle<N>> for ReplyTo<N::Message> {
+    fn from(handle: Handle<N>) -> Self {
+        ReplyTo {
+            untyped: handle.untyped,
+            message_type: PhantomData,
+        }
+    }
+}
+
+impl<M> Clone for ReplyTo<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for ReplyTo<M> {}
+
+impl<M> PartialEq for ReplyTo<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.untyped == other.untyped
+    }
+}
+
+impl<M> Eq for ReplyTo<M> {}
+
+impl<M> fmt::Debug for ReplyTo<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "reply to {}@{}", self.untyped.id, self.untyped.machine)
+    }
+}
+
+impl<M> Serialize for ReplyTo<M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.untyped.serialize(serializer)
+    }
+}
+
+impl<'de, M> Deserialize<'de> for ReplyTo<M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        NodeHandle::deserialize(deserializer).map(|untyped| ReplyTo {
+            untyped,
+            message_type: PhantomData,
+        })
+    }
+}
+
 /// Encodes `N`'s config as the JSON object a spawn carries: its fields and `"type": N::TYPE`.
 pub fn config_of<N: TypedNode>(config: &N::Config) -> Result<NodeConfig, NodeError> {
     let value = serde_json::to_value(config).map_err(encode_error)?;
@@ -227,6 +290,14 @@ impl<'a, N: TypedNode> Ctl<'a, N> {
         message: &M::Message,
     ) -> Result<(), NodeError> {
         let message = message_for::<M>(message)?;
+        self.inner.send(to.untyped, message);
+        Ok(())
+    }
+
+    /// Answers a request: sends `message` to the node the request named to answer
+    /// ([`ReplyTo`]).
+    pub fn reply<M: Serialize>(&mut self, to: ReplyTo<M>, message: &M) -> Result<(), NodeError> {
+        let message = Message::encode(message)?;
         self.inner.send(to.untyped, message);
         Ok(())
     }
