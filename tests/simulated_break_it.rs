@@ -325,6 +325,89 @@ fn simulated_a_test_client_gets_the_replies_to_its_requests_through_the_network_
     Ok(())
 }
 
+/// Spawns `n` counters on its own machine for every `Add { n }`, and terminates them all on a
+/// `Flop`.
+struct Breeder {
+    bred: Vec<Handle<Counter>>,
+}
+
+impl TypedNode for Breeder {
+    const TYPE: &'static str = "Breeder";
+    type Config = NoConfig;
+    type Message = Tally;
+    type State = usize;
+    type Timer = NoTimer;
+    type Durable = dist_zero::node::Volatile;
+
+    fn new(_: NoConfig) -> Result<Self, NodeError> {
+        Ok(Breeder { bred: Vec::new() })
+    }
+
+    fn receive(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        _: Option<NodeHandle>,
+        m: Tally,
+    ) -> Result<(), NodeError> {
+        match m {
+            Tally::Add { n } => {
+                for _ in 0..n {
+                    let config = CounterConfig { persist: false };
+                    self.bred
+                        .push(ctl.spawn::<Counter>(ctl.machine(), &config)?);
+                }
+            }
+            Tally::Flop => self.bred.drain(..).for_each(|node| ctl.terminate(node)),
+            Tally::Flip => {}
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> usize {
+        self.bred.len()
+    }
+}
+
+#[test]
+fn simulated_an_invariant_sees_a_node_the_event_it_is_spawned_and_the_event_it_is_terminated(
+) -> Result<(), SystemError> {
+    let at_most = |most: usize| {
+        move |states: &States| match states.of::<Counter>().len() {
+            n if n > most => Err(format!("{n} counters")),
+            _ => Ok(()),
+        }
+    };
+    let mut sim = builder(1)
+        .node::<Breeder>()
+        .invariant("at most two counters", at_most(2))
+        .build()?;
+    let breeder = sim.spawn::<Breeder>(2, &NoConfig {})?;
+    sim.send(breeder, &Tally::Add { n: 2 })?;
+    sim.run_for(10)?;
+    sim.send(breeder, &Tally::Add { n: 1 })?;
+    let Err(SystemError::Invariant(broken)) = sim.run_for(10) else {
+        panic!("the third counter went unseen");
+    };
+    assert_eq!(
+        broken.violation::<String>().map(String::as_str),
+        Some("3 counters")
+    );
+    let event = broken.event.as_deref().unwrap_or_default();
+    assert!(event.contains("receives `spawn`"), "{event}");
+
+    let mut sim = builder(1).node::<Breeder>().build()?;
+    let breeder = sim.spawn::<Breeder>(2, &NoConfig {})?;
+    sim.send(breeder, &Tally::Add { n: 3 })?;
+    sim.run_for(10)?;
+    sim.send(breeder, &Tally::Flop)?;
+    // Three terminations, three events: right after the first, two counters are left.
+    let two_left = sim.run_until_true(10, |states| states.of::<Counter>().len() == 2)?;
+    assert!(two_left, "the first termination went unseen");
+    sim.run_for(10)?;
+    assert!(sim.states::<Counter>()?.is_empty());
+    Ok(())
+}
+
 fn builder(seed: u64) -> Builder {
     Builder::new()
         .machines(3)

@@ -254,6 +254,14 @@ pub trait Hardware {
             .collect())
     }
 
+    /// The state of one node, if it exists (and its machine is up).
+    fn node_state(&mut self, node: NodeHandle) -> Result<Option<NodeState>, HardwareError> {
+        Ok(self
+            .machine_states(node.machine)?
+            .into_iter()
+            .find(|state| state.handle == node))
+    }
+
     /// Microseconds since the system started.
     fn now_us(&self) -> Micros {
         Millis(self.now_ms()).to_micros_saturating()
@@ -367,6 +375,9 @@ impl<H: Hardware + ?Sized> Hardware for &mut H {
     }
     fn machine_states(&mut self, machine: MachineId) -> Result<Vec<NodeState>, HardwareError> {
         (**self).machine_states(machine)
+    }
+    fn node_state(&mut self, node: NodeHandle) -> Result<Option<NodeState>, HardwareError> {
+        (**self).node_state(node)
     }
     fn now_us(&self) -> Micros {
         (**self).now_us()

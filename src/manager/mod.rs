@@ -160,6 +160,9 @@ pub struct NodeManager {
     /// What this machine counted: deliveries, envelopes it could not deliver, and the link
     /// layer's work over all of its links.
     stats: Counters,
+    /// The nodes whose state may have changed since [`NodeManager::take_touched`] was last
+    /// called (created, handed a message or a timer, terminated), if it is kept.
+    touched: Option<Vec<NodeId>>,
 }
 
 impl NodeManager {
@@ -173,6 +176,7 @@ impl NodeManager {
             spawn_order: SpawnOrder::default(),
             spare_effects: Vec::new(),
             stats: Counters::default(),
+            touched: None,
             core: Core {
                 machine,
                 incarnation: 0,
@@ -185,6 +189,20 @@ impl NodeManager {
                 seed,
                 effects: Vec::new(),
             },
+        }
+    }
+
+    /// Keeps the ids of the nodes whose state may change, for [`NodeManager::take_touched`]
+    /// (off by default: only a system that checks invariants after every event asks).
+    pub fn track_touched(&mut self) {
+        self.touched.get_or_insert_with(Vec::new);
+    }
+
+    /// Moves the ids of the nodes touched since the last call onto `into` (in the order they
+    /// were touched, possibly more than once); nothing unless tracking is on.
+    pub fn take_touched(&mut self, into: &mut Vec<NodeId>) {
+        if let Some(touched) = &mut self.touched {
+            into.append(touched);
         }
     }
 
@@ -464,6 +482,7 @@ impl NodeManager {
                     id: to,
                     machine: self.core.machine,
                 };
+                touch(&mut self.touched, to);
                 let mut ctl = Context::new(&mut self.core, me, &mut slot.random);
                 slot.node
                     .receive(&mut ctl, from, &message)
@@ -485,6 +504,7 @@ impl NodeManager {
             }
             Envelope::Terminate { id } => match self.nodes.shift_remove(&id) {
                 Some(_) => {
+                    touch(&mut self.touched, id);
                     self.core.persisted.remove(&id);
                     self.core.timers.retain(
                         |_, target| !matches!(target, TimerTarget::Node(owner, _) if *owner == id),
@@ -555,6 +575,7 @@ impl NodeManager {
                     id,
                     machine: self.core.machine,
                 };
+                touch(&mut self.touched, id);
                 let mut ctl = Context::new(&mut self.core, me, &mut slot.random);
                 slot.node
                     .timer(&mut ctl, tag)
@@ -715,6 +736,7 @@ impl NodeManager {
             .registry
             .build(config)
             .map_err(|error| failure(me, &node_type, error))?;
+        touch(&mut self.touched, id);
         let mut random = None;
         let mut ctl = Context::new(&mut self.core, me, &mut random);
         match boot {
@@ -733,6 +755,13 @@ impl NodeManager {
             },
         );
         Ok(())
+    }
+}
+
+/// Notes in `touched`, if it is kept, that node `id`'s state may have changed.
+fn touch(touched: &mut Option<Vec<NodeId>>, id: NodeId) {
+    if let Some(touched) = touched {
+        touched.push(id);
     }
 }
 

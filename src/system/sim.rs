@@ -12,6 +12,7 @@ use super::SystemError;
 use crate::counters::Counters;
 use crate::faults::{CutId, Fault, FaultRule, RuleKind};
 use crate::hardware::Hardware;
+use crate::manager::NodeState;
 use crate::messages::{MachineId, NodeHandle};
 use crate::node::{config_of, message_for, Handle, NodeRegistry, TypedNode};
 use crate::time::{Micros, Millis};
@@ -45,6 +46,8 @@ pub struct Sim<'a> {
     states: States,
     /// Machines whose states changed since they were last read.
     stale: Vec<bool>,
+    /// Nodes whose states changed since they were last read, on machines not stale as a whole.
+    stale_nodes: Vec<NodeHandle>,
     /// The next partition id a test's `partition` gets (the plan's partitions have the first).
     next_cut: u32,
     /// The partitions a test made that are in force.
@@ -141,6 +144,7 @@ impl<'a> Sim<'a> {
                 machines: vec![Vec::new(); machines],
             },
             stale: vec![true; machines],
+            stale_nodes: Vec::new(),
             next_cut: plan_cuts,
             cuts: Vec::new(),
             taken: BTreeMap::new(),
@@ -537,11 +541,14 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Marks the machine of the event just processed as changed.
+    /// Marks what the event just processed changed: the nodes it touched, or, for a fault
+    /// verb or on hardware that does not say, every machine.
     fn mark_last_event(&mut self) {
-        match self.hardware.last_event().and_then(|event| event.machine) {
-            Some(machine) => self.stale[machine.index()] = true,
-            None => self.stale.iter_mut().for_each(|stale| *stale = true),
+        match self.hardware.last_event() {
+            Some(event) if event.machine.is_some() => {
+                self.stale_nodes.extend_from_slice(&event.touched);
+            }
+            _ => self.stale.iter_mut().for_each(|stale| *stale = true),
         }
     }
 
@@ -556,12 +563,10 @@ impl<'a> Sim<'a> {
             return Ok(());
         }
         self.since_check = 0;
-        let event = self.hardware.last_event().cloned();
-        let (description, history) = match event {
-            Some(event) => (Some(event.description.clone()), event.history()),
+        self.check_invariants(|hardware| match hardware.last_event() {
+            Some(event) => (Some(event.description()), event.history()),
             None => (None, Vec::new()),
-        };
-        self.check_invariants(description, history)
+        })
     }
 
     /// After something a test did: the invariants, at once.
@@ -577,17 +582,19 @@ impl<'a> Sim<'a> {
         if self.invariants.is_empty() {
             return Ok(());
         }
-        self.check_invariants(Some(what()), Vec::new())
+        self.check_invariants(|_| (Some(what()), Vec::new()))
     }
 
+    /// Runs every invariant over the states as they are now; the first that fails stops the
+    /// run, with what `event` says of the event that broke it (asked only then).
     fn check_invariants(
         &mut self,
-        event: Option<String>,
-        history: Vec<String>,
+        event: impl FnOnce(&dyn Hardware) -> (Option<String>, Vec<String>),
     ) -> Result<(), SystemError> {
         self.refresh()?;
         for check in &self.invariants {
             if let Err(violation) = (check.check)(&self.states) {
+                let (event, history) = event(&*self.hardware);
                 return Err(InvariantBroken {
                     check: check.name.clone(),
                     seed: self.seed,
@@ -605,23 +612,48 @@ impl<'a> Sim<'a> {
     /// Reads again the states of every machine that changed, each checked to read back as its
     /// node type's `State`.
     fn refresh(&mut self) -> Result<(), SystemError> {
+        for node in std::mem::take(&mut self.stale_nodes) {
+            let index = node.machine.index();
+            if self.stale[index] {
+                continue; // read below, with its whole machine
+            }
+            let state = self.hardware.node_state(node)?;
+            if let Some(state) = &state {
+                self.check_state(state)?;
+            }
+            let machine = &mut self.states.machines[index];
+            let at = machine.iter().position(|known| known.handle == node);
+            match (at, state) {
+                (Some(at), Some(state)) => machine[at] = state,
+                (Some(at), None) => {
+                    machine.remove(at);
+                }
+                (None, Some(state)) => machine.push(state),
+                (None, None) => {}
+            }
+        }
         for index in 0..self.stale.len() {
             if !std::mem::take(&mut self.stale[index]) {
                 continue;
             }
             let states = self.hardware.machine_states(MachineId(index as u32))?;
             for state in &states {
-                self.registry
-                    .check_state(&state.node_type, &state.state)
-                    .map_err(|reason| SystemError::UnreadableState {
-                        node: state.handle.to_string(),
-                        node_type: state.node_type.clone(),
-                        reason,
-                    })?;
+                self.check_state(state)?;
             }
             self.states.machines[index] = states;
         }
         Ok(())
+    }
+
+    /// Whether `state` reads back as its node type's `State`.
+    fn check_state(&self, state: &NodeState) -> Result<(), SystemError> {
+        self.registry
+            .check_state(&state.node_type, &state.state)
+            .map_err(|reason| SystemError::UnreadableState {
+                node: state.handle.to_string(),
+                node_type: state.node_type.clone(),
+                reason,
+            })
     }
 
     /// The time, in microseconds.

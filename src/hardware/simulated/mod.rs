@@ -28,7 +28,7 @@ use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
 use crate::faults::{Fault, NetworkConfig, NetworkConfigError};
 use crate::manager::{Disk, Effect, Envelope, NodeFailure, NodeManager, NodeState};
-use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+use crate::messages::{MachineId, Message, NodeConfig, NodeHandle, NodeId};
 use crate::node::{NodeRegistry, TimerId};
 use crate::observe::Recorder;
 use crate::time::{Micros, Millis};
@@ -177,6 +177,8 @@ pub struct SimulatedHardware {
     describe: bool,
     /// The event processed last, when events are described.
     last: Option<LastEvent>,
+    /// A buffer for the ids of the nodes an event touched.
+    touched_ids: Vec<NodeId>,
 }
 
 /// The event the simulator processed last: when, where, what, and the causal history that led
@@ -187,12 +189,58 @@ pub struct LastEvent {
     pub at_us: Micros,
     /// The machine it happened on (none for a fault verb).
     pub machine: Option<MachineId>,
-    /// What it was, e.g. `m1 delivers n0.3 --gossip--> n1.2`.
-    pub description: String,
+    what: What,
+    /// The nodes whose state it may have changed (created, handed a message or a timer,
+    /// terminated); empty for the link layer's own events, and for a fault verb (which may
+    /// change any machine).
+    pub touched: Vec<NodeHandle>,
     cause: Cause,
 }
 
+/// What an event was, kept as it came and written out only if asked.
+#[derive(Debug, Clone)]
+enum What {
+    /// A message handed to a node.
+    Delivery {
+        sender: Option<NodeHandle>,
+        receiver: NodeHandle,
+        message: Message,
+    },
+    /// Anything else a machine received (a spawn, an acknowledgement, …).
+    Receipt {
+        from: MachineId,
+        to: MachineId,
+        kind: String,
+    },
+    /// A timer.
+    Timer { machine: MachineId, timer: u64 },
+    /// A fault verb.
+    Fault(Fault),
+}
+
 impl LastEvent {
+    /// What it was, e.g. `m1 delivers n0.3 --gossip--> n1.2 {…}`.
+    pub fn description(&self) -> String {
+        match &self.what {
+            What::Delivery {
+                sender,
+                receiver,
+                message,
+            } => {
+                let sender = sender.map_or_else(|| "outside".to_owned(), |h| h.to_string());
+                format!(
+                    "{} delivers {sender} --{}--> {receiver} {}",
+                    receiver.machine,
+                    message.kind(),
+                    message.as_json()
+                )
+            }
+            What::Receipt { from, to, kind } => format!("{to} receives `{kind}` from {from}"),
+            What::Timer { machine, timer } => format!("{machine} fires timer {timer}"),
+            What::Fault(fault) => format!("fault: {fault}"),
+        }
+    }
+
     /// The messages that led to this event, oldest first, one line each.
     pub fn history(&self) -> Vec<String> {
         FailureReport::history(self.cause.as_ref())
@@ -251,6 +299,7 @@ impl SimulatedHardware {
             recorder: None,
             current: None,
             describe: false,
+            touched_ids: Vec::new(),
             last: None,
         })
     }
@@ -447,6 +496,10 @@ impl SimulatedHardware {
             Ok(manager) => manager,
             Err(failure) => return Err(self.failed(failure, None)),
         };
+        let mut manager = manager;
+        if self.describe {
+            manager.track_touched();
+        }
         self.machines[machine.index()].power = Power::Up(manager);
         self.counted.restarts += 1;
         self.carry_effects(machine, &None)?;
@@ -505,6 +558,16 @@ impl SimulatedHardware {
             )));
         }
         self.events += 1;
+        let machine = Self::machine_of(&event);
+        let result = self.process(event);
+        if self.describe {
+            self.note_touched(machine);
+        }
+        result
+    }
+
+    /// Processes one event that is due now on a machine that is up and going.
+    fn process(&mut self, event: Event) -> Result<(), HardwareError> {
         match event {
             Event::Arrive {
                 from,
@@ -573,9 +636,26 @@ impl SimulatedHardware {
         Ok(())
     }
 
+    /// Notes in the last event the nodes of `machine` it touched.
+    fn note_touched(&mut self, machine: Option<MachineId>) {
+        let Some(machine) = machine else { return };
+        let Some(last) = &mut self.last else { return };
+        let Some(manager) = self.machines[machine.index()].manager_mut() else {
+            return;
+        };
+        self.touched_ids.clear();
+        manager.take_touched(&mut self.touched_ids);
+        last.touched.clear();
+        last.touched.extend(
+            self.touched_ids
+                .iter()
+                .map(|id| NodeHandle { id: *id, machine }),
+        );
+    }
+
     /// What `event` is, for [`Hardware::last_event`].
     fn describe_event(&self, event: &Event) -> LastEvent {
-        let (machine, description, cause) = match event {
+        let (machine, what, cause) = match event {
             Event::Arrive {
                 from,
                 to,
@@ -583,26 +663,26 @@ impl SimulatedHardware {
                 cause,
                 ..
             } => {
-                let description = match envelope.payload() {
+                let what = match envelope.payload() {
                     Some(Envelope::Deliver {
                         from: sender,
                         to: id,
                         message,
-                    }) => {
-                        let sender = sender.map_or_else(|| "outside".to_owned(), |h| h.to_string());
-                        let receiver = NodeHandle {
+                    }) => What::Delivery {
+                        sender: *sender,
+                        receiver: NodeHandle {
                             id: *id,
                             machine: *to,
-                        };
-                        format!(
-                            "{to} delivers {sender} --{}--> {receiver} {}",
-                            message.kind(),
-                            message.as_json()
-                        )
-                    }
-                    _ => format!("{to} receives `{}` from {from}", envelope.kind()),
+                        },
+                        message: message.clone(),
+                    },
+                    _ => What::Receipt {
+                        from: *from,
+                        to: *to,
+                        kind: envelope.kind().to_owned(),
+                    },
                 };
-                (Some(*to), description, cause.clone())
+                (Some(*to), what, cause.clone())
             }
             Event::Wake {
                 machine,
@@ -611,15 +691,19 @@ impl SimulatedHardware {
                 ..
             } => (
                 Some(*machine),
-                format!("{machine} fires timer {}", timer.0),
+                What::Timer {
+                    machine: *machine,
+                    timer: timer.0,
+                },
                 cause.clone(),
             ),
-            Event::Fault(fault) => (None, format!("fault: {fault}"), None),
+            Event::Fault(fault) => (None, What::Fault(fault.clone()), None),
         };
         LastEvent {
             at_us: self.now_us,
             machine,
-            description,
+            what,
+            touched: Vec::new(),
             cause,
         }
     }
@@ -863,6 +947,13 @@ impl Hardware for SimulatedHardware {
             .unwrap_or_default())
     }
 
+    fn node_state(&mut self, node: NodeHandle) -> Result<Option<NodeState>, HardwareError> {
+        let index = self.machine_index(node.machine)?;
+        Ok(self.machines[index]
+            .manager()
+            .and_then(|manager| manager.node_state(node.id)))
+    }
+
     fn now_us(&self) -> Micros {
         self.now_us
     }
@@ -886,6 +977,11 @@ impl Hardware for SimulatedHardware {
 
     fn describe_events(&mut self) {
         self.describe = true;
+        for machine in &mut self.machines {
+            if let Some(manager) = machine.manager_mut() {
+                manager.track_touched();
+            }
+        }
     }
 
     fn last_event(&self) -> Option<&LastEvent> {
