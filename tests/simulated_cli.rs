@@ -413,3 +413,35 @@ fn simulated_cli_unknown_subcommand_or_flag_exits_two_with_one_line() {
     assert_eq!(help.status.code(), Some(0));
     assert!(stdout(&help).contains("--max-events"), "{}", stdout(&help));
 }
+
+#[test]
+fn simulated_a_closed_stdout_ends_the_output_quietly() {
+    use std::process::Stdio;
+    // `dist-zero run … --seeds … | head -1`: the reader is gone before the sweep prints.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dist-zero"))
+        .args([
+            "run",
+            example("all_faults.json").to_str().expect("UTF-8"),
+            "--seeds",
+            "0..40",
+            "--unreliable",
+        ])
+        .env("DIST_ZERO_LOG", "warn")
+        .env("DIST_ZERO_ENV", "test")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the dist-zero binary runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("it ends");
+    let errors = stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "the sweep's own status (some seeds fail unreliably), not a panic's 101: {errors}"
+    );
+    assert!(
+        !errors.contains("panicked") && !errors.contains("Broken pipe"),
+        "{errors}"
+    );
+}

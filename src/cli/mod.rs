@@ -36,7 +36,7 @@ use crate::app::{Application, Applications};
 use crate::hardware::{HardwareError, Mode};
 use crate::scenario::{simulate_traced, Report, RunError, RunOptions, Scenario};
 use crate::settings::Settings;
-use crate::terminal::{escape, escape_lines};
+use crate::terminal::{err, escape, escape_lines, out};
 
 /// Exit status: the run completed and every output is correct.
 pub const EXIT_CORRECT: u8 = 0;
@@ -310,7 +310,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
             if json {
                 print_json(&report);
             } else {
-                println!("{report}");
+                out!("{report}");
             }
             if report.failing.is_empty() {
                 EXIT_CORRECT
@@ -450,7 +450,7 @@ pub fn print_report(report: &Report, json: bool) -> u8 {
     if json {
         print_json(report);
     } else {
-        println!("{report}");
+        out!("{report}");
     }
     if report.correct {
         EXIT_CORRECT
@@ -462,8 +462,8 @@ pub fn print_report(report: &Report, json: bool) -> u8 {
 /// Prints `value` as one line of JSON on stdout.
 fn print_json(value: &impl Serialize) {
     match serde_json::to_string(value) {
-        Ok(text) => println!("{text}"),
-        Err(error) => println!(
+        Ok(text) => out!("{text}"),
+        Err(error) => out!(
             "{}",
             serde_json::json!({
                 "error": format!("cannot encode the output: {error}"),
@@ -580,6 +580,6 @@ pub fn report_error(code: u8, error: &dyn std::fmt::Display) -> u8 {
     } else {
         escape_lines(&text)
     };
-    eprintln!("{}: {text}", escape(&program_name()));
+    err!("{}: {text}", escape(&program_name()));
     code
 }

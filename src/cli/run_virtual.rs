@@ -16,7 +16,7 @@ use crate::scenario::{
     run_scenario_sampled, Observed, Progress, Report, RunError, Sampler, Scenario, ScenarioError,
 };
 use crate::settings::Settings;
-use crate::terminal::escape;
+use crate::terminal::{err, escape, out};
 use crate::time::Millis;
 
 use super::{Failure, ReportArgs, EXIT_CORRECT, EXIT_WRONG};
@@ -99,7 +99,7 @@ pub fn run(
             "virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
             ignored.join(", ")
         );
-        eprintln!("{}: {}", escape(&super::program_name()), escape(&note));
+        err!("{}: {}", escape(&super::program_name()), escape(&note));
         notes.push(note);
     }
     let progress = !json && std::io::stderr().is_terminal();
@@ -239,7 +239,7 @@ fn start_and_play(
         (Err(error), Ok(())) => Err(error),
         (Err(error), Err(cleanup)) => {
             if !matches!(cleanup, HardwareError::Stopped(_)) {
-                eprintln!("dist-zero: {cleanup}");
+                err!("dist-zero: {cleanup}");
             }
             Err(error)
         }
@@ -287,10 +287,10 @@ fn print(run: &VirtualRun, json: bool) -> u8 {
             object.insert("logs".into(), run.logs.display().to_string().into());
             object.insert("startup_ms".into(), run.startup_ms.into());
         }
-        println!("{value}");
+        out!("{value}");
     } else {
-        println!("{}", run.report);
-        println!(
+        out!("{}", run.report);
+        out!(
             "run {}: machines started in {:.0} ms; logs in {}/m<i>/ (machine.log, machine.jsonl)",
             run.run_id,
             run.startup_ms,
