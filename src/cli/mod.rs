@@ -287,7 +287,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         return Failure::bad_input(&"--seeds, --trace and --max-events need --mode simulated")
             .report(json);
     }
-    if let Err(failure) = see.filter() {
+    if let Err(failure) = see.filter().and_then(|_| see.prepare(trace.as_deref())) {
         return failure.report(json);
     }
     let options = RunOptions {
@@ -300,23 +300,23 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
     match (mode, seeds) {
         (Mode::Simulated, Some(range)) => {
             let report = sweep::sweep(&program_name(), &scenario, &path, &range, &options);
-            if let Some(dir) = &see.report {
-                if let Err(failure) =
+            let written = match &see.report {
+                Some(dir) => {
                     sweep::write_reports(dir, &scenario, &path, &range, &options, &report, &see)
-                {
-                    return failure.report(json);
                 }
-            }
+                None => Ok(()),
+            };
             if json {
                 print_json(&report);
             } else {
                 out!("{report}");
             }
-            if report.failing.is_empty() {
+            let status = if report.failing.is_empty() {
                 EXIT_CORRECT
             } else {
                 EXIT_WRONG
-            }
+            };
+            after_printing(status, written)
         }
         (Mode::Simulated, None) => {
             let replay = sweep::replay_command(
@@ -432,16 +432,23 @@ pub fn run_simulated_seen(
     };
     let written = written.and(seen);
     match run.result {
-        Ok(report) => match written {
-            Ok(()) => print_report(&report, json),
-            Err(failure) => failure.report(json),
-        },
+        Ok(report) => after_printing(print_report(&report, json), written),
         Err(error) => {
             if let Err(failure) = written {
                 report_error(failure.exit_code, &failure.error);
             }
             Failure::of_run(&error, Some(seed)).report(json)
         }
+    }
+}
+
+/// The exit status of a command that printed its result with status `printed` and then wrote,
+/// or failed to write, its files: `printed`, or the write's failure, said on stderr (the
+/// result is on stdout already, one JSON object with `--json`).
+fn after_printing(printed: u8, written: Result<(), Failure>) -> u8 {
+    match written {
+        Ok(()) => printed,
+        Err(failure) => report_error(failure.exit_code, &failure.error),
     }
 }
 

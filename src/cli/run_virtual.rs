@@ -111,6 +111,7 @@ pub fn run(
         observe: see.wanted(),
     };
     let (result, observed) = execute_observed(scenario, &options, binary, settings.clone());
+    let mut written = Ok(());
     if let Some(observed) = observed {
         let seed = seed.unwrap_or(scenario.seed);
         let replay = format!(
@@ -119,16 +120,16 @@ pub fn run(
             super::shell::quote_path(&path.display().to_string())
         );
         let report = result.as_ref().map(|run| &run.report);
-        if let Err(failure) = see.write(scenario, seed, report, observed, replay, notes) {
-            if let Err(error) = &result {
-                super::report_error(EXIT_WRONG, error);
-            }
-            return failure.report(json);
-        }
+        written = see.write(scenario, seed, report, observed, replay, notes);
     }
     match result {
-        Ok(run) => print(&run, json),
-        Err(error) => Failure::of_run(&error, None).report(json),
+        Ok(run) => super::after_printing(print(&run, json), written),
+        Err(error) => {
+            if let Err(failure) = written {
+                super::report_error(failure.exit_code, &failure.error);
+            }
+            Failure::of_run(&error, None).report(json)
+        }
     }
 }
 
