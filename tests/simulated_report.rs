@@ -459,7 +459,7 @@ fn simulated_a_failing_seeds_replay_command_writes_the_diagram_of_its_causal_his
     let fresh = Scratch::new("replay-fresh");
     let output = Command::new("sh")
         .arg("-c")
-        .arg(replay.replacen("dist-zero", env!("CARGO_BIN_EXE_dist-zero"), 1))
+        .arg(replay)
         .current_dir(fresh.path())
         .output()
         .expect("sh runs");

@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// each with the command that replays it (simulated mode).
     #[arg(long, conflicts_with_all = ["seed", "trace", "events"])]
     pub seeds: Option<SeedRange>,
+    /// With `--seeds`: list at most this many failing seeds, the lowest (every failure is
+    /// counted).
+    #[arg(long, requires = "seeds", default_value_t = sweep::DEFAULT_MAX_FAILING)]
+    pub max_failing: usize,
     /// Write the run's event trace to this file, one event a line (simulated mode).
     #[arg(long)]
     pub trace: Option<PathBuf>,
@@ -273,6 +277,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         json,
         mode,
         seeds,
+        max_failing,
         trace,
         unreliable,
         max_events,
@@ -299,28 +304,30 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
     };
     match (mode, seeds) {
         (Mode::Simulated, Some(range)) => {
-            let report = sweep::sweep(&program_name(), &scenario, &path, &range, &options);
+            let shown = sweep::SweepOptions {
+                max_failing,
+                progress: !json && std::io::stderr().is_terminal(),
+                stop_on_signals: true,
+            };
+            let program = program_command();
+            let report = sweep::sweep(&program, &scenario, &path, &range, &options, shown);
+            // A stopped sweep prints what ran at once, without replaying its failures.
             let written = match &see.report {
-                Some(dir) => {
+                Some(dir) if report.stopped_by.is_none() => {
                     sweep::write_reports(dir, &scenario, &path, &range, &options, &report, &see)
                 }
-                None => Ok(()),
+                _ => Ok(()),
             };
             if json {
                 print_json(&report);
             } else {
                 out!("{report}");
             }
-            let status = if report.failing.is_empty() {
-                EXIT_CORRECT
-            } else {
-                EXIT_WRONG
-            };
-            after_printing(status, written)
+            after_printing(report.exit_status(), written)
         }
         (Mode::Simulated, None) => {
             let replay = sweep::replay_command(
-                &program_name(),
+                &program_command(),
                 &path,
                 options.seed.unwrap_or(scenario.seed),
                 &options,
@@ -370,6 +377,44 @@ fn program_name() -> String {
         .and_then(Path::file_name)
         .and_then(|name| name.to_str())
         .map_or_else(|| "dist-zero".to_owned(), str::to_owned)
+}
+
+/// The command that starts this binary, quoted for a POSIX shell, for the replay commands it
+/// prints: its name when that name, looked up on `PATH`, finds this very binary; otherwise the
+/// path it was started by (e.g. `./target/release/replicated-kv`), or failing that the path of
+/// the running executable.
+pub(crate) fn program_command() -> String {
+    let name = program_name();
+    let found = find_on_path(&name).and_then(|found| found.canonicalize().ok());
+    let started = std::env::args_os().next().map(PathBuf::from);
+    let this = started
+        .as_deref()
+        .filter(|started| started.components().count() > 1)
+        .and_then(|started| started.canonicalize().ok())
+        .or_else(|| std::env::current_exe().ok()?.canonicalize().ok());
+    if found.is_some() && found == this {
+        return shell::quote(&name).into_owned();
+    }
+    match started.filter(|started| started.components().count() > 1) {
+        Some(started) => shell::quote_os_path(started.as_os_str()),
+        None => this.map_or_else(
+            || shell::quote(&name).into_owned(),
+            |this| shell::quote_os_path(this.as_os_str()),
+        ),
+    }
+}
+
+/// The first file called `name` in a directory of `PATH`, as a shell would find it.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let search = std::env::var_os("PATH")?;
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// Runs `scenario` in simulated mode with `options`, writes its trace to `trace` (also when the

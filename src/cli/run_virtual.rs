@@ -116,8 +116,8 @@ pub fn run(
         let seed = seed.unwrap_or(scenario.seed);
         let replay = format!(
             "{} run {} --mode virtual --seed {seed}",
-            super::shell::quote(&super::program_name()),
-            super::shell::quote_path(&path.display().to_string())
+            super::program_command(),
+            super::shell::quote_os_path(path.as_os_str())
         );
         let report = result.as_ref().map(|run| &run.report);
         written = see.write(scenario, seed, report, observed, replay, notes);
