@@ -66,6 +66,48 @@ impl FieldError {
     }
 }
 
+/// A moment at which an application's script hands the system something (a user joins, an
+/// action is played, a value is broadcast), with the field of the section that sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The field, e.g. `users[1].actions[2]` or `broadcasts[0].at_ms`.
+    pub field: String,
+    /// When, since the run started (for a time relative to another, the sum of the two).
+    pub at: Millis,
+}
+
+impl Input {
+    /// The input `field` sets, at `at`.
+    pub fn new(field: impl Into<String>, at: Millis) -> Self {
+        Input {
+            field: field.into(),
+            at,
+        }
+    }
+}
+
+/// Validates `section` for `app` against `common`: the application's own checks, then the rule
+/// every application's inputs obey — each comes before the end of the run. An input at or
+/// after `run_ms` would never be played, yet the check would expect it; it is refused, naming
+/// its field.
+pub fn validate_section<A: Application>(
+    app: &A,
+    section: &A::Section,
+    common: &Common,
+) -> Result<(), FieldError> {
+    app.validate(section, common)?;
+    match app.inputs(section).into_iter().find(|input| input.at >= common.run_ms) {
+        Some(late) => Err(FieldError::new(
+            late.field,
+            format!(
+                "{} is at or after the run ends (run_ms {}): it would never be played, yet the check would count it; make it earlier or run_ms longer",
+                late.at, common.run_ms
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A distributed application: node types, a scenario section, a play and a check.
 pub trait Application: Send + Sync + 'static {
     /// The name a scenario's `"application"` key gives, e.g. `"broadcast"`.
@@ -83,6 +125,16 @@ pub trait Application: Send + Sync + 'static {
 
     /// Checks what the section's types alone cannot, naming the field at fault.
     fn validate(&self, section: &Self::Section, common: &Common) -> Result<(), FieldError>;
+
+    /// Every moment the section's script hands the system something, with the field that sets
+    /// it: the generic layer refuses a scenario with one at or after the end of the run (see
+    /// [`validate_section`]), so that no application counts an input its run never played. An
+    /// application whose play acts at times it reads from its section lists them here; none by
+    /// default.
+    fn inputs(&self, section: &Self::Section) -> Vec<Input> {
+        let _ = section;
+        Vec::new()
+    }
 
     /// The size of the run as the summary says it, e.g. `6 users` (after `3 machines, `).
     fn size(&self, section: &Self::Section) -> String;
@@ -227,11 +279,10 @@ impl<A: Application> AnyApplication for A {
                     reason: e.into_inner().to_string(),
                 }
             })?;
-        self.validate(&section, common)
-            .map_err(|e| ScenarioError::Invalid {
-                field: e.field,
-                reason: e.reason,
-            })?;
+        validate_section(self, &section, common).map_err(|e| ScenarioError::Invalid {
+            field: e.field,
+            reason: e.reason,
+        })?;
         Ok(Arc::new(section))
     }
 

@@ -407,7 +407,7 @@ pub(crate) fn program_command() -> String {
 /// The first file called `name` in a directory of `PATH`, as a shell would find it.
 fn find_on_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let search = std::env::var_os("PATH")?;
+    let search = crate::settings::search_path()?;
     std::env::split_paths(&search)
         .map(|dir| dir.join(name))
         .find(|candidate| {

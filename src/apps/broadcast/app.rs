@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::topology::{self, Shape};
 use super::{BroadcastConfig, BroadcastMessage, BroadcastNode, DEFAULT_GOSSIP_MS};
-use crate::app::{states_of, Application, Common, FieldError, Invariant, Verdict};
+use crate::app::{states_of, Application, Common, FieldError, Input, Invariant, Verdict};
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::{Handle, NodeRegistry};
@@ -151,7 +151,7 @@ impl Application for BroadcastApp {
         registry.add::<BroadcastNode>();
     }
 
-    fn validate(&self, section: &BroadcastSection, common: &Common) -> Result<(), FieldError> {
+    fn validate(&self, section: &BroadcastSection, _common: &Common) -> Result<(), FieldError> {
         if section.nodes == 0 || section.nodes > MAX_NODES {
             return Err(FieldError::new(
                 "nodes",
@@ -218,15 +218,6 @@ impl Application for BroadcastApp {
                     ),
                 ));
             }
-            if broadcast.at_ms > common.run_ms {
-                return Err(FieldError::new(
-                    at("at_ms"),
-                    format!(
-                        "{} is after the run ends (run_ms {})",
-                        broadcast.at_ms, common.run_ms
-                    ),
-                ));
-            }
             if !values.insert(broadcast.value) {
                 return Err(FieldError::new(
                     at("value"),
@@ -238,6 +229,17 @@ impl Application for BroadcastApp {
             }
         }
         Ok(())
+    }
+
+    fn inputs(&self, section: &BroadcastSection) -> Vec<Input> {
+        section
+            .broadcasts
+            .iter()
+            .enumerate()
+            .map(|(index, broadcast)| {
+                Input::new(format!("broadcasts[{index}].at_ms"), broadcast.at_ms)
+            })
+            .collect()
     }
 
     fn size(&self, section: &BroadcastSection) -> String {

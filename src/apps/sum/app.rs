@@ -8,7 +8,7 @@ use super::{
     InputConfig, InputLeafNode, InputNode, OutputConfig, OutputLeafNode, OutputNode, SumConfig,
     SumMessage, SumNode, SumSection,
 };
-use crate::app::{states_of, Application, Common, FieldError, Verdict};
+use crate::app::{states_of, Application, Common, FieldError, Input, Verdict};
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
@@ -51,6 +51,10 @@ impl Application for SumApp {
 
     fn validate(&self, section: &SumSection, common: &Common) -> Result<(), FieldError> {
         section.validate(common)
+    }
+
+    fn inputs(&self, section: &SumSection) -> Vec<Input> {
+        section.inputs()
     }
 
     fn size(&self, section: &SumSection) -> String {
