@@ -388,6 +388,11 @@ fn simulated_broadcast_validation_errors_name_the_field_and_exit_2() {
             vec!["broadcasts[0].at_ms", "after the run ends"],
         ),
         (
+            "gossip-too-slow",
+            small(json!({"gossip_ms": 3_600_001})),
+            vec!["gossip_ms", "at most 3600000"],
+        ),
+        (
             "unknown-key",
             small(json!({"colour": "blue"})),
             vec!["colour", "unknown field"],

@@ -18,6 +18,9 @@ use crate::time::Millis;
 pub const MAX_NODES: u32 = 100_000;
 /// The most edges a topology may have (a `full` topology over 1,415 nodes has more).
 pub const MAX_EDGES: u64 = 1_000_000;
+/// The longest gossip period a scenario may ask for: an hour (a node gossips what it learnt
+/// once a period; a longer one would leave every run waiting on timers far past its end).
+pub const MAX_GOSSIP_MS: u64 = 3_600_000;
 /// How many lacking nodes the readable summary lists before it only counts them.
 const LISTED_NODES: usize = 12;
 
@@ -161,8 +164,14 @@ impl Application for BroadcastApp {
                 ),
             ));
         }
-        if section.gossip_ms == 0 {
-            return Err(FieldError::new("gossip_ms", "must be positive"));
+        if section.gossip_ms == 0 || section.gossip_ms > MAX_GOSSIP_MS {
+            return Err(FieldError::new(
+                "gossip_ms",
+                format!(
+                    "{}: from 1 to at most {MAX_GOSSIP_MS} (an hour)",
+                    section.gossip_ms
+                ),
+            ));
         }
         if section.topology.is_some() && section.neighbours.is_some() {
             return Err(FieldError::new(
