@@ -710,3 +710,45 @@ fn simulated_report_diagram_of_many_nodes_draws_at_most_its_lanes_and_says_so() 
         .texts()
         .contains("Left out: 89 messages with an end outside the machines or nodes chosen"));
 }
+
+#[test]
+fn simulated_every_picture_and_the_page_are_well_formed_whatever_a_user_wrote() {
+    let scratch = Scratch::new("names");
+    let names = [
+        "a\u{1}b",
+        "c\u{fffe}",
+        "d\u{ffff}",
+        "e\u{85}f",
+        "<g & 'h'>",
+        "i\u{1fffe}",
+    ];
+    let users: Vec<serde_json::Value> = names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            serde_json::json!({"name": name, "machine": index % 2,
+                "actions": [[10, {"type": "increment", "amount": 1}]]})
+        })
+        .collect();
+    let scenario = serde_json::json!({"machines": 2, "run_ms": 500, "users": users});
+    std::fs::write(scratch.path().join("names.json"), scenario.to_string()).expect("written");
+    let output = dist_zero_in(scratch.path(), &["run", "names.json", "--report", "out"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    for picture in dist_zero::report::PICTURES {
+        Svg::read(&scratch.path().join("out").join(picture));
+    }
+    let series = Svg::read(&scratch.path().join("out/series.svg")).texts();
+    assert!(
+        series.contains("<g & 'h'>"),
+        "the legend names the user: {series}"
+    );
+    let page = std::fs::read_to_string(scratch.path().join("out/index.html")).expect("the page");
+    let forbidden = page.chars().find(|c| {
+        let code = u32::from(*c);
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || code & 0xfffe == 0xfffe
+    });
+    assert_eq!(
+        forbidden, None,
+        "the page holds no character HTML or XML refuses"
+    );
+}
