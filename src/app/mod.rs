@@ -371,52 +371,80 @@ fn mismatch(name: &str) -> RunError {
     })
 }
 
+/// An application's name given to two applications: the second is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("application `{name}` is registered twice: first by {first}, then by {second}")]
+pub struct DuplicateApplication {
+    /// The name, e.g. `kv`.
+    pub name: &'static str,
+    /// The Rust type of the application registered first.
+    pub first: &'static str,
+    /// The Rust type of the one refused.
+    pub second: &'static str,
+}
+
 /// The applications a binary knows. A scenario names one with its `"application"` key; a
 /// scenario that names none runs the first.
 #[derive(Clone, Default)]
 pub struct Applications {
-    known: Vec<Arc<dyn AnyApplication>>,
+    known: Vec<(&'static str, Arc<dyn AnyApplication>)>,
 }
 
 impl Applications {
     /// A set holding `app` alone.
-    pub fn of(app: impl Application) -> Self {
-        Applications::default().with(app)
+    pub fn of<A: Application>(app: A) -> Self {
+        Applications {
+            known: vec![(std::any::type_name::<A>(), Arc::new(app))],
+        }
     }
 
-    /// This set and `app` (if no application of that name is in it yet).
-    pub fn with(mut self, app: impl Application) -> Self {
-        if self.find(app.name()).is_none() {
-            self.known.push(Arc::new(app));
+    /// This set and `app`, unless an application of that name is in it already.
+    pub fn with<A: Application>(mut self, app: A) -> Result<Self, DuplicateApplication> {
+        if let Some((first, _)) = self.known.iter().find(|(_, known)| known.name() == A::NAME) {
+            return Err(DuplicateApplication {
+                name: A::NAME,
+                first,
+                second: std::any::type_name::<A>(),
+            });
         }
-        self
+        self.known.push((std::any::type_name::<A>(), Arc::new(app)));
+        Ok(self)
     }
 
     /// DistZero's built-in applications: the sum network (the default) and the broadcast
     /// workload.
     pub fn builtin() -> Self {
-        Applications::of(crate::apps::sum::SumApp).with(crate::apps::broadcast::BroadcastApp)
+        let mut apps = Applications::of(crate::apps::sum::SumApp);
+        apps.known.push((
+            std::any::type_name::<crate::apps::broadcast::BroadcastApp>(),
+            Arc::new(crate::apps::broadcast::BroadcastApp),
+        ));
+        apps
     }
 
     /// The application called `name`.
     pub fn find(&self, name: &str) -> Option<Arc<dyn AnyApplication>> {
-        self.known.iter().find(|app| app.name() == name).cloned()
+        self.known
+            .iter()
+            .find(|(_, app)| app.name() == name)
+            .map(|(_, app)| Arc::clone(app))
     }
 
     /// The application a scenario without an `"application"` key runs.
     pub fn default_app(&self) -> Option<Arc<dyn AnyApplication>> {
-        self.known.first().cloned()
+        self.known.first().map(|(_, app)| Arc::clone(app))
     }
 
     /// The names of the applications, in order.
     pub fn names(&self) -> Vec<&'static str> {
-        self.known.iter().map(|app| app.name()).collect()
+        self.known.iter().map(|(_, app)| app.name()).collect()
     }
 
-    /// A registry with every node type of every application.
+    /// A registry with every node type of every application (see [`NodeRegistry::check`] for
+    /// two applications that register one name for two types).
     pub fn registry(&self) -> NodeRegistry {
         let mut registry = NodeRegistry::new();
-        for app in &self.known {
+        for (_, app) in &self.known {
             app.register(&mut registry);
         }
         registry

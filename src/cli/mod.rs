@@ -165,6 +165,10 @@ pub fn main_with<E: ExtraCommands>(apps: Applications) -> ExitCode {
             return ExitCode::from(failure.report(cli.command.json()));
         }
     };
+    // A binary whose applications register two node types under one name runs nothing.
+    if let Err(duplicate) = apps.registry().check() {
+        return ExitCode::from(Failure::bad_input(&duplicate).report(cli.command.json()));
+    }
     // A machine process logs to its own files (see `machine::logging`).
     if !cli.command.is_machine() {
         init_logging(&settings);
@@ -587,7 +591,9 @@ impl Failure {
     /// Why a run on `seed` produced no report.
     pub fn of_run(error: &RunError, seed: Option<u64>) -> Self {
         let (exit_code, kind) = match error {
-            RunError::Scenario(_) => (EXIT_BAD_INPUT, FailureKind::BadInput),
+            RunError::Scenario(_) | RunError::DuplicateNodeType(_) => {
+                (EXIT_BAD_INPUT, FailureKind::BadInput)
+            }
             RunError::Hardware(HardwareError::Unavailable(_)) => {
                 (EXIT_BAD_INPUT, FailureKind::Unavailable)
             }

@@ -15,7 +15,7 @@ mod typed;
 pub use controller::{MachineController, TimerId};
 pub use error::NodeError;
 pub use harness::{Harness, Sent, Spawned};
-pub use registry::{NodeFactory, NodeRegistry};
+pub use registry::{DuplicateNodeType, NodeFactory, NodeRegistry};
 pub use typed::{config_of, message_for, Ctl, Handle, NoConfig, NoTimer, TypedNode, Volatile};
 
 use crate::messages::{Message, NodeHandle};
