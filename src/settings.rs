@@ -43,6 +43,12 @@ pub enum SettingsError {
     },
 }
 
+/// `PATH`, where a shell looks for a command by its name: read when a replay command is
+/// printed, to name the binary by the name alone only where that name finds it.
+pub fn search_path() -> Option<std::ffi::OsString> {
+    std::env::var_os("PATH")
+}
+
 /// Everything DistZero takes from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {

@@ -332,7 +332,10 @@ fn simulated_broadcast_partition_without_reliable_delivery_fails_on_some_seeds()
     let failing = sweep["failing"].as_array().expect("failing seeds");
     assert!(!failing.is_empty(), "{sweep}");
     assert_eq!(
-        sweep["correct"].as_u64().map(|c| c + failing.len() as u64),
+        sweep["correct"]
+            .as_u64()
+            .zip(sweep["failed"].as_u64())
+            .map(|(c, f)| c + f),
         Some(200),
         "{sweep}"
     );
@@ -383,6 +386,11 @@ fn simulated_broadcast_validation_errors_name_the_field_and_exit_2() {
             "after-the-end",
             small(json!({"broadcasts": [{"at_ms": 501, "node": 0, "value": 1}]})),
             vec!["broadcasts[0].at_ms", "after the run ends"],
+        ),
+        (
+            "gossip-too-slow",
+            small(json!({"gossip_ms": 3_600_001})),
+            vec!["gossip_ms", "at most 3600000"],
         ),
         (
             "unknown-key",

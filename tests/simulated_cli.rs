@@ -265,12 +265,13 @@ fn simulated_cli_human_summary_says_correct() {
 
 #[test]
 fn simulated_cli_unconverged_run_exits_one() {
-    // Cut off before the last increment (user c's, at 140 ms) reaches the outputs.
+    // Cut off 10 ms after the last increment (user c's, at 140 ms), before it reaches the
+    // outputs.
     let text = std::fs::read_to_string(example("sum_of_two.json"))
         .expect("the example is readable")
-        .replace("\"run_ms\": 700", "\"run_ms\": 100");
+        .replace("\"run_ms\": 700", "\"run_ms\": 150");
     assert!(
-        text.contains("\"run_ms\": 100"),
+        text.contains("\"run_ms\": 150"),
         "the example changed shape"
     );
     let scenario = TempScenario::new("unconverged", &text);
@@ -412,4 +413,272 @@ fn simulated_cli_unknown_subcommand_or_flag_exits_two_with_one_line() {
     let help = dist_zero(&["run", "--help"]);
     assert_eq!(help.status.code(), Some(0));
     assert!(stdout(&help).contains("--max-events"), "{}", stdout(&help));
+}
+
+#[test]
+fn simulated_a_closed_stdout_ends_the_output_quietly() {
+    use std::process::Stdio;
+    // `dist-zero run … --seeds … | head -1`: the reader is gone before the sweep prints.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dist-zero"))
+        .args([
+            "run",
+            example("all_faults.json").to_str().expect("UTF-8"),
+            "--seeds",
+            "0..40",
+            "--unreliable",
+        ])
+        .env("DIST_ZERO_LOG", "warn")
+        .env("DIST_ZERO_ENV", "test")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the dist-zero binary runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("it ends");
+    let errors = stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "the sweep's own status (some seeds fail unreliably), not a panic's 101: {errors}"
+    );
+    assert!(
+        !errors.contains("panicked") && !errors.contains("Broken pipe"),
+        "{errors}"
+    );
+}
+
+/// Starts a sweep of a hundred million seeds (hours), lets it run a moment, sends it `signal`
+/// with `kill`, and returns what it printed and its status.
+fn stopped_sweep(signal: &str, json: bool) -> (Output, std::time::Duration) {
+    use std::process::Stdio;
+    let mut args = vec![
+        "run".to_owned(),
+        example("all_faults.json").display().to_string(),
+        "--seeds".to_owned(),
+        "0..100000000".to_owned(),
+        "--unreliable".to_owned(),
+        "--max-failing".to_owned(),
+        "5".to_owned(),
+    ];
+    if json {
+        args.push("--json".to_owned());
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_dist-zero"))
+        .args(&args)
+        .env("DIST_ZERO_LOG", "warn")
+        .env("DIST_ZERO_ENV", "test")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the dist-zero binary runs");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = std::time::Instant::now();
+    let kill = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let output = child.wait_with_output().expect("the sweep ends");
+    (output, sent.elapsed())
+}
+
+#[test]
+fn simulated_a_sweep_stopped_by_sigint_prints_what_ran() {
+    let (output, took) = stopped_sweep("-INT", false);
+    let printed = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{printed}{}",
+        stderr(&output)
+    );
+    assert!(
+        took.as_secs() < 20,
+        "it stopped soon after the signal: {took:?}"
+    );
+    let last = printed.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("stopped by SIGINT after ") && last.contains(" of 100000000 seeds: "),
+        "{printed}"
+    );
+    // all_faults.json without reliable delivery fails on every seed: the lowest 5 are listed.
+    assert_eq!(printed.matches("  replay: ").count(), 5, "{printed}");
+    assert!(
+        printed.contains("more failing seeds, counted but not listed"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn simulated_a_sweep_stopped_by_sigterm_prints_one_json_object() {
+    let (output, _) = stopped_sweep("-TERM", true);
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+    let report: Value = serde_json::from_str(text.trim_end()).expect("one JSON object");
+    assert_eq!(report["stopped_by"], "SIGTERM", "{report}");
+    assert_eq!(report["requested"], 100_000_000u64, "{report}");
+    let ran = report["seeds"].as_u64().expect("a count");
+    assert!(ran > 0 && ran < 100_000_000, "{report}");
+    assert_eq!(report["failed"].as_u64(), Some(ran), "{report}");
+    assert_eq!(
+        report["failing"].as_array().map(Vec::len),
+        Some(5),
+        "{report}"
+    );
+}
+
+#[test]
+fn simulated_a_sweep_on_a_terminal_shows_its_progress() {
+    // `script` gives the sweep a terminal (its stdout and stderr both go to it).
+    let command = format!(
+        "{} run {} --seeds 0..1000",
+        env!("CARGO_BIN_EXE_dist-zero"),
+        example("all_faults.json").display()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("DIST_ZERO_LOG", "warn")
+        .env("DIST_ZERO_ENV", "test")
+        .output()
+        .expect("script runs");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("/1000 seeds"), "a progress bar: {shown}");
+    assert!(shown.contains("1000 of 1000 seeds correct"), "{shown}");
+    // Without a terminal, no bar.
+    let plain = dist_zero(&[
+        "run",
+        example("all_faults.json").to_str().expect("UTF-8"),
+        "--seeds",
+        "0..50",
+    ]);
+    assert!(!stderr(&plain).contains("seeds"), "{}", stderr(&plain));
+}
+
+#[test]
+fn simulated_a_sweep_counts_every_failure_and_lists_the_lowest_few() {
+    let all_faults = example("all_faults.json");
+    let all_faults = all_faults.to_str().expect("UTF-8");
+    // Without reliable delivery, every seed of all_faults.json fails.
+    let (output, report) = json_report(&[
+        "run",
+        all_faults,
+        "--seeds",
+        "0..300",
+        "--unreliable",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(report["seeds"], 300, "{report}");
+    assert_eq!(report["failed"], 300, "{report}");
+    let listed: Vec<u64> = report["failing"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|failure| failure["seed"].as_u64())
+        .collect();
+    assert_eq!(
+        listed,
+        (0..100).collect::<Vec<_>>(),
+        "the lowest 100 by default"
+    );
+    let few = dist_zero(&[
+        "run",
+        all_faults,
+        "--seeds",
+        "0..300",
+        "--unreliable",
+        "--max-failing",
+        "7",
+    ]);
+    let printed = stdout(&few);
+    assert_eq!(printed.matches("  replay: ").count(), 7, "{printed}");
+    assert!(
+        printed.contains("... and 293 more failing seeds, counted but not listed"),
+        "{printed}"
+    );
+    assert!(printed.ends_with("0 of 300 seeds correct\n"), "{printed}");
+    let lone = dist_zero(&["run", all_faults, "--max-failing", "7"]);
+    assert_eq!(lone.status.code(), Some(2), "--max-failing needs --seeds");
+}
+
+#[test]
+fn simulated_a_replay_command_names_the_binary_as_it_can_be_started() {
+    let all_faults = example("all_faults.json");
+    let all_faults = all_faults.to_str().expect("UTF-8");
+    let args = [
+        "run",
+        all_faults,
+        "--seeds",
+        "0..2",
+        "--unreliable",
+        "--json",
+    ];
+    let replay = |output: &Output| -> String {
+        let report: Value = serde_json::from_str(stdout(output).trim_end()).expect("JSON");
+        report["failing"][0]["replay"]
+            .as_str()
+            .expect("a replay")
+            .to_owned()
+    };
+    // Started by its path, not on PATH: the replay names the path.
+    let by_path = Command::new(env!("CARGO_BIN_EXE_dist-zero"))
+        .args(args)
+        .env("PATH", "/usr/bin:/bin")
+        .env("DIST_ZERO_ENV", "test")
+        .output()
+        .expect("runs");
+    let command = replay(&by_path);
+    assert!(
+        command.starts_with(&format!("{} run ", env!("CARGO_BIN_EXE_dist-zero"))),
+        "{command}"
+    );
+    // Started by its name, found on PATH: the name alone.
+    let bin = Path::new(env!("CARGO_BIN_EXE_dist-zero"))
+        .parent()
+        .expect("a directory");
+    let by_name = Command::new("dist-zero")
+        .args(args)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("DIST_ZERO_ENV", "test")
+        .output()
+        .expect("runs");
+    let command = replay(&by_name);
+    assert!(command.starts_with("dist-zero run "), "{command}");
+}
+
+#[test]
+fn simulated_a_replay_command_names_a_non_utf8_scenario_path_exactly() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("dist-zero-cli-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.json");
+    std::fs::copy(example("all_faults.json"), dir.join(name)).expect("copied");
+    let output = Command::new(env!("CARGO_BIN_EXE_dist-zero"))
+        .args([
+            std::ffi::OsStr::new("run"),
+            name,
+            "--seeds".as_ref(),
+            "0..1".as_ref(),
+            "--unreliable".as_ref(),
+            "--json".as_ref(),
+        ])
+        .current_dir(&dir)
+        .env("DIST_ZERO_ENV", "test")
+        .output()
+        .expect("runs");
+    let report: Value = serde_json::from_str(stdout(&output).trim_end()).expect("JSON");
+    let replay = report["failing"][0]["replay"].as_str().expect("a replay");
+    // The replay, through sh, runs the same file: it fails the same way and writes its trace.
+    let again = Command::new("sh")
+        .args(["-c", replay])
+        .current_dir(&dir)
+        .env("DIST_ZERO_ENV", "test")
+        .output()
+        .expect("sh runs");
+    let trace = dir.join("seed-0.trace").exists();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(again.status.code(), Some(1), "{replay}: {}", stderr(&again));
+    assert!(trace, "{replay} wrote its trace");
 }

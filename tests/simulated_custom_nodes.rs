@@ -401,3 +401,125 @@ fn simulated_spawning_an_unregistered_node_type_is_an_error_naming_it() {
         "{error:?}"
     );
 }
+
+/// Two node types of one name, `Twin`, as two crates might both write.
+mod twins {
+    use dist_zero::messages::NodeHandle;
+    use dist_zero::node::{Ctl, NoConfig, NoTimer, NodeError, TypedNode, Volatile};
+
+    macro_rules! twin {
+        ($name:ident) => {
+            pub struct $name;
+
+            impl TypedNode for $name {
+                const TYPE: &'static str = "Twin";
+                type Config = NoConfig;
+                type Message = i64;
+                type State = i64;
+                type Timer = NoTimer;
+                type Durable = Volatile;
+
+                fn new(_: NoConfig) -> Result<Self, NodeError> {
+                    Ok($name)
+                }
+
+                fn receive(
+                    &mut self,
+                    _: &mut Ctl<'_, Self>,
+                    _: Option<NodeHandle>,
+                    _: i64,
+                ) -> Result<(), NodeError> {
+                    Ok(())
+                }
+
+                fn state(&self) -> i64 {
+                    0
+                }
+            }
+        };
+    }
+    twin!(First);
+    twin!(Second);
+}
+
+/// An application that takes the sum network's name.
+struct Impostor;
+
+impl dist_zero::app::Application for Impostor {
+    const NAME: &'static str = "sum";
+    const TITLE: &'static str = "impostor";
+    type Section = ();
+    type Outcome = ();
+
+    fn register(&self, registry: &mut NodeRegistry) {
+        registry.add::<twins::First>();
+        registry.add::<twins::Second>();
+    }
+
+    fn validate(
+        &self,
+        _: &(),
+        _: &dist_zero::app::Common,
+    ) -> Result<(), dist_zero::app::FieldError> {
+        Ok(())
+    }
+
+    fn size(&self, _: &()) -> String {
+        String::new()
+    }
+
+    fn play(
+        &self,
+        _: &(),
+        _: &mut dist_zero::system::Sim<'_>,
+    ) -> Result<(), dist_zero::scenario::RunError> {
+        Ok(())
+    }
+
+    fn check(&self, _: &(), _: &[dist_zero::manager::NodeState]) -> dist_zero::app::Verdict<()> {
+        dist_zero::app::Verdict {
+            correct: true,
+            summary: String::new(),
+            outcome: (),
+            lines: Vec::new(),
+        }
+    }
+}
+
+#[test]
+fn simulated_a_node_type_or_an_application_registered_twice_is_refused_naming_both() {
+    let refused = dist_zero::system::Builder::new()
+        .node::<twins::First>()
+        .node::<twins::Second>()
+        .build()
+        .err()
+        .expect("two node types called Twin");
+    let said = refused.to_string();
+    assert!(
+        said.contains("`Twin`") && said.contains("twins::First") && said.contains("twins::Second"),
+        "{said}"
+    );
+    // The same type twice is the same registration.
+    assert!(dist_zero::system::Builder::new()
+        .node::<twins::First>()
+        .node::<twins::First>()
+        .build()
+        .is_ok());
+    // Through an application's registration, a run refuses to start, as bad input.
+    let scenario = dist_zero::scenario::Scenario::new(Impostor, (), 1, Millis(10), 0)
+        .expect("the section is valid");
+    let run = dist_zero::scenario::simulate(&scenario, &Default::default())
+        .err()
+        .expect("refused");
+    assert!(run.to_string().contains("`Twin`"), "{run}");
+
+    let twice = Applications::builtin()
+        .with(Impostor)
+        .err()
+        .expect("two applications called sum");
+    let said = twice.to_string();
+    assert!(
+        said.contains("`sum`") && said.contains("SumApp") && said.contains("Impostor"),
+        "{said}"
+    );
+}

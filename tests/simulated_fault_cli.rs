@@ -107,7 +107,10 @@ fn simulated_cli_sweep_of_all_faults_is_correct_with_reliable_delivery() {
     let output = dist_zero(&["run", &path, "--seeds", "0..50", "--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = json_of(&output);
-    assert_eq!(report, json!({"seeds": 50, "correct": 50, "failing": []}));
+    assert_eq!(
+        report,
+        json!({"seeds": 50, "requested": 50, "correct": 50, "failed": 0, "failing": []})
+    );
 }
 
 #[test]
@@ -142,8 +145,10 @@ fn simulated_cli_unreliable_sweep_fails_and_its_replay_commands_reproduce_exactl
         let replay = failure["replay"].as_str().expect("a replay command");
         assert_eq!(
             replay,
+            // The binary is not on PATH here: the replay names it by the path it was started by.
             format!(
-                "dist-zero run {path} --seed {seed} --unreliable --trace seed-{seed}.trace --report seed-{seed}-report"
+                "{} run {path} --seed {seed} --unreliable --trace seed-{seed}.trace --report seed-{seed}-report",
+                env!("CARGO_BIN_EXE_dist-zero")
             ),
         );
     }
@@ -153,7 +158,7 @@ fn simulated_cli_unreliable_sweep_fails_and_its_replay_commands_reproduce_exactl
         let seed = failure["seed"].as_u64().expect("a seed");
         let replay = failure["replay"].as_str().expect("a replay command");
         let mut words = replay.split_whitespace();
-        assert_eq!(words.next(), Some("dist-zero"));
+        assert_eq!(words.next(), Some(env!("CARGO_BIN_EXE_dist-zero")));
         let args: Vec<&str> = words.collect();
         let trace_name = format!("seed-{seed}.trace");
 

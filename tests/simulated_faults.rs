@@ -819,10 +819,12 @@ fn totals(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
 fn simulated_a_paused_machine_processes_nothing_until_its_pause_ends() {
     // Machine 1 stalls from 300 to 1300 ms. User a (machine 0) adds 1 before the pause and 10
     // during it; user b (machine 1) adds 100 during it.
+    // Every action comes before the run ends (5 s); the test drives the run itself past the
+    // first `run_ms`.
     let observe = |run_ms: u64| {
-        scenario(&json!({
+        let mut scenario = scenario(&json!({
             "machines": 2,
-            "run_ms": run_ms,
+            "run_ms": 5000,
             "network": {
                 "latency_ms": {"distribution": "constant", "mean": 20},
                 "pauses": [{"machine": 1, "from_ms": 300, "to_ms": 1300}]
@@ -833,7 +835,9 @@ fn simulated_a_paused_machine_processes_nothing_until_its_pause_ends() {
                 {"name": "b", "machine": 1, "join_ms": 0,
                  "actions": [[600, {"type": "increment", "amount": 100}]]}
             ]
-        }))
+        }));
+        scenario.run_ms = Millis(run_ms);
+        scenario
     };
     for seed in [0u64, 7, 21] {
         let mut hardware = start(&observe(300), seed);
@@ -877,10 +881,12 @@ fn simulated_a_paused_machine_processes_nothing_until_its_pause_ends() {
 fn simulated_outputs_cut_off_by_a_partition_freeze_and_converge_after_it_heals() {
     // Machine 0 (the sum node) is cut off from machines 1 and 2 from 200 to 1500 ms. Before it,
     // a adds 1 and b adds 2; during it a adds 10, b adds 100 and c adds 1000.
+    // Every action comes before the run ends (5 s); the test drives the run itself past the
+    // first `run_ms`.
     let observe = |run_ms: u64| {
-        scenario(&json!({
+        let mut scenario = scenario(&json!({
             "machines": 3,
-            "run_ms": run_ms,
+            "run_ms": 5000,
             "network": {
                 "partitions": [{"from_ms": 200, "to_ms": 1500, "groups": [[0], [1, 2]]}]
             },
@@ -892,7 +898,9 @@ fn simulated_outputs_cut_off_by_a_partition_freeze_and_converge_after_it_heals()
                 {"name": "c", "machine": 2, "join_ms": 0,
                  "actions": [[800, {"type": "increment", "amount": 1000}]]}
             ]
-        }))
+        }));
+        scenario.run_ms = Millis(run_ms);
+        scenario
     };
     for seed in 0u64..8 {
         let mut hardware = start(&observe(250), seed);

@@ -292,7 +292,8 @@ fn overflowing() -> Value {
 fn simulated_cli_json_prints_one_object_for_every_outcome() {
     let dir = TempDir::new("outcomes");
     let correct = dir.file("correct.json", scenario(json!({})).to_string());
-    let wrong = dir.file("wrong.json", scenario(json!({"run_ms": 5})).to_string());
+    // The increment at 10 ms is played, but cannot reach the output by 20 ms.
+    let wrong = dir.file("wrong.json", scenario(json!({"run_ms": 20})).to_string());
     let failing = dir.file("failing.json", overflowing().to_string());
     let invalid = dir.file("invalid.json", scenario(json!({"machines": 0})).to_string());
 
@@ -519,5 +520,43 @@ fn simulated_cli_escapes_control_characters_in_human_output() {
         assert!(!err.contains('\u{1b}'), "{err:?}");
         assert!(err.contains(r"\u{1b}"), "{err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn simulated_cli_inputs_at_or_after_the_end_of_the_run_are_refused_naming_the_field() {
+    let increment = json!({"type": "increment", "amount": 1});
+    for (name, contents, field) in [
+        (
+            "late-action",
+            scenario(json!({"run_ms": 100, "users": [
+                {"name": "a", "machine": 1, "join_ms": 60, "actions": [[10, increment], [40, increment]]}
+            ]})),
+            "users[0].actions[1]",
+        ),
+        (
+            "join-at-end",
+            scenario(
+                json!({"run_ms": 100, "users": [{"name": "a", "machine": 1, "join_ms": 100}]}),
+            ),
+            "users[0].join_ms",
+        ),
+        (
+            "zero-run",
+            scenario(json!({"run_ms": 0})),
+            "users[0].join_ms",
+        ),
+        (
+            "broadcast-at-end",
+            json!({"application": "broadcast", "machines": 2, "run_ms": 1000, "nodes": 3,
+                   "broadcasts": [{"at_ms": 10, "node": 0, "value": 1}, {"at_ms": 1000, "node": 1, "value": 2}]}),
+            "broadcasts[1].at_ms",
+        ),
+    ] {
+        assert_refused(
+            name,
+            &contents.to_string(),
+            &[field, "at or after the run ends", "would never be played"],
+        );
     }
 }

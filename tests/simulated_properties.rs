@@ -253,14 +253,14 @@ fn one_user(run_ms: u64, join_ms: u64, actions: &str) -> String {
 
 #[test]
 fn simulated_accepted_scenario_with_a_huge_action_time_does_not_panic() {
-    // The latest action the parser accepts is at the horizon; the run is cut at 200 ms, before
-    // it, so the output misses its increment.
+    // The latest action the parser accepts is just before a run that ends at the horizon; the
+    // run is cut at 200 ms, before it, so the output misses its increment.
     let at_the_horizon = one_user(
-        200,
+        HORIZON.0,
         0,
         &format!(
             r#"[[0, {{"type": "increment", "amount": 1}}], [{}, {{"type": "increment", "amount": 1}}]]"#,
-            HORIZON.0
+            HORIZON.0 - 1
         ),
     );
     let outcome = std::panic::catch_unwind(|| run_accepted(&at_the_horizon, Millis(200)))

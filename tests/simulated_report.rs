@@ -459,7 +459,7 @@ fn simulated_a_failing_seeds_replay_command_writes_the_diagram_of_its_causal_his
     let fresh = Scratch::new("replay-fresh");
     let output = Command::new("sh")
         .arg("-c")
-        .arg(replay.replacen("dist-zero", env!("CARGO_BIN_EXE_dist-zero"), 1))
+        .arg(replay)
         .current_dir(fresh.path())
         .output()
         .expect("sh runs");
@@ -531,6 +531,17 @@ fn simulated_cli_refuses_report_flags_it_cannot_follow() {
             vec!["--report", "out", "--diagram-max", "0"],
             "--diagram-max",
         ),
+        (
+            vec![
+                "--report",
+                "out",
+                "--diagram-from-ms",
+                "500",
+                "--diagram-to-ms",
+                "100",
+            ],
+            "--diagram-from-ms 500 comes after --diagram-to-ms 100",
+        ),
     ] {
         let mut all = vec!["run", all_faults.as_str()];
         all.extend(args);
@@ -549,6 +560,83 @@ fn simulated_cli_refuses_report_flags_it_cannot_follow() {
         assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
         assert!(!scratch.path().join("out").exists(), "nothing written");
     }
+}
+
+#[test]
+fn simulated_a_report_path_that_is_a_file_is_refused_before_any_seed_runs() {
+    let scratch = Scratch::new("report-file");
+    std::fs::write(scratch.path().join("taken"), "a file").expect("written");
+    let all_faults = example("all_faults.json");
+    for args in [
+        vec!["--seeds", "0..3000", "--unreliable"],
+        vec!["--seed", "3"],
+    ] {
+        let mut all = vec!["run", all_faults.as_str(), "--report", "taken"];
+        all.extend(args);
+        let output = dist_zero_in(scratch.path(), &all);
+        let errors = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{all:?}: {errors}");
+        assert!(
+            errors.contains("--report taken: not a directory"),
+            "{all:?}: {errors}"
+        );
+        assert!(output.stdout.is_empty(), "no run, so no result");
+    }
+    let trace = dist_zero_in(
+        scratch.path(),
+        &["run", all_faults.as_str(), "--trace", "nowhere/seed.trace"],
+    );
+    assert_eq!(trace.status.code(), Some(2));
+    assert!(
+        stderr(&trace).contains("--trace nowhere/seed.trace: there is no directory nowhere"),
+        "{}",
+        stderr(&trace)
+    );
+    assert!(trace.stdout.is_empty());
+}
+
+#[test]
+fn simulated_a_report_that_cannot_be_written_after_the_run_prints_the_result_first() {
+    let scratch = Scratch::new("report-late");
+    // The directory can be made, but not the page inside it.
+    std::fs::create_dir_all(scratch.path().join("out/index.html")).expect("a directory");
+    let all_faults = example("all_faults.json");
+    let output = dist_zero_in(
+        scratch.path(),
+        &["run", all_faults.as_str(), "--report", "out"],
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("correct: "),
+        "the verdict first: {printed}"
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot write the report"),
+        "{}",
+        stderr(&output)
+    );
+    let sweep = dist_zero_in(
+        scratch.path(),
+        &[
+            "run",
+            all_faults.as_str(),
+            "--seeds",
+            "0..30",
+            "--unreliable",
+            "--report",
+            "out",
+            "--json",
+        ],
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&sweep.stdout).expect("the sweep's one JSON object");
+    assert_eq!(report["seeds"], 30, "{report}");
+    assert!(
+        !report["failing"].as_array().expect("a list").is_empty(),
+        "{report}"
+    );
+    assert_eq!(sweep.status.code(), Some(2), "{}", stderr(&sweep));
 }
 
 #[test]
@@ -621,4 +709,46 @@ fn simulated_report_diagram_of_many_nodes_draws_at_most_its_lanes_and_says_so() 
     assert!(svg
         .texts()
         .contains("Left out: 89 messages with an end outside the machines or nodes chosen"));
+}
+
+#[test]
+fn simulated_every_picture_and_the_page_are_well_formed_whatever_a_user_wrote() {
+    let scratch = Scratch::new("names");
+    let names = [
+        "a\u{1}b",
+        "c\u{fffe}",
+        "d\u{ffff}",
+        "e\u{85}f",
+        "<g & 'h'>",
+        "i\u{1fffe}",
+    ];
+    let users: Vec<serde_json::Value> = names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            serde_json::json!({"name": name, "machine": index % 2,
+                "actions": [[10, {"type": "increment", "amount": 1}]]})
+        })
+        .collect();
+    let scenario = serde_json::json!({"machines": 2, "run_ms": 500, "users": users});
+    std::fs::write(scratch.path().join("names.json"), scenario.to_string()).expect("written");
+    let output = dist_zero_in(scratch.path(), &["run", "names.json", "--report", "out"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    for picture in dist_zero::report::PICTURES {
+        Svg::read(&scratch.path().join("out").join(picture));
+    }
+    let series = Svg::read(&scratch.path().join("out/series.svg")).texts();
+    assert!(
+        series.contains("<g & 'h'>"),
+        "the legend names the user: {series}"
+    );
+    let page = std::fs::read_to_string(scratch.path().join("out/index.html")).expect("the page");
+    let forbidden = page.chars().find(|c| {
+        let code = u32::from(*c);
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || code & 0xfffe == 0xfffe
+    });
+    assert_eq!(
+        forbidden, None,
+        "the page holds no character HTML or XML refuses"
+    );
 }

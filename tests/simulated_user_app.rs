@@ -93,9 +93,11 @@ fn simulated_a_users_binary_prints_replays_that_name_it_and_reproduce_the_seed()
     let first = failing.first().unwrap_or_else(|| panic!("{sweep}"));
     let seed = first["seed"].as_u64().expect("a seed");
     let replay = first["replay"].as_str().expect("a replay command");
+    // Started by its path and not on PATH: the replay names the path.
     assert!(
         replay.starts_with(&format!(
-            "replicated-kv run {three} --seed {seed} --unreliable"
+            "{} run {three} --seed {seed} --unreliable",
+            user_app_support::binary().display()
         )),
         "{replay}"
     );

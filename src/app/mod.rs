@@ -66,6 +66,48 @@ impl FieldError {
     }
 }
 
+/// A moment at which an application's script hands the system something (a user joins, an
+/// action is played, a value is broadcast), with the field of the section that sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The field, e.g. `users[1].actions[2]` or `broadcasts[0].at_ms`.
+    pub field: String,
+    /// When, since the run started (for a time relative to another, the sum of the two).
+    pub at: Millis,
+}
+
+impl Input {
+    /// The input `field` sets, at `at`.
+    pub fn new(field: impl Into<String>, at: Millis) -> Self {
+        Input {
+            field: field.into(),
+            at,
+        }
+    }
+}
+
+/// Validates `section` for `app` against `common`: the application's own checks, then the rule
+/// every application's inputs obey — each comes before the end of the run. An input at or
+/// after `run_ms` would never be played, yet the check would expect it; it is refused, naming
+/// its field.
+pub fn validate_section<A: Application>(
+    app: &A,
+    section: &A::Section,
+    common: &Common,
+) -> Result<(), FieldError> {
+    app.validate(section, common)?;
+    match app.inputs(section).into_iter().find(|input| input.at >= common.run_ms) {
+        Some(late) => Err(FieldError::new(
+            late.field,
+            format!(
+                "{} is at or after the run ends (run_ms {}): it would never be played, yet the check would count it; make it earlier or run_ms longer",
+                late.at, common.run_ms
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A distributed application: node types, a scenario section, a play and a check.
 pub trait Application: Send + Sync + 'static {
     /// The name a scenario's `"application"` key gives, e.g. `"broadcast"`.
@@ -83,6 +125,16 @@ pub trait Application: Send + Sync + 'static {
 
     /// Checks what the section's types alone cannot, naming the field at fault.
     fn validate(&self, section: &Self::Section, common: &Common) -> Result<(), FieldError>;
+
+    /// Every moment the section's script hands the system something, with the field that sets
+    /// it: the generic layer refuses a scenario with one at or after the end of the run (see
+    /// [`validate_section`]), so that no application counts an input its run never played. An
+    /// application whose play acts at times it reads from its section lists them here; none by
+    /// default.
+    fn inputs(&self, section: &Self::Section) -> Vec<Input> {
+        let _ = section;
+        Vec::new()
+    }
 
     /// The size of the run as the summary says it, e.g. `6 users` (after `3 machines, `).
     fn size(&self, section: &Self::Section) -> String;
@@ -227,11 +279,10 @@ impl<A: Application> AnyApplication for A {
                     reason: e.into_inner().to_string(),
                 }
             })?;
-        self.validate(&section, common)
-            .map_err(|e| ScenarioError::Invalid {
-                field: e.field,
-                reason: e.reason,
-            })?;
+        validate_section(self, &section, common).map_err(|e| ScenarioError::Invalid {
+            field: e.field,
+            reason: e.reason,
+        })?;
         Ok(Arc::new(section))
     }
 
@@ -320,52 +371,80 @@ fn mismatch(name: &str) -> RunError {
     })
 }
 
+/// An application's name given to two applications: the second is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("application `{name}` is registered twice: first by {first}, then by {second}")]
+pub struct DuplicateApplication {
+    /// The name, e.g. `kv`.
+    pub name: &'static str,
+    /// The Rust type of the application registered first.
+    pub first: &'static str,
+    /// The Rust type of the one refused.
+    pub second: &'static str,
+}
+
 /// The applications a binary knows. A scenario names one with its `"application"` key; a
 /// scenario that names none runs the first.
 #[derive(Clone, Default)]
 pub struct Applications {
-    known: Vec<Arc<dyn AnyApplication>>,
+    known: Vec<(&'static str, Arc<dyn AnyApplication>)>,
 }
 
 impl Applications {
     /// A set holding `app` alone.
-    pub fn of(app: impl Application) -> Self {
-        Applications::default().with(app)
+    pub fn of<A: Application>(app: A) -> Self {
+        Applications {
+            known: vec![(std::any::type_name::<A>(), Arc::new(app))],
+        }
     }
 
-    /// This set and `app` (if no application of that name is in it yet).
-    pub fn with(mut self, app: impl Application) -> Self {
-        if self.find(app.name()).is_none() {
-            self.known.push(Arc::new(app));
+    /// This set and `app`, unless an application of that name is in it already.
+    pub fn with<A: Application>(mut self, app: A) -> Result<Self, DuplicateApplication> {
+        if let Some((first, _)) = self.known.iter().find(|(_, known)| known.name() == A::NAME) {
+            return Err(DuplicateApplication {
+                name: A::NAME,
+                first,
+                second: std::any::type_name::<A>(),
+            });
         }
-        self
+        self.known.push((std::any::type_name::<A>(), Arc::new(app)));
+        Ok(self)
     }
 
     /// DistZero's built-in applications: the sum network (the default) and the broadcast
     /// workload.
     pub fn builtin() -> Self {
-        Applications::of(crate::apps::sum::SumApp).with(crate::apps::broadcast::BroadcastApp)
+        let mut apps = Applications::of(crate::apps::sum::SumApp);
+        apps.known.push((
+            std::any::type_name::<crate::apps::broadcast::BroadcastApp>(),
+            Arc::new(crate::apps::broadcast::BroadcastApp),
+        ));
+        apps
     }
 
     /// The application called `name`.
     pub fn find(&self, name: &str) -> Option<Arc<dyn AnyApplication>> {
-        self.known.iter().find(|app| app.name() == name).cloned()
+        self.known
+            .iter()
+            .find(|(_, app)| app.name() == name)
+            .map(|(_, app)| Arc::clone(app))
     }
 
     /// The application a scenario without an `"application"` key runs.
     pub fn default_app(&self) -> Option<Arc<dyn AnyApplication>> {
-        self.known.first().cloned()
+        self.known.first().map(|(_, app)| Arc::clone(app))
     }
 
     /// The names of the applications, in order.
     pub fn names(&self) -> Vec<&'static str> {
-        self.known.iter().map(|app| app.name()).collect()
+        self.known.iter().map(|(_, app)| app.name()).collect()
     }
 
-    /// A registry with every node type of every application.
+    /// A registry with every node type of every application (see [`NodeRegistry::check`] for
+    /// two applications that register one name for two types).
     pub fn registry(&self) -> NodeRegistry {
         let mut registry = NodeRegistry::new();
-        for app in &self.known {
+        for (_, app) in &self.known {
             app.register(&mut registry);
         }
         registry

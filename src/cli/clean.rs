@@ -3,6 +3,7 @@
 use crate::hardware::docker::{self, CleanOptions};
 use crate::hardware::HardwareError;
 use crate::settings::Settings;
+use crate::terminal::{err, out};
 
 use super::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 
@@ -37,7 +38,7 @@ pub fn run(args: &CleanArgs, settings: &Settings) -> u8 {
         Err(error) => return report_error(EXIT_WRONG, &error),
     };
     if cleaned.is_empty() {
-        println!("nothing to clean: no dist-zero containers, networks or images");
+        out!("nothing to clean: no dist-zero containers, networks or images");
         return EXIT_CORRECT;
     }
     for (kind, names) in [
@@ -46,16 +47,16 @@ pub fn run(args: &CleanArgs, settings: &Settings) -> u8 {
         ("image", &cleaned.images),
     ] {
         for name in names {
-            println!("removed {kind} {name}");
+            out!("removed {kind} {name}");
         }
     }
     for left in &cleaned.left {
-        println!("left {}: {}", left.what, left.why);
+        out!("left {}: {}", left.what, left.why);
     }
     for failure in &cleaned.failed {
-        eprintln!("dist-zero: could not remove {failure}");
+        err!("dist-zero: could not remove {failure}");
     }
-    println!(
+    out!(
         "removed {} containers, {} networks, {} images; left {}; could not remove {}",
         cleaned.containers.len(),
         cleaned.networks.len(),

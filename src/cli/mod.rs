@@ -36,7 +36,7 @@ use crate::app::{Application, Applications};
 use crate::hardware::{HardwareError, Mode};
 use crate::scenario::{simulate_traced, Report, RunError, RunOptions, Scenario};
 use crate::settings::Settings;
-use crate::terminal::{escape, escape_lines};
+use crate::terminal::{err, escape, escape_lines, out};
 
 /// Exit status: the run completed and every output is correct.
 pub const EXIT_CORRECT: u8 = 0;
@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// each with the command that replays it (simulated mode).
     #[arg(long, conflicts_with_all = ["seed", "trace", "events"])]
     pub seeds: Option<SeedRange>,
+    /// With `--seeds`: list at most this many failing seeds, the lowest (every failure is
+    /// counted).
+    #[arg(long, requires = "seeds", default_value_t = sweep::DEFAULT_MAX_FAILING)]
+    pub max_failing: usize,
     /// Write the run's event trace to this file, one event a line (simulated mode).
     #[arg(long)]
     pub trace: Option<PathBuf>,
@@ -161,6 +165,10 @@ pub fn main_with<E: ExtraCommands>(apps: Applications) -> ExitCode {
             return ExitCode::from(failure.report(cli.command.json()));
         }
     };
+    // A binary whose applications register two node types under one name runs nothing.
+    if let Err(duplicate) = apps.registry().check() {
+        return ExitCode::from(Failure::bad_input(&duplicate).report(cli.command.json()));
+    }
     // A machine process logs to its own files (see `machine::logging`).
     if !cli.command.is_machine() {
         init_logging(&settings);
@@ -273,6 +281,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         json,
         mode,
         seeds,
+        max_failing,
         trace,
         unreliable,
         max_events,
@@ -287,7 +296,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         return Failure::bad_input(&"--seeds, --trace and --max-events need --mode simulated")
             .report(json);
     }
-    if let Err(failure) = see.filter() {
+    if let Err(failure) = see.filter().and_then(|_| see.prepare(trace.as_deref())) {
         return failure.report(json);
     }
     let options = RunOptions {
@@ -299,28 +308,30 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
     };
     match (mode, seeds) {
         (Mode::Simulated, Some(range)) => {
-            let report = sweep::sweep(&program_name(), &scenario, &path, &range, &options);
-            if let Some(dir) = &see.report {
-                if let Err(failure) =
+            let shown = sweep::SweepOptions {
+                max_failing,
+                progress: !json && std::io::stderr().is_terminal(),
+                stop_on_signals: true,
+            };
+            let program = program_command();
+            let report = sweep::sweep(&program, &scenario, &path, &range, &options, shown);
+            // A stopped sweep prints what ran at once, without replaying its failures.
+            let written = match &see.report {
+                Some(dir) if report.stopped_by.is_none() => {
                     sweep::write_reports(dir, &scenario, &path, &range, &options, &report, &see)
-                {
-                    return failure.report(json);
                 }
-            }
+                _ => Ok(()),
+            };
             if json {
                 print_json(&report);
             } else {
-                println!("{report}");
+                out!("{report}");
             }
-            if report.failing.is_empty() {
-                EXIT_CORRECT
-            } else {
-                EXIT_WRONG
-            }
+            after_printing(report.exit_status(), written)
         }
         (Mode::Simulated, None) => {
             let replay = sweep::replay_command(
-                &program_name(),
+                &program_command(),
                 &path,
                 options.seed.unwrap_or(scenario.seed),
                 &options,
@@ -370,6 +381,44 @@ fn program_name() -> String {
         .and_then(Path::file_name)
         .and_then(|name| name.to_str())
         .map_or_else(|| "dist-zero".to_owned(), str::to_owned)
+}
+
+/// The command that starts this binary, quoted for a POSIX shell, for the replay commands it
+/// prints: its name when that name, looked up on `PATH`, finds this very binary; otherwise the
+/// path it was started by (e.g. `./target/release/replicated-kv`), or failing that the path of
+/// the running executable.
+pub(crate) fn program_command() -> String {
+    let name = program_name();
+    let found = find_on_path(&name).and_then(|found| found.canonicalize().ok());
+    let started = std::env::args_os().next().map(PathBuf::from);
+    let this = started
+        .as_deref()
+        .filter(|started| started.components().count() > 1)
+        .and_then(|started| started.canonicalize().ok())
+        .or_else(|| std::env::current_exe().ok()?.canonicalize().ok());
+    if found.is_some() && found == this {
+        return shell::quote(&name).into_owned();
+    }
+    match started.filter(|started| started.components().count() > 1) {
+        Some(started) => shell::quote_os_path(started.as_os_str()),
+        None => this.map_or_else(
+            || shell::quote(&name).into_owned(),
+            |this| shell::quote_os_path(this.as_os_str()),
+        ),
+    }
+}
+
+/// The first file called `name` in a directory of `PATH`, as a shell would find it.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let search = crate::settings::search_path()?;
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// Runs `scenario` in simulated mode with `options`, writes its trace to `trace` (also when the
@@ -432,10 +481,7 @@ pub fn run_simulated_seen(
     };
     let written = written.and(seen);
     match run.result {
-        Ok(report) => match written {
-            Ok(()) => print_report(&report, json),
-            Err(failure) => failure.report(json),
-        },
+        Ok(report) => after_printing(print_report(&report, json), written),
         Err(error) => {
             if let Err(failure) = written {
                 report_error(failure.exit_code, &failure.error);
@@ -445,12 +491,22 @@ pub fn run_simulated_seen(
     }
 }
 
+/// The exit status of a command that printed its result with status `printed` and then wrote,
+/// or failed to write, its files: `printed`, or the write's failure, said on stderr (the
+/// result is on stdout already, one JSON object with `--json`).
+fn after_printing(printed: u8, written: Result<(), Failure>) -> u8 {
+    match written {
+        Ok(()) => printed,
+        Err(failure) => report_error(failure.exit_code, &failure.error),
+    }
+}
+
 /// Prints `report` (one JSON object with `json`); returns the exit status it means.
 pub fn print_report(report: &Report, json: bool) -> u8 {
     if json {
         print_json(report);
     } else {
-        println!("{report}");
+        out!("{report}");
     }
     if report.correct {
         EXIT_CORRECT
@@ -462,8 +518,8 @@ pub fn print_report(report: &Report, json: bool) -> u8 {
 /// Prints `value` as one line of JSON on stdout.
 fn print_json(value: &impl Serialize) {
     match serde_json::to_string(value) {
-        Ok(text) => println!("{text}"),
-        Err(error) => println!(
+        Ok(text) => out!("{text}"),
+        Err(error) => out!(
             "{}",
             serde_json::json!({
                 "error": format!("cannot encode the output: {error}"),
@@ -535,7 +591,9 @@ impl Failure {
     /// Why a run on `seed` produced no report.
     pub fn of_run(error: &RunError, seed: Option<u64>) -> Self {
         let (exit_code, kind) = match error {
-            RunError::Scenario(_) => (EXIT_BAD_INPUT, FailureKind::BadInput),
+            RunError::Scenario(_) | RunError::DuplicateNodeType(_) => {
+                (EXIT_BAD_INPUT, FailureKind::BadInput)
+            }
             RunError::Hardware(HardwareError::Unavailable(_)) => {
                 (EXIT_BAD_INPUT, FailureKind::Unavailable)
             }
@@ -580,6 +638,6 @@ pub fn report_error(code: u8, error: &dyn std::fmt::Display) -> u8 {
     } else {
         escape_lines(&text)
     };
-    eprintln!("{}: {text}", escape(&program_name()));
+    err!("{}: {text}", escape(&program_name()));
     code
 }

@@ -2,7 +2,7 @@
 //! (`--report`) and the diagram's filters — and writing them once a run is over, in any mode.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
@@ -51,6 +51,48 @@ impl ReportArgs {
         self.events.is_some() || self.report.is_some()
     }
 
+    /// Makes sure, before a run, that what it is to write can be written: the report's
+    /// directory is created (or already is one), and the directory of the events file and of
+    /// `trace` (the text trace) exists and the file is not a directory itself. Bad input naming
+    /// the flag otherwise, so that no run's work is lost to a path that was wrong from the
+    /// start.
+    pub fn prepare(&self, trace: Option<&Path>) -> Result<(), Failure> {
+        if let Some(dir) = &self.report {
+            if dir.exists() && !dir.is_dir() {
+                return Err(Failure::bad_input(&format!(
+                    "--report {}: not a directory (the report is a directory of files)",
+                    dir.display()
+                )));
+            }
+            std::fs::create_dir_all(dir).map_err(|error| {
+                Failure::bad_input(&format!(
+                    "--report {}: cannot create the directory: {error}",
+                    dir.display()
+                ))
+            })?;
+        }
+        for (flag, file) in [("--events", self.events.as_deref()), ("--trace", trace)] {
+            let Some(file) = file else { continue };
+            if file.is_dir() {
+                return Err(Failure::bad_input(&format!(
+                    "{flag} {}: is a directory, not a file",
+                    file.display()
+                )));
+            }
+            let parent = file
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty());
+            if let Some(parent) = parent.filter(|parent| !parent.is_dir()) {
+                return Err(Failure::bad_input(&format!(
+                    "{flag} {}: there is no directory {}",
+                    file.display(),
+                    parent.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The diagram's filter, or bad input naming the flag.
     pub fn filter(&self) -> Result<DiagramFilter, Failure> {
         let types = match &self.diagram_types {
@@ -69,6 +111,13 @@ impl ReportArgs {
         });
         if self.diagram_max == 0 {
             return Err(Failure::bad_input(&"--diagram-max: must be at least 1"));
+        }
+        if let (Some(from), Some(to)) = (self.diagram_from_ms, self.diagram_to_ms) {
+            if from > to {
+                return Err(Failure::bad_input(&format!(
+                    "--diagram-from-ms {from} comes after --diagram-to-ms {to}: the diagram would show nothing"
+                )));
+            }
         }
         Ok(DiagramFilter {
             from_ms: self.diagram_from_ms,

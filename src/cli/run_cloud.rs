@@ -17,6 +17,7 @@ use crate::scenario::{
     run_scenario_sampled, Observed, Progress, Report, RunError, Sample, Sampler, Scenario,
 };
 use crate::settings::Settings;
+use crate::terminal::{err, out};
 
 use super::clean::CleanArgs;
 
@@ -54,8 +55,8 @@ pub fn run(
         let seed = seed.unwrap_or(scenario.seed);
         let replay = format!(
             "{} run {} --mode cloud --seed {seed}",
-            super::shell::quote(&super::program_name()),
-            super::shell::quote_path(&path.display().to_string())
+            super::program_command(),
+            super::shell::quote_os_path(path.as_os_str())
         );
         let report = result.as_ref().map(|(report, _, _)| report);
         let observed = Observed { records, samples };
@@ -74,10 +75,10 @@ pub fn run(
                     object.insert("run_id".into(), run_id.into());
                     object.insert("startup_ms".into(), startup_ms.into());
                 }
-                println!("{value}");
+                out!("{value}");
             } else {
-                println!("{report}");
-                println!("run {run_id}: machines started in {startup_ms:.0} ms; every resource of the run has been removed");
+                out!("{report}");
+                out!("run {run_id}: machines started in {startup_ms:.0} ms; every resource of the run has been removed");
             }
             if report.correct {
                 EXIT_CORRECT
@@ -100,11 +101,11 @@ fn arm_signals(runtime: &tokio::runtime::Handle, teardown: TeardownHandle) {
             _ = term.recv() => StopSignal::Terminate,
             _ = tokio::signal::ctrl_c() => StopSignal::Interrupt,
         };
-        eprintln!("dist-zero: {received}: removing the run's cloud resources");
+        err!("dist-zero: {received}: removing the run's cloud resources");
         let status = match teardown.teardown().await {
             Ok(()) => i32::from(received.exit_status()),
             Err(error) => {
-                eprintln!("dist-zero: {error}");
+                err!("dist-zero: {error}");
                 i32::from(EXIT_WRONG)
             }
         };
@@ -207,17 +208,17 @@ pub fn clean(args: &CleanArgs, settings: &Settings) -> u8 {
     };
     match clean::clean(&settings.cloud, &options) {
         Ok(cleaned) if cleaned == CloudCleaned::default() => {
-            println!("nothing to clean: no dist-zero cloud resources");
+            out!("nothing to clean: no dist-zero cloud resources");
             EXIT_CORRECT
         }
         Ok(cleaned) => {
             for line in &cleaned.removed {
-                println!("removed {line}");
+                out!("removed {line}");
             }
             for line in &cleaned.left {
-                println!("left {line}");
+                out!("left {line}");
             }
-            println!(
+            out!(
                 "removed {} cloud resources; left {} runs",
                 cleaned.removed.len(),
                 cleaned.left.len()
@@ -241,16 +242,16 @@ pub fn emulator(port: u16, settings: &Settings) -> u8 {
         Err(error) => return report_error(EXIT_BAD_INPUT, &error),
     };
     let cloud = &emulator.settings.cloud;
-    println!("moto and the realizer are running; in another shell:");
-    println!();
-    println!(
+    out!("moto and the realizer are running; in another shell:");
+    out!();
+    out!(
         "  export AWS_ENDPOINT_URL={} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID={EMULATOR_KEY_ID} AWS_SECRET_ACCESS_KEY={EMULATOR_SECRET} DIST_ZERO_CLOUD_SUBNET={}",
         cloud.endpoint_url.as_deref().unwrap_or_default(),
         cloud.subnet
     );
-    println!("  dist-zero run examples/sum_of_two.json --mode cloud");
-    println!();
-    println!("Ctrl-C stops moto and removes the realizer's network and containers.");
+    out!("  dist-zero run examples/sum_of_two.json --mode cloud");
+    out!();
+    out!("Ctrl-C stops moto and removes the realizer's network and containers.");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -16,7 +16,7 @@ use crate::scenario::{
     run_scenario_sampled, Observed, Progress, Report, RunError, Sampler, Scenario, ScenarioError,
 };
 use crate::settings::Settings;
-use crate::terminal::escape;
+use crate::terminal::{err, escape, out};
 use crate::time::Millis;
 
 use super::{Failure, ReportArgs, EXIT_CORRECT, EXIT_WRONG};
@@ -99,7 +99,7 @@ pub fn run(
             "virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
             ignored.join(", ")
         );
-        eprintln!("{}: {}", escape(&super::program_name()), escape(&note));
+        err!("{}: {}", escape(&super::program_name()), escape(&note));
         notes.push(note);
     }
     let progress = !json && std::io::stderr().is_terminal();
@@ -111,24 +111,25 @@ pub fn run(
         observe: see.wanted(),
     };
     let (result, observed) = execute_observed(scenario, &options, binary, settings.clone());
+    let mut written = Ok(());
     if let Some(observed) = observed {
         let seed = seed.unwrap_or(scenario.seed);
         let replay = format!(
             "{} run {} --mode virtual --seed {seed}",
-            super::shell::quote(&super::program_name()),
-            super::shell::quote_path(&path.display().to_string())
+            super::program_command(),
+            super::shell::quote_os_path(path.as_os_str())
         );
         let report = result.as_ref().map(|run| &run.report);
-        if let Err(failure) = see.write(scenario, seed, report, observed, replay, notes) {
-            if let Err(error) = &result {
-                super::report_error(EXIT_WRONG, error);
-            }
-            return failure.report(json);
-        }
+        written = see.write(scenario, seed, report, observed, replay, notes);
     }
     match result {
-        Ok(run) => print(&run, json),
-        Err(error) => Failure::of_run(&error, None).report(json),
+        Ok(run) => super::after_printing(print(&run, json), written),
+        Err(error) => {
+            if let Err(failure) = written {
+                super::report_error(failure.exit_code, &failure.error);
+            }
+            Failure::of_run(&error, None).report(json)
+        }
     }
 }
 
@@ -239,7 +240,7 @@ fn start_and_play(
         (Err(error), Ok(())) => Err(error),
         (Err(error), Err(cleanup)) => {
             if !matches!(cleanup, HardwareError::Stopped(_)) {
-                eprintln!("dist-zero: {cleanup}");
+                err!("dist-zero: {cleanup}");
             }
             Err(error)
         }
@@ -287,10 +288,10 @@ fn print(run: &VirtualRun, json: bool) -> u8 {
             object.insert("logs".into(), run.logs.display().to_string().into());
             object.insert("startup_ms".into(), run.startup_ms.into());
         }
-        println!("{value}");
+        out!("{value}");
     } else {
-        println!("{}", run.report);
-        println!(
+        out!("{}", run.report);
+        out!(
             "run {}: machines started in {:.0} ms; logs in {}/m<i>/ (machine.log, machine.jsonl)",
             run.run_id,
             run.startup_ms,

@@ -2,6 +2,9 @@
 //! can be pasted into `sh`, `bash` or `zsh` and run as printed, whatever its paths contain.
 
 use std::borrow::Cow;
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
 
 /// Characters that never need quoting in any POSIX shell word (nor at its start: `~`, `#`
 /// and `=` are left out).
@@ -27,6 +30,33 @@ pub fn quote_path(path: &str) -> Cow<'_, str> {
     } else {
         quote(path)
     }
+}
+
+/// A path as one shell word, as [`quote_path`], for any path the system can name: the bytes
+/// that are not UTF-8 (which no `&str` holds) are written `"$(printf '\377')"`, so the word
+/// still names the same file rather than one with U+FFFD in its name.
+pub fn quote_os_path(path: &OsStr) -> String {
+    if let Some(path) = path.to_str() {
+        return quote_path(path).into_owned();
+    }
+    let bytes = path.as_bytes();
+    let mut word = String::new();
+    if bytes.starts_with(b"-") {
+        word.push_str("./");
+    }
+    for chunk in bytes.utf8_chunks() {
+        if !chunk.valid().is_empty() {
+            word.push_str(&quote(chunk.valid()));
+        }
+        if !chunk.invalid().is_empty() {
+            word.push_str("\"$(printf '");
+            for byte in chunk.invalid() {
+                let _ = write!(word, "\\{byte:03o}");
+            }
+            word.push_str("')\"");
+        }
+    }
+    word
 }
 
 #[cfg(test)]
@@ -68,6 +98,26 @@ mod tests {
             "examples/all_faults.json"
         );
         assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn simulated_paths_that_are_not_utf8_round_trip_through_sh() {
+        for bytes in [
+            &b"caf\xe9.json"[..],
+            b"\xff",
+            b"-\xfe x's.json",
+            b"dir/\xc3(\x80\x80.json",
+        ] {
+            let quoted = quote_os_path(OsStr::from_bytes(bytes));
+            let sh_sees: &[u8] = &through_sh(&quoted);
+            let expected = if bytes.starts_with(b"-") {
+                [b"./", bytes, b"\0"].concat()
+            } else {
+                [bytes, b"\0"].concat()
+            };
+            assert_eq!(sh_sees, expected, "{bytes:?} quoted as {quoted}");
+        }
+        assert_eq!(quote_os_path(OsStr::new("a b.json")), "'a b.json'");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use controller::{MachineController, TimerId};
 pub use error::NodeError;
 pub use harness::{Harness, Sent, Spawned};
 pub use persisted::Persisted;
-pub use registry::{NodeFactory, NodeRegistry};
+pub use registry::{DuplicateNodeType, NodeFactory, NodeRegistry};
 pub use typed::{
     config_of, message_for, Ctl, Handle, NoConfig, NoTimer, ReplyTo, TypedNode, Volatile,
 };

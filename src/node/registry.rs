@@ -26,10 +26,33 @@ enum Factory {
     },
 }
 
+/// A node type's name registered twice, by two different types or factories: the second is
+/// refused, and the registry with it (see [`NodeRegistry::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("node type `{name}` is registered twice: first by {first}, then by {second}")]
+pub struct DuplicateNodeType {
+    /// The name, e.g. `Counter`.
+    pub name: String,
+    /// What registered it first (a Rust type's name).
+    pub first: String,
+    /// What tried to register it again.
+    pub second: String,
+}
+
+struct Entry {
+    /// What registered it: the Rust type of its nodes.
+    origin: String,
+    factory: Factory,
+}
+
 /// Maps a config's `"type"` to the factory that builds that node type. The built-in
-/// applications register theirs exactly like a library user's own.
+/// applications register theirs exactly like a library user's own. A name is registered once:
+/// registering the same typed node again changes nothing; another type or factory under the
+/// same name is refused — the first stays, and [`NodeRegistry::check`] names both, so that a
+/// system or run with such a registry does not start.
 pub struct NodeRegistry {
-    factories: BTreeMap<String, Factory>,
+    factories: BTreeMap<String, Entry>,
+    duplicate: Option<DuplicateNodeType>,
     wire_check: bool,
 }
 
@@ -37,6 +60,7 @@ impl Default for NodeRegistry {
     fn default() -> Self {
         NodeRegistry {
             factories: BTreeMap::new(),
+            duplicate: None,
             wire_check: cfg!(debug_assertions),
         }
     }
@@ -51,8 +75,36 @@ impl NodeRegistry {
 
     /// Registers a node type under `name` with an arbitrary factory.
     pub fn register_factory(&mut self, name: &str, factory: NodeFactory) {
-        self.factories
-            .insert(name.to_owned(), Factory::Plain(factory));
+        self.insert(name, "a node factory".to_owned(), Factory::Plain(factory));
+    }
+
+    /// Adds `factory` under `name` unless the name is taken; a name taken by something else
+    /// than the same typed node is remembered as a duplicate (the first one only).
+    fn insert(&mut self, name: &str, origin: String, factory: Factory) {
+        match self.factories.get(name) {
+            None => {
+                self.factories
+                    .insert(name.to_owned(), Entry { origin, factory });
+            }
+            Some(first)
+                if first.origin == origin && matches!(first.factory, Factory::Typed { .. }) => {}
+            Some(first) => {
+                self.duplicate.get_or_insert(DuplicateNodeType {
+                    name: name.to_owned(),
+                    first: first.origin.clone(),
+                    second: origin,
+                });
+            }
+        }
+    }
+
+    /// `Err` naming both registrations if a node type's name was registered twice, by two
+    /// different types or factories.
+    pub fn check(&self) -> Result<(), DuplicateNodeType> {
+        match &self.duplicate {
+            Some(duplicate) => Err(duplicate.clone()),
+            None => Ok(()),
+        }
     }
 
     /// Turns the wire check on or off for the typed nodes this registry builds from now on: each
@@ -70,12 +122,13 @@ impl NodeRegistry {
         C: DeserializeOwned + 'static,
         N: Node + 'static,
     {
-        self.register_factory(
+        self.insert(
             name,
-            Box::new(move |config: &NodeConfig| {
+            std::any::type_name::<N>().to_owned(),
+            Factory::Plain(Box::new(move |config: &NodeConfig| {
                 let parsed: C = config.decode()?;
                 Ok(Box::new(build(parsed)?) as Box<dyn Node>)
-            }),
+            })),
         );
     }
 
@@ -92,8 +145,9 @@ impl NodeRegistry {
                 .map(drop)
                 .map_err(|error| error.to_string())
         }
-        self.factories.insert(
-            N::TYPE.to_owned(),
+        self.insert(
+            N::TYPE,
+            std::any::type_name::<N>().to_owned(),
             Factory::Typed {
                 build: build::<N>,
                 state: state::<N>,
@@ -106,15 +160,21 @@ impl NodeRegistry {
     /// not (a serde form that loses or renames a field, a state that could not be encoded) would
     /// otherwise be missing from what an application's check sees.
     pub fn check_state(&self, node_type: &str, state: &serde_json::Value) -> Result<(), String> {
-        match self.factories.get(node_type) {
+        match self.factories.get(node_type).map(|entry| &entry.factory) {
             Some(Factory::Typed { state: check, .. }) => check(state),
             Some(Factory::Plain(_)) | None => Ok(()),
         }
     }
 
-    /// Adds every node type `other` registered (a type both have keeps `other`'s factory).
+    /// Adds every node type `other` registered, as [`NodeRegistry::add`] would (a name both
+    /// have for different types is a duplicate), and any duplicate `other` had.
     pub fn extend(&mut self, other: NodeRegistry) {
-        self.factories.extend(other.factories);
+        if let Some(duplicate) = other.duplicate {
+            self.duplicate.get_or_insert(duplicate);
+        }
+        for (name, entry) in other.factories {
+            self.insert(&name, entry.origin, entry.factory);
+        }
     }
 
     /// Whether `name` is a registered node type.
@@ -124,10 +184,11 @@ impl NodeRegistry {
 
     /// Builds the node that `config` describes.
     pub fn build(&self, config: &NodeConfig) -> Result<Box<dyn Node>, NodeError> {
-        let factory = self
+        let factory = &self
             .factories
             .get(config.kind())
-            .ok_or_else(|| NodeError::UnknownNodeType(config.kind().to_owned()))?;
+            .ok_or_else(|| NodeError::UnknownNodeType(config.kind().to_owned()))?
+            .factory;
         match factory {
             Factory::Plain(factory) => factory(config),
             Factory::Typed { build, .. } => build(config, self.wire_check),

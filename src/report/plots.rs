@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::svg::PALETTE;
+use super::svg::{legible, PALETTE};
 use crate::observe::{Record, RecordKind};
 use crate::scenario::Sample;
 
@@ -43,7 +43,9 @@ fn draw(
             .and_then(|()| area.present());
         painted.map_err(|source| PlotError { plot, source })?;
     }
-    Ok(svg)
+    // plotters escapes markup in the text it is given, but not the characters no document may
+    // hold (a user's name with a control character): those go the way of every picture's text.
+    Ok(legible(&svg).into_owned())
 }
 
 /// Draws a chart's legend at `position`, the same way on every plot.

@@ -1,7 +1,40 @@
-//! Small helpers for writing SVG by hand: escaping text, and the colours every picture shares.
+//! Small helpers for writing SVG: escaping text, and the colours every picture shares.
+//!
+//! Every piece of text a picture or the page shows goes through [`legible`]: by [`escape`] for
+//! what is written by hand, and for the plots (plotters escapes markup itself) over each whole
+//! picture. So every SVG and the page are well-formed whatever a user wrote.
 
-/// `text` with the five characters XML gives meaning to escaped.
+use std::borrow::Cow;
+
+/// Whether `c` may appear in a document: XML 1.0's characters less its discouraged ones, which
+/// HTML also refuses — control characters other than tab and line breaks (C0, DEL, C1) and the
+/// noncharacters (U+FDD0 to U+FDEF, and U+FFFE and U+FFFF in every plane).
+fn allowed(c: char) -> bool {
+    let code = u32::from(c);
+    match code {
+        0x09 | 0x0a | 0x0d => true,
+        0x00..=0x1f | 0x7f..=0x9f | 0xfdd0..=0xfdef => false,
+        _ => code & 0xfffe != 0xfffe,
+    }
+}
+
+/// `text` with every character a document may not hold replaced by U+FFFD (the replacement
+/// character); borrowed unchanged when there is none. Markup characters are left as they are.
+pub fn legible(text: &str) -> Cow<'_, str> {
+    if text.chars().all(allowed) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if allowed(c) { c } else { '\u{fffd}' })
+            .collect(),
+    )
+}
+
+/// `text` as the content of an element or an attribute: [`legible`], and the five characters
+/// XML gives meaning to escaped.
 pub fn escape(text: &str) -> String {
+    let text = legible(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -10,8 +43,6 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            // Characters XML 1.0 does not allow at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -60,6 +91,12 @@ mod tests {
             escape("a<b & \"c\"\u{1b}"),
             "a&lt;b &amp; &quot;c&quot;\u{fffd}"
         );
+        assert_eq!(
+            escape("a\u{1}b\u{fffe}c\u{ffff}\u{85}\u{1fffe}\u{fdd0}\t\n"),
+            "a\u{fffd}b\u{fffd}c\u{fffd}\u{fffd}\u{fffd}\u{fffd}\t\n"
+        );
+        assert!(matches!(legible("Zoë <b> & 場"), Cow::Borrowed(_)));
+        assert_eq!(legible("<\u{ffff}>"), "<\u{fffd}>");
         assert_eq!(millis(1_250_000), "1250 ms");
         assert_eq!(millis(1_500), "1.5 ms");
     }

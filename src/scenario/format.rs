@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::app::{AnyApplication, AnySection, Application, Applications, Common};
+use crate::app::{validate_section, AnyApplication, AnySection, Application, Applications, Common};
 use crate::faults::{NetworkConfig, NetworkConfigError};
 use crate::files::read_text;
 use crate::time::Millis;
@@ -98,7 +98,7 @@ impl Scenario {
         run_ms: Millis,
         seed: u64,
     ) -> Result<Self, ScenarioError> {
-        app.validate(&section, &Common { machines, run_ms })
+        validate_section(&app, &section, &Common { machines, run_ms })
             .map_err(|e| invalid(&e.field, &e.reason))?;
         let scenario = Scenario {
             machines,

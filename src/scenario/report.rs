@@ -144,6 +144,21 @@ impl Report {
     }
 }
 
+/// How the run's pace compares with the real clock, as the summary says it: ` (1070x real
+/// time)`, ` (3.2x slower than real time)`, or nothing when either time is zero.
+fn speed(simulated: Millis, wall_ms: f64) -> String {
+    let simulated_ms = simulated.0 as f64;
+    if wall_ms <= 0.0 || simulated_ms <= 0.0 {
+        return String::new();
+    }
+    let ratio = simulated_ms / wall_ms;
+    if ratio >= 1.0 {
+        format!(" ({ratio:.0}x real time)")
+    } else {
+        format!(" ({:.1}x slower than real time)", 1.0 / ratio)
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -151,14 +166,7 @@ impl fmt::Display for Report {
             "DistZero {}, {} mode, seed {}",
             self.title, self.mode, self.seed
         )?;
-        let speed = if self.wall_ms > 0.0 {
-            format!(
-                " ({:.0}x real time)",
-                self.simulated_ms.0 as f64 / self.wall_ms
-            )
-        } else {
-            String::new()
-        };
+        let speed = speed(self.simulated_ms, self.wall_ms);
         writeln!(
             f,
             "  {} machines, {}: {} ms of system time in {:.1} ms of wall time{speed}",
@@ -218,5 +226,19 @@ impl fmt::Display for Report {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_a_run_slower_than_real_time_says_how_much_slower() {
+        assert_eq!(speed(Millis(1000), 0.9), " (1111x real time)");
+        assert_eq!(speed(Millis(1000), 1000.0), " (1x real time)");
+        assert_eq!(speed(Millis(100), 320.0), " (3.2x slower than real time)");
+        assert_eq!(speed(Millis(0), 5.0), "");
+        assert_eq!(speed(Millis(5), 0.0), "");
     }
 }

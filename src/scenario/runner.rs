@@ -9,7 +9,7 @@ use super::{Observed, Report, Sampler, Scenario, ScenarioError};
 use crate::app::AnyVerdict;
 use crate::hardware::simulated::{fault_windows, SimulatedHardware, SimulationConfig};
 use crate::hardware::{Hardware, HardwareError};
-use crate::node::NodeRegistry;
+use crate::node::{DuplicateNodeType, NodeRegistry};
 use crate::system::{Checks, InvariantBroken, Pacer, Sim, SystemError};
 use crate::time::Millis;
 
@@ -41,6 +41,9 @@ pub enum RunError {
     /// The application's invariant did not hold.
     #[error(transparent)]
     Invariant(Box<InvariantBroken>),
+    /// The application registers two node types under one name.
+    #[error(transparent)]
+    DuplicateNodeType(#[from] DuplicateNodeType),
     /// The system could not do what the application's play asked.
     #[error(transparent)]
     System(SystemError),
@@ -60,6 +63,7 @@ impl From<SystemError> for RunError {
                 node_type,
                 reason,
             },
+            SystemError::DuplicateNodeType(duplicate) => RunError::DuplicateNodeType(duplicate),
             other => RunError::System(other),
         }
     }
@@ -143,6 +147,7 @@ pub fn run_scenario_sampled(
     let section = scenario.section();
     let mut registry = NodeRegistry::new();
     app.register(&mut registry);
+    registry.check()?;
     let mut checks = Checks::none();
     if app.has_invariant() {
         let (app, section) = (Arc::clone(app), Arc::clone(section));

@@ -152,8 +152,10 @@ impl Builder {
         self
     }
 
-    /// Makes the system: the machines are up, nothing runs yet.
+    /// Makes the system: the machines are up, nothing runs yet. A node type's name registered
+    /// twice, by two types, is refused here.
     pub fn build(self) -> Result<Sim<'static>, SystemError> {
+        self.registry.check()?;
         let config = SimulationConfig {
             machines: self.machines,
             seed: self.seed,

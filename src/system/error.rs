@@ -39,6 +39,9 @@ pub enum SystemError {
         /// How many machines there are.
         machines: u32,
     },
+    /// Two node types were registered under one name.
+    #[error(transparent)]
+    DuplicateNodeType(#[from] crate::node::DuplicateNodeType),
     /// What a test sent or spawned could not be encoded.
     #[error(transparent)]
     Node(#[from] crate::node::NodeError),

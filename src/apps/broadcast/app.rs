@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::topology::{self, Shape};
 use super::{BroadcastConfig, BroadcastMessage, BroadcastNode, DEFAULT_GOSSIP_MS};
-use crate::app::{states_of, Application, Common, FieldError, Invariant, Verdict};
+use crate::app::{states_of, Application, Common, FieldError, Input, Invariant, Verdict};
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::{Handle, NodeRegistry};
@@ -18,6 +18,9 @@ use crate::time::Millis;
 pub const MAX_NODES: u32 = 100_000;
 /// The most edges a topology may have (a `full` topology over 1,415 nodes has more).
 pub const MAX_EDGES: u64 = 1_000_000;
+/// The longest gossip period a scenario may ask for: an hour (a node gossips what it learnt
+/// once a period; a longer one would leave every run waiting on timers far past its end).
+pub const MAX_GOSSIP_MS: u64 = 3_600_000;
 /// How many lacking nodes the readable summary lists before it only counts them.
 const LISTED_NODES: usize = 12;
 
@@ -151,7 +154,7 @@ impl Application for BroadcastApp {
         registry.add::<BroadcastNode>();
     }
 
-    fn validate(&self, section: &BroadcastSection, common: &Common) -> Result<(), FieldError> {
+    fn validate(&self, section: &BroadcastSection, _common: &Common) -> Result<(), FieldError> {
         if section.nodes == 0 || section.nodes > MAX_NODES {
             return Err(FieldError::new(
                 "nodes",
@@ -161,8 +164,14 @@ impl Application for BroadcastApp {
                 ),
             ));
         }
-        if section.gossip_ms == 0 {
-            return Err(FieldError::new("gossip_ms", "must be positive"));
+        if section.gossip_ms == 0 || section.gossip_ms > MAX_GOSSIP_MS {
+            return Err(FieldError::new(
+                "gossip_ms",
+                format!(
+                    "{}: from 1 to at most {MAX_GOSSIP_MS} (an hour)",
+                    section.gossip_ms
+                ),
+            ));
         }
         if section.topology.is_some() && section.neighbours.is_some() {
             return Err(FieldError::new(
@@ -218,15 +227,6 @@ impl Application for BroadcastApp {
                     ),
                 ));
             }
-            if broadcast.at_ms > common.run_ms {
-                return Err(FieldError::new(
-                    at("at_ms"),
-                    format!(
-                        "{} is after the run ends (run_ms {})",
-                        broadcast.at_ms, common.run_ms
-                    ),
-                ));
-            }
             if !values.insert(broadcast.value) {
                 return Err(FieldError::new(
                     at("value"),
@@ -238,6 +238,17 @@ impl Application for BroadcastApp {
             }
         }
         Ok(())
+    }
+
+    fn inputs(&self, section: &BroadcastSection) -> Vec<Input> {
+        section
+            .broadcasts
+            .iter()
+            .enumerate()
+            .map(|(index, broadcast)| {
+                Input::new(format!("broadcasts[{index}].at_ms"), broadcast.at_ms)
+            })
+            .collect()
     }
 
     fn size(&self, section: &BroadcastSection) -> String {

@@ -8,7 +8,7 @@ use super::{
     InputConfig, InputLeafNode, InputNode, OutputConfig, OutputLeafNode, OutputNode, SumConfig,
     SumMessage, SumNode, SumSection,
 };
-use crate::app::{states_of, Application, Common, FieldError, Verdict};
+use crate::app::{states_of, Application, Common, FieldError, Input, Verdict};
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
@@ -17,6 +17,9 @@ use crate::system::Sim;
 
 /// How many outputs the readable summary lists before it only counts them.
 const LISTED_OUTPUTS: usize = 12;
+/// The widest a user's name pads the summary's columns: a longer name is shown whole, without
+/// widening every other line to its length.
+const NAME_COLUMN: usize = 24;
 /// Runs with at least this many users are large enough for a progress bar.
 const LARGE_RUN_USERS: usize = 500;
 
@@ -51,6 +54,10 @@ impl Application for SumApp {
 
     fn validate(&self, section: &SumSection, common: &Common) -> Result<(), FieldError> {
         section.validate(common)
+    }
+
+    fn inputs(&self, section: &SumSection) -> Vec<Input> {
+        section.inputs()
     }
 
     fn size(&self, section: &SumSection) -> String {
@@ -165,6 +172,7 @@ fn lines(expected_total: i64, outputs: &BTreeMap<String, Option<i64>>) -> Vec<St
         .keys()
         .take(LISTED_OUTPUTS)
         .map(|user| user.chars().count())
+        .filter(|width| *width <= NAME_COLUMN)
         .max()
         .unwrap_or(0);
     for (user, total) in outputs.iter().take(LISTED_OUTPUTS) {
@@ -182,4 +190,28 @@ fn lines(expected_total: i64, outputs: &BTreeMap<String, Option<i64>>) -> Vec<St
         ));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_one_long_user_name_does_not_pad_every_summary_line() {
+        let long = "x".repeat(300);
+        let outputs: BTreeMap<String, Option<i64>> =
+            [("ann".to_owned(), Some(4)), (long.clone(), Some(4))]
+                .into_iter()
+                .collect();
+        let lines = lines(4, &outputs);
+        let ann = lines
+            .iter()
+            .find(|line| line.contains("ann"))
+            .expect("ann's line");
+        assert_eq!(ann, "  ann         4  ok");
+        assert!(
+            lines.iter().any(|line| line.contains(&long)),
+            "the long name is shown whole"
+        );
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::{RecordedUser, UserAction};
-use crate::app::{Common, FieldError};
+use crate::app::{Common, FieldError, Input};
 use crate::messages::MachineId;
 use crate::time::Millis;
 
@@ -69,8 +69,9 @@ fn is_true(value: &bool) -> bool {
 }
 
 impl SumSection {
-    /// Checks what JSON types alone cannot: unique names, machines in range, joins within the
-    /// run, actions in order and within the time horizon, each user's total within 64 bits (the
+    /// Checks what JSON types alone cannot: unique names, machines in range, actions in order
+    /// and within the time horizon (that every input comes before the run ends is the generic
+    /// rule, [`validate_section`](crate::app::validate_section)), each user's total within 64 bits (the
     /// sum over users that leaves 64 bits is the sum node's error, during the run).
     pub fn validate(&self, common: &Common) -> Result<(), FieldError> {
         let mut names = BTreeSet::new();
@@ -91,15 +92,6 @@ impl SumSection {
                         user.machine,
                         common.machines,
                         common.machines - 1
-                    ),
-                ));
-            }
-            if user.join_ms > common.run_ms {
-                return Err(FieldError::new(
-                    at("join_ms"),
-                    format!(
-                        "the user joins at {}, after the run ends (run_ms {})",
-                        user.join_ms, common.run_ms
                     ),
                 ));
             }
@@ -131,6 +123,21 @@ impl SumSection {
             }
         }
         Ok(())
+    }
+
+    /// When each user joins and plays each action, since the start, with the field that sets it.
+    pub fn inputs(&self) -> Vec<Input> {
+        let mut inputs = Vec::new();
+        for (index, user) in self.users.iter().enumerate() {
+            inputs.push(Input::new(format!("users[{index}].join_ms"), user.join_ms));
+            for (step, (at_ms, _)) in user.actions.iter().enumerate() {
+                inputs.push(Input::new(
+                    format!("users[{index}].actions[{step}]"),
+                    user.join_ms.saturating_add(*at_ms),
+                ));
+            }
+        }
+        inputs
     }
 
     /// The sum of every increment every user makes: what each output must converge to (held

@@ -7,6 +7,7 @@ use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::faults::FaultRule;
 use crate::observe::write_records;
 use crate::scenario::{simulate, RunOptions, Scenario};
+use crate::terminal::{err, out};
 use crate::time::Millis;
 
 /// The benchmark's shape; each `--users` value is one fault-free run, and each `--drop-users`
@@ -58,7 +59,7 @@ pub fn run(args: &BenchArgs) -> u8 {
             &format!("--drop {} is outside [0, 1]", args.drop),
         );
     }
-    println!(
+    out!(
         "{:>8} {:>9} {:>11} {:>9} {:>6} {:>12} {:>10} {:>10} {:>8}",
         "machines",
         "users",
@@ -102,7 +103,7 @@ pub fn run(args: &BenchArgs) -> u8 {
         let measured = match measure(&scenario, args.repeat, args.observe) {
             Ok(measured) => measured,
             Err(error) => {
-                eprintln!("dist-zero: benchmark with {users} users failed: {error}");
+                err!("dist-zero: benchmark with {users} users failed: {error}");
                 return EXIT_WRONG;
             }
         };
@@ -121,7 +122,7 @@ pub fn run(args: &BenchArgs) -> u8 {
             fault_free_ms.insert(users, measured.best_ms);
             String::new()
         };
-        println!(
+        out!(
             "{:>8} {:>9} {:>11} {:>9} {:>6} {:>12} {:>10.1} {:>10.2} {:>8}{cost}",
             args.machines,
             users,
@@ -137,7 +138,7 @@ pub fn run(args: &BenchArgs) -> u8 {
     if all_correct {
         EXIT_CORRECT
     } else {
-        eprintln!("dist-zero: some benchmark run was not correct");
+        err!("dist-zero: some benchmark run was not correct");
         EXIT_WRONG
     }
 }
@@ -162,7 +163,7 @@ fn measure(
         let run = simulate(scenario, &options)?;
         if let Some(observed) = &run.observed {
             if let Err(error) = write_records(&mut std::io::sink(), &observed.records) {
-                eprintln!("dist-zero: cannot encode the structured trace: {error}");
+                err!("dist-zero: cannot encode the structured trace: {error}");
                 measured.correct = false;
             }
         }

@@ -14,6 +14,7 @@ use crate::hardware::{Hardware, HardwareError};
 use crate::messages::MachineId;
 use crate::node::Handle;
 use crate::settings::Settings;
+use crate::terminal::out;
 
 /// How long the throughput run may take to converge.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -60,19 +61,19 @@ fn measure(
 ) -> Result<(), HardwareError> {
     let begun = Instant::now();
     DockerHardware::start(&config(1))?.finish()?;
-    println!(
+    out!(
         "warm-up (image loaded or found, 1 machine): {:.0} ms",
         ms(begun.elapsed())
     );
 
-    println!("start-up:");
+    out!("start-up:");
     for &machines in &args.sizes {
         let begun = Instant::now();
         let hardware = DockerHardware::start(&config(machines))?;
         let started = begun.elapsed();
         let begun = Instant::now();
         hardware.finish()?;
-        println!(
+        out!(
             "  {machines:>3} machines: ready in {:>7.0} ms, removed in {:>6.0} ms",
             ms(started),
             ms(begun.elapsed())
@@ -83,7 +84,7 @@ fn measure(
     let mut trips = pair.round_trips(MachineId(0), MachineId(1), args.round_trips)?;
     pair.finish()?;
     trips.sort_unstable();
-    println!(
+    out!(
         "round trip m0 -> m1 ({} pings): median {:.0} us, p99 {:.0} us, min {:.0} us, max {:.0} us",
         trips.len(),
         percentile(&trips, 50.0),
@@ -96,7 +97,7 @@ fn measure(
     let (increments, elapsed) = throughput(&mut system, args.users, args.increments)?;
     let stats = system.stats()?;
     system.finish()?;
-    println!(
+    out!(
         "sum throughput ({} users on 3 machines, {increments} increments): converged in {:.0} ms, \
          {:.0} increments/s end to end ({} events, {} messages delivered)",
         args.users,
