@@ -10,6 +10,7 @@ use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::node::NodeRegistry;
 use crate::scenario::RunError;
 use crate::system::{Builder, States};
+use crate::terminal::{err, out};
 use crate::time::Millis;
 
 /// The benchmark's shape: one sum network, and how often the invariant is checked in each run
@@ -62,9 +63,14 @@ pub fn run(args: &BenchChecksArgs) -> u8 {
     if let Err(error) = workload.validate() {
         return report_error(EXIT_BAD_INPUT, &error);
     }
-    println!(
+    out!(
         "{:<22} {:>10} {:>10} {:>12} {:>14} {:>8}",
-        "invariant checked", "events", "wall ms", "x baseline", "extra us/event", "correct"
+        "invariant checked",
+        "events",
+        "wall ms",
+        "x baseline",
+        "extra us/event",
+        "correct"
     );
     let runs = std::iter::once(None).chain(args.every.iter().copied().map(Some));
     let mut baseline_ms = None;
@@ -73,7 +79,7 @@ pub fn run(args: &BenchChecksArgs) -> u8 {
         let measured = match measure(&workload, every, args.repeat) {
             Ok(measured) => measured,
             Err(error) => {
-                eprintln!("dist-zero: benchmark run failed: {error}");
+                err!("dist-zero: benchmark run failed: {error}");
                 return EXIT_WRONG;
             }
         };
@@ -87,7 +93,7 @@ pub fn run(args: &BenchChecksArgs) -> u8 {
                 (format!("every {every} events"), format!("{extra_us:.2}"))
             }
         };
-        println!(
+        out!(
             "{label:<22} {:>10} {:>10.1} {:>12.2} {per_event:>14} {:>8}",
             measured.events,
             measured.best_ms,
@@ -98,7 +104,7 @@ pub fn run(args: &BenchChecksArgs) -> u8 {
     if all_correct {
         EXIT_CORRECT
     } else {
-        eprintln!("dist-zero: some benchmark run was not correct");
+        err!("dist-zero: some benchmark run was not correct");
         EXIT_WRONG
     }
 }
