@@ -6,6 +6,9 @@
 //!   trace file it writes is byte-identical to a second replay's, and its trace hash equals that
 //!   of a direct `--seed N --unreliable --json` run.
 //! - `--trace FILE` writes one line per event, the same for the same seed.
+//! - `examples/crash_restart_forgetful.json` (crashes, and nodes that do not persist) fails
+//!   every seed, and a failing seed's replay writes the same trace twice; the same crashes with
+//!   persisting on are exact.
 //! - Every bad fault config exits 2 with one stderr line naming the field: a rate outside [0, 1],
 //!   a `types` regex that does not compile, a machine out of range in a partition group or a
 //!   pause, a machine in two groups, a window that ends before it starts; so does an empty seed
@@ -214,6 +217,44 @@ fn simulated_cli_unreliable_sweep_fails_and_its_replay_commands_reproduce_exactl
         assert_eq!(reliable["correct"], true, "{reliable}");
         assert_ne!(reliable["trace_hash"], direct["trace_hash"]);
     }
+}
+
+#[test]
+fn simulated_cli_crashes_without_persisting_fail_every_seed_and_each_replay_is_byte_identical() {
+    let path = example("crash_restart_forgetful.json");
+    let output = dist_zero(&["run", &path, "--seeds", "0..5", "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = json_of(&output);
+    let failing = report["failing"].as_array().expect("a failing list");
+    assert_eq!(
+        failing.len(),
+        5,
+        "every seed loses what it did not persist: {report}"
+    );
+    let seed = failing[0]["seed"].as_u64().expect("a seed");
+    let replay = failing[0]["replay"].as_str().expect("a replay command");
+    let mut words = replay.split_whitespace();
+    assert_eq!(words.next(), Some(env!("CARGO_BIN_EXE_dist-zero")));
+    let args: Vec<&str> = words.collect();
+    let traces: Vec<Vec<u8>> = ["first", "second"]
+        .iter()
+        .map(|attempt| {
+            let dir = TempDir::new(&format!("forgetful-{seed}-{attempt}"));
+            let output = dist_zero_in(dir.path(), &args);
+            assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+            assert!(stdout(&output).contains("WRONG"));
+            std::fs::read(dir.path().join(format!("seed-{seed}.trace")))
+                .expect("the replay wrote its trace file")
+        })
+        .collect();
+    let text = String::from_utf8_lossy(&traces[0]);
+    assert!(text.contains("fault crash m0") && text.contains("fault restart m0"));
+    assert!(traces[0] == traces[1], "the two replays' traces differ");
+
+    // With persisting on (the same scenario otherwise), every seed is exact.
+    let persisting = example("crash_restart.json");
+    let output = dist_zero(&["run", &persisting, "--seeds", "0..5", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
 
 #[test]
