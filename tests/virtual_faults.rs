@@ -1,4 +1,4 @@
-//! What reality brings to virtual mode: dead containers, garbage on the wire, requests without
+//! What reality brings to virtual mode: dead and paused containers, garbage on the wire, requests without
 //! the run's token, and panics in the middle of a run.
 #![cfg(feature = "docker")]
 
@@ -79,6 +79,46 @@ fn virtual_killed_container_is_reported_as_a_lost_machine() {
     }
     assert!(error.to_string().contains("machine m1 was lost"), "{error}");
     assert!(begun.elapsed() < Duration::from_secs(20));
+    drop(hardware);
+    assert!(virtual_support::leftovers(&run_id).is_empty());
+}
+
+#[test]
+fn virtual_paused_container_is_reported_as_paused_not_as_a_failed_port() {
+    let mut hardware = DockerHardware::start(&virtual_support::config(2)).expect("containers");
+    let run_id = hardware.run_id().to_owned();
+    hardware.run_until(100).expect("healthy at first");
+    let container = virtual_support::leftovers(&run_id)
+        .into_iter()
+        .find(|name| name.ends_with("-m1"))
+        .expect("machine 1's container")
+        .trim_start_matches('/')
+        .to_owned();
+    let paused = container.clone();
+    virtual_support::with_docker(|docker| async move {
+        docker.pause_container(&paused).await.expect("pauses");
+    });
+    let begun = Instant::now();
+    let error = loop {
+        let next = hardware.now_ms() + 50;
+        match hardware.run_until(next) {
+            Ok(()) => assert!(begun.elapsed() < Duration::from_secs(60), "never noticed"),
+            Err(error) => break error,
+        }
+    };
+    let unpaused = container.clone();
+    virtual_support::with_docker(|docker| async move {
+        docker.unpause_container(&unpaused).await.expect("unpauses");
+    });
+    match &error {
+        HardwareError::MachineLost { machine, reason } => {
+            assert_eq!(*machine, MachineId(1));
+            assert!(reason.contains("is paused"), "{reason}");
+            assert!(reason.contains(&container), "names the container: {reason}");
+            assert!(!reason.contains("control port failed"), "{reason}");
+        }
+        other => panic!("expected MachineLost, got {other:?}"),
+    }
     drop(hardware);
     assert!(virtual_support::leftovers(&run_id).is_empty());
 }

@@ -71,7 +71,8 @@ impl Backend for Containers {
     }
 }
 
-/// If the container is not running: what became of it, with the last lines it printed.
+/// If the container is not running: what became of it, with the last lines it printed; or that
+/// it is paused (it runs nothing, so its control port cannot answer).
 async fn dead(docker: &Docker, container: &str) -> Option<String> {
     let state = match docker
         .inspect_container(
@@ -83,6 +84,12 @@ async fn dead(docker: &Docker, container: &str) -> Option<String> {
         Ok(inspected) => inspected.state.unwrap_or_default(),
         Err(error) => return Some(format!("container {container} is gone ({error})")),
     };
+    if state.paused == Some(true) {
+        return Some(format!(
+            "container {container} is paused (`docker pause`): it keeps its memory but runs \
+             nothing, so it cannot answer; `docker unpause {container}` lets it go on"
+        ));
+    }
     if state.running == Some(true) {
         return None;
     }
