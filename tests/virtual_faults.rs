@@ -1,5 +1,5 @@
-//! What reality brings to virtual mode: dead and paused containers, garbage on the wire, requests without
-//! the run's token, and panics in the middle of a run.
+//! What reality brings to virtual mode: dead and paused containers, garbage on the wire,
+//! requests without the run's token, and panics in the middle of a run.
 #![cfg(feature = "docker")]
 
 mod virtual_support;
