@@ -7,10 +7,12 @@
 //! into a [`Schedule`] of the same verbs, which the hardware applies at their times exactly as
 //! it applies a verb a test calls.
 
+mod links;
 mod plan;
 mod rules;
 mod schedule;
 
+pub use links::LinkFaults;
 pub(crate) use plan::Latency;
 pub use plan::{
     Crash, LatencyDistribution, LatencySpec, NetworkConfig, NetworkConfigError, Partition, Pause,

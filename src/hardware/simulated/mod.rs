@@ -1012,11 +1012,11 @@ impl Hardware for SimulatedHardware {
         }
         self.trace.fault(self.now_us, fault);
         match fault {
-            Fault::Partition { cut, groups } => self.network.partition(*cut, groups),
-            Fault::Repair { cut } => self.network.repair(*cut),
-            Fault::Hold { a, b } => self.network.hold(*a, *b),
+            Fault::Partition { cut, groups } => self.network.links().partition(*cut, groups),
+            Fault::Repair { cut } => self.network.links().repair(*cut),
+            Fault::Hold { a, b } => self.network.links().hold(*a, *b),
             Fault::Release { a, b } => {
-                if self.network.release(*a, *b) {
+                if self.network.links().release(*a, *b) {
                     self.release_held(*a, *b)?;
                 }
             }

@@ -6,26 +6,11 @@ use rustc_hash::FxHashMap;
 
 use crate::counters::Counters;
 use crate::faults::{
-    CompiledRule, CutId, FaultRule, Latency, NetworkConfig, NetworkConfigError, RuleKind,
+    CompiledRule, FaultRule, Latency, LinkFaults, NetworkConfig, NetworkConfigError, RuleKind,
     SenderFaults,
 };
 use crate::messages::MachineId;
 use crate::time::{Micros, Millis};
-
-/// A partition in force: each machine's group, if it has one.
-struct Cut {
-    id: CutId,
-    group_of: FxHashMap<MachineId, usize>,
-}
-
-impl Cut {
-    fn separates(&self, a: MachineId, b: MachineId) -> bool {
-        match (self.group_of.get(&a), self.group_of.get(&b)) {
-            (Some(x), Some(y)) => x != y,
-            _ => false,
-        }
-    }
-}
 
 /// Where a transmission ends up: up to two arrival times (two when duplicated).
 pub(super) type Arrivals = [Option<Micros>; 2];
@@ -64,15 +49,6 @@ impl Transit {
     }
 }
 
-/// The key of the link between `a` and `b`, whichever way.
-fn pair(a: MachineId, b: MachineId) -> (MachineId, MachineId) {
-    if a <= b {
-        (a, b)
-    } else {
-        (b, a)
-    }
-}
-
 /// The extra hold-back of a reordered transmission, in milliseconds.
 const REORDER_DELAY_MS: std::ops::RangeInclusive<u64> = 10..=1200;
 
@@ -93,10 +69,8 @@ pub(super) struct Network {
     /// Each machine's faults, by machine index.
     senders: Vec<Option<Box<SenderFaults>>>,
     reorder: Option<CompiledRule>,
-    /// The partitions in force, in the order they were made.
-    cuts: Vec<Cut>,
-    /// Links held (each pair with the lower machine first); looked up only.
-    holds: FxHashMap<(MachineId, MachineId), u32>,
+    /// The partitions and holds in force.
+    links: LinkFaults,
     counters: Counters,
 }
 
@@ -133,47 +107,14 @@ impl Network {
                 .as_ref()
                 .map(|rule| CompiledRule::new("network.reorder", rule))
                 .transpose()?,
-            cuts: Vec::new(),
-            holds: FxHashMap::default(),
+            links: LinkFaults::default(),
             counters: Counters::default(),
         })
     }
 
-    /// Puts partition `id` in force: machines in different `groups` cannot reach each other.
-    pub(super) fn partition(&mut self, id: CutId, groups: &[Vec<MachineId>]) {
-        self.repair(id);
-        let group_of = groups
-            .iter()
-            .enumerate()
-            .flat_map(|(group, members)| members.iter().map(move |m| (*m, group)))
-            .collect();
-        self.cuts.push(Cut { id, group_of });
-    }
-
-    /// Ends partition `id` (nothing if it is not in force).
-    pub(super) fn repair(&mut self, id: CutId) {
-        self.cuts.retain(|cut| cut.id != id);
-    }
-
-    /// Holds the link between `a` and `b` (holds nest).
-    pub(super) fn hold(&mut self, a: MachineId, b: MachineId) {
-        *self.holds.entry(pair(a, b)).or_default() += 1;
-    }
-
-    /// Ends one hold of the link between `a` and `b`; whether the link is free now.
-    pub(super) fn release(&mut self, a: MachineId, b: MachineId) -> bool {
-        let key = pair(a, b);
-        match self.holds.get_mut(&key) {
-            Some(count) if *count > 1 => {
-                *count -= 1;
-                false
-            }
-            Some(_) => {
-                self.holds.remove(&key);
-                true
-            }
-            None => true,
-        }
+    /// The partitions and holds in force, for the fault verbs to change.
+    pub(super) fn links(&mut self) -> &mut LinkFaults {
+        &mut self.links
     }
 
     /// Counts one transmission held.
@@ -183,7 +124,7 @@ impl Network {
 
     /// Whether what `from` sends `to` is held now.
     pub(super) fn is_held(&self, from: MachineId, to: MachineId) -> bool {
-        !self.holds.is_empty() && from != to && self.holds.contains_key(&pair(from, to))
+        self.links.is_held(from, to)
     }
 
     /// Replaces one of the rules (`None` switches it off).
@@ -257,7 +198,7 @@ impl Network {
         if from == to {
             return Transit::carried([Some(now_us), None]);
         }
-        if self.cuts.iter().any(|cut| cut.separates(from, to)) {
+        if self.links.is_cut(from, to) {
             self.counters.partitioned += 1;
             return Transit::lost(Loss::Partition);
         }
@@ -294,7 +235,7 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faults::LatencySpec;
+    use crate::faults::{CutId, LatencySpec};
     use crate::time::MAX_LATENCY;
 
     #[test]
@@ -368,7 +309,7 @@ mod tests {
         let (m0, m1, m2, m3) = (MachineId(0), MachineId(1), MachineId(2), MachineId(3));
         let now = Micros(100_000);
         assert!(network.transmit(now, m0, m1, "x").arrivals[0].is_some());
-        network.partition(CutId(0), &[vec![m0], vec![m1, m2]]);
+        network.links().partition(CutId(0), &[vec![m0], vec![m1, m2]]);
         assert!(
             network.transmit(now, m0, m1, "x").arrivals[0].is_none(),
             "across groups"
@@ -381,8 +322,8 @@ mod tests {
             network.transmit(now, m0, m3, "x").arrivals[0].is_some(),
             "ungrouped"
         );
-        network.partition(CutId(1), &[vec![m2], vec![m3]]);
-        network.repair(CutId(0));
+        network.links().partition(CutId(1), &[vec![m2], vec![m3]]);
+        network.links().repair(CutId(0));
         assert!(
             network.transmit(now, m1, m0, "x").arrivals[0].is_some(),
             "repaired"
@@ -391,7 +332,7 @@ mod tests {
             network.transmit(now, m2, m3, "x").arrivals[0].is_none(),
             "the other cut"
         );
-        network.repair(CutId(1));
+        network.links().repair(CutId(1));
         assert!(network.transmit(now, m2, m3, "x").arrivals[0].is_some());
         assert_eq!(network.counters().partitioned, 2);
     }
@@ -400,12 +341,12 @@ mod tests {
     fn simulated_holds_nest_and_cover_both_directions() {
         let mut network = Network::new(&NetworkConfig::default(), 3, 1).expect("valid");
         let (m0, m1, m2) = (MachineId(0), MachineId(1), MachineId(2));
-        network.hold(m1, m0);
-        network.hold(m0, m1);
+        network.links().hold(m1, m0);
+        network.links().hold(m0, m1);
         assert!(network.is_held(m0, m1) && network.is_held(m1, m0));
         assert!(!network.is_held(m0, m2));
-        assert!(!network.release(m0, m1), "held twice");
-        assert!(network.release(m1, m0));
+        assert!(!network.links().release(m0, m1), "held twice");
+        assert!(network.links().release(m1, m0));
         assert!(!network.is_held(m0, m1));
     }
 
