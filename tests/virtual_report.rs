@@ -83,7 +83,7 @@ fn virtual_report_of_all_faults_has_every_picture_from_every_machine() {
     let html = std::fs::read_to_string(out.join("index.html")).expect("the page");
     assert!(html.contains("virtual mode"));
     assert!(
-        html.contains("does not apply the scenario"),
+        html.contains("not applied in virtual mode: reordering"),
         "the page says what was not applied"
     );
 }

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::faults::FaultKind;
 use crate::hardware::cloud::clean::{CloudCleanOptions, CloudCleaned};
 use crate::hardware::cloud::realizer::{
     Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
@@ -172,6 +173,15 @@ pub fn execute(
         None,
         verdict,
     );
+    // Cloud mode injects drops and duplicates at the sending machine, and applies nothing else
+    // of the plan yet.
+    let mut report = report;
+    report.not_applied = scenario
+        .network
+        .kinds()
+        .into_iter()
+        .filter(|kind| !matches!(kind, FaultKind::Drop | FaultKind::Duplicate))
+        .collect();
     let run_id = hardware.run_id().to_owned();
     hardware.finish()?;
     Ok((report, run_id, startup_ms))

@@ -2,10 +2,12 @@
 //! every machine in its own Docker container. Ctrl-C or SIGTERM stops the run, removes what it
 //! created and exits 130 or 143.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::faults::FaultKind;
 use crate::hardware::docker::{DockerHardware, VirtualConfig, MAX_MACHINES};
 use crate::hardware::{Hardware, HardwareError, Mode};
 use crate::machine::TRACE_FILE;
@@ -16,7 +18,7 @@ use crate::scenario::{
     run_scenario_sampled, Observed, Progress, Report, RunError, Sampler, Scenario, ScenarioError,
 };
 use crate::settings::Settings;
-use crate::terminal::{err, escape, out};
+use crate::terminal::{err, out};
 use crate::time::Millis;
 
 use super::{Failure, ReportArgs, EXIT_CORRECT, EXIT_WRONG};
@@ -33,23 +35,30 @@ pub struct VirtualRun {
     pub startup_ms: f64,
 }
 
-/// The parts of a scenario's network model that a real network cannot follow.
-fn unsupported_faults(scenario: &Scenario) -> Vec<&'static str> {
+/// Puts the scenario's fault windows on `hardware`'s schedule; returns the kinds of fault the
+/// scenario asks for that containers cannot apply: the latency model and reordering (the network
+/// is real), and what the hardware refuses.
+fn schedule_plan(
+    hardware: &mut DockerHardware,
+    scenario: &Scenario,
+) -> Result<Vec<FaultKind>, HardwareError> {
     let network = &scenario.network;
-    let mut ignored = Vec::new();
-    if network.latency_ms != crate::faults::LatencySpec::default() {
-        ignored.push("latency model");
+    let mut not_applied: BTreeSet<FaultKind> = network
+        .kinds()
+        .into_iter()
+        .filter(|kind| matches!(kind, FaultKind::Latency | FaultKind::Reorder))
+        .collect();
+    for timed in network.schedule().verbs() {
+        let at = timed.at.to_micros_saturating();
+        match hardware.schedule(at, timed.fault.clone()) {
+            Ok(()) => {}
+            Err(HardwareError::FaultNotApplied { kind, .. }) => {
+                not_applied.insert(kind);
+            }
+            Err(error) => return Err(error),
+        }
     }
-    if network.reorder.is_some() {
-        ignored.push("reorder rule");
-    }
-    if !network.partitions.is_empty() {
-        ignored.push("partitions");
-    }
-    if !network.pauses.is_empty() {
-        ignored.push("pauses");
-    }
-    ignored
+    Ok(not_applied.into_iter().collect())
 }
 
 /// Refuses a scenario virtual mode cannot run, before anything is created.
@@ -92,16 +101,6 @@ pub fn run(
         Ok(binary) => binary,
         Err(failure) => return failure.report(json),
     };
-    let ignored = unsupported_faults(scenario);
-    let mut notes = Vec::new();
-    if !ignored.is_empty() {
-        let note = format!(
-            "virtual mode does not apply the scenario's {} (the network is real); drops and duplicates are injected at the sending machine",
-            ignored.join(", ")
-        );
-        err!("{}: {}", escape(&super::program_name()), escape(&note));
-        notes.push(note);
-    }
     let progress = !json && std::io::stderr().is_terminal();
     let options = VirtualOptions {
         seed,
@@ -120,6 +119,14 @@ pub fn run(
             super::shell::quote_os_path(path.as_os_str())
         );
         let report = result.as_ref().map(|run| &run.report);
+        let notes = match &report {
+            Ok(report) if !report.not_applied.is_empty() => {
+                let kinds: Vec<String> =
+                    report.not_applied.iter().map(ToString::to_string).collect();
+                vec![format!("not applied in virtual mode: {}", kinds.join(", "))]
+            }
+            _ => Vec::new(),
+        };
         written = see.write(scenario, seed, report, observed, replay, notes);
     }
     match result {
@@ -216,6 +223,13 @@ fn start_and_play(
     let begun = Instant::now();
     let mut hardware = DockerHardware::start(&config)?;
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
+    let not_applied = match schedule_plan(&mut hardware, scenario) {
+        Ok(not_applied) => not_applied,
+        Err(error) => {
+            let _ = hardware.finish();
+            return Err(error.into());
+        }
+    };
     let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
     let sampler = options.observe.then_some(&sampler);
     let start_us = host_now_us();
@@ -226,7 +240,11 @@ fn start_and_play(
         options.progress,
         startup_ms,
         sampler,
-    );
+    )
+    .map(|mut run| {
+        run.report.not_applied = not_applied;
+        run
+    });
     let logs = hardware.logs_dir().to_path_buf();
     // The machines have written out their traces once they have stopped.
     let finished = hardware.finish();

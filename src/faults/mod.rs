@@ -130,6 +130,21 @@ pub enum FaultKind {
     Crash,
 }
 
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FaultKind::Latency => "the latency model",
+            FaultKind::Drop => "drops",
+            FaultKind::Duplicate => "duplicates",
+            FaultKind::Reorder => "reordering",
+            FaultKind::Partition => "partitions",
+            FaultKind::Hold => "holds",
+            FaultKind::Pause => "pauses",
+            FaultKind::Crash => "crashes and restarts",
+        })
+    }
+}
+
 impl Fault {
     /// The kind of fault this verb starts or ends.
     pub fn kind(&self) -> FaultKind {

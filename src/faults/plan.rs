@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 use serde::{Deserialize, Serialize};
 
-use super::{CompiledRule, FaultRule, Schedule};
+use super::{CompiledRule, FaultKind, FaultRule, Schedule};
 use crate::time::{Micros, Millis, MAX_LATENCY};
 
 /// The shape of the latency distribution.
@@ -209,6 +209,26 @@ impl NetworkConfig {
     /// time order.
     pub fn schedule(&self) -> Schedule {
         Schedule::of_plan(self)
+    }
+
+    /// The kinds of fault the plan asks for, in [`FaultKind`]'s order.
+    pub fn kinds(&self) -> Vec<FaultKind> {
+        let asked = [
+            (
+                FaultKind::Latency,
+                self.latency_ms != LatencySpec::default(),
+            ),
+            (FaultKind::Drop, self.drop.is_some()),
+            (FaultKind::Duplicate, self.duplicate.is_some()),
+            (FaultKind::Reorder, self.reorder.is_some()),
+            (FaultKind::Partition, !self.partitions.is_empty()),
+            (FaultKind::Pause, !self.pauses.is_empty()),
+            (FaultKind::Crash, !self.crashes.is_empty()),
+        ];
+        asked
+            .into_iter()
+            .filter_map(|(kind, asked)| asked.then_some(kind))
+            .collect()
     }
 
     /// When the last partition, pause or crash ends (zero if there is none).

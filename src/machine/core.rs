@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::recording::MachineRecorder;
 use crate::counters::Counters;
-use crate::faults::SenderFaults;
+use crate::faults::{CompiledRule, Fault, LinkFaults, RuleKind, SenderFaults};
 use crate::hardware::carrier::{self, Carrier};
 use crate::hardware::queue::{EventQueue, QueueFull};
 use crate::hardware::remote::protocol::{ControlRequest, ControlResponse, TRACE_CHUNK};
@@ -59,6 +59,10 @@ struct Outbox {
     local: VecDeque<Envelope>,
     outbound: Vec<Option<mpsc::UnboundedSender<Envelope>>>,
     faults: SenderFaults,
+    /// The partitions and holds in force, as the runner told every machine.
+    links: LinkFaults,
+    /// What this machine sent on a held link, in order, with the machine it goes to.
+    held: Vec<(MachineId, Envelope)>,
     /// What the loop itself counts: events, envelopes for machines it cannot reach.
     counters: Counters,
     /// The structured trace, if the run asked for it.
@@ -82,6 +86,8 @@ impl Core {
                 local: VecDeque::new(),
                 outbound,
                 faults,
+                links: LinkFaults::default(),
+                held: Vec::new(),
                 counters: Counters::default(),
                 recorder: None,
             },
@@ -244,10 +250,65 @@ impl Core {
                     reason: "this machine records no structured trace".into(),
                 },
             },
+            ControlRequest::Fault { fault } => match self.apply_fault(&fault) {
+                Ok(()) => ControlResponse::FaultApplied,
+                Err(reason) => ControlResponse::Failed { reason },
+            },
             ControlRequest::PingPeer { .. } | ControlRequest::Shutdown => ControlResponse::Failed {
                 reason: "not a request for the event loop".into(),
             },
         }
+    }
+
+    /// Applies a fault verb to this machine's links: what it sends across a partition is lost,
+    /// what it sends on a held link waits for the release, and the drop and duplicate rules
+    /// strike what it sends. The verbs of the machine itself (pause, crash) are the runner's.
+    fn apply_fault(&mut self, fault: &Fault) -> Result<(), String> {
+        let me = self.manager.machine();
+        let links = &mut self.outbox.links;
+        match fault {
+            Fault::Partition { cut, groups } => links.partition(*cut, groups),
+            Fault::Repair { cut } => links.repair(*cut),
+            Fault::Hold { a, b } => links.hold(*a, *b),
+            Fault::Release { a, b } => {
+                let other = if *a == me { *b } else { *a };
+                if links.release(*a, *b) && (*a == me || *b == me) {
+                    let (now, kept) = std::mem::take(&mut self.outbox.held)
+                        .into_iter()
+                        .partition(|(to, _)| *to == other);
+                    self.outbox.held = kept;
+                    for (to, envelope) in now {
+                        // The rules strike it as it leaves now, as they would have then.
+                        let _ = self.outbox.transmit(me, to, envelope);
+                    }
+                }
+            }
+            Fault::Rule { kind, rule } => {
+                let name = match kind {
+                    RuleKind::Drop => "drop",
+                    RuleKind::Duplicate => "duplicate",
+                    RuleKind::Reorder => {
+                        return Err("a machine cannot reorder what the real network carries".into())
+                    }
+                };
+                let compiled = rule
+                    .as_ref()
+                    .map(|rule| CompiledRule::new(name, rule))
+                    .transpose()
+                    .map_err(|error| error.to_string())?;
+                match kind {
+                    RuleKind::Drop => self.outbox.faults.set_drop(compiled),
+                    _ => self.outbox.faults.set_duplicate(compiled),
+                }
+            }
+            Fault::Pause { .. }
+            | Fault::Resume { .. }
+            | Fault::Crash { .. }
+            | Fault::Restart { .. } => {
+                return Err(format!("`{fault}` is for the runner, not for a machine"))
+            }
+        }
+        Ok(())
     }
 
     /// This machine's counters: its own (events, links it could not use, frames refused), its
@@ -284,10 +345,22 @@ impl Carrier for Outbox {
 
     fn transmit(
         &mut self,
-        _from: MachineId,
+        from: MachineId,
         to: MachineId,
         envelope: Envelope,
     ) -> Result<(), QueueFull> {
+        if from != to && self.links.is_cut(from, to) {
+            self.counters.partitioned += 1;
+            if let Some(recorder) = &mut self.recorder {
+                recorder.transmission(to, &envelope, 0);
+            }
+            return Ok(());
+        }
+        if self.links.is_held(from, to) {
+            self.counters.held += 1;
+            self.held.push((to, envelope));
+            return Ok(());
+        }
         match self.outbound.get(to.index()) {
             Some(None) => {
                 if let Some(recorder) = &mut self.recorder {

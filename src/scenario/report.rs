@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::Scenario;
 use crate::app::AnyVerdict;
 use crate::counters::Counters;
+use crate::faults::FaultKind;
 use crate::hardware::Mode;
 use crate::terminal::escape;
 use crate::time::Millis;
@@ -77,6 +78,9 @@ pub struct Report {
     /// What the faults did and what reliable delivery did about them (simulated mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultReport>,
+    /// The kinds of fault the scenario asked for that this mode could not apply (empty when
+    /// every one was applied; always empty in simulated mode).
+    pub not_applied: Vec<FaultKind>,
     /// Whether the system had settled when the run ended: nothing in flight. An output that
     /// differs in a run that has not settled may only be late, not wrong.
     pub settled: bool,
@@ -128,6 +132,7 @@ impl Report {
             undeliverable: counters.undeliverable,
             trace_hash,
             faults: Some(FaultReport::from(&counters)),
+            not_applied: Vec::new(),
             settled: counters.in_flight == 0,
             in_flight: counters.in_flight,
             outcome: verdict.outcome,
@@ -196,6 +201,15 @@ impl fmt::Display for Report {
                 faults.partitioned,
                 faults.retransmitted,
                 faults.duplicates_suppressed
+            )?;
+        }
+        if !self.not_applied.is_empty() {
+            let kinds: Vec<String> = self.not_applied.iter().map(ToString::to_string).collect();
+            writeln!(
+                f,
+                "  not applied in {} mode: {}",
+                self.mode,
+                kinds.join(", ")
             )?;
         }
         if !self.settled {

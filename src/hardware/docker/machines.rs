@@ -29,13 +29,7 @@ impl Containers {
 
     /// Kills machine `machine`'s container.
     pub(crate) async fn kill(&self, machine: MachineId) -> Result<(), HardwareError> {
-        let container = self
-            .names
-            .get(machine.index())
-            .ok_or(HardwareError::NoSuchMachine {
-                machine,
-                machines: self.names.len(),
-            })?;
+        let container = self.known(machine)?;
         let options = KillContainerOptions {
             signal: "SIGKILL".into(),
         };
@@ -43,6 +37,35 @@ impl Containers {
             .kill_container(container, Some(options))
             .await
             .map_err(super::engine::failed("kill a machine container"))
+    }
+}
+
+impl Containers {
+    /// Freezes machine `machine`'s container (`docker pause`): its process keeps its memory and
+    /// runs nothing, as in a long stall; what is sent to it waits in its sockets.
+    pub(crate) async fn pause(&self, machine: MachineId) -> Result<(), HardwareError> {
+        self.docker
+            .pause_container(self.known(machine)?)
+            .await
+            .map_err(super::engine::failed("pause a machine container"))
+    }
+
+    /// Lets machine `machine`'s frozen container go on (`docker unpause`).
+    pub(crate) async fn unpause(&self, machine: MachineId) -> Result<(), HardwareError> {
+        self.docker
+            .unpause_container(self.known(machine)?)
+            .await
+            .map_err(super::engine::failed("unpause a machine container"))
+    }
+
+    fn known(&self, machine: MachineId) -> Result<&str, HardwareError> {
+        self.names
+            .get(machine.index())
+            .map(String::as_str)
+            .ok_or(HardwareError::NoSuchMachine {
+                machine,
+                machines: self.names.len(),
+            })
     }
 }
 

@@ -26,7 +26,6 @@ pub mod stop;
 pub use clean::{clean, CleanOptions, Cleaned, Left};
 pub use resources::MAX_MACHINES;
 
-use crate::faults::FaultRule;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,11 +33,13 @@ use std::time::{Duration, Instant};
 
 use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
+use crate::faults::{Fault, FaultRule, RuleKind};
 use crate::hardware::remote::machines::Machines;
 use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::settings::Settings;
+use crate::time::{Micros, Millis};
 use machines::Containers;
 use resources::{ContainerSpec, Resources};
 use stop::{Stop, Stopper};
@@ -112,6 +113,8 @@ pub struct DockerHardware {
     run_id: String,
     logs_dir: PathBuf,
     started: Instant,
+    /// Fault verbs to apply as time passes, by time (in the order given at one time).
+    scheduled: Vec<(Micros, Fault)>,
 }
 
 impl DockerHardware {
@@ -210,6 +213,7 @@ impl DockerHardware {
             run_id,
             logs_dir,
             started: Instant::now(),
+            scheduled: Vec::new(),
         })
     }
 
@@ -315,6 +319,16 @@ impl Hardware for DockerHardware {
     }
 
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
+        let limit = Millis(at_ms).to_micros_saturating();
+        while self.scheduled.first().is_some_and(|(at, _)| *at <= limit) {
+            let (at, fault) = self.scheduled.remove(0);
+            let due = self.started + Duration::from_micros(at.0);
+            self.stopper.block_on(&self.resources.runtime, async {
+                tokio::time::sleep_until(due.into()).await;
+                Ok(())
+            })?;
+            self.apply(&fault)?;
+        }
         let deadline = self.started + Duration::from_millis(at_ms);
         let machines = &mut self.machines;
         self.stopper.block_on(&self.resources.runtime, async {
@@ -327,6 +341,74 @@ impl Hardware for DockerHardware {
         self.stopper
             .block_on(&self.resources.runtime, self.machines.node_states())
     }
+
+    /// Partitions, holds and the drop and duplicate rules are applied by every machine to what
+    /// it sends (the runner's control connections, on another port, stay up); a pause freezes
+    /// the machine's container (`docker pause`). Crashes and the reorder rule are not applied in
+    /// containers.
+    fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
+        if !virtual_applies(fault) {
+            return Err(HardwareError::FaultNotApplied {
+                kind: fault.kind(),
+                mode: Mode::Virtual,
+            });
+        }
+        for machine in fault.machines() {
+            self.machines.addr(machine)?;
+        }
+        let runtime = &self.resources.runtime;
+        let machines = &mut self.machines;
+        match fault {
+            Fault::Pause { machine } => self.stopper.block_on(runtime, async {
+                if machines.pause(*machine).await? {
+                    machines.backend().pause(*machine).await?;
+                }
+                Ok(())
+            }),
+            Fault::Resume { machine } => {
+                if machines.resume(*machine)? {
+                    self.stopper.block_on(runtime, async {
+                        machines.backend().unpause(*machine).await?;
+                        machines.resumed(*machine).await
+                    })?;
+                }
+                Ok(())
+            }
+            _ => self
+                .stopper
+                .block_on(runtime, machines.apply_to_links(fault)),
+        }
+    }
+
+    /// Keeps `fault` to apply when the run reaches `at_us` (see [`Hardware::run_until`]); a
+    /// verb this mode cannot apply is refused now.
+    fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
+        if !virtual_applies(&fault) {
+            return Err(HardwareError::FaultNotApplied {
+                kind: fault.kind(),
+                mode: Mode::Virtual,
+            });
+        }
+        for machine in fault.machines() {
+            self.machines.addr(machine)?;
+        }
+        let place = self.scheduled.partition_point(|(at, _)| *at <= at_us);
+        self.scheduled.insert(place, (at_us, fault));
+        Ok(())
+    }
+}
+
+/// Whether virtual mode applies `fault` (see [`DockerHardware`]'s `apply`).
+fn virtual_applies(fault: &Fault) -> bool {
+    !matches!(
+        fault,
+        Fault::Crash { .. }
+            | Fault::Restart { .. }
+            | Fault::Rule {
+                kind: RuleKind::Reorder,
+                ..
+            }
+    )
 }
 
 /// Checks a machine count against what virtual mode can run, before anything is created.

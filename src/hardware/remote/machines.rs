@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::client::{ControlClient, ControlError};
 use super::protocol::{ControlRequest, ControlResponse};
 use crate::counters::Counters;
+use crate::faults::Fault;
 use crate::hardware::HardwareError;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
@@ -60,6 +61,21 @@ struct Slot {
     /// Where the runner connects to the machine's control port.
     addr: SocketAddr,
     client: Option<ControlClient>,
+    /// How many pauses the machine is in (its process is frozen while there is one, and the
+    /// runner does not ask it anything).
+    pauses: u32,
+    /// What the machine missed while paused, handed to it in order when it goes on.
+    missed: Vec<Missed>,
+    /// The states of its nodes as it was paused (a frozen machine's nodes do not change).
+    frozen_states: Vec<NodeState>,
+}
+
+/// What a paused machine is given when it goes on.
+enum Missed {
+    /// A link verb.
+    Fault(Fault),
+    /// A message from outside the system.
+    Deliver(NodeHandle, Message),
 }
 
 /// Control connections to every machine of a run.
@@ -82,7 +98,13 @@ impl<B: Backend> Machines<B> {
             token,
             slots: addrs
                 .into_iter()
-                .map(|addr| Slot { addr, client: None })
+                .map(|addr| Slot {
+                    addr,
+                    client: None,
+                    pauses: 0,
+                    missed: Vec::new(),
+                    frozen_states: Vec::new(),
+                })
                 .collect(),
         };
         let deadline = Instant::now() + timeout;
@@ -143,12 +165,18 @@ impl<B: Backend> Machines<B> {
         call_slot(&self.backend, &self.token, machine, slot, request, timeout).await
     }
 
-    /// Starts a node on `machine`.
+    /// Starts a node on `machine` (not while it is paused: the handle is its machine's to give).
     pub(crate) async fn start_node(
         &mut self,
         machine: MachineId,
         config: &NodeConfig,
     ) -> Result<NodeHandle, HardwareError> {
+        if self.slot(machine)?.pauses > 0 {
+            return Err(HardwareError::FaultRefused {
+                fault: format!("start a node on {machine}"),
+                reason: format!("{machine} is paused"),
+            });
+        }
         let request = ControlRequest::StartNode {
             config: config.clone(),
         };
@@ -162,12 +190,18 @@ impl<B: Backend> Machines<B> {
         }
     }
 
-    /// Delivers `message` to `to` from outside the system.
+    /// Delivers `message` to `to` from outside the system (to a paused machine when it goes
+    /// on, as a message waits in a frozen process's socket).
     pub(crate) async fn deliver(
         &mut self,
         to: NodeHandle,
         message: Message,
     ) -> Result<(), HardwareError> {
+        let slot = self.slot(to.machine)?;
+        if slot.pauses > 0 {
+            slot.missed.push(Missed::Deliver(to, message));
+            return Ok(());
+        }
         let request = ControlRequest::Deliver { to: to.id, message };
         match self.call(to.machine, request, B::TIMEOUTS.call).await? {
             ControlResponse::Delivered { .. } => Ok(()),
@@ -175,29 +209,115 @@ impl<B: Backend> Machines<B> {
         }
     }
 
-    /// Every node's state, machine by machine.
+    /// Every node's state, machine by machine (a paused machine's as it was paused).
     pub(crate) async fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
         let mut states = Vec::new();
         for index in 0..self.slots.len() {
             let machine = machine_id(index);
-            match self
-                .call(machine, ControlRequest::NodeStates, B::TIMEOUTS.call)
-                .await?
-            {
-                ControlResponse::NodeStates { nodes } => states.extend(nodes),
-                other => return Err(unexpected(machine, &other)),
+            if self.slots[index].pauses > 0 {
+                states.extend(self.slots[index].frozen_states.iter().cloned());
+                continue;
             }
+            states.extend(self.machine_states(machine).await?);
         }
         Ok(states)
     }
 
-    /// Every machine's counters and node failures, concurrently.
+    /// The state of every node on one machine that is going.
+    async fn machine_states(
+        &mut self,
+        machine: MachineId,
+    ) -> Result<Vec<NodeState>, HardwareError> {
+        match self
+            .call(machine, ControlRequest::NodeStates, B::TIMEOUTS.call)
+            .await?
+        {
+            ControlResponse::NodeStates { nodes } => Ok(nodes),
+            other => Err(unexpected(machine, &other)),
+        }
+    }
+
+    /// Applies a link verb (a partition, a hold, a rule) on every machine: each applies it to
+    /// what it sends. A paused machine gets it when it goes on.
+    pub(crate) async fn apply_to_links(&mut self, fault: &Fault) -> Result<(), HardwareError> {
+        for index in 0..self.slots.len() {
+            let machine = machine_id(index);
+            if self.slots[index].pauses > 0 {
+                self.slots[index].missed.push(Missed::Fault(fault.clone()));
+                continue;
+            }
+            self.tell(machine, fault).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells one machine a link verb.
+    async fn tell(&mut self, machine: MachineId, fault: &Fault) -> Result<(), HardwareError> {
+        let request = ControlRequest::Fault {
+            fault: fault.clone(),
+        };
+        match self.call(machine, request, B::TIMEOUTS.call).await? {
+            ControlResponse::FaultApplied => Ok(()),
+            ControlResponse::Failed { reason } => Err(HardwareError::FaultRefused {
+                fault: fault.to_string(),
+                reason,
+            }),
+            other => Err(unexpected(machine, &other)),
+        }
+    }
+
+    /// Counts one more pause of `machine`; whether its process must be frozen now (its first,
+    /// after which the runner asks it nothing: its nodes' states are read now, for the time it
+    /// is frozen).
+    pub(crate) async fn pause(&mut self, machine: MachineId) -> Result<bool, HardwareError> {
+        if self.slot(machine)?.pauses == 0 {
+            let states = self.machine_states(machine).await?;
+            self.slot(machine)?.frozen_states = states;
+        }
+        let slot = self.slot(machine)?;
+        slot.pauses += 1;
+        Ok(slot.pauses == 1)
+    }
+
+    /// Ends one pause of `machine`; whether its process must go on now (its last).
+    pub(crate) fn resume(&mut self, machine: MachineId) -> Result<bool, HardwareError> {
+        let slot = self.slot(machine)?;
+        let last = slot.pauses == 1;
+        slot.pauses = slot.pauses.saturating_sub(1);
+        Ok(last)
+    }
+
+    /// After `machine`'s process went on: the link verbs and the messages it missed, in order.
+    pub(crate) async fn resumed(&mut self, machine: MachineId) -> Result<(), HardwareError> {
+        let slot = self.slot(machine)?;
+        slot.frozen_states.clear();
+        for missed in std::mem::take(&mut slot.missed) {
+            match missed {
+                Missed::Fault(fault) => self.tell(machine, &fault).await?,
+                Missed::Deliver(to, message) => self.deliver(to, message).await?,
+            }
+        }
+        Ok(())
+    }
+
+    fn slot(&mut self, machine: MachineId) -> Result<&mut Slot, HardwareError> {
+        let machines = self.slots.len();
+        self.slots
+            .get_mut(machine.index())
+            .ok_or(HardwareError::NoSuchMachine { machine, machines })
+    }
+
+    /// Every machine's counters and node failures, concurrently; a paused machine, which
+    /// cannot answer, shows nothing.
     async fn statuses(&mut self) -> Result<Vec<(Counters, Vec<String>)>, HardwareError> {
         let backend = &self.backend;
         let token = &self.token;
         let calls = self.slots.iter_mut().enumerate().map(|(index, slot)| {
             let machine = machine_id(index);
             async move {
+                if slot.pauses > 0 {
+                    return Ok((Counters::default(), Vec::new()));
+                }
                 let request = ControlRequest::Status;
                 match call_slot(backend, token, machine, slot, request, B::TIMEOUTS.status).await? {
                     ControlResponse::Status { counters, failures } => Ok((counters, failures)),

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
+use crate::faults::Fault;
 use crate::manager::{Envelope, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle, NodeId};
 
@@ -82,6 +83,14 @@ pub enum ControlRequest {
         /// Where to start, in bytes; the previous answer's end.
         offset: u64,
     },
+    /// Apply a fault verb to this machine's own links: a partition or its repair, a hold or
+    /// its release, a drop or duplicate rule switched on or off. Every machine of the run is
+    /// told the same verbs, and each applies them to what it sends, so the runner's control
+    /// connections (another port) are never cut.
+    Fault {
+        /// The verb.
+        fault: Fault,
+    },
     /// Stop the machine process.
     Shutdown,
 }
@@ -127,6 +136,8 @@ pub enum ControlResponse {
         /// The times.
         micros: Vec<u64>,
     },
+    /// The fault verb is in force on this machine's links.
+    FaultApplied,
     /// The machine is shutting down.
     ShuttingDown,
     /// The request lacked the run's token; the connection is closed after this.

@@ -309,7 +309,9 @@ mod tests {
         let (m0, m1, m2, m3) = (MachineId(0), MachineId(1), MachineId(2), MachineId(3));
         let now = Micros(100_000);
         assert!(network.transmit(now, m0, m1, "x").arrivals[0].is_some());
-        network.links().partition(CutId(0), &[vec![m0], vec![m1, m2]]);
+        network
+            .links()
+            .partition(CutId(0), &[vec![m0], vec![m1, m2]]);
         assert!(
             network.transmit(now, m0, m1, "x").arrivals[0].is_none(),
             "across groups"

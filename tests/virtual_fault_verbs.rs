@@ -1,0 +1,129 @@
+//! The fault verbs in containers: partitions, holds and rules applied by every machine to what
+//! it sends, pauses as `docker pause`, from a scenario's windows and from a test at any moment;
+//! and what containers cannot apply (crashes, reordering, the latency model) said, not skipped.
+#![cfg(feature = "docker")]
+
+mod virtual_support;
+
+use std::sync::Arc;
+
+use dist_zero::app::Application;
+use dist_zero::apps::sum::{SumApp, SumSection, UserAction, UserSpec};
+use dist_zero::faults::{Fault, FaultKind};
+use dist_zero::hardware::docker::DockerHardware;
+use dist_zero::hardware::HardwareError;
+use dist_zero::messages::MachineId;
+use dist_zero::node::NodeRegistry;
+use dist_zero::system::{Checks, Sim, SystemError};
+use dist_zero::time::Millis;
+use serde_json::Value;
+
+#[test]
+fn virtual_all_faults_cuts_and_pauses_the_containers_and_says_what_it_could_not_apply() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/all_faults.json");
+    let output = virtual_support::dist_zero(&[
+        "run", scenario, "--seed", "3", "--mode", "virtual", "--json",
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{text}\n{stderr}");
+    let report: Value = serde_json::from_str(text.trim_end()).expect("one JSON object");
+    assert_eq!(report["correct"], true, "{report}");
+    assert_eq!(
+        report["not_applied"],
+        serde_json::json!(["reorder"]),
+        "only what a real network decides: {report}"
+    );
+    let partitioned = report["faults"]["partitioned"].as_u64().unwrap_or_default();
+    assert!(
+        partitioned > 0,
+        "the partition cut the containers: {report}"
+    );
+    assert!(virtual_support::leftovers(report["run_id"].as_str().unwrap_or("?")).is_empty());
+}
+
+/// Whether the run's container whose name ends with `suffix` is paused, as Docker says.
+fn paused(run_id: &str, suffix: &str) -> Option<bool> {
+    let name = virtual_support::leftovers(run_id)
+        .into_iter()
+        .find(|name| name.ends_with(suffix))?
+        .trim_start_matches('/')
+        .to_owned();
+    virtual_support::with_docker(|docker| async move {
+        let options = None::<bollard::query_parameters::InspectContainerOptions>;
+        let inspected = docker.inspect_container(&name, options).await.ok()?;
+        inspected.state?.paused
+    })
+}
+
+/// Two users on machines 1 and 2, adding 5 and 7 now and then, on three containers.
+fn sum_section() -> SumSection {
+    let user = |name: &str, machine, amount| UserSpec {
+        name: name.into(),
+        machine,
+        join_ms: Millis(0),
+        actions: (0..4)
+            .map(|i| (Millis(100 + 300 * i), UserAction::Increment { amount }))
+            .collect(),
+    };
+    SumSection {
+        users: vec![user("a", 1, 5), user("b", 2, 7)],
+        persist: true,
+    }
+}
+
+#[test]
+fn virtual_a_test_partitions_holds_and_pauses_containers_at_any_moment_and_the_sum_stays_exact(
+) -> Result<(), SystemError> {
+    let mut hardware = DockerHardware::start(&virtual_support::config(3))?;
+    let run_id = hardware.run_id().to_owned();
+    let mut registry = NodeRegistry::new();
+    SumApp.register(&mut registry);
+    let section = sum_section();
+    {
+        let mut sim = Sim::over(
+            Box::new(&mut hardware),
+            7,
+            Arc::new(registry),
+            Checks::none(),
+            0,
+        );
+        SumApp.play(&section, &mut sim).expect("the users join");
+        sim.run_until(50)?;
+        let cut = sim.partition(&[&[0], &[1, 2]])?; // the sum node, on machine 0, alone
+        sim.run_for(400)?;
+        sim.repair(cut)?;
+        sim.hold(0, 1)?;
+        sim.pause(2)?;
+        assert_eq!(paused(&run_id, "-m2"), Some(true), "docker pause froze it");
+        sim.run_for(300)?; // user a adds at 700 ms: held; user b's machine is frozen
+        sim.resume(2)?;
+        assert_eq!(paused(&run_id, "-m2"), Some(false));
+        sim.release(0, 1)?;
+        // Crashes are not applied in containers: the verb says so rather than doing nothing.
+        match sim.crash(1) {
+            Err(SystemError::Hardware(HardwareError::FaultNotApplied { kind, .. })) => {
+                assert_eq!(kind, FaultKind::Crash)
+            }
+            other => panic!("a crash in a container: {other:?}"),
+        }
+        let crash = Fault::Crash {
+            machine: MachineId(1),
+        };
+        let later = sim.now_ms() + 100;
+        assert!(
+            sim.schedule(later, crash).is_err(),
+            "refused when scheduled, not at its time"
+        );
+        sim.run_until(2_500)?;
+        let states = sim.hardware().node_states()?;
+        let verdict = SumApp.check(&section, &states);
+        assert!(verdict.correct, "{}", verdict.summary);
+    }
+    let counters = hardware.stats()?;
+    assert!(counters.partitioned > 0, "the partition cut: {counters:?}");
+    assert!(counters.held > 0, "the hold held: {counters:?}");
+    drop(hardware);
+    assert!(virtual_support::leftovers(&run_id).is_empty());
+    Ok(())
+}
