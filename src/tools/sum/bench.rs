@@ -135,6 +135,11 @@ pub fn run(args: &BenchArgs) -> u8 {
             measured.correct,
         );
     }
+    exit_status(all_correct)
+}
+
+/// A benchmark's exit status: 0 if every run was correct, else 1, said on stderr.
+pub(super) fn exit_status(all_correct: bool) -> u8 {
     if all_correct {
         EXIT_CORRECT
     } else {

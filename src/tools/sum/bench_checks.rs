@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::app::Application;
 use crate::apps::sum::{OutputLeafNode, SumApp, Workload};
-use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
+use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_WRONG};
 use crate::node::NodeRegistry;
 use crate::scenario::RunError;
 use crate::system::{Builder, States};
@@ -101,12 +101,7 @@ pub fn run(args: &BenchChecksArgs) -> u8 {
             measured.correct,
         );
     }
-    if all_correct {
-        EXIT_CORRECT
-    } else {
-        err!("dist-zero: some benchmark run was not correct");
-        EXIT_WRONG
-    }
+    super::bench::exit_status(all_correct)
 }
 
 /// Plays `workload` through the builder `repeat` times, with the invariant checked after every
