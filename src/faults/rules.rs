@@ -97,8 +97,9 @@ fn regex_problem(error: &regex::Error) -> String {
     last.trim().trim_start_matches("error:").trim().to_owned()
 }
 
-/// Stream numbers of the fault draws start here: above every machine's node stream (machine + 1,
-/// see [`NodeManager::new`](crate::manager::NodeManager::new)), so faults and nodes never share
+/// Stream numbers of the fault draws start here, apart from the simulated network's own stream
+/// (0) of the same generator; nodes draw from generators keyed with the incarnation too (see
+/// [`NodeManager::new`](crate::manager::NodeManager::new)), so faults and nodes never share
 /// draws.
 const FAULT_STREAMS: u64 = 1 << 32;
 
