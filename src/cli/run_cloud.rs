@@ -11,7 +11,7 @@ use crate::hardware::cloud::realizer::{
 };
 use crate::hardware::cloud::{clean, CloudConfig, CloudHardware, TeardownHandle};
 use crate::hardware::{Hardware, HardwareError, Mode, StopSignal};
-use crate::observe::merge::{host_now_us, merge};
+use crate::observe::merge::merge;
 use crate::observe::{read_records, Record};
 use crate::scenario::{
     run_scenario_sampled, Observed, Progress, Report, RunError, Sample, Sampler, Scenario,
@@ -153,7 +153,7 @@ pub fn execute(
     let progress = Progress::new(scenario.run_ms, progress);
     let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
     let sampler = observed.is_some().then_some(&sampler);
-    let start_us = host_now_us();
+    let start_us = hardware.run_start_unix_us();
     let started = Instant::now();
     let verdict = run_scenario_sampled(&mut hardware, scenario, seed, &progress, sampler);
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;

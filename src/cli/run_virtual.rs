@@ -10,7 +10,7 @@ use crate::hardware::docker::{DockerHardware, VirtualConfig, MAX_MACHINES};
 use crate::hardware::{Hardware, HardwareError, Mode};
 use crate::machine::TRACE_FILE;
 use crate::messages::MachineId;
-use crate::observe::merge::{host_now_us, merge};
+use crate::observe::merge::merge;
 use crate::observe::{read_records, Record};
 use crate::scenario::{
     run_scenario_sampled, Observed, Progress, Report, RunError, Sampler, Scenario, ScenarioError,
@@ -218,7 +218,7 @@ fn start_and_play(
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
     let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
     let sampler = options.observe.then_some(&sampler);
-    let start_us = host_now_us();
+    let start_us = hardware.run_start_unix_us();
     let played = play(
         &mut hardware,
         scenario,

@@ -229,7 +229,10 @@ pub struct CloudHardware {
     machines: Option<Machines>,
     instances: Vec<String>,
     run_id: String,
+    /// The run's start on the runner's monotonic clock: time zero of [`Hardware::now_ms`].
     started: Instant,
+    /// The same moment in microseconds since the UNIX epoch: time zero of every machine's clock.
+    run_start_unix_us: u64,
 }
 
 impl CloudHardware {
@@ -307,6 +310,7 @@ impl CloudHardware {
             instances: Vec::new(),
             run_id: run_id.clone(),
             started: Instant::now(),
+            run_start_unix_us: 0,
         };
         let plan = Plan {
             config,
@@ -333,14 +337,22 @@ impl CloudHardware {
             clients, connector, targets, token, timeout,
         ))?;
         tracing::info!(run = %run_id, machines = machines.len(), "cloud system ready");
+        hardware.started = machines.started();
+        hardware.run_start_unix_us = machines.run_start_unix_us();
         hardware.machines = Some(machines);
-        hardware.started = Instant::now();
         Ok(hardware)
     }
 
     /// The run's id (every resource carries it as the `dist-zero.run` tag).
     pub fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// The run's start, time zero of [`Hardware::now_ms`] and of every machine's clock: the
+    /// moment every machine had answered, in microseconds since the UNIX epoch on the runner's
+    /// clock (each instance reads it on its own clock, kept by NTP; see docs/cloud-mode.md).
+    pub fn run_start_unix_us(&self) -> u64 {
+        self.run_start_unix_us
     }
 
     /// The instances, machine by machine.
