@@ -5,6 +5,7 @@
 //!
 //! Nothing is recorded unless a run asks for it: the hardware holds an `Option<Recorder>`.
 
+pub mod gather;
 pub mod merge;
 mod record;
 mod recorder;

@@ -49,6 +49,7 @@ use crate::hardware::remote::tls::RunTls;
 use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+use crate::observe::gather::{MachineTrace, TraceLoss};
 use crate::settings::Settings;
 use aws::{api, eventually, unix_now, ApiError, Clients, HttpWrapper};
 use inventory::Inventory;
@@ -382,8 +383,9 @@ impl CloudHardware {
     }
 
     /// Every machine's structured trace so far, as JSON lines, machine by machine (the run must
-    /// have been started with [`CloudConfig::record`]).
-    pub fn traces(&mut self) -> Result<Vec<String>, HardwareError> {
+    /// have been started with [`CloudConfig::record`]). A machine that cannot give its trace
+    /// (lost, or it refuses) is said so in its entry, and the others are still asked.
+    pub fn traces(&mut self) -> Result<Vec<MachineTrace>, HardwareError> {
         let runtime = &self.runtime;
         let machines = self
             .machines
@@ -393,7 +395,14 @@ impl CloudHardware {
             let mut traces = Vec::new();
             for index in 0..machines.len() {
                 let machine = MachineId(u32::try_from(index).unwrap_or(u32::MAX));
-                traces.push(machines.read_trace(machine).await?);
+                let trace = machines.read_trace(machine).await;
+                traces.push(trace.map(String::into_bytes).map_err(|error| {
+                    let why = match error {
+                        HardwareError::MachineLost { .. } => TraceLoss::Lost,
+                        _ => TraceLoss::Refused,
+                    };
+                    (why, error.to_string())
+                }));
             }
             Ok(traces)
         })
