@@ -21,6 +21,9 @@ use crate::node::TimerId;
 use crate::observe::merge::host_now_us;
 use crate::time::Micros;
 
+/// How far the run's start may be from a machine's wall clock, either way.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How many node failures a machine remembers as text.
 const KEPT_FAILURES: usize = 8;
 
@@ -52,6 +55,13 @@ pub(crate) enum ClockError {
     /// times would jump.
     #[error("the machine has run events on its own clock already")]
     AlreadyRunning,
+    /// The start is more than [`MAX_CLOCK_SKEW`] away from this host's wall clock: one of the
+    /// two clocks is wrong (the runner picks the start just before it sends it).
+    #[error("the run's start, {run_start_unix_us} µs since the UNIX epoch, is more than a day away from this machine's clock")]
+    TooFar {
+        /// The start asked for.
+        run_start_unix_us: u64,
+    },
 }
 
 /// The NodeManager and everything needed to carry out its effects.
@@ -164,7 +174,8 @@ impl Core {
         if !idle {
             return Err(ClockError::AlreadyRunning);
         }
-        self.started = origin(Instant::now(), host_now_us(), run_start_unix_us);
+        self.started = origin(Instant::now(), host_now_us(), run_start_unix_us)
+            .ok_or(ClockError::TooFar { run_start_unix_us })?;
         self.clock_started = true;
         tracing::info!(run_start_unix_us, "the run's clock started");
         Ok(())
@@ -329,13 +340,16 @@ impl Core {
 
 /// The monotonic instant that was `run_start_unix_us` on the wall clock, given that the wall
 /// clock reads `wall_now_us` at `now`; a start in the future (this host's clock is behind the
-/// runner's) is in the future here too, and the clock reads zero until then.
-fn origin(now: Instant, wall_now_us: u64, run_start_unix_us: u64) -> Instant {
-    if wall_now_us >= run_start_unix_us {
-        let since = Duration::from_micros(wall_now_us - run_start_unix_us);
-        now.checked_sub(since).unwrap_or(now)
+/// runner's) is in the future here too, and the clock reads zero until then. `None` if the start
+/// is more than [`MAX_CLOCK_SKEW`] away.
+fn origin(now: Instant, wall_now_us: u64, run_start_unix_us: u64) -> Option<Instant> {
+    let away = Duration::from_micros(wall_now_us.abs_diff(run_start_unix_us));
+    if away > MAX_CLOCK_SKEW {
+        None
+    } else if wall_now_us >= run_start_unix_us {
+        now.checked_sub(away)
     } else {
-        now + Duration::from_micros(run_start_unix_us - wall_now_us)
+        now.checked_add(away)
     }
 }
 
@@ -395,10 +409,20 @@ mod tests {
     #[test]
     fn virtual_the_run_start_becomes_the_instant_it_was_on_the_wall_clock() {
         let now = Instant::now();
-        let past = origin(now, 10_000_000, 9_750_000);
+        let past = origin(now, 10_000_000, 9_750_000).expect("in range");
         assert_eq!(now - past, Duration::from_millis(250));
-        let future = origin(now, 10_000_000, 10_040_000);
+        let future = origin(now, 10_000_000, 10_040_000).expect("in range");
         assert_eq!(future - now, Duration::from_millis(40));
-        assert_eq!(origin(now, 5, 5), now);
+        assert_eq!(origin(now, 5, 5), Some(now));
+    }
+
+    #[test]
+    fn virtual_a_start_more_than_a_day_away_is_refused_not_a_panic() {
+        let now = Instant::now();
+        assert_eq!(origin(now, 10, u64::MAX), None);
+        assert_eq!(origin(now, u64::MAX, 0), None);
+        let day_us = 24 * 60 * 60 * 1_000_000;
+        assert_eq!(origin(now, 2 * day_us, day_us - 1), None);
+        assert!(origin(now, 2 * day_us, day_us).is_some());
     }
 }
