@@ -8,6 +8,7 @@ use regex::Regex;
 
 use super::Failure;
 use crate::app::AnyApplication;
+use crate::observe::gather::unreadable_line;
 use crate::observe::write_records_file;
 use crate::report::{write_report, DiagramFilter, RunPage};
 use crate::scenario::{Observed, Report, RunError, Scenario};
@@ -188,6 +189,10 @@ pub fn page(
             format!("DistZero {}, seed {seed}: the run failed", app.title()),
         ),
     };
+    let mut notes = notes;
+    if result.is_err() {
+        notes.extend(unreadable_line(&observed.unreadable_machines));
+    }
     RunPage {
         title,
         summary,

@@ -12,10 +12,11 @@ use crate::hardware::cloud::realizer::{
 };
 use crate::hardware::cloud::{clean, CloudConfig, CloudHardware, TeardownHandle};
 use crate::hardware::{Hardware, HardwareError, Mode, StopSignal};
-use crate::observe::merge::{host_now_us, merge};
-use crate::observe::{read_records, Record};
+use crate::observe::gather::{gather, TraceLoss, UnreadableMachine};
+use crate::observe::merge::merge;
+use crate::observe::Record;
 use crate::scenario::{
-    run_scenario_sampled, Observed, Progress, Report, RunError, Sample, Sampler, Scenario,
+    run_scenario_sampled, Observed, Progress, Report, RunError, Sampler, Scenario,
 };
 use crate::settings::Settings;
 use crate::terminal::{err, out};
@@ -42,7 +43,7 @@ pub fn run(
         Err(failure) => return failure.report(json),
     };
     let progress = !json && std::io::stderr().is_terminal();
-    let mut observed = see.wanted().then(|| (Vec::new(), Vec::new()));
+    let mut observed = see.wanted().then(Observed::default);
     let result = execute(
         scenario,
         seed,
@@ -52,7 +53,7 @@ pub fn run(
         progress,
         observed.as_mut(),
     );
-    if let Some((records, samples)) = observed {
+    if let Some(observed) = observed {
         let seed = seed.unwrap_or(scenario.seed);
         let replay = format!(
             "{} run {} --mode cloud --seed {seed}",
@@ -60,7 +61,6 @@ pub fn run(
             super::shell::quote_os_path(path.as_os_str())
         );
         let report = result.as_ref().map(|(report, _, _)| report);
-        let observed = Observed { records, samples };
         if let Err(failure) = see.write(scenario, seed, report, observed, replay, Vec::new()) {
             if let Err(error) = &result {
                 report_error(EXIT_WRONG, error);
@@ -114,10 +114,6 @@ fn arm_signals(runtime: &tokio::runtime::Handle, teardown: TeardownHandle) {
     });
 }
 
-/// What an observed cloud run gathers: the machines' records merged by time, and the
-/// application's series.
-pub type CloudObserved = (Vec<Record>, Vec<Sample>);
-
 /// Starts the instances, plays the scenario, gathers the report, removes everything. With
 /// `observed`, every machine records the structured trace and the application's series is
 /// sampled; both are put there (also when the run fails once its machines have started).
@@ -128,7 +124,7 @@ pub fn execute(
     binary: std::path::PathBuf,
     settings: Settings,
     progress: bool,
-    observed: Option<&mut CloudObserved>,
+    observed: Option<&mut Observed>,
 ) -> Result<(Report, String, f64), RunError> {
     scenario.validate()?;
     let seed = seed.unwrap_or(scenario.seed);
@@ -154,12 +150,19 @@ pub fn execute(
     let progress = Progress::new(scenario.run_ms, progress);
     let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
     let sampler = observed.is_some().then_some(&sampler);
-    let start_us = host_now_us();
+    let start_us = hardware.run_start_unix_us();
     let started = Instant::now();
     let verdict = run_scenario_sampled(&mut hardware, scenario, seed, &progress, sampler);
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut unreadable = Vec::new();
     if let (Some(observed), Some(sampler)) = (observed, sampler) {
-        *observed = (merged_trace(&mut hardware, start_us), sampler.samples());
+        let (records, unreadable_machines) = merged_trace(&mut hardware, start_us);
+        unreadable.clone_from(&unreadable_machines);
+        *observed = Observed {
+            records,
+            samples: sampler.samples(),
+            unreadable_machines,
+        };
     }
     let verdict = verdict?;
     let counters = hardware.stats()?;
@@ -175,39 +178,37 @@ pub fn execute(
     );
     // Cloud mode injects drops and duplicates at the sending machine, and applies nothing else
     // of the plan yet.
-    let mut report = report;
-    report.not_applied = scenario
+    let not_applied = scenario
         .network
         .kinds()
         .into_iter()
         .filter(|kind| !matches!(kind, FaultKind::Drop | FaultKind::Duplicate))
         .collect();
+    let report = Report {
+        unreadable_machines: unreadable,
+        not_applied,
+        ..report
+    };
     let run_id = hardware.run_id().to_owned();
     hardware.finish()?;
     Ok((report, run_id, startup_ms))
 }
 
 /// The machines' structured traces, read over their control connections and merged by time with
-/// `start_us` (on the runner's clock) as time zero. A trace that cannot be read is left out,
-/// with a warning.
-fn merged_trace(hardware: &mut CloudHardware, start_us: u64) -> Vec<Record> {
+/// `start_us` (on the runner's clock) as time zero, and the machines whose trace could not be
+/// had (left out, named; the others' records are kept).
+fn merged_trace(
+    hardware: &mut CloudHardware,
+    start_us: u64,
+) -> (Vec<Record>, Vec<UnreadableMachine>) {
     let traces = hardware.traces().unwrap_or_else(|error| {
         tracing::warn!(%error, "the machines' structured traces cannot be read");
-        Vec::new()
+        (0..hardware.machine_count())
+            .map(|_| Err((TraceLoss::Lost, error.to_string())))
+            .collect()
     });
-    let per_machine = traces
-        .iter()
-        .enumerate()
-        .map(|(machine, text)| {
-            read_records(text.as_bytes(), &format!("the trace of m{machine}")).unwrap_or_else(
-                |error| {
-                    tracing::warn!(%error, "a machine's structured trace cannot be read");
-                    Vec::new()
-                },
-            )
-        })
-        .collect();
-    merge(per_machine, start_us)
+    let gathered = gather(traces);
+    (merge(gathered.per_machine, start_us), gathered.unreadable)
 }
 
 /// `dist-zero clean --cloud`: removes and lists what dead runs left in the region.

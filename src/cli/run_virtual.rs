@@ -12,8 +12,9 @@ use crate::hardware::docker::{DockerHardware, VirtualConfig, MAX_MACHINES};
 use crate::hardware::{Hardware, HardwareError, Mode};
 use crate::machine::TRACE_FILE;
 use crate::messages::MachineId;
-use crate::observe::merge::{host_now_us, merge};
-use crate::observe::{read_records, Record};
+use crate::observe::gather::{gather, TraceLoss, UnreadableMachine};
+use crate::observe::merge::merge;
+use crate::observe::Record;
 use crate::scenario::{
     run_scenario_sampled, Observed, Progress, Report, RunError, Sampler, Scenario, ScenarioError,
 };
@@ -141,25 +142,27 @@ pub fn run(
 }
 
 /// The machines' structured traces in `logs` (one directory per machine), merged by time with
-/// `start_us` (on the host's clock) as time zero. A machine whose file is missing or unreadable
-/// is skipped, with a warning.
-fn merged_trace(logs: &Path, machines: u32, start_us: u64) -> Vec<Record> {
-    let per_machine = (0..machines)
+/// `start_us` (on the host's clock) as time zero, and the machines whose file is missing or
+/// malformed (left out, named). A machine killed mid-write keeps every complete record: only
+/// its torn last line is dropped.
+pub fn merged_trace(
+    logs: &Path,
+    machines: u32,
+    start_us: u64,
+) -> (Vec<Record>, Vec<UnreadableMachine>) {
+    let traces = (0..machines)
         .map(|machine| {
             let path = logs.join(MachineId(machine).to_string()).join(TRACE_FILE);
-            let records = std::fs::File::open(&path)
-                .map_err(|error| error.to_string())
-                .and_then(|file| {
-                    read_records(std::io::BufReader::new(file), &path.display().to_string())
-                        .map_err(|error| error.to_string())
-                });
-            records.unwrap_or_else(|error| {
-                tracing::warn!(%error, "a machine's structured trace cannot be read");
-                Vec::new()
+            std::fs::read(&path).map_err(|error| {
+                (
+                    TraceLoss::Unreadable,
+                    format!("{}: {error}", path.display()),
+                )
             })
         })
         .collect();
-    merge(per_machine, start_us)
+    let gathered = gather(traces);
+    (merge(gathered.per_machine, start_us), gathered.unreadable)
 }
 
 /// How to run a scenario in containers.
@@ -232,7 +235,7 @@ fn start_and_play(
     };
     let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
     let sampler = options.observe.then_some(&sampler);
-    let start_us = host_now_us();
+    let start_us = hardware.run_start_unix_us();
     let played = play(
         &mut hardware,
         scenario,
@@ -248,9 +251,21 @@ fn start_and_play(
     let logs = hardware.logs_dir().to_path_buf();
     // The machines have written out their traces once they have stopped.
     let finished = hardware.finish();
-    let observed = sampler.map(|sampler| Observed {
-        records: merged_trace(&logs, scenario.machines, start_us),
-        samples: sampler.samples(),
+    let observed = sampler.map(|sampler| {
+        let (records, unreadable_machines) = merged_trace(&logs, scenario.machines, start_us);
+        Observed {
+            records,
+            samples: sampler.samples(),
+            unreadable_machines,
+        }
+    });
+    let played = played.map(|mut run| {
+        if let Some(observed) = &observed {
+            run.report
+                .unreadable_machines
+                .clone_from(&observed.unreadable_machines);
+        }
+        run
     });
     let result = match (played, finished) {
         (Ok(run), Ok(())) => Ok(run),

@@ -18,7 +18,11 @@ use crate::hardware::remote::protocol::{ControlRequest, ControlResponse, TRACE_C
 use crate::manager::{Effect, Envelope, Handled, NodeFailure, NodeManager};
 use crate::messages::MachineId;
 use crate::node::TimerId;
+use crate::observe::merge::host_now_us;
 use crate::time::Micros;
+
+/// How far the run's start may be from a machine's wall clock, either way.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How many node failures a machine remembers as text.
 const KEPT_FAILURES: usize = 8;
@@ -41,10 +45,34 @@ pub(crate) enum Input {
     },
 }
 
+/// Why a machine refused to start the run's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ClockError {
+    /// The run's clock was started already.
+    #[error("the run's clock was started already")]
+    AlreadyStarted,
+    /// Something ran on the machine's own clock already (a node, a timer, an envelope): its
+    /// times would jump.
+    #[error("the machine has run events on its own clock already")]
+    AlreadyRunning,
+    /// The start is more than [`MAX_CLOCK_SKEW`] away from this host's wall clock: one of the
+    /// two clocks is wrong (the runner picks the start just before it sends it).
+    #[error("the run's start, {run_start_unix_us} µs since the UNIX epoch, is more than a day away from this machine's clock")]
+    TooFar {
+        /// The start asked for.
+        run_start_unix_us: u64,
+    },
+}
+
 /// The NodeManager and everything needed to carry out its effects.
 pub(crate) struct Core {
     manager: NodeManager,
+    /// Time zero of the machine's clock: the run's start once the runner has said when that was
+    /// ([`ControlRequest::StartClock`]), the machine's own start until then. A monotonic instant,
+    /// so that the clock never goes back whatever the wall clock does afterwards.
     started: Instant,
+    /// Whether `started` is the run's start.
+    clock_started: bool,
     outbox: Outbox,
     /// The first few node failures, as text.
     failures: Vec<String>,
@@ -81,6 +109,7 @@ impl Core {
         Core {
             manager,
             started: Instant::now(),
+            clock_started: false,
             outbox: Outbox {
                 timers: EventQueue::new(),
                 local: VecDeque::new(),
@@ -137,6 +166,25 @@ impl Core {
 
     fn now_us(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Makes `run_start_unix_us` (on this host's wall clock) time zero, once, before anything
+    /// has run.
+    fn start_clock(&mut self, run_start_unix_us: u64) -> Result<(), ClockError> {
+        if self.clock_started {
+            return Err(ClockError::AlreadyStarted);
+        }
+        let idle = self.outbox.counters.events == 0
+            && self.outbox.timers.next_at().is_none()
+            && self.manager.node_states().is_empty();
+        if !idle {
+            return Err(ClockError::AlreadyRunning);
+        }
+        self.started = origin(Instant::now(), host_now_us(), run_start_unix_us)
+            .ok_or(ClockError::TooFar { run_start_unix_us })?;
+        self.clock_started = true;
+        tracing::info!(run_start_unix_us, "the run's clock started");
+        Ok(())
     }
 
     fn on_input(&mut self, input: Input) {
@@ -254,6 +302,17 @@ impl Core {
                 Ok(()) => ControlResponse::FaultApplied,
                 Err(reason) => ControlResponse::Failed { reason },
             },
+            ControlRequest::StartClock { run_start_unix_us } => {
+                match self.start_clock(run_start_unix_us) {
+                    Ok(()) => ControlResponse::ClockStarted,
+                    Err(error) => ControlResponse::Failed {
+                        reason: error.to_string(),
+                    },
+                }
+            }
+            ControlRequest::Clock => ControlResponse::Clock {
+                now_us: self.now_us(),
+            },
             ControlRequest::PingPeer { .. } | ControlRequest::Shutdown => ControlResponse::Failed {
                 reason: "not a request for the event loop".into(),
             },
@@ -340,6 +399,21 @@ impl Core {
     }
 }
 
+/// The monotonic instant that was `run_start_unix_us` on the wall clock, given that the wall
+/// clock reads `wall_now_us` at `now`; a start in the future (this host's clock is behind the
+/// runner's) is in the future here too, and the clock reads zero until then. `None` if the start
+/// is more than [`MAX_CLOCK_SKEW`] away.
+fn origin(now: Instant, wall_now_us: u64, run_start_unix_us: u64) -> Option<Instant> {
+    let away = Duration::from_micros(wall_now_us.abs_diff(run_start_unix_us));
+    if away > MAX_CLOCK_SKEW {
+        None
+    } else if wall_now_us >= run_start_unix_us {
+        now.checked_sub(away)
+    } else {
+        now.checked_add(away)
+    }
+}
+
 impl Carrier for Outbox {
     type Error = QueueFull;
 
@@ -398,5 +472,30 @@ impl Carrier for Outbox {
             recorder.timer_set(timer);
         }
         self.timers.push(at_us, timer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_the_run_start_becomes_the_instant_it_was_on_the_wall_clock() {
+        let now = Instant::now();
+        let past = origin(now, 10_000_000, 9_750_000).expect("in range");
+        assert_eq!(now - past, Duration::from_millis(250));
+        let future = origin(now, 10_000_000, 10_040_000).expect("in range");
+        assert_eq!(future - now, Duration::from_millis(40));
+        assert_eq!(origin(now, 5, 5), Some(now));
+    }
+
+    #[test]
+    fn virtual_a_start_more_than_a_day_away_is_refused_not_a_panic() {
+        let now = Instant::now();
+        assert_eq!(origin(now, 10, u64::MAX), None);
+        assert_eq!(origin(now, u64::MAX, 0), None);
+        let day_us = 24 * 60 * 60 * 1_000_000;
+        assert_eq!(origin(now, 2 * day_us, day_us - 1), None);
+        assert!(origin(now, 2 * day_us, day_us).is_some());
     }
 }

@@ -109,13 +109,15 @@ impl MachineRecorder {
             .failure(host_now_us(), self.machine, node, &error, self.current);
     }
 
-    /// Writes out what was recorded since the last call.
+    /// Writes out what was recorded since the last call, and hands it to the operating system:
+    /// a machine killed afterwards (SIGKILL, `docker kill`) keeps those records in its file,
+    /// and one killed during the write leaves at most a torn last line, which the runner drops.
     pub(crate) fn write(&mut self) {
         let records = self.recorder.take();
         if records.is_empty() {
             return;
         }
-        if let Err(error) = write_records(&mut self.out, &records) {
+        if let Err(error) = write_records(&mut self.out, &records).and_then(|()| self.out.flush()) {
             tracing::warn!(%error, "cannot write the structured trace");
         }
     }

@@ -5,11 +5,13 @@
 //!
 //! Nothing is recorded unless a run asks for it: the hardware holds an `Option<Recorder>`.
 
+pub mod gather;
 pub mod merge;
 mod record;
 mod recorder;
 
 pub use record::{
-    read_records, write_records, write_records_file, FaultWindow, Record, RecordError, RecordKind,
+    read_complete_records, read_records, write_records, write_records_file, CompleteRecords,
+    FaultWindow, Record, RecordError, RecordKind, TornLine,
 };
 pub use recorder::{Recorder, TimedWindow, Transmitted, SUMMARY_CHARS};

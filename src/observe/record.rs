@@ -186,9 +186,121 @@ pub fn read_records(input: impl BufRead, path: &str) -> Result<Vec<Record>, Reco
     Ok(records)
 }
 
+/// The records of a trace its writer may have been killed while writing: every complete record,
+/// and the torn last line, if there was one, dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompleteRecords {
+    /// Every record of a whole line, in file order.
+    pub records: Vec<Record>,
+    /// The torn last line that was dropped: its number (from 1) and its length in bytes.
+    pub torn: Option<TornLine>,
+}
+
+/// A last line cut short (no newline, and not a record as it stands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TornLine {
+    /// Its number, from 1.
+    pub line: usize,
+    /// How many bytes of it were written.
+    pub bytes: usize,
+}
+
+/// Reads the records of a JSON-lines trace whose writer may have died mid-write (a machine
+/// killed while it recorded): as [`read_records`], except that a last line without its newline
+/// that is not a record is dropped and said in [`CompleteRecords::torn`]. A bad line anywhere
+/// else is an error, as is a last line with its newline that is not a record.
+pub fn read_complete_records(
+    mut input: impl BufRead,
+    path: &str,
+) -> Result<CompleteRecords, RecordError> {
+    let mut records = Vec::new();
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        let read = input
+            .read_until(b'\n', &mut line)
+            .map_err(|source| RecordError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        if read == 0 {
+            return Ok(CompleteRecords {
+                records,
+                torn: None,
+            });
+        }
+        number += 1;
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice(text) {
+            Ok(record) => records.push(record),
+            Err(_) if line.last() != Some(&b'\n') => {
+                let torn = TornLine {
+                    line: number,
+                    bytes: line.len(),
+                };
+                return Ok(CompleteRecords {
+                    records,
+                    torn: Some(torn),
+                });
+            }
+            Err(source) => {
+                return Err(RecordError::Json {
+                    path: path.to_owned(),
+                    line: number,
+                    source,
+                })
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn virtual_a_torn_last_line_is_dropped_and_every_complete_record_kept() {
+        let records: Vec<Record> = (1..=3)
+            .map(|id| Record::new(id, id * 10, RecordKind::Send, 1))
+            .collect();
+        let mut out = Vec::new();
+        write_records(&mut out, &records).expect("written");
+        let whole = out.clone();
+        let mut torn = whole.clone();
+        let mut last = Vec::new();
+        write_records(&mut last, &[Record::new(4, 40, RecordKind::Deliver, 1)]).expect("written");
+        torn.extend_from_slice(&last[..last.len() / 2]);
+
+        let read = read_complete_records(torn.as_slice(), "trace").expect("complete records");
+        assert_eq!(read.records, records);
+        let cut = read.torn.expect("the torn line is said");
+        assert_eq!((cut.line, cut.bytes), (4, last.len() / 2));
+        assert!(
+            read_records(torn.as_slice(), "trace").is_err(),
+            "the strict reader refuses the file"
+        );
+
+        let read = read_complete_records(whole.as_slice(), "trace").expect("whole file");
+        assert_eq!((read.records, read.torn), (records.clone(), None));
+        // A whole record that lacks only its newline is kept.
+        let unterminated = &whole[..whole.len() - 1];
+        let read = read_complete_records(unterminated, "trace").expect("read");
+        assert_eq!((read.records, read.torn), (records, None));
+    }
+
+    #[test]
+    fn virtual_a_bad_line_before_the_last_is_still_an_error() {
+        let mut text = b"{not a record}\n".to_vec();
+        write_records(&mut text, &[Record::new(1, 10, RecordKind::Send, 0)]).expect("written");
+        let error = read_complete_records(text.as_slice(), "trace").expect_err("corrupt");
+        assert!(error.to_string().contains("line 1"), "{error}");
+        let error = read_complete_records(&b"{not a record}\n"[..], "trace").expect_err("bad");
+        assert!(error.to_string().contains("line 1"), "{error}");
+    }
 
     #[test]
     fn simulated_records_survive_a_round_trip_through_json_lines() {

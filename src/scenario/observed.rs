@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::app::{AnyApplication, AnySection};
 use crate::manager::NodeState;
+use crate::observe::gather::UnreadableMachine;
 use crate::observe::Record;
 use crate::time::Millis;
 
@@ -26,6 +27,9 @@ pub struct Observed {
     pub records: Vec<Record>,
     /// The application's series, sampled between the runner's steps and at the end.
     pub samples: Vec<Sample>,
+    /// The machines whose records are missing from `records` (real runs: a machine whose trace
+    /// could not be read); the other machines' records are there.
+    pub unreadable_machines: Vec<UnreadableMachine>,
 }
 
 /// How many samples a run keeps at most, spread over its length (and one at its end).

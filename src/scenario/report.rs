@@ -11,6 +11,7 @@ use crate::app::AnyVerdict;
 use crate::counters::Counters;
 use crate::faults::FaultKind;
 use crate::hardware::Mode;
+use crate::observe::gather::{unreadable_line, UnreadableMachine};
 use crate::terminal::escape;
 use crate::time::Millis;
 
@@ -100,6 +101,10 @@ pub struct Report {
     /// The application's lines of the readable summary.
     #[serde(skip)]
     pub lines: Vec<String>,
+    /// The machines whose structured trace could not be read (a run observed in virtual or cloud
+    /// mode), so that the run's merged trace lacks their records; empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_machines: Vec<UnreadableMachine>,
 }
 
 impl Report {
@@ -139,6 +144,7 @@ impl Report {
             correct: verdict.correct,
             summary: verdict.summary,
             lines: verdict.lines,
+            unreadable_machines: Vec::new(),
         }
     }
 
@@ -226,6 +232,9 @@ impl fmt::Display for Report {
         }
         for line in &self.lines {
             writeln!(f, "  {}", escape(line))?;
+        }
+        if let Some(line) = unreadable_line(&self.unreadable_machines) {
+            writeln!(f, "  {}", escape(&line))?;
         }
         if self.correct {
             write!(f, "correct: {}", escape(&self.summary))

@@ -251,6 +251,7 @@ pub fn simulate_traced(scenario: &Scenario, options: &RunOptions) -> TracedRun {
     let observed = sampler.map(|sampler| Observed {
         records: hardware.take_records(),
         samples: sampler.samples(),
+        unreadable_machines: Vec::new(),
     });
     TracedRun {
         result,

@@ -49,6 +49,7 @@ use crate::hardware::remote::tls::RunTls;
 use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+use crate::observe::gather::{MachineTrace, TraceLoss};
 use crate::settings::Settings;
 use aws::{api, eventually, unix_now, ApiError, Clients, HttpWrapper};
 use inventory::Inventory;
@@ -229,7 +230,10 @@ pub struct CloudHardware {
     machines: Option<Machines>,
     instances: Vec<String>,
     run_id: String,
+    /// The run's start on the runner's monotonic clock: time zero of [`Hardware::now_ms`].
     started: Instant,
+    /// The same moment in microseconds since the UNIX epoch: time zero of every machine's clock.
+    run_start_unix_us: u64,
 }
 
 impl CloudHardware {
@@ -307,6 +311,7 @@ impl CloudHardware {
             instances: Vec::new(),
             run_id: run_id.clone(),
             started: Instant::now(),
+            run_start_unix_us: 0,
         };
         let plan = Plan {
             config,
@@ -333,14 +338,22 @@ impl CloudHardware {
             clients, connector, targets, token, timeout,
         ))?;
         tracing::info!(run = %run_id, machines = machines.len(), "cloud system ready");
+        hardware.started = machines.started();
+        hardware.run_start_unix_us = machines.run_start_unix_us();
         hardware.machines = Some(machines);
-        hardware.started = Instant::now();
         Ok(hardware)
     }
 
     /// The run's id (every resource carries it as the `dist-zero.run` tag).
     pub fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// The run's start, time zero of [`Hardware::now_ms`] and of every machine's clock: the
+    /// moment every machine had answered, in microseconds since the UNIX epoch on the runner's
+    /// clock (each instance reads it on its own clock, kept by NTP; see docs/cloud-mode.md).
+    pub fn run_start_unix_us(&self) -> u64 {
+        self.run_start_unix_us
     }
 
     /// The instances, machine by machine.
@@ -370,8 +383,9 @@ impl CloudHardware {
     }
 
     /// Every machine's structured trace so far, as JSON lines, machine by machine (the run must
-    /// have been started with [`CloudConfig::record`]).
-    pub fn traces(&mut self) -> Result<Vec<String>, HardwareError> {
+    /// have been started with [`CloudConfig::record`]). A machine that cannot give its trace
+    /// (lost, or it refuses) is said so in its entry, and the others are still asked.
+    pub fn traces(&mut self) -> Result<Vec<MachineTrace>, HardwareError> {
         let runtime = &self.runtime;
         let machines = self
             .machines
@@ -381,7 +395,14 @@ impl CloudHardware {
             let mut traces = Vec::new();
             for index in 0..machines.len() {
                 let machine = MachineId(u32::try_from(index).unwrap_or(u32::MAX));
-                traces.push(machines.read_trace(machine).await?);
+                let trace = machines.read_trace(machine).await;
+                traces.push(trace.map(String::into_bytes).map_err(|error| {
+                    let why = match error {
+                        HardwareError::MachineLost { .. } => TraceLoss::Lost,
+                        _ => TraceLoss::Refused,
+                    };
+                    (why, error.to_string())
+                }));
             }
             Ok(traces)
         })

@@ -206,13 +206,14 @@ impl DockerHardware {
             Machines::connect(containers, controls, token, config.ready_timeout),
         )?;
         tracing::info!(run = %run_id, machines = config.machines, "virtual system ready");
+        let started = machines.started();
         Ok(DockerHardware {
             machines,
             resources,
             stopper,
             run_id,
             logs_dir,
-            started: Instant::now(),
+            started,
             scheduled: Vec::new(),
         })
     }
@@ -220,6 +221,20 @@ impl DockerHardware {
     /// The run's id (its containers and network carry it as a label).
     pub fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// The run's start, time zero of [`Hardware::now_ms`] and of every machine's clock: the
+    /// moment every machine had answered, in microseconds since the UNIX epoch on this host's
+    /// clock (which the containers share).
+    pub fn run_start_unix_us(&self) -> u64 {
+        self.machines.run_start_unix_us()
+    }
+
+    /// Machine `machine`'s own reading of the run's clock now, in microseconds since the run's
+    /// start (what its nodes read, in milliseconds, as `now_ms`).
+    pub fn machine_now_us(&mut self, machine: MachineId) -> Result<u64, HardwareError> {
+        self.stopper
+            .block_on(&self.resources.runtime, self.machines.clock(machine))
     }
 
     /// The host directory holding one log directory per machine.

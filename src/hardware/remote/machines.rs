@@ -18,6 +18,7 @@ use crate::faults::Fault;
 use crate::hardware::HardwareError;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+use crate::observe::merge::host_now_us;
 
 /// How long each kind of control call may take, and how to wait for machines to come up.
 #[derive(Debug, Clone, Copy)]
@@ -83,10 +84,17 @@ pub(crate) struct Machines<B> {
     backend: B,
     token: String,
     slots: Vec<Slot>,
+    /// The run's start: microseconds since the UNIX epoch on the runner's wall clock, time zero
+    /// of every machine's clock.
+    run_start_unix_us: u64,
+    /// The same moment on the runner's monotonic clock.
+    started: std::time::Instant,
 }
 
 impl<B: Backend> Machines<B> {
-    /// Waits until every machine (reached at `addrs[i]`) answers a status request.
+    /// Waits until every machine (reached at `addrs[i]`) answers a status request, then starts
+    /// the run's clock: the run starts now, and every machine is told so
+    /// ([`ControlRequest::StartClock`]).
     pub(crate) async fn connect(
         backend: B,
         addrs: Vec<SocketAddr>,
@@ -106,6 +114,8 @@ impl<B: Backend> Machines<B> {
                     frozen_states: Vec::new(),
                 })
                 .collect(),
+            run_start_unix_us: 0,
+            started: std::time::Instant::now(),
         };
         let deadline = Instant::now() + timeout;
         let waits = machines.slots.iter().enumerate().map(|(index, slot)| {
@@ -121,7 +131,52 @@ impl<B: Backend> Machines<B> {
         for (slot, client) in machines.slots.iter_mut().zip(ready) {
             slot.client = Some(client?);
         }
+        machines.start_clock().await?;
         Ok(machines)
+    }
+
+    /// Picks the run's start (now) and gives it to every machine, concurrently.
+    async fn start_clock(&mut self) -> Result<(), HardwareError> {
+        self.started = std::time::Instant::now();
+        self.run_start_unix_us = host_now_us();
+        let run_start_unix_us = self.run_start_unix_us;
+        let backend = &self.backend;
+        let token = &self.token;
+        let calls = self.slots.iter_mut().enumerate().map(|(index, slot)| {
+            let machine = machine_id(index);
+            async move {
+                let request = ControlRequest::StartClock { run_start_unix_us };
+                match call_slot(backend, token, machine, slot, request, B::TIMEOUTS.call).await? {
+                    ControlResponse::ClockStarted => Ok(()),
+                    other => Err(unexpected(machine, &other)),
+                }
+            }
+        });
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// The run's start, in microseconds since the UNIX epoch on the runner's wall clock.
+    pub(crate) fn run_start_unix_us(&self) -> u64 {
+        self.run_start_unix_us
+    }
+
+    /// The run's start on the runner's monotonic clock.
+    pub(crate) fn started(&self) -> std::time::Instant {
+        self.started
+    }
+
+    /// Machine `machine`'s time now, in microseconds since the run's start, as it reads it.
+    pub(crate) async fn clock(&mut self, machine: MachineId) -> Result<u64, HardwareError> {
+        match self
+            .call(machine, ControlRequest::Clock, B::TIMEOUTS.call)
+            .await?
+        {
+            ControlResponse::Clock { now_us } => Ok(now_us),
+            other => Err(unexpected(machine, &other)),
+        }
     }
 
     /// The back-end.

@@ -91,6 +91,17 @@ pub enum ControlRequest {
         /// The verb.
         fault: Fault,
     },
+    /// Start the run's clock: from now on the machine's time (what its nodes read as `now_ms`,
+    /// what its timers count in) is the time since `run_start_unix_us`, microseconds since the
+    /// UNIX epoch on the machine's wall clock, which the runner picks once for every machine of
+    /// the run (answered with [`ControlResponse::ClockStarted`]). Accepted once, before anything
+    /// has run on the machine.
+    StartClock {
+        /// The run's start, in microseconds since the UNIX epoch.
+        run_start_unix_us: u64,
+    },
+    /// The machine's time now, on the run's clock (answered with [`ControlResponse::Clock`]).
+    Clock,
     /// Stop the machine process.
     Shutdown,
 }
@@ -138,6 +149,14 @@ pub enum ControlResponse {
     },
     /// The fault verb is in force on this machine's links.
     FaultApplied,
+    /// The machine's clock now counts from the run's start.
+    ClockStarted,
+    /// The machine's time when it answered.
+    Clock {
+        /// Microseconds since the run's start (what its nodes read, in milliseconds, as
+        /// `now_ms`).
+        now_us: u64,
+    },
     /// The machine is shutting down.
     ShuttingDown,
     /// The request lacked the run's token; the connection is closed after this.
