@@ -1,6 +1,7 @@
 //! The fault verbs in containers: partitions, holds and rules applied by every machine to what
-//! it sends, pauses as `docker pause`, from a scenario's windows and from a test at any moment;
-//! and what containers cannot apply (crashes, reordering, the latency model) said, not skipped.
+//! it sends, pauses as `docker pause`, crashes as `docker kill` and restarts as `docker start`
+//! from the machine's disk, from a scenario's windows and from a test at any moment; and what
+//! containers cannot apply (reordering, the latency model) said, not skipped.
 #![cfg(feature = "docker")]
 
 mod virtual_support;
@@ -9,10 +10,9 @@ use std::sync::Arc;
 
 use dist_zero::app::Application;
 use dist_zero::apps::sum::{SumApp, SumSection, UserAction, UserSpec};
-use dist_zero::faults::{Fault, FaultKind};
+use dist_zero::faults::{Fault, FaultKind, RuleKind};
 use dist_zero::hardware::docker::DockerHardware;
 use dist_zero::hardware::HardwareError;
-use dist_zero::messages::MachineId;
 use dist_zero::node::NodeRegistry;
 use dist_zero::system::{Checks, Sim, SystemError};
 use dist_zero::time::Millis;
@@ -72,6 +72,55 @@ fn sum_section() -> SumSection {
     }
 }
 
+/// Runs `examples/<name>` in containers and returns its JSON report and its logs directory.
+fn virtual_run(name: &str) -> (Value, std::path::PathBuf) {
+    let scenario = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    let output = virtual_support::dist_zero(&["run", &scenario, "--mode", "virtual", "--json"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(text.trim_end()).unwrap_or_else(|error| {
+        panic!(
+            "{error}: {text}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(virtual_support::leftovers(report["run_id"].as_str().unwrap_or("?")).is_empty());
+    let logs = std::path::PathBuf::from(report["logs"].as_str().unwrap_or_default());
+    (report, logs)
+}
+
+/// The incarnation machine `machine`'s disk says it last booted as.
+fn incarnation(logs: &std::path::Path, machine: u32) -> u64 {
+    let disk = std::fs::read(logs.join(format!("m{machine}")).join("disk.json")).expect("a disk");
+    let disk: Value = serde_json::from_slice(&disk).expect("JSON");
+    disk["incarnation"].as_u64().expect("an incarnation")
+}
+
+#[test]
+fn virtual_crash_restart_kills_and_restarts_containers_and_every_total_stays_exact() {
+    let (report, logs) = virtual_run("crash_restart.json");
+    assert_eq!(report["correct"], true, "{report}");
+    assert_eq!(
+        report["not_applied"],
+        serde_json::json!(["reorder"]),
+        "{report}"
+    );
+    assert_eq!(
+        incarnation(&logs, 0),
+        1,
+        "machine 0 booted again from its disk"
+    );
+    assert_eq!(incarnation(&logs, 1), 0, "machine 1 never crashed");
+    assert_eq!(
+        incarnation(&logs, 2),
+        1,
+        "machine 2 booted again from its disk"
+    );
+
+    // The same crashes with nodes that do not persist: what they held is gone.
+    let (forgetful, _) = virtual_run("crash_restart_forgetful.json");
+    assert_eq!(forgetful["correct"], false, "{forgetful}");
+}
+
 #[test]
 fn virtual_a_test_partitions_holds_and_pauses_containers_at_any_moment_and_the_sum_stays_exact(
 ) -> Result<(), SystemError> {
@@ -100,21 +149,25 @@ fn virtual_a_test_partitions_holds_and_pauses_containers_at_any_moment_and_the_s
         sim.resume(2)?;
         assert_eq!(paused(&run_id, "-m2"), Some(false));
         sim.release(0, 1)?;
-        // Crashes are not applied in containers: the verb says so rather than doing nothing.
-        match sim.crash(1) {
-            Err(SystemError::Hardware(HardwareError::FaultNotApplied { kind, .. })) => {
-                assert_eq!(kind, FaultKind::Crash)
-            }
-            other => panic!("a crash in a container: {other:?}"),
-        }
-        let crash = Fault::Crash {
-            machine: MachineId(1),
+        // A crash kills the container; the restart boots it from its disk, and the sum node's
+        // machine comes back with every total it had persisted.
+        sim.crash(0)?;
+        sim.run_for(300)?;
+        sim.restart(0)?;
+        // Reordering is not applied in containers: the verb says so rather than doing nothing,
+        // and a scheduled one is refused when it is scheduled, not at its time.
+        let reorder = Fault::Rule {
+            kind: RuleKind::Reorder,
+            rule: None,
         };
+        match sim.apply(&reorder) {
+            Err(SystemError::Hardware(HardwareError::FaultNotApplied { kind, .. })) => {
+                assert_eq!(kind, FaultKind::Reorder)
+            }
+            other => panic!("reordering in containers: {other:?}"),
+        }
         let later = sim.now_ms() + 100;
-        assert!(
-            sim.schedule(later, crash).is_err(),
-            "refused when scheduled, not at its time"
-        );
+        assert!(sim.schedule(later, reorder).is_err());
         sim.run_until(2_500)?;
         let states = sim.hardware().node_states()?;
         let verdict = SumApp.check(&section, &states);

@@ -2,6 +2,7 @@
 //! exactly as the simulator drives it with virtual time — envelopes in, effects out.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,7 @@ pub(crate) enum Input {
 
 /// Why a machine refused to start the run's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ClockError {
+pub enum ClockError {
     /// The run's clock was started already.
     #[error("the run's clock was started already")]
     AlreadyStarted,
@@ -78,6 +79,20 @@ pub(crate) struct Core {
     failures: Vec<String>,
     bad_frames: Arc<AtomicU64>,
     scratch: Vec<Effect>,
+    /// Where the machine's disk lives (its image and the run's start), if it keeps one.
+    state_dir: Option<PathBuf>,
+}
+
+/// The machine's disk image in its state directory: what survives a kill of its process.
+pub(crate) const DISK_FILE: &str = "disk.json";
+/// The run's start in the machine's state directory, for the clock of a machine that rebooted.
+pub(crate) const CLOCK_FILE: &str = "clock.json";
+
+/// The run's start, as a rebooted machine reads it back.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RunStart {
+    /// Microseconds since the UNIX epoch.
+    pub(crate) run_start_unix_us: u64,
 }
 
 /// Where the machine's effects go: envelopes to this machine's own queue or, through the
@@ -123,6 +138,40 @@ impl Core {
             failures: Vec::new(),
             bad_frames,
             scratch: Vec::new(),
+            state_dir: None,
+        }
+    }
+
+    /// Keeps the machine's disk in `dir`: its image ([`DISK_FILE`]) is written before anything
+    /// an event made leaves the machine, and the run's start ([`CLOCK_FILE`]) when the clock
+    /// starts, so that a process killed and started again boots from them.
+    pub(crate) fn keep_disk(&mut self, dir: PathBuf) {
+        self.state_dir = Some(dir);
+    }
+
+    /// Goes on with the run's clock from `run_start_unix_us` (a machine that rebooted from its
+    /// disk), and carries out what its restart asked for: its nodes' timers, the spawns and
+    /// terminations it sends again, and the word to every peer that it rebooted.
+    pub(crate) fn resume(&mut self, run_start_unix_us: u64) -> Result<(), ClockError> {
+        self.started = origin(Instant::now(), host_now_us(), run_start_unix_us)
+            .ok_or(ClockError::TooFar { run_start_unix_us })?;
+        self.clock_started = true;
+        self.carry_effects();
+        Ok(())
+    }
+
+    /// Writes the machine's disk image, atomically (a file renamed into place): a kill leaves
+    /// the last whole image.
+    fn save_disk(&self) {
+        let Some(dir) = &self.state_dir else { return };
+        let write = || -> std::io::Result<()> {
+            let image = serde_json::to_vec(&self.manager.disk()).map_err(std::io::Error::other)?;
+            let fresh = dir.join(format!("{DISK_FILE}.new"));
+            std::fs::write(&fresh, image)?;
+            std::fs::rename(&fresh, dir.join(DISK_FILE))
+        };
+        if let Err(error) = write() {
+            tracing::error!(%error, "cannot write the machine's disk image");
         }
     }
 
@@ -183,6 +232,15 @@ impl Core {
         self.started = origin(Instant::now(), host_now_us(), run_start_unix_us)
             .ok_or(ClockError::TooFar { run_start_unix_us })?;
         self.clock_started = true;
+        if let Some(dir) = &self.state_dir {
+            let start = RunStart { run_start_unix_us };
+            let written = serde_json::to_vec(&start)
+                .map_err(std::io::Error::other)
+                .and_then(|json| std::fs::write(dir.join(CLOCK_FILE), json));
+            if let Err(error) = written {
+                tracing::error!(%error, "cannot write the run's start to the machine's disk");
+            }
+        }
         tracing::info!(run_start_unix_us, "the run's clock started");
         Ok(())
     }
@@ -391,6 +449,8 @@ impl Core {
     }
 
     fn carry_effects(&mut self) {
+        // On disk before anything it led to leaves the machine.
+        self.save_disk();
         if let Err(full) =
             carrier::carry_effects(&mut self.manager, &mut self.scratch, &mut self.outbox)
         {

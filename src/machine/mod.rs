@@ -16,9 +16,11 @@ mod recording;
 #[cfg(feature = "cloud")]
 pub mod tls;
 
+pub use core::ClockError;
 pub use recording::TRACE_FILE;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -27,9 +29,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::faults::SenderFaults;
 use crate::hardware::remote::{MachineConfig, MachineConfigError};
-use crate::manager::NodeManager;
+use crate::manager::{Disk, NodeManager};
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
+use crate::observe::merge::host_now_us;
 use control::ControlContext;
 use peers::Identity;
 
@@ -51,6 +54,21 @@ pub enum MachineError {
         #[source]
         source: std::io::Error,
     },
+    /// The machine's disk (from before a kill of its process) cannot be read.
+    #[error("cannot read the machine's disk {path}: {source}")]
+    Disk {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A node could not recover from the machine's disk.
+    #[error("booting again from the machine's disk: {0}")]
+    Recover(#[source] Box<crate::manager::NodeFailure>),
+    /// The run's clock cannot be resumed from the machine's disk.
+    #[error("booting again from the machine's disk: {0}")]
+    Clock(#[source] ClockError),
     /// The run's TLS material cannot be used.
     #[cfg(feature = "cloud")]
     #[error("cannot set up TLS: {0}")]
@@ -120,8 +138,30 @@ async fn serve_on(
             (to != config.machine).then(|| peers::link(identity.clone(), to, *addr))
         })
         .collect();
-    let mut manager = NodeManager::new(config.machine, registry, config.seed);
-    manager.set_reliable(config.reliable);
+    let (manager, rebooted) = match read_disk(&config.log_dir)? {
+        Some((disk, start)) => {
+            let now_us = host_now_us().saturating_sub(start.run_start_unix_us);
+            tracing::info!(
+                incarnation = disk.incarnation() + 1,
+                "booting again from the machine's disk"
+            );
+            let manager = NodeManager::restart(
+                config.machine,
+                registry,
+                config.seed,
+                config.reliable,
+                disk,
+                now_us,
+            )
+            .map_err(|failure| MachineError::Recover(Box::new(failure)))?;
+            (manager, Some(start))
+        }
+        None => {
+            let mut manager = NodeManager::new(config.machine, registry, config.seed);
+            manager.set_reliable(config.reliable);
+            (manager, None)
+        }
+    };
     let faults = SenderFaults::new(
         config.drop.as_ref(),
         config.duplicate.as_ref(),
@@ -130,13 +170,22 @@ async fn serve_on(
     )
     .map_err(|e| MachineError::Config(MachineConfigError::Invalid(e.to_string())))?;
     let mut core = core::Core::new(manager, outbound, Arc::clone(&bad_frames), faults);
+    core.keep_disk(config.log_dir.clone());
     if config.record {
-        let recorder = recording::MachineRecorder::create(config.machine, &config.log_dir)
-            .map_err(|source| MachineError::Io {
-                what: format!("write the structured trace in {}", config.log_dir.display()),
-                source,
-            })?;
+        let recorder = if rebooted.is_some() {
+            recording::MachineRecorder::resume(config.machine, &config.log_dir)
+        } else {
+            recording::MachineRecorder::create(config.machine, &config.log_dir)
+        };
+        let recorder = recorder.map_err(|source| MachineError::Io {
+            what: format!("write the structured trace in {}", config.log_dir.display()),
+            source,
+        })?;
         core.record(recorder);
+    }
+    if let Some(start) = rebooted {
+        core.resume(start.run_start_unix_us)
+            .map_err(MachineError::Clock)?;
     }
 
     tokio::spawn(peers::serve(
@@ -168,6 +217,33 @@ async fn serve_on(
     core.run(input_queue, shutdown_watch).await;
     tracing::info!(machine = %config.machine, "machine stopped");
     Ok(())
+}
+
+/// The machine's disk and the run's start, if its process ran before in `dir` (it was killed and
+/// started again): what it boots from. A disk without the run's start is from a machine whose
+/// clock never started, so it starts afresh.
+fn read_disk(dir: &Path) -> Result<Option<(Disk, core::RunStart)>, MachineError> {
+    let read = |name: &str| -> Result<Option<Vec<u8>>, MachineError> {
+        let path = dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(MachineError::Disk {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    };
+    let (Some(disk), Some(start)) = (read(core::DISK_FILE)?, read(core::CLOCK_FILE)?) else {
+        return Ok(None);
+    };
+    let parse = |name: &str, error: serde_json::Error| MachineError::Disk {
+        path: dir.join(name).display().to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+    };
+    let disk: Disk = serde_json::from_slice(&disk).map_err(|e| parse(core::DISK_FILE, e))?;
+    let start = serde_json::from_slice(&start).map_err(|e| parse(core::CLOCK_FILE, e))?;
+    Ok(Some((disk, start)))
 }
 
 /// Turns SIGTERM (what `docker stop` sends) and Ctrl-C into a shutdown.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::manager::{Envelope, NodeFailure};
 use crate::messages::{MachineId, NodeId};
 use crate::node::TimerId;
-use crate::observe::{write_records, Recorder, Transmitted};
+use crate::observe::{read_complete_records, write_records, Recorder, Transmitted};
 
 /// The name of a machine's structured trace in its log directory.
 pub const TRACE_FILE: &str = "trace.jsonl";
@@ -39,6 +39,38 @@ impl MachineRecorder {
             machine,
             recorder: Recorder::new(Vec::new()),
             out,
+            path,
+            current: None,
+            local: VecDeque::new(),
+        })
+    }
+
+    /// A recorder for `machine` that rebooted: it goes on with the trace its earlier
+    /// incarnation wrote into `log_dir` (a torn last line, the kill's, is cut off), numbering
+    /// its records after the last one there.
+    pub(crate) fn resume(machine: MachineId, log_dir: &Path) -> std::io::Result<Self> {
+        let path = log_dir.join(TRACE_FILE);
+        let written = std::fs::read(&path).unwrap_or_default();
+        let whole = written
+            .iter()
+            .rposition(|byte| *byte == b'\n')
+            .map_or(0, |newline| newline + 1);
+        let last_id = read_complete_records(&written[..whole], &path.display().to_string())
+            .map(|complete| complete.records.iter().map(|record| record.id).max())
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.set_len(whole as u64)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(MachineRecorder {
+            machine,
+            recorder: Recorder::new(Vec::new()).numbered_after(last_id),
+            out: BufWriter::new(file),
             path,
             current: None,
             local: VecDeque::new(),

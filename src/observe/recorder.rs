@@ -100,6 +100,13 @@ impl Recorder {
         }
     }
 
+    /// The same recorder, numbering its records after `last_id` (a machine that rebooted goes
+    /// on with the trace its earlier incarnation wrote).
+    pub fn numbered_after(mut self, last_id: u64) -> Self {
+        self.last_id = last_id;
+        self
+    }
+
     /// Takes the records made so far (ids keep counting on).
     pub fn take(&mut self) -> Vec<Record> {
         if self.chunks.is_empty() {

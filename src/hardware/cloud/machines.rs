@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsConnector;
 
 use super::aws::{api, Clients};
+use crate::faults::FaultKind;
 use crate::hardware::remote::machines::{self, Backend, Timeouts};
 use crate::hardware::remote::tls;
 use crate::hardware::HardwareError;
@@ -116,6 +117,26 @@ impl Backend for Instances {
 
     async fn gone(&self, machine: MachineId) -> Option<String> {
         gone(&self.clients, self.get(machine)?).await
+    }
+
+    async fn unpause(&self, _machine: MachineId) -> Result<(), HardwareError> {
+        Err(not_applied(FaultKind::Pause))
+    }
+
+    async fn kill(&self, _machine: MachineId) -> Result<(), HardwareError> {
+        Err(not_applied(FaultKind::Crash))
+    }
+
+    async fn start(&self, _machine: MachineId) -> Result<(), HardwareError> {
+        Err(not_applied(FaultKind::Crash))
+    }
+}
+
+/// Cloud mode does not pause, kill or restart instances yet.
+fn not_applied(kind: FaultKind) -> HardwareError {
+    HardwareError::FaultNotApplied {
+        kind,
+        mode: crate::hardware::Mode::Cloud,
     }
 }
 

@@ -27,20 +27,6 @@ impl Containers {
         self.names.get(machine.index()).map_or("?", String::as_str)
     }
 
-    /// Kills machine `machine`'s container.
-    pub(crate) async fn kill(&self, machine: MachineId) -> Result<(), HardwareError> {
-        let container = self.known(machine)?;
-        let options = KillContainerOptions {
-            signal: "SIGKILL".into(),
-        };
-        self.docker
-            .kill_container(container, Some(options))
-            .await
-            .map_err(super::engine::failed("kill a machine container"))
-    }
-}
-
-impl Containers {
     /// Freezes machine `machine`'s container (`docker pause`): its process keeps its memory and
     /// runs nothing, as in a long stall; what is sent to it waits in its sockets.
     pub(crate) async fn pause(&self, machine: MachineId) -> Result<(), HardwareError> {
@@ -48,14 +34,6 @@ impl Containers {
             .pause_container(self.known(machine)?)
             .await
             .map_err(super::engine::failed("pause a machine container"))
-    }
-
-    /// Lets machine `machine`'s frozen container go on (`docker unpause`).
-    pub(crate) async fn unpause(&self, machine: MachineId) -> Result<(), HardwareError> {
-        self.docker
-            .unpause_container(self.known(machine)?)
-            .await
-            .map_err(super::engine::failed("unpause a machine container"))
     }
 
     fn known(&self, machine: MachineId) -> Result<&str, HardwareError> {
@@ -91,6 +69,37 @@ impl Backend for Containers {
 
     async fn gone(&self, machine: MachineId) -> Option<String> {
         dead(&self.docker, self.name(machine)).await
+    }
+
+    /// `docker unpause`.
+    async fn unpause(&self, machine: MachineId) -> Result<(), HardwareError> {
+        self.docker
+            .unpause_container(self.known(machine)?)
+            .await
+            .map_err(super::engine::failed("unpause a machine container"))
+    }
+
+    /// `docker kill` (SIGKILL).
+    async fn kill(&self, machine: MachineId) -> Result<(), HardwareError> {
+        let options = KillContainerOptions {
+            signal: "SIGKILL".into(),
+        };
+        self.docker
+            .kill_container(self.known(machine)?, Some(options))
+            .await
+            .map_err(super::engine::failed("kill a machine container"))
+    }
+
+    /// `docker start` of the killed container: the same address on the run's network, the
+    /// same log directory, which holds the machine's disk.
+    async fn start(&self, machine: MachineId) -> Result<(), HardwareError> {
+        self.docker
+            .start_container(
+                self.known(machine)?,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(super::engine::failed("start a machine container again"))
     }
 }
 

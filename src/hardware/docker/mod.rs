@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
 use crate::faults::{Fault, FaultRule, RuleKind};
-use crate::hardware::remote::machines::Machines;
+use crate::hardware::remote::machines::{Backend, Machines};
 use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
@@ -115,6 +115,8 @@ pub struct DockerHardware {
     started: Instant,
     /// Fault verbs to apply as time passes, by time (in the order given at one time).
     scheduled: Vec<(Micros, Fault)>,
+    /// How long a machine may take to answer after it starts (again).
+    ready_timeout: Duration,
 }
 
 impl DockerHardware {
@@ -215,6 +217,7 @@ impl DockerHardware {
             logs_dir,
             started,
             scheduled: Vec::new(),
+            ready_timeout: config.ready_timeout,
         })
     }
 
@@ -359,7 +362,9 @@ impl Hardware for DockerHardware {
 
     /// Partitions, holds and the drop and duplicate rules are applied by every machine to what
     /// it sends (the runner's control connections, on another port, stay up); a pause freezes
-    /// the machine's container (`docker pause`). Crashes and the reorder rule are not applied in
+    /// the machine's container (`docker pause`); a crash kills it (`docker kill`) and a restart
+    /// starts it again (`docker start`: the same address, and its disk, in its log directory,
+    /// from which it boots as its next incarnation). The reorder rule is not applied in
     /// containers.
     fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
         if !virtual_applies(fault) {
@@ -380,6 +385,10 @@ impl Hardware for DockerHardware {
                 }
                 Ok(())
             }),
+            Fault::Crash { machine } => self.stopper.block_on(runtime, machines.crash(*machine)),
+            Fault::Restart { machine } => self
+                .stopper
+                .block_on(runtime, machines.restarted(*machine, self.ready_timeout)),
             Fault::Resume { machine } => {
                 if machines.resume(*machine)? {
                     self.stopper.block_on(runtime, async {
@@ -417,12 +426,10 @@ impl Hardware for DockerHardware {
 fn virtual_applies(fault: &Fault) -> bool {
     !matches!(
         fault,
-        Fault::Crash { .. }
-            | Fault::Restart { .. }
-            | Fault::Rule {
-                kind: RuleKind::Reorder,
-                ..
-            }
+        Fault::Rule {
+            kind: RuleKind::Reorder,
+            ..
+        }
     )
 }
 

@@ -56,6 +56,15 @@ pub(crate) trait Backend {
 
     /// If machine `machine` no longer runs: what became of it.
     fn gone(&self, machine: MachineId) -> impl Future<Output = Option<String>>;
+
+    /// Lets machine `machine`'s frozen process go on.
+    fn unpause(&self, machine: MachineId) -> impl Future<Output = Result<(), HardwareError>>;
+
+    /// Kills machine `machine`'s process, as a power cut would.
+    fn kill(&self, machine: MachineId) -> impl Future<Output = Result<(), HardwareError>>;
+
+    /// Starts machine `machine`'s killed process again, at the same address, on the same disk.
+    fn start(&self, machine: MachineId) -> impl Future<Output = Result<(), HardwareError>>;
 }
 
 struct Slot {
@@ -69,6 +78,9 @@ struct Slot {
     missed: Vec<Missed>,
     /// The states of its nodes as it was paused (a frozen machine's nodes do not change).
     frozen_states: Vec<NodeState>,
+    /// Whether the runner crashed it and has not restarted it (it is asked nothing, and has
+    /// no nodes to show).
+    down: bool,
 }
 
 /// What a paused machine is given when it goes on.
@@ -84,6 +96,9 @@ pub(crate) struct Machines<B> {
     backend: B,
     token: String,
     slots: Vec<Slot>,
+    /// Every link verb applied so far, in order: a machine that boots again after a crash is
+    /// told them all.
+    link_verbs: Vec<Fault>,
     /// The run's start: microseconds since the UNIX epoch on the runner's wall clock, time zero
     /// of every machine's clock.
     run_start_unix_us: u64,
@@ -103,6 +118,7 @@ impl<B: Backend> Machines<B> {
     ) -> Result<Self, HardwareError> {
         let mut machines = Machines {
             backend,
+            link_verbs: Vec::new(),
             token,
             slots: addrs
                 .into_iter()
@@ -112,6 +128,7 @@ impl<B: Backend> Machines<B> {
                     pauses: 0,
                     missed: Vec::new(),
                     frozen_states: Vec::new(),
+                    down: false,
                 })
                 .collect(),
             run_start_unix_us: 0,
@@ -226,10 +243,12 @@ impl<B: Backend> Machines<B> {
         machine: MachineId,
         config: &NodeConfig,
     ) -> Result<NodeHandle, HardwareError> {
-        if self.slot(machine)?.pauses > 0 {
+        let slot = self.slot(machine)?;
+        if slot.pauses > 0 || slot.down {
+            let state = if slot.down { "down" } else { "paused" };
             return Err(HardwareError::FaultRefused {
                 fault: format!("start a node on {machine}"),
-                reason: format!("{machine} is paused"),
+                reason: format!("{machine} is {state}"),
             });
         }
         let request = ControlRequest::StartNode {
@@ -253,7 +272,7 @@ impl<B: Backend> Machines<B> {
         message: Message,
     ) -> Result<(), HardwareError> {
         let slot = self.slot(to.machine)?;
-        if slot.pauses > 0 {
+        if slot.pauses > 0 || slot.down {
             slot.missed.push(Missed::Deliver(to, message));
             return Ok(());
         }
@@ -269,6 +288,9 @@ impl<B: Backend> Machines<B> {
         let mut states = Vec::new();
         for index in 0..self.slots.len() {
             let machine = machine_id(index);
+            if self.slots[index].down {
+                continue; // a machine that is down shows no nodes, as in the simulator
+            }
             if self.slots[index].pauses > 0 {
                 states.extend(self.slots[index].frozen_states.iter().cloned());
                 continue;
@@ -295,8 +317,12 @@ impl<B: Backend> Machines<B> {
     /// Applies a link verb (a partition, a hold, a rule) on every machine: each applies it to
     /// what it sends. A paused machine gets it when it goes on.
     pub(crate) async fn apply_to_links(&mut self, fault: &Fault) -> Result<(), HardwareError> {
+        self.link_verbs.push(fault.clone());
         for index in 0..self.slots.len() {
             let machine = machine_id(index);
+            if self.slots[index].down {
+                continue; // told every verb when it boots again
+            }
             if self.slots[index].pauses > 0 {
                 self.slots[index].missed.push(Missed::Fault(fault.clone()));
                 continue;
@@ -355,6 +381,63 @@ impl<B: Backend> Machines<B> {
         Ok(())
     }
 
+    /// Marks `machine` down and kills its process: the runner asks it nothing until
+    /// [`Machines::restarted`], and messages from outside to it wait for then. A paused machine
+    /// is let go on first (a frozen container cannot be killed).
+    pub(crate) async fn crash(&mut self, machine: MachineId) -> Result<(), HardwareError> {
+        let slot = self.slot(machine)?;
+        if slot.down {
+            return Err(HardwareError::FaultRefused {
+                fault: format!("crash {machine}"),
+                reason: format!("{machine} is down already"),
+            });
+        }
+        let paused = slot.pauses > 0;
+        slot.pauses = 0;
+        slot.down = true;
+        slot.client = None;
+        slot.frozen_states.clear();
+        // What it would have been told is in the link verbs; messages from outside wait.
+        slot.missed
+            .retain(|missed| matches!(missed, Missed::Deliver(..)));
+        if paused {
+            self.backend.unpause(machine).await?;
+        }
+        self.backend.kill(machine).await
+    }
+
+    /// Starts `machine`'s process again, waits until it answers, tells it every link verb in
+    /// force, and hands it the messages from outside that waited for it.
+    pub(crate) async fn restarted(
+        &mut self,
+        machine: MachineId,
+        timeout: Duration,
+    ) -> Result<(), HardwareError> {
+        if !self.slot(machine)?.down {
+            return Err(HardwareError::FaultRefused {
+                fault: format!("restart {machine}"),
+                reason: format!("{machine} is up"),
+            });
+        }
+        self.backend.start(machine).await?;
+        let deadline = Instant::now() + timeout;
+        let slot = &self.slots[machine.index()];
+        let client = wait_ready(&self.backend, machine, slot, &self.token, deadline).await?;
+        let slot = self.slot(machine)?;
+        slot.client = Some(client);
+        slot.down = false;
+        for fault in self.link_verbs.clone() {
+            self.tell(machine, &fault).await?;
+        }
+        let missed = std::mem::take(&mut self.slot(machine)?.missed);
+        for missed in missed {
+            if let Missed::Deliver(to, message) = missed {
+                self.deliver(to, message).await?;
+            }
+        }
+        Ok(())
+    }
+
     fn slot(&mut self, machine: MachineId) -> Result<&mut Slot, HardwareError> {
         let machines = self.slots.len();
         self.slots
@@ -370,7 +453,7 @@ impl<B: Backend> Machines<B> {
         let calls = self.slots.iter_mut().enumerate().map(|(index, slot)| {
             let machine = machine_id(index);
             async move {
-                if slot.pauses > 0 {
+                if slot.pauses > 0 || slot.down {
                     return Ok((Counters::default(), Vec::new()));
                 }
                 let request = ControlRequest::Status;
