@@ -104,6 +104,12 @@ fn virtual_crash_restart_kills_and_restarts_containers_and_every_total_stays_exa
         serde_json::json!(["reorder"]),
         "{report}"
     );
+    assert_eq!(report["faults"]["crashes"], 2, "{report}");
+    assert_eq!(report["faults"]["restarts"], 2, "{report}");
+    assert!(
+        report["faults"]["partitioned"].as_u64() > Some(0),
+        "{report}"
+    );
     assert_eq!(
         incarnation(&logs, 0),
         1,

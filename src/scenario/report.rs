@@ -31,6 +31,12 @@ pub struct FaultReport {
     pub retransmitted: u64,
     /// Packets received twice and dropped by the link layer.
     pub duplicates_suppressed: u64,
+    /// Transmissions held by a hold until its release.
+    pub held: u64,
+    /// Machines that crashed.
+    pub crashes: u64,
+    /// Machines that booted again after a crash.
+    pub restarts: u64,
 }
 
 impl From<&Counters> for FaultReport {
@@ -42,6 +48,9 @@ impl From<&Counters> for FaultReport {
             partitioned: counters.partitioned,
             retransmitted: counters.retransmitted,
             duplicates_suppressed: counters.duplicates_suppressed,
+            held: counters.held,
+            crashes: counters.crashes,
+            restarts: counters.restarts,
         }
     }
 }
@@ -208,6 +217,13 @@ impl fmt::Display for Report {
                 faults.retransmitted,
                 faults.duplicates_suppressed
             )?;
+            if faults.held + faults.crashes + faults.restarts > 0 {
+                writeln!(
+                    f,
+                    "  also: {} held, {} crashes, {} restarts",
+                    faults.held, faults.crashes, faults.restarts
+                )?;
+            }
         }
         if !self.not_applied.is_empty() {
             let kinds: Vec<String> = self.not_applied.iter().map(ToString::to_string).collect();

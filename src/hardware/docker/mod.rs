@@ -117,6 +117,8 @@ pub struct DockerHardware {
     scheduled: Vec<(Micros, Fault)>,
     /// How long a machine may take to answer after it starts (again).
     ready_timeout: Duration,
+    /// What the runner itself did to the machines: crashes and restarts.
+    applied: Counters,
 }
 
 impl DockerHardware {
@@ -218,6 +220,7 @@ impl DockerHardware {
             started,
             scheduled: Vec::new(),
             ready_timeout: config.ready_timeout,
+            applied: Counters::default(),
         })
     }
 
@@ -261,10 +264,12 @@ impl DockerHardware {
         Ok(SocketAddr::new(control.ip(), PEER_PORT))
     }
 
-    /// The machines' counters, summed.
+    /// The machines' counters, summed, with the crashes and restarts the runner applied.
     pub fn stats(&mut self) -> Result<Counters, HardwareError> {
-        self.stopper
-            .block_on(&self.resources.runtime, self.machines.stats())
+        let counted = self
+            .stopper
+            .block_on(&self.resources.runtime, self.machines.stats())?;
+        Ok(counted + self.applied)
     }
 
     /// Kills machine `machine`'s container (SIGKILL), as a crash would.
@@ -385,10 +390,18 @@ impl Hardware for DockerHardware {
                 }
                 Ok(())
             }),
-            Fault::Crash { machine } => self.stopper.block_on(runtime, machines.crash(*machine)),
-            Fault::Restart { machine } => self
-                .stopper
-                .block_on(runtime, machines.restarted(*machine, self.ready_timeout)),
+            Fault::Crash { machine } => {
+                self.stopper.block_on(runtime, machines.crash(*machine))?;
+                self.applied.crashes += 1;
+                Ok(())
+            }
+            Fault::Restart { machine } => {
+                let timeout = self.ready_timeout;
+                self.stopper
+                    .block_on(runtime, machines.restarted(*machine, timeout))?;
+                self.applied.restarts += 1;
+                Ok(())
+            }
             Fault::Resume { machine } => {
                 if machines.resume(*machine)? {
                     self.stopper.block_on(runtime, async {
