@@ -7,6 +7,7 @@ mod sum_support;
 
 use std::sync::Arc;
 
+use dist_zero::apps::builtin;
 use dist_zero::apps::sum::Workload;
 use dist_zero::faults::NetworkConfig;
 use dist_zero::hardware::simulated::SimulationConfig;
@@ -25,7 +26,7 @@ fn network(latency_ms: serde_json::Value) -> NetworkConfig {
 
 fn example_scenario() -> Scenario {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sum_of_two.json");
-    Scenario::load(std::path::Path::new(path)).expect("the example loads")
+    Scenario::load(std::path::Path::new(path), &builtin()).expect("the example loads")
 }
 
 fn run(scenario: &Scenario, seed: Option<u64>) -> SimulatedRun {
