@@ -8,13 +8,13 @@ mod sum_support;
 use std::sync::Arc;
 
 use dist_zero::apps::builtin;
-use dist_zero::apps::sum::Workload;
 use dist_zero::faults::NetworkConfig;
 use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};
 use dist_zero::scenario::{simulate, RunOptions, Scenario, SimulatedRun};
+use dist_zero::tools::sum::Workload;
 use serde::Deserialize;
 use serde_json::json;
 use sum_support::sum_outcome;

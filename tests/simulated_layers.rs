@@ -1,6 +1,7 @@
 //! No layer imports one above it (`docs/layout.md`): the application layer (`src/app/`) knows
 //! neither the scenarios and the command line above it nor the built-in applications beside it,
-//! so that a library user's application is built on exactly what the built-in ones are.
+//! so that a library user's application is built on exactly what the built-in ones are; and the
+//! built-in applications (`src/apps/`) know nothing above the application layer either.
 //!
 //! Every Rust file under a layer's directory is read, comments included (a doc link is a use
 //! too), for the crate's modules it names: `crate::m`, each `m` of `crate::{m, …}`, and
@@ -10,7 +11,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// A layer's directory, and the crate's modules it must not name.
-const RULES: &[(&str, &[&str])] = &[("src/app", &["apps", "cli", "scenario", "tools", "report"])];
+const RULES: &[(&str, &[&str])] = &[
+    ("src/app", &["apps", "cli", "scenario", "tools", "report"]),
+    ("src/apps", &["cli", "scenario", "tools", "report"]),
+];
 
 /// The repository's root.
 fn root() -> PathBuf {

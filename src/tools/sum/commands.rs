@@ -8,7 +8,7 @@ use super::bench::{self, BenchArgs};
 use super::bench_checks::{self, BenchChecksArgs};
 #[cfg(feature = "docker")]
 use super::bench_virtual::{self, BenchVirtualArgs};
-use crate::apps::sum::Workload;
+use super::workload::Workload;
 use crate::cli::{run_simulated, ExtraCommands, Failure};
 use crate::scenario::RunOptions;
 use crate::settings::Settings;
