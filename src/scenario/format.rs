@@ -26,10 +26,11 @@ pub enum ScenarioError {
         /// The OS error.
         reason: String,
     },
-    /// The text is not JSON, or a field is missing or of the wrong type.
+    /// The text is not JSON, or a common key (`machines`, `run_ms`, …) is missing or of the
+    /// wrong type.
     #[error("invalid scenario: {path}: {reason}")]
     Json {
-        /// Where in the document (e.g. `users[0].machine`, or `.` for the whole document).
+        /// Where in the document (e.g. `machines`, or `.` for the whole document).
         path: String,
         /// What serde said.
         reason: String,
@@ -40,10 +41,10 @@ pub enum ScenarioError {
     /// The network or fault settings are out of range.
     #[error("invalid scenario: {0}")]
     Network(#[from] NetworkConfigError),
-    /// The JSON is well formed but its contents are not a runnable scenario.
+    /// The JSON is well formed but its common keys are not a runnable scenario.
     #[error("invalid scenario: {field}: {reason}")]
     Invalid {
-        /// The offending field (e.g. `users[1].actions[2]`).
+        /// The offending field (e.g. `machines` or `application`).
         field: String,
         /// What is wrong with it.
         reason: String,
