@@ -96,8 +96,9 @@
 //! Each uses only the ones below it:
 //! - [`cli`] and [`scenario`]: the command line for any set of applications ([`main`] gives a
 //!   library user's binary all of it), the generic scenario, its runner and its report;
-//! - [`app`] and the built-in [`apps`] (the sum network, the broadcast workload): applications as
-//!   plug-ins — node types, a scenario section, a check;
+//! - [`app`] and the built-in [`apps`] (the sum network, the broadcast workload, and
+//!   [`apps::builtin`], the set DistZero's own binary knows): applications as plug-ins — node
+//!   types, a scenario section, a check; [`app`] imports neither [`scenario`] nor [`apps`];
 //! - [`system`]: the system a test builds and drives, fault verbs and checks;
 //! - [`hardware`]: one per mode — the only place the modes differ; [`faults`] is the
 //!   mode-neutral fault plan and verbs every mode applies;
@@ -114,7 +115,7 @@
 //! environment; [`files`] reads the files a user names, with a size limit; [`time`] holds the
 //! typed milliseconds and microseconds every layer uses; [`counters`] what every layer counts,
 //! added up the same way; [`terminal`] escapes what users wrote before it is printed; [`tools`]
-//! holds the demo and benchmarks of DistZero's own binary.
+//! holds the demo and benchmarks of DistZero's own binary, and the workloads they generate.
 
 pub mod app;
 pub mod apps;

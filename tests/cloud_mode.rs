@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
 use base64::Engine as _;
+use dist_zero::apps::builtin;
 use dist_zero::hardware::cloud::realizer::{
     Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
 };
@@ -26,7 +27,7 @@ use dist_zero::time::Millis;
 
 fn sum_of_two() -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sum_of_two.json");
-    Scenario::load(&path).expect("example loads")
+    Scenario::load(&path, &builtin()).expect("example loads")
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -352,6 +353,7 @@ fn cloud_throttling_and_eventual_consistency_are_retried() {
         r#"{"machines": 1, "run_ms": 300, "seed": 2, "users": [
             {"name": "a", "machine": 0, "join_ms": 10,
              "actions": [[20, {"type": "increment", "amount": 3}]]}]}"#,
+        &builtin(),
     )
     .expect("scenario parses");
     let mut hardware = CloudHardware::start(&config).expect("starts despite the faults");

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use dist_zero::apps::broadcast::{BroadcastApp, BroadcastOutcome, BroadcastSection};
+use dist_zero::apps::builtin;
 use dist_zero::scenario::{simulate, Report, RunOptions, Scenario};
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -38,7 +39,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn load(name: &str) -> Scenario {
-    Scenario::load(&example(name)).expect("the example is a valid scenario")
+    Scenario::load(&example(name), &builtin()).expect("the example is a valid scenario")
 }
 
 fn section(scenario: &Scenario) -> &BroadcastSection {
@@ -399,7 +400,7 @@ fn simulated_broadcast_validation_errors_name_the_field_and_exit_2() {
         ),
     ];
     for (name, contents, needles) in cases {
-        let library = Scenario::parse(&contents.to_string())
+        let library = Scenario::parse(&contents.to_string(), &builtin())
             .expect_err(name)
             .to_string();
         for needle in &needles {
@@ -424,7 +425,7 @@ fn simulated_broadcast_validation_errors_name_the_field_and_exit_2() {
         }
     }
     // The same scenario with the fault removed is accepted: each refusal is about its field.
-    assert!(Scenario::parse(&small(json!({})).to_string()).is_ok());
+    assert!(Scenario::parse(&small(json!({})).to_string(), &builtin()).is_ok());
 }
 
 #[test]
@@ -444,7 +445,7 @@ fn simulated_broadcast_partition_that_never_heals_is_wrong_and_unsettled() {
             {"at_ms": 600, "node": 1, "value": 3}
         ]
     });
-    let scenario = Scenario::parse(&contents.to_string()).expect("valid");
+    let scenario = Scenario::parse(&contents.to_string(), &builtin()).expect("valid");
     let report = simulate(&scenario, &RunOptions::default())
         .expect("the run completes")
         .report;
@@ -474,7 +475,7 @@ fn simulated_broadcast_partition_that_never_heals_is_wrong_and_unsettled() {
     // Healed a second before the end, the same scenario is exact.
     let mut healed = contents.clone();
     healed["network"]["partitions"][0]["to_ms"] = json!(2000);
-    let scenario = Scenario::parse(&healed.to_string()).expect("valid");
+    let scenario = Scenario::parse(&healed.to_string(), &builtin()).expect("valid");
     let report = simulate(&scenario, &RunOptions::default())
         .expect("the run completes")
         .report;

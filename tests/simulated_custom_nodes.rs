@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use dist_zero::app::Applications;
+use dist_zero::apps::builtin;
 use dist_zero::faults::NetworkConfig;
 use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, HardwareError, SimulatedHardware};
@@ -178,7 +178,7 @@ impl Node for Pinger {
 /// A registry with the built-ins and the ping-pong pair: `Pinger` through `register` (a typed
 /// config), `Echo` through `register_factory` (an arbitrary closure).
 fn registry() -> NodeRegistry {
-    let mut registry = Applications::builtin().registry();
+    let mut registry = builtin().registry();
     registry.register("Pinger", Pinger::from_config);
     registry.register_factory(
         "Echo",
@@ -472,7 +472,7 @@ impl dist_zero::app::Application for Impostor {
         &self,
         _: &(),
         _: &mut dist_zero::system::Sim<'_>,
-    ) -> Result<(), dist_zero::scenario::RunError> {
+    ) -> Result<(), dist_zero::app::PlayError> {
         Ok(())
     }
 
@@ -513,7 +513,7 @@ fn simulated_a_node_type_or_an_application_registered_twice_is_refused_naming_bo
         .expect("refused");
     assert!(run.to_string().contains("`Twin`"), "{run}");
 
-    let twice = Applications::builtin()
+    let twice = builtin()
         .with(Impostor)
         .err()
         .expect("two applications called sum");

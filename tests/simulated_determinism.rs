@@ -7,13 +7,14 @@ mod sum_support;
 
 use std::sync::Arc;
 
-use dist_zero::apps::sum::Workload;
+use dist_zero::apps::builtin;
 use dist_zero::faults::NetworkConfig;
 use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};
 use dist_zero::scenario::{simulate, RunOptions, Scenario, SimulatedRun};
+use dist_zero::tools::sum::Workload;
 use serde::Deserialize;
 use serde_json::json;
 use sum_support::sum_outcome;
@@ -25,7 +26,7 @@ fn network(latency_ms: serde_json::Value) -> NetworkConfig {
 
 fn example_scenario() -> Scenario {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sum_of_two.json");
-    Scenario::load(std::path::Path::new(path)).expect("the example loads")
+    Scenario::load(std::path::Path::new(path), &builtin()).expect("the example loads")
 }
 
 fn run(scenario: &Scenario, seed: Option<u64>) -> SimulatedRun {

@@ -25,7 +25,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use dist_zero::app::{states_of, Applications};
+use dist_zero::app::states_of;
+use dist_zero::apps::builtin;
 use dist_zero::apps::sum::OutputLeafNode;
 use dist_zero::faults::NetworkConfig;
 use dist_zero::hardware::simulated::SimulationConfig;
@@ -58,12 +59,12 @@ type UserPlan = (u32, u64, Vec<(u64, i64)>);
 /// The example scenario with every kind of fault.
 fn all_faults() -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/all_faults.json");
-    Scenario::load(&path).expect("examples/all_faults.json is a valid scenario")
+    Scenario::load(&path, &builtin()).expect("examples/all_faults.json is a valid scenario")
 }
 
 /// A scenario from JSON, parsed as a scenario file would be.
 fn scenario(value: &Value) -> Scenario {
-    Scenario::parse(&value.to_string()).expect("the test scenario is valid")
+    Scenario::parse(&value.to_string(), &builtin()).expect("the test scenario is valid")
 }
 
 fn options(seed: u64, reliable: bool) -> RunOptions {
@@ -495,7 +496,7 @@ impl Node for Receiver {
 }
 
 fn stream_registry() -> NodeRegistry {
-    let mut registry = Applications::builtin().registry();
+    let mut registry = builtin().registry();
     registry.register("Sender", |config: SenderConfig| {
         Ok(Sender {
             receiver_machine: config.receiver_machine,
@@ -776,7 +777,7 @@ fn start(scenario: &Scenario, seed: u64) -> SimulatedHardware {
             keep_trace_text: false,
             reliable: true,
         },
-        Arc::new(Applications::builtin().registry()),
+        Arc::new(builtin().registry()),
     )
     .expect("a valid network");
     run_scenario(

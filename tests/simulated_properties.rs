@@ -14,6 +14,7 @@
 
 mod sum_support;
 
+use dist_zero::apps::builtin;
 use dist_zero::messages::Message;
 use dist_zero::scenario::{simulate, RunOptions, Scenario};
 use dist_zero::time::{Millis, HORIZON};
@@ -90,7 +91,7 @@ fn scenario_of(machines: u32, users: &[GeneratedUser], latency: Value, seed: u64
         "network": {"latency_ms": latency},
         "users": users,
     });
-    Scenario::parse(&document.to_string()).expect("a generated scenario is valid")
+    Scenario::parse(&document.to_string(), &builtin()).expect("a generated scenario is valid")
 }
 
 /// Any JSON value, nested a few levels.
@@ -190,7 +191,7 @@ proptest! {
         }
         // And as a scenario: an error or a scenario, never a panic.
         let text = String::from_utf8(bytes).expect("JSON is UTF-8");
-        let _ = Scenario::parse(&text);
+        let _ = Scenario::parse(&text, &builtin());
     }
 
     #[test]
@@ -200,7 +201,7 @@ proptest! {
     ) {
         let _ = Message::from_bytes(text.as_bytes());
         let _ = Message::from_bytes(&bytes);
-        if let Ok(scenario) = Scenario::parse(&text) {
+        if let Ok(scenario) = Scenario::parse(&text, &builtin()) {
             prop_assert!(scenario.machines >= 1);
         }
     }
@@ -225,7 +226,7 @@ proptest! {
             ]}),
         ];
         for document in documents {
-            if let Ok(scenario) = Scenario::parse(&document.to_string()) {
+            if let Ok(scenario) = Scenario::parse(&document.to_string(), &builtin()) {
                 prop_assert!(scenario.validate().is_ok());
                 prop_assert!(sum_section(&scenario).users.iter().all(|user| user.machine < scenario.machines));
             }
@@ -236,7 +237,7 @@ proptest! {
 /// Parses `text`, which the parser must accept, runs it for at most `limit`, and returns
 /// whether every output was correct, or why the run stopped.
 fn run_accepted(text: &str, limit: Millis) -> Result<bool, String> {
-    let mut scenario = Scenario::parse(text)
+    let mut scenario = Scenario::parse(text, &builtin())
         .unwrap_or_else(|e| panic!("the parser must accept this scenario: {e}"));
     scenario.run_ms = scenario.run_ms.min(limit);
     let run = simulate(&scenario, &RunOptions::default()).map_err(|e| e.to_string())?;
@@ -273,7 +274,7 @@ fn simulated_accepted_scenario_with_a_huge_action_time_does_not_panic() {
             0,
             &format!(r#"[[{beyond}, {{"type": "increment", "amount": 1}}]]"#),
         );
-        let error = Scenario::parse(&text).expect_err("beyond the horizon");
+        let error = Scenario::parse(&text, &builtin()).expect_err("beyond the horizon");
         assert!(error.to_string().contains("users[0].actions[0]"), "{error}");
     }
 }
@@ -287,7 +288,7 @@ fn simulated_accepted_scenario_at_the_horizon_runs_to_a_correct_end() {
         HORIZON.0 - 1000,
         r#"[[0, {"type": "increment", "amount": 2}], [500, {"type": "increment", "amount": 3}]]"#,
     );
-    let scenario = Scenario::parse(&text).expect("accepted");
+    let scenario = Scenario::parse(&text, &builtin()).expect("accepted");
     let report = simulate(&scenario, &RunOptions::default())
         .expect("the run completes")
         .report;

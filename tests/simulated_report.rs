@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use dist_zero::apps::builtin;
 use dist_zero::observe::{read_records, FaultWindow, Record, RecordKind};
 use dist_zero::report::diagram::diagram;
 use dist_zero::report::{select, DiagramFilter};
@@ -376,7 +377,8 @@ fn simulated_report_shows_a_scripted_partition_and_pause_on_the_lanes_they_hit()
 
 #[test]
 fn simulated_observing_a_run_changes_nothing_in_it() {
-    let scenario = Scenario::load(Path::new(&example("all_faults.json"))).expect("the example");
+    let scenario =
+        Scenario::load(Path::new(&example("all_faults.json")), &builtin()).expect("the example");
     let plain = simulate(&scenario, &RunOptions::default()).expect("runs");
     let observe = RunOptions {
         observe: true,

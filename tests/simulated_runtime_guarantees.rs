@@ -17,6 +17,7 @@ mod programs;
 
 use std::sync::Arc;
 
+use dist_zero::apps::builtin;
 use dist_zero::faults::NetworkConfig;
 use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, SimulatedHardware};
@@ -390,6 +391,7 @@ fn minute_latency() -> Scenario {
             "users": users
         })
         .to_string(),
+        &builtin(),
     )
     .expect("a valid scenario")
 }
@@ -490,6 +492,7 @@ fn simulated_the_wire_check_catches_a_message_type_that_loses_a_field() {
 fn simulated_the_wire_check_changes_no_trace() {
     let scenario = Scenario::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/all_faults.json"),
+        &builtin(),
     )
     .expect("the example loads");
     for seed in 0..20 {
@@ -512,11 +515,11 @@ fn simulated_the_wire_check_changes_no_trace() {
 
 /// A node whose state's serde form loses a field: what it shows does not read back as its type.
 mod lossy {
+    use dist_zero::app::PlayError;
     use dist_zero::app::{states_of, Application, Common, FieldError, Verdict};
     use dist_zero::manager::NodeState;
     use dist_zero::messages::{MachineId, NodeHandle};
     use dist_zero::node::{Ctl, NoConfig, NoTimer, NodeError, NodeRegistry, TypedNode, Volatile};
-    use dist_zero::scenario::RunError;
     use dist_zero::system::Sim;
     use serde::{Deserialize, Serialize};
 
@@ -580,7 +583,7 @@ mod lossy {
             "1 node".into()
         }
 
-        fn play(&self, _: &NoConfig, sim: &mut Sim<'_>) -> Result<(), RunError> {
+        fn play(&self, _: &NoConfig, sim: &mut Sim<'_>) -> Result<(), PlayError> {
             sim.spawn::<LossyNode>(MachineId(0), &NoConfig {})?;
             Ok(())
         }

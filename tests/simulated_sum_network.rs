@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dist_zero::app::{self, states_of, Applications};
+use dist_zero::app::{self, states_of};
+use dist_zero::apps::builtin;
 use dist_zero::apps::sum::{
     InputConfig, InputNode, OutputConfig, OutputLeafNode, OutputNode, RecordedUser,
     RecordedUserError, SumConfig, SumMessage, SumNode, UserAction,
@@ -49,7 +50,7 @@ fn hardware(machines: u32, seed: u64) -> SimulatedHardware {
             keep_trace_text: false,
             reliable: true,
         },
-        Arc::new(Applications::builtin().registry()),
+        Arc::new(builtin().registry()),
     )
     .expect("the default network is valid")
 }
@@ -177,7 +178,7 @@ fn simulated_recorded_user_times_must_be_in_order() {
     // The same rule holds for a scenario file, naming the offending action.
     let scenario = r#"{"machines": 2, "run_ms": 100, "users": [{"name": "u", "machine": 1,
         "actions": [[50, {"type": "increment", "amount": 1}], [20, {"type": "increment", "amount": 1}]]}]}"#;
-    let message = Scenario::parse(scenario)
+    let message = Scenario::parse(scenario, &builtin())
         .expect_err("out-of-order actions are rejected")
         .to_string();
     assert!(
@@ -247,8 +248,7 @@ fn simulated_three_recorded_users_reach_six() {
                "actions": [[25, {"type": "increment", "amount": 1}]]},
               {"name": "c", "machine": 2, "join_ms": 20,
                "actions": [[5, {"type": "increment", "amount": 1}], [90, {"type": "increment", "amount": 1}]]}
-            ]}"#,
-    )
+            ]}"#, &builtin(),)
     .expect("a valid scenario");
     assert_eq!(sum_section(&scenario).expected_total(), 6);
 
@@ -309,7 +309,8 @@ fn simulated_late_output_starts_from_the_running_total_then_follows_changes() {
 
 #[test]
 fn simulated_issue_example_scenario_reports_four_for_both_users() {
-    let scenario = Scenario::load(&example("sum_of_two.json")).expect("the example loads");
+    let scenario =
+        Scenario::load(&example("sum_of_two.json"), &builtin()).expect("the example loads");
     let run = simulate(&scenario, &RunOptions::default()).expect("the example runs");
     let report = run.report;
     assert_eq!(sum_outcome(&report).expected_total, 4);
@@ -327,7 +328,8 @@ fn simulated_issue_example_scenario_reports_four_for_both_users() {
 
 #[test]
 fn simulated_three_users_example_reaches_six() {
-    let scenario = Scenario::load(&example("three_users.json")).expect("the example loads");
+    let scenario =
+        Scenario::load(&example("three_users.json"), &builtin()).expect("the example loads");
     assert_eq!(sum_section(&scenario).users.len(), 3);
     assert_eq!(scenario.machines, 3);
     let report = simulate(&scenario, &RunOptions::default())
@@ -348,7 +350,8 @@ fn simulated_three_users_example_reaches_six() {
 
 #[test]
 fn simulated_late_joiner_example_converges_for_everyone() {
-    let scenario = Scenario::load(&example("late_joiner.json")).expect("the example loads");
+    let scenario =
+        Scenario::load(&example("late_joiner.json"), &builtin()).expect("the example loads");
     let users = &sum_section(&scenario).users;
     let last_early_action = users
         .iter()

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dist_zero::apps::broadcast::BroadcastOutcome;
+use dist_zero::apps::builtin;
 use dist_zero::cli::run_virtual;
 use dist_zero::hardware::Mode;
 use dist_zero::scenario::Scenario;
@@ -28,7 +29,8 @@ fn example(name: &str) -> PathBuf {
 
 #[test]
 fn virtual_broadcast_ring_example_is_exact_in_three_containers() {
-    let scenario = Scenario::load(&example("broadcast_ring.json")).expect("the example loads");
+    let scenario =
+        Scenario::load(&example("broadcast_ring.json"), &builtin()).expect("the example loads");
     assert_eq!(scenario.machines, 3);
     let run = run_virtual::execute(
         &scenario,

@@ -5,6 +5,7 @@ mod virtual_support;
 
 use std::path::Path;
 
+use dist_zero::apps::builtin;
 use dist_zero::apps::sum::SumOutcome;
 use dist_zero::hardware::docker::DockerHardware;
 use dist_zero::hardware::{Hardware, Mode};
@@ -42,7 +43,7 @@ fn run_in_containers(scenario: &Scenario) -> (SumOutcome, bool, String) {
 #[test]
 fn virtual_sum_of_two_users_reaches_four_in_three_containers() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sum_of_two.json");
-    let scenario = Scenario::load(&path).expect("example loads");
+    let scenario = Scenario::load(&path, &builtin()).expect("example loads");
     let (outcome, correct, run_id) = run_in_containers(&scenario);
     assert_eq!(outcome.expected_total, 4);
     assert!(correct, "{outcome:?}");
@@ -63,8 +64,7 @@ fn virtual_three_recorded_users_reach_six() {
             {"name": "cyd", "machine": 2, "join_ms": 40,
              "actions": [[50, {"type": "increment", "amount": 3}]]}
           ]
-        }"#,
-    )
+        }"#, &builtin(),)
     .expect("scenario parses");
     let (outcome, correct, run_id) = run_in_containers(&scenario);
     assert_eq!(outcome.expected_total, 6);

@@ -6,8 +6,10 @@
 //! binary knows (its command line picks one by the scenario's `"application"` key).
 
 mod direct;
+mod error;
 
 pub use direct::{send, spawn};
+pub use error::{FieldError, PlayError, SectionError};
 
 use std::any::Any;
 use std::sync::Arc;
@@ -19,7 +21,6 @@ use serde_json::{Map, Value};
 use crate::manager::NodeState;
 use crate::messages::NodeHandle;
 use crate::node::{NodeRegistry, TypedNode};
-use crate::scenario::{RunError, ScenarioError};
 use crate::system::{Sim, States, Violation};
 use crate::time::Millis;
 
@@ -44,26 +45,6 @@ pub struct Common {
     pub machines: u32,
     /// How long the run lasts.
     pub run_ms: Millis,
-}
-
-/// A field of an application's section that is not valid, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct FieldError {
-    /// The field, e.g. `users[1].machine`.
-    pub field: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl FieldError {
-    /// An error naming `field`.
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
 }
 
 /// A moment at which an application's script hands the system something (a user joins, an
@@ -148,7 +129,7 @@ pub trait Application: Send + Sync + 'static {
     /// Builds the system and plays the section's script on it: spawn nodes, send them messages,
     /// run until times, strike with fault verbs. The runner runs on to the end of the run
     /// afterwards.
-    fn play(&self, section: &Self::Section, sim: &mut Sim<'_>) -> Result<(), RunError>;
+    fn play(&self, section: &Self::Section, sim: &mut Sim<'_>) -> Result<(), PlayError>;
 
     /// Judges the run from the nodes' states at its end.
     fn check(&self, section: &Self::Section, states: &[NodeState]) -> Verdict<Self::Outcome>;
@@ -231,7 +212,7 @@ pub trait AnyApplication: Send + Sync {
         &self,
         fields: Map<String, Value>,
         common: &Common,
-    ) -> Result<AnySection, ScenarioError>;
+    ) -> Result<AnySection, SectionError>;
     /// The section as JSON (to write a scenario back).
     fn section_json(&self, section: &AnySection) -> Map<String, Value>;
     /// [`Application::size`].
@@ -239,7 +220,7 @@ pub trait AnyApplication: Send + Sync {
     /// [`Application::is_large`].
     fn is_large(&self, section: &AnySection) -> bool;
     /// [`Application::play`].
-    fn play(&self, section: &AnySection, sim: &mut Sim<'_>) -> Result<(), RunError>;
+    fn play(&self, section: &AnySection, sim: &mut Sim<'_>) -> Result<(), PlayError>;
     /// [`Application::check`], with the outcome as JSON.
     fn check(&self, section: &AnySection, states: &[NodeState]) -> AnyVerdict;
     /// Whether [`Application::invariant`] gives one (the runner only reads states for it then).
@@ -271,18 +252,15 @@ impl<A: Application> AnyApplication for A {
         &self,
         fields: Map<String, Value>,
         common: &Common,
-    ) -> Result<AnySection, ScenarioError> {
+    ) -> Result<AnySection, SectionError> {
         let section: A::Section =
             serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| {
-                ScenarioError::Json {
+                SectionError::Json {
                     path: e.path().to_string(),
-                    reason: e.into_inner().to_string(),
+                    source: e.into_inner(),
                 }
             })?;
-        validate_section(self, &section, common).map_err(|e| ScenarioError::Invalid {
-            field: e.field,
-            reason: e.reason,
-        })?;
+        validate_section(self, &section, common)?;
         Ok(Arc::new(section))
     }
 
@@ -301,7 +279,7 @@ impl<A: Application> AnyApplication for A {
         downcast::<A>(section).is_some_and(|section| Application::is_large(self, section))
     }
 
-    fn play(&self, section: &AnySection, sim: &mut Sim<'_>) -> Result<(), RunError> {
+    fn play(&self, section: &AnySection, sim: &mut Sim<'_>) -> Result<(), PlayError> {
         let section = downcast::<A>(section).ok_or_else(|| mismatch(A::NAME))?;
         Application::play(self, section, sim)
     }
@@ -364,11 +342,11 @@ fn downcast<A: Application>(section: &AnySection) -> Option<&A::Section> {
     section.downcast_ref::<A::Section>()
 }
 
-fn mismatch(name: &str) -> RunError {
-    RunError::Scenario(ScenarioError::Invalid {
-        field: "application".into(),
-        reason: format!("the scenario was not read for the `{name}` application"),
-    })
+fn mismatch(name: &str) -> FieldError {
+    FieldError::new(
+        "application",
+        format!("the scenario was not read for the `{name}` application"),
+    )
 }
 
 /// An application's name given to two applications: the second is refused.
@@ -409,17 +387,6 @@ impl Applications {
         }
         self.known.push((std::any::type_name::<A>(), Arc::new(app)));
         Ok(self)
-    }
-
-    /// DistZero's built-in applications: the sum network (the default) and the broadcast
-    /// workload.
-    pub fn builtin() -> Self {
-        let mut apps = Applications::of(crate::apps::sum::SumApp);
-        apps.known.push((
-            std::any::type_name::<crate::apps::broadcast::BroadcastApp>(),
-            Arc::new(crate::apps::broadcast::BroadcastApp),
-        ));
-        apps
     }
 
     /// The application called `name`.

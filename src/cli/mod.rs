@@ -288,7 +288,7 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         wire_check,
         see,
     } = args;
-    let scenario = match Scenario::load_with(&path, apps) {
+    let scenario = match Scenario::load(&path, apps) {
         Ok(scenario) => scenario,
         Err(error) => return Failure::bad_input(&error).report(json),
     };

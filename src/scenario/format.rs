@@ -8,7 +8,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::app::{validate_section, AnyApplication, AnySection, Application, Applications, Common};
+use crate::app::{
+    validate_section, AnyApplication, AnySection, Application, Applications, Common, SectionError,
+};
 use crate::faults::{NetworkConfig, NetworkConfigError};
 use crate::files::read_text;
 use crate::time::Millis;
@@ -24,21 +26,25 @@ pub enum ScenarioError {
         /// The OS error.
         reason: String,
     },
-    /// The text is not JSON, or a field is missing or of the wrong type.
+    /// The text is not JSON, or a common key (`machines`, `run_ms`, …) is missing or of the
+    /// wrong type.
     #[error("invalid scenario: {path}: {reason}")]
     Json {
-        /// Where in the document (e.g. `users[0].machine`, or `.` for the whole document).
+        /// Where in the document (e.g. `machines`, or `.` for the whole document).
         path: String,
         /// What serde said.
         reason: String,
     },
+    /// The application's section cannot be read, or a field of it is not valid.
+    #[error("invalid scenario: {0}")]
+    Section(#[from] SectionError),
     /// The network or fault settings are out of range.
     #[error("invalid scenario: {0}")]
     Network(#[from] NetworkConfigError),
-    /// The JSON is well formed but its contents are not a runnable scenario.
+    /// The JSON is well formed but its common keys are not a runnable scenario.
     #[error("invalid scenario: {field}: {reason}")]
     Invalid {
-        /// The offending field (e.g. `users[1].actions[2]`).
+        /// The offending field (e.g. `machines` or `application`).
         field: String,
         /// What is wrong with it.
         reason: String,
@@ -99,7 +105,7 @@ impl Scenario {
         seed: u64,
     ) -> Result<Self, ScenarioError> {
         validate_section(&app, &section, &Common { machines, run_ms })
-            .map_err(|e| invalid(&e.field, &e.reason))?;
+            .map_err(SectionError::from)?;
         let scenario = Scenario {
             machines,
             run_ms,
@@ -114,28 +120,20 @@ impl Scenario {
     }
 
     /// Reads and validates a scenario file (at most [`MAX_INPUT_BYTES`](crate::files::MAX_INPUT_BYTES)
-    /// of it) for one of DistZero's built-in applications.
-    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        Self::load_with(path, &Applications::builtin())
-    }
-
-    /// Reads and validates a scenario file for one of `apps`.
-    pub fn load_with(path: &Path, apps: &Applications) -> Result<Self, ScenarioError> {
+    /// of it) for one of `apps`, as [`Scenario::parse`] does.
+    pub fn load(path: &Path, apps: &Applications) -> Result<Self, ScenarioError> {
         let text = read_text(path).map_err(|e| ScenarioError::Unreadable {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::parse_with(&text, apps)
-    }
-
-    /// Parses and validates scenario JSON for one of DistZero's built-in applications.
-    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
-        Self::parse_with(text, &Applications::builtin())
+        Self::parse(&text, apps)
     }
 
     /// Parses and validates scenario JSON for one of `apps`: one object, with nothing but white
     /// space after it. A scenario without an `"application"` key is for the first of `apps`.
-    pub fn parse_with(text: &str, apps: &Applications) -> Result<Self, ScenarioError> {
+    /// DistZero's own binary knows [`builtin`](crate::apps::builtin) applications; a library
+    /// user's, its own (`Applications::of(MyApp)`).
+    pub fn parse(text: &str, apps: &Applications) -> Result<Self, ScenarioError> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let fields: CommonFields =
             serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
@@ -273,15 +271,17 @@ mod tests {
       ]
     }"#;
 
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(text, &crate::apps::builtin())
+    }
+
     fn error_of(text: &str) -> String {
-        Scenario::parse(text)
-            .expect_err("should be rejected")
-            .to_string()
+        parse(text).expect_err("should be rejected").to_string()
     }
 
     #[test]
     fn simulated_the_issue_example_parses_with_total_four() {
-        let scenario = Scenario::parse(EXAMPLE).expect("valid");
+        let scenario = parse(EXAMPLE).expect("valid");
         assert_eq!(
             scenario.app().name(),
             "sum",
@@ -342,7 +342,7 @@ mod tests {
         let twice = error_of(&format!("{EXAMPLE} {EXAMPLE}"));
         assert!(twice.contains("trailing characters"), "{twice}");
         assert!(error_of(&format!("{EXAMPLE}x")).contains("trailing"));
-        assert!(Scenario::parse(&format!("{EXAMPLE} \n\t")).is_ok());
+        assert!(parse(&format!("{EXAMPLE} \n\t")).is_ok());
         let late = error_of(
             r#"{"machines": 1, "run_ms": 5, "users": [{"name": "a", "machine": 0, "join_ms": 6}]}"#,
         );

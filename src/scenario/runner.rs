@@ -6,7 +6,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Observed, Report, Sampler, Scenario, ScenarioError};
-use crate::app::AnyVerdict;
+use crate::app::{AnyVerdict, PlayError, SectionError};
 use crate::hardware::simulated::{fault_windows, SimulatedHardware, SimulationConfig};
 use crate::hardware::{Hardware, HardwareError};
 use crate::node::{DuplicateNodeType, NodeRegistry};
@@ -65,6 +65,17 @@ impl From<SystemError> for RunError {
             },
             SystemError::DuplicateNodeType(duplicate) => RunError::DuplicateNodeType(duplicate),
             other => RunError::System(other),
+        }
+    }
+}
+
+/// An application's play that stopped: what the system said, as if the runner had asked it,
+/// and a field found unplayable as an invalid scenario.
+impl From<PlayError> for RunError {
+    fn from(error: PlayError) -> Self {
+        match error {
+            PlayError::System(error) => error.into(),
+            PlayError::Section(error) => RunError::Scenario(SectionError::from(error).into()),
         }
     }
 }

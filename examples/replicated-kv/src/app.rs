@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dist_zero::app::{states_of, Application, Common, FieldError, Input, Invariant, Verdict};
+use dist_zero::app::{
+    states_of, Application, Common, FieldError, Input, Invariant, PlayError, Verdict,
+};
 use dist_zero::manager::NodeState;
 use dist_zero::messages::MachineId;
 use dist_zero::node::{NoConfig, NodeRegistry};
-use dist_zero::scenario::RunError;
 use dist_zero::system::{Sim, States, Violation};
 use dist_zero::time::Millis;
 use serde::{Deserialize, Serialize};
@@ -138,7 +139,7 @@ impl Application for KvApp {
 
     /// Spawns the sequencer on machine 0 and the replicas round-robin, then makes each write
     /// at its time.
-    fn play(&self, section: &KvSection, sim: &mut Sim<'_>) -> Result<(), RunError> {
+    fn play(&self, section: &KvSection, sim: &mut Sim<'_>) -> Result<(), PlayError> {
         let machines = sim.machines().max(1);
         let sequencer = sim.spawn::<Sequencer>(MachineId(0), &NoConfig {})?;
         let mut replicas = Vec::new();

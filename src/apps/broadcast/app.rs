@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::topology::{self, Shape};
 use super::{BroadcastConfig, BroadcastMessage, BroadcastNode, DEFAULT_GOSSIP_MS};
-use crate::app::{states_of, Application, Common, FieldError, Input, Invariant, Verdict};
+use crate::app::{
+    states_of, Application, Common, FieldError, Input, Invariant, PlayError, Verdict,
+};
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::{Handle, NodeRegistry};
-use crate::scenario::RunError;
 use crate::system::{Sim, States, Violation};
 use crate::time::Millis;
 
@@ -265,7 +266,7 @@ impl Application for BroadcastApp {
 
     /// Spawns the nodes round-robin over the machines, tells each its neighbours, then hands
     /// each value to its node at its time.
-    fn play(&self, section: &BroadcastSection, sim: &mut Sim<'_>) -> Result<(), RunError> {
+    fn play(&self, section: &BroadcastSection, sim: &mut Sim<'_>) -> Result<(), PlayError> {
         let machines = sim.machines().max(1);
         let mut nodes: Vec<Handle<BroadcastNode>> = Vec::new();
         for index in 0..section.nodes {

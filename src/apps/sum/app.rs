@@ -8,11 +8,10 @@ use super::{
     InputConfig, InputLeafNode, InputNode, OutputConfig, OutputLeafNode, OutputNode, SumConfig,
     SumMessage, SumNode, SumSection,
 };
-use crate::app::{states_of, Application, Common, FieldError, Input, Verdict};
+use crate::app::{states_of, Application, Common, FieldError, Input, PlayError, Verdict};
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
-use crate::scenario::{RunError, ScenarioError};
 use crate::system::Sim;
 
 /// How many outputs the readable summary lists before it only counts them.
@@ -69,7 +68,7 @@ impl Application for SumApp {
     }
 
     /// Builds the sum network on machine 0 and lets every user join at its time.
-    fn play(&self, section: &SumSection, sim: &mut Sim<'_>) -> Result<(), RunError> {
+    fn play(&self, section: &SumSection, sim: &mut Sim<'_>) -> Result<(), PlayError> {
         let root = MachineId(0);
         let persist = section.persist;
         let sum_config = SumConfig {
@@ -95,12 +94,7 @@ impl Application for SumApp {
         joining.sort_by_key(|user| user.join_ms);
         for user in joining {
             sim.run_until(user.join_ms.0)?;
-            let recording = user.recording().map_err(|e| {
-                RunError::Scenario(ScenarioError::Invalid {
-                    field: e.field,
-                    reason: e.reason,
-                })
-            })?;
+            let recording = user.recording()?;
             let machine = user.machine_id();
             sim.send(input, &SumMessage::AddInputKid { machine, recording })?;
             let user = user.name.clone();

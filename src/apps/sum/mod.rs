@@ -10,7 +10,6 @@
 //! section ([`SumSection`], the `users` key), a play and a check ([`SumApp`]).
 
 mod app;
-mod generate;
 mod input;
 mod output;
 mod protocol;
@@ -19,7 +18,6 @@ mod section;
 mod sum_node;
 
 pub use app::{SumApp, SumOutcome};
-pub use generate::{Workload, WorkloadError, MAX_GENERATED_ACTIONS, MAX_GENERATED_USERS};
 pub use input::{InputConfig, InputLeafNode, InputLeafState, InputNode, InputState, LeafConfig};
 pub use output::{
     OutputConfig, OutputLeafConfig, OutputLeafNode, OutputLeafState, OutputNode, OutputState,

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::apps::sum::Workload;
+use super::Workload;
 use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::faults::FaultRule;
 use crate::observe::write_records;

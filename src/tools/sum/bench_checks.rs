@@ -4,8 +4,9 @@
 
 use std::time::Instant;
 
+use super::Workload;
 use crate::app::Application;
-use crate::apps::sum::{OutputLeafNode, SumApp, Workload};
+use crate::apps::sum::{OutputLeafNode, SumApp};
 use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_WRONG};
 use crate::node::NodeRegistry;
 use crate::scenario::RunError;

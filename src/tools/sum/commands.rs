@@ -8,8 +8,7 @@ use super::bench::{self, BenchArgs};
 use super::bench_checks::{self, BenchChecksArgs};
 #[cfg(feature = "docker")]
 use super::bench_virtual::{self, BenchVirtualArgs};
-use crate::app::Applications;
-use crate::apps::sum::Workload;
+use super::workload::Workload;
 use crate::cli::{run_simulated, ExtraCommands, Failure};
 use crate::scenario::RunOptions;
 use crate::settings::Settings;
@@ -91,5 +90,5 @@ impl ExtraCommands for SumCommands {
 /// DistZero's own binary: the built-in applications (the sum network, the default, and the
 /// broadcast workload), with the sum network's demo and benchmarks.
 pub fn builtin_main() -> ExitCode {
-    crate::cli::main_with::<SumCommands>(Applications::builtin())
+    crate::cli::main_with::<SumCommands>(crate::apps::builtin())
 }

@@ -6,5 +6,7 @@ mod bench_checks;
 #[cfg(feature = "docker")]
 mod bench_virtual;
 mod commands;
+mod workload;
 
 pub use commands::{builtin_main, SumCommands};
+pub use workload::{Workload, WorkloadError, MAX_GENERATED_ACTIONS, MAX_GENERATED_USERS};

@@ -1,9 +1,9 @@
-//! Generated workloads: the demo's and the benchmarks' scenarios.
+//! Generated workloads: the demo's and the benchmarks' sum-network scenarios.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{SumApp, SumSection, UserAction, UserSpec};
+use crate::apps::sum::{SumApp, SumSection, UserAction, UserSpec};
 use crate::scenario::{Scenario, ScenarioError, MAX_MACHINES};
 use crate::time::Millis;
 
