@@ -56,7 +56,7 @@ pub enum ClockError {
     /// times would jump.
     #[error("the machine has run events on its own clock already")]
     AlreadyRunning,
-    /// The start is more than [`MAX_CLOCK_SKEW`] away from this host's wall clock: one of the
+    /// The start is more than a day away from this host's wall clock: one of the
     /// two clocks is wrong (the runner picks the start just before it sends it).
     #[error("the run's start, {run_start_unix_us} µs since the UNIX epoch, is more than a day away from this machine's clock")]
     TooFar {
