@@ -450,6 +450,42 @@ fn cloud_cli_sum_of_two_reports_correct_json_twice_in_a_row() {
 }
 
 #[test]
+fn cloud_all_faults_cuts_the_instances_and_says_what_it_could_not_apply() {
+    let emulator = cloud_support::emulator();
+    let output = dist_zero(
+        &emulator,
+        &[
+            "run",
+            "examples/all_faults.json",
+            "--seed",
+            "3",
+            "--mode",
+            "cloud",
+            "--json",
+        ],
+    )
+    .output()
+    .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(report["correct"], true, "{report}");
+    assert_eq!(
+        report["not_applied"],
+        serde_json::json!(["reorder", "pause"]),
+        "pauses and reordering are not applied on instances yet: {report}"
+    );
+    let partitioned = report["faults"]["partitioned"].as_u64().unwrap_or_default();
+    assert!(partitioned > 0, "the partition cut the instances: {report}");
+    wait_until_unrealized(&emulator);
+    assert_eq!(
+        cloud_support::cloud_leftovers(&emulator),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn cloud_sigint_removes_everything_the_run_created() {
     signal_removes_everything("INT", 130);
 }

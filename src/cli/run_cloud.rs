@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::faults::FaultKind;
 use crate::hardware::cloud::clean::{CloudCleanOptions, CloudCleaned};
 use crate::hardware::cloud::realizer::{
     Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
@@ -147,6 +146,7 @@ pub fn execute(
         arm_signals(&signals, teardown);
     })?;
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
+    let not_applied = crate::hardware::schedule_plan(&mut hardware, &scenario.network)?;
     let progress = Progress::new(scenario.run_ms, progress);
     let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
     let sampler = observed.is_some().then_some(&sampler);
@@ -176,14 +176,6 @@ pub fn execute(
         None,
         verdict,
     );
-    // Cloud mode injects drops and duplicates at the sending machine, and applies nothing else
-    // of the plan yet.
-    let not_applied = scenario
-        .network
-        .kinds()
-        .into_iter()
-        .filter(|kind| !matches!(kind, FaultKind::Drop | FaultKind::Duplicate))
-        .collect();
     let report = Report {
         unreadable_machines: unreadable,
         not_applied,

@@ -2,12 +2,10 @@
 //! every machine in its own Docker container. Ctrl-C or SIGTERM stops the run, removes what it
 //! created and exits 130 or 143.
 
-use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::faults::FaultKind;
 use crate::hardware::docker::{DockerHardware, VirtualConfig, MAX_MACHINES};
 use crate::hardware::{Hardware, HardwareError, Mode};
 use crate::machine::TRACE_FILE;
@@ -34,32 +32,6 @@ pub struct VirtualRun {
     pub logs: PathBuf,
     /// Milliseconds it took to build or find the image and start every machine.
     pub startup_ms: f64,
-}
-
-/// Puts the scenario's fault windows on `hardware`'s schedule; returns the kinds of fault the
-/// scenario asks for that containers cannot apply: the latency model and reordering (the network
-/// is real), and what the hardware refuses.
-fn schedule_plan(
-    hardware: &mut DockerHardware,
-    scenario: &Scenario,
-) -> Result<Vec<FaultKind>, HardwareError> {
-    let network = &scenario.network;
-    let mut not_applied: BTreeSet<FaultKind> = network
-        .kinds()
-        .into_iter()
-        .filter(|kind| matches!(kind, FaultKind::Latency | FaultKind::Reorder))
-        .collect();
-    for timed in network.schedule().verbs() {
-        let at = timed.at.to_micros_saturating();
-        match hardware.schedule(at, timed.fault.clone()) {
-            Ok(()) => {}
-            Err(HardwareError::FaultNotApplied { kind, .. }) => {
-                not_applied.insert(kind);
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(not_applied.into_iter().collect())
 }
 
 /// Refuses a scenario virtual mode cannot run, before anything is created.
@@ -226,7 +198,7 @@ fn start_and_play(
     let begun = Instant::now();
     let mut hardware = DockerHardware::start(&config)?;
     let startup_ms = begun.elapsed().as_secs_f64() * 1000.0;
-    let not_applied = match schedule_plan(&mut hardware, scenario) {
+    let not_applied = match crate::hardware::schedule_plan(&mut hardware, &scenario.network) {
         Ok(not_applied) => not_applied,
         Err(error) => {
             let _ = hardware.finish();

@@ -425,6 +425,34 @@ impl<H: Hardware + ?Sized> Hardware for &mut H {
     }
 }
 
+/// Puts a scenario's fault windows on `hardware`'s schedule; returns the kinds of fault `network`
+/// asks for that the hardware cannot apply: the latency model and reordering outside the
+/// simulator (a real network decides them), and whatever verbs it refuses (in order, each
+/// once).
+pub fn schedule_plan(
+    hardware: &mut dyn Hardware,
+    network: &crate::faults::NetworkConfig,
+) -> Result<Vec<FaultKind>, HardwareError> {
+    let mut not_applied: std::collections::BTreeSet<FaultKind> = network
+        .kinds()
+        .into_iter()
+        .filter(|kind| {
+            hardware.mode() != Mode::Simulated
+                && matches!(kind, FaultKind::Latency | FaultKind::Reorder)
+        })
+        .collect();
+    for timed in network.schedule().verbs() {
+        match hardware.schedule(timed.at.to_micros_saturating(), timed.fault.clone()) {
+            Ok(()) => {}
+            Err(HardwareError::FaultNotApplied { kind, .. }) => {
+                not_applied.insert(kind);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(not_applied.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

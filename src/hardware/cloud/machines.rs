@@ -11,10 +11,10 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsConnector;
 
 use super::aws::{api, Clients};
-use crate::faults::FaultKind;
+use crate::faults::{Fault, FaultKind, RuleKind};
 use crate::hardware::remote::machines::{self, Backend, Timeouts};
 use crate::hardware::remote::tls;
-use crate::hardware::HardwareError;
+use crate::hardware::{HardwareError, Mode};
 use crate::messages::MachineId;
 
 /// Control connections to every machine of a cloud run.
@@ -119,6 +119,28 @@ impl Backend for Instances {
         gone(&self.clients, self.get(machine)?).await
     }
 
+    const MODE: Mode = Mode::Cloud;
+
+    /// The link verbs (partitions, holds, drops and duplicates), which every machine applies to
+    /// what it sends; not yet pauses, crashes or reordering.
+    fn applies(fault: &Fault) -> bool {
+        matches!(
+            fault,
+            Fault::Partition { .. }
+                | Fault::Repair { .. }
+                | Fault::Hold { .. }
+                | Fault::Release { .. }
+                | Fault::Rule {
+                    kind: RuleKind::Drop | RuleKind::Duplicate,
+                    ..
+                }
+        )
+    }
+
+    async fn pause(&self, _machine: MachineId) -> Result<(), HardwareError> {
+        Err(not_applied(FaultKind::Pause))
+    }
+
     async fn unpause(&self, _machine: MachineId) -> Result<(), HardwareError> {
         Err(not_applied(FaultKind::Pause))
     }
@@ -136,7 +158,7 @@ impl Backend for Instances {
 fn not_applied(kind: FaultKind) -> HardwareError {
     HardwareError::FaultNotApplied {
         kind,
-        mode: crate::hardware::Mode::Cloud,
+        mode: Mode::Cloud,
     }
 }
 

@@ -43,7 +43,7 @@ use sha2::Digest as _;
 
 use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
-use crate::faults::FaultRule;
+use crate::faults::{Fault, FaultRule};
 use crate::hardware::docker::owner::Owner;
 use crate::hardware::remote::tls::RunTls;
 use crate::hardware::remote::MachineConfig;
@@ -51,6 +51,7 @@ use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::observe::gather::{MachineTrace, TraceLoss};
 use crate::settings::Settings;
+use crate::time::{Micros, Millis};
 use aws::{api, eventually, unix_now, ApiError, Clients, HttpWrapper};
 use inventory::Inventory;
 use machines::Machines;
@@ -458,10 +459,13 @@ impl Hardware for CloudHardware {
     }
 
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
-        let deadline = self.started + Duration::from_millis(at_ms);
+        let started = self.started;
+        let deadline = started + Duration::from_millis(at_ms);
+        let limit = Millis(at_ms).to_micros_saturating();
         let runtime = self.runtime.handle().clone();
         let machines = self.machines()?;
         runtime.block_on(async {
+            machines.apply_due(started, limit, Duration::ZERO).await?;
             tokio::time::sleep_until(deadline.into()).await;
             machines.check().await
         })
@@ -470,6 +474,19 @@ impl Hardware for CloudHardware {
     fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
         let runtime = self.runtime.handle().clone();
         runtime.block_on(self.machines()?.node_states())
+    }
+
+    /// Partitions, holds and the drop and duplicate rules, applied by every instance to what it
+    /// sends, as in containers; pauses, crashes and reordering are not applied on instances yet.
+    fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
+        let runtime = self.runtime.handle().clone();
+        runtime.block_on(self.machines()?.apply(fault, Duration::ZERO))
+    }
+
+    /// Keeps `fault` to apply when the run reaches `at_us`; a verb this mode cannot apply is
+    /// refused now.
+    fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
+        self.machines()?.schedule(at_us, fault)
     }
 }
 

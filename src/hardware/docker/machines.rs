@@ -9,8 +9,9 @@ use bollard::query_parameters::{KillContainerOptions, LogsOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
 
+use crate::faults::{Fault, RuleKind};
 use crate::hardware::remote::machines::{Backend, Timeouts};
-use crate::hardware::HardwareError;
+use crate::hardware::{HardwareError, Mode};
 use crate::messages::MachineId;
 
 /// Lines of a dead container's output quoted in the error.
@@ -25,15 +26,6 @@ pub(crate) struct Containers {
 impl Containers {
     fn name(&self, machine: MachineId) -> &str {
         self.names.get(machine.index()).map_or("?", String::as_str)
-    }
-
-    /// Freezes machine `machine`'s container (`docker pause`): its process keeps its memory and
-    /// runs nothing, as in a long stall; what is sent to it waits in its sockets.
-    pub(crate) async fn pause(&self, machine: MachineId) -> Result<(), HardwareError> {
-        self.docker
-            .pause_container(self.known(machine)?)
-            .await
-            .map_err(super::engine::failed("pause a machine container"))
     }
 
     fn known(&self, machine: MachineId) -> Result<&str, HardwareError> {
@@ -69,6 +61,28 @@ impl Backend for Containers {
 
     async fn gone(&self, machine: MachineId) -> Option<String> {
         dead(&self.docker, self.name(machine)).await
+    }
+
+    const MODE: Mode = Mode::Virtual;
+
+    /// Every verb but the reorder rule: the real network orders what it carries.
+    fn applies(fault: &Fault) -> bool {
+        !matches!(
+            fault,
+            Fault::Rule {
+                kind: RuleKind::Reorder,
+                ..
+            }
+        )
+    }
+
+    /// `docker pause`: the process keeps its memory and runs nothing, as in a long stall; what
+    /// is sent to it waits in its sockets.
+    async fn pause(&self, machine: MachineId) -> Result<(), HardwareError> {
+        self.docker
+            .pause_container(self.known(machine)?)
+            .await
+            .map_err(super::engine::failed("pause a machine container"))
     }
 
     /// `docker unpause`.

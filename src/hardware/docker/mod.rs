@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
-use crate::faults::{Fault, FaultRule, RuleKind};
+use crate::faults::{Fault, FaultRule};
 use crate::hardware::remote::machines::{Backend, Machines};
 use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;
@@ -113,12 +113,8 @@ pub struct DockerHardware {
     run_id: String,
     logs_dir: PathBuf,
     started: Instant,
-    /// Fault verbs to apply as time passes, by time (in the order given at one time).
-    scheduled: Vec<(Micros, Fault)>,
     /// How long a machine may take to answer after it starts (again).
     ready_timeout: Duration,
-    /// What the runner itself did to the machines: crashes and restarts.
-    applied: Counters,
 }
 
 impl DockerHardware {
@@ -218,9 +214,7 @@ impl DockerHardware {
             run_id,
             logs_dir,
             started,
-            scheduled: Vec::new(),
             ready_timeout: config.ready_timeout,
-            applied: Counters::default(),
         })
     }
 
@@ -269,7 +263,7 @@ impl DockerHardware {
         let counted = self
             .stopper
             .block_on(&self.resources.runtime, self.machines.stats())?;
-        Ok(counted + self.applied)
+        Ok(counted + self.machines.applied())
     }
 
     /// Kills machine `machine`'s container (SIGKILL), as a crash would.
@@ -342,19 +336,12 @@ impl Hardware for DockerHardware {
     }
 
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
+        let (started, ready) = (self.started, self.ready_timeout);
         let limit = Millis(at_ms).to_micros_saturating();
-        while self.scheduled.first().is_some_and(|(at, _)| *at <= limit) {
-            let (at, fault) = self.scheduled.remove(0);
-            let due = self.started + Duration::from_micros(at.0);
-            self.stopper.block_on(&self.resources.runtime, async {
-                tokio::time::sleep_until(due.into()).await;
-                Ok(())
-            })?;
-            self.apply(&fault)?;
-        }
-        let deadline = self.started + Duration::from_millis(at_ms);
+        let deadline = started + Duration::from_millis(at_ms);
         let machines = &mut self.machines;
         self.stopper.block_on(&self.resources.runtime, async {
+            machines.apply_due(started, limit, ready).await?;
             tokio::time::sleep_until(deadline.into()).await;
             machines.check().await
         })
@@ -372,78 +359,16 @@ impl Hardware for DockerHardware {
     /// from which it boots as its next incarnation). The reorder rule is not applied in
     /// containers.
     fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
-        if !virtual_applies(fault) {
-            return Err(HardwareError::FaultNotApplied {
-                kind: fault.kind(),
-                mode: Mode::Virtual,
-            });
-        }
-        for machine in fault.machines() {
-            self.machines.addr(machine)?;
-        }
-        let runtime = &self.resources.runtime;
-        let machines = &mut self.machines;
-        match fault {
-            Fault::Pause { machine } => self.stopper.block_on(runtime, async {
-                if machines.pause(*machine).await? {
-                    machines.backend().pause(*machine).await?;
-                }
-                Ok(())
-            }),
-            Fault::Crash { machine } => {
-                self.stopper.block_on(runtime, machines.crash(*machine))?;
-                self.applied.crashes += 1;
-                Ok(())
-            }
-            Fault::Restart { machine } => {
-                let timeout = self.ready_timeout;
-                self.stopper
-                    .block_on(runtime, machines.restarted(*machine, timeout))?;
-                self.applied.restarts += 1;
-                Ok(())
-            }
-            Fault::Resume { machine } => {
-                if machines.resume(*machine)? {
-                    self.stopper.block_on(runtime, async {
-                        machines.backend().unpause(*machine).await?;
-                        machines.resumed(*machine).await
-                    })?;
-                }
-                Ok(())
-            }
-            _ => self
-                .stopper
-                .block_on(runtime, machines.apply_to_links(fault)),
-        }
+        let ready = self.ready_timeout;
+        self.stopper
+            .block_on(&self.resources.runtime, self.machines.apply(fault, ready))
     }
 
     /// Keeps `fault` to apply when the run reaches `at_us` (see [`Hardware::run_until`]); a
     /// verb this mode cannot apply is refused now.
     fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
-        if !virtual_applies(&fault) {
-            return Err(HardwareError::FaultNotApplied {
-                kind: fault.kind(),
-                mode: Mode::Virtual,
-            });
-        }
-        for machine in fault.machines() {
-            self.machines.addr(machine)?;
-        }
-        let place = self.scheduled.partition_point(|(at, _)| *at <= at_us);
-        self.scheduled.insert(place, (at_us, fault));
-        Ok(())
+        self.machines.schedule(at_us, fault)
     }
-}
-
-/// Whether virtual mode applies `fault` (see [`DockerHardware`]'s `apply`).
-fn virtual_applies(fault: &Fault) -> bool {
-    !matches!(
-        fault,
-        Fault::Rule {
-            kind: RuleKind::Reorder,
-            ..
-        }
-    )
 }
 
 /// Checks a machine count against what virtual mode can run, before anything is created.

@@ -15,10 +15,11 @@ use super::client::{ControlClient, ControlError};
 use super::protocol::{ControlRequest, ControlResponse};
 use crate::counters::Counters;
 use crate::faults::Fault;
-use crate::hardware::HardwareError;
+use crate::hardware::{HardwareError, Mode};
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::observe::merge::host_now_us;
+use crate::time::Micros;
 
 /// How long each kind of control call may take, and how to wait for machines to come up.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +57,16 @@ pub(crate) trait Backend {
 
     /// If machine `machine` no longer runs: what became of it.
     fn gone(&self, machine: MachineId) -> impl Future<Output = Option<String>>;
+
+    /// The mode these machines are.
+    const MODE: Mode;
+
+    /// Whether this back-end applies `fault` (link verbs are every machine's own; pauses,
+    /// crashes and restarts need the back-end).
+    fn applies(fault: &Fault) -> bool;
+
+    /// Freezes machine `machine`'s process, memory kept.
+    fn pause(&self, machine: MachineId) -> impl Future<Output = Result<(), HardwareError>>;
 
     /// Lets machine `machine`'s frozen process go on.
     fn unpause(&self, machine: MachineId) -> impl Future<Output = Result<(), HardwareError>>;
@@ -99,6 +110,11 @@ pub(crate) struct Machines<B> {
     /// Every link verb applied so far, in order: a machine that boots again after a crash is
     /// told them all.
     link_verbs: Vec<Fault>,
+    /// Fault verbs waiting for their time on the run's clock, by time (in the order given at
+    /// one time).
+    scheduled: Vec<(Micros, Fault)>,
+    /// What the runner itself did to the machines: crashes and restarts.
+    applied: Counters,
     /// The run's start: microseconds since the UNIX epoch on the runner's wall clock, time zero
     /// of every machine's clock.
     run_start_unix_us: u64,
@@ -119,6 +135,8 @@ impl<B: Backend> Machines<B> {
         let mut machines = Machines {
             backend,
             link_verbs: Vec::new(),
+            scheduled: Vec::new(),
+            applied: Counters::default(),
             token,
             slots: addrs
                 .into_iter()
@@ -312,6 +330,89 @@ impl<B: Backend> Machines<B> {
             ControlResponse::NodeStates { nodes } => Ok(nodes),
             other => Err(unexpected(machine, &other)),
         }
+    }
+
+    /// Applies a fault verb now: a link verb on every machine, a pause, resume, crash or restart
+    /// through the back-end (a restarted machine may take `ready` to answer). A verb the
+    /// back-end cannot apply is refused, and so is one naming a machine the run lacks.
+    pub(crate) async fn apply(
+        &mut self,
+        fault: &Fault,
+        ready: Duration,
+    ) -> Result<(), HardwareError> {
+        if !B::applies(fault) {
+            return Err(HardwareError::FaultNotApplied {
+                kind: fault.kind(),
+                mode: B::MODE,
+            });
+        }
+        for machine in fault.machines() {
+            self.addr(machine)?;
+        }
+        match fault {
+            Fault::Pause { machine } => {
+                if self.pause(*machine).await? {
+                    self.backend.pause(*machine).await?;
+                }
+                Ok(())
+            }
+            Fault::Resume { machine } => {
+                if self.resume(*machine)? {
+                    self.backend.unpause(*machine).await?;
+                    self.resumed(*machine).await?;
+                }
+                Ok(())
+            }
+            Fault::Crash { machine } => {
+                self.crash(*machine).await?;
+                self.applied.crashes += 1;
+                Ok(())
+            }
+            Fault::Restart { machine } => {
+                self.restarted(*machine, ready).await?;
+                self.applied.restarts += 1;
+                Ok(())
+            }
+            _ => self.apply_to_links(fault).await,
+        }
+    }
+
+    /// Keeps `fault` to apply when the run's clock reaches `at_us` (see
+    /// [`Machines::apply_due`]); a verb the back-end cannot apply is refused now.
+    pub(crate) fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
+        if !B::applies(&fault) {
+            return Err(HardwareError::FaultNotApplied {
+                kind: fault.kind(),
+                mode: B::MODE,
+            });
+        }
+        for machine in fault.machines() {
+            self.addr(machine)?;
+        }
+        let place = self.scheduled.partition_point(|(at, _)| *at <= at_us);
+        self.scheduled.insert(place, (at_us, fault));
+        Ok(())
+    }
+
+    /// Applies every scheduled verb due by `limit`, each at its time on the run's clock, whose
+    /// zero is `started`.
+    pub(crate) async fn apply_due(
+        &mut self,
+        started: std::time::Instant,
+        limit: Micros,
+        ready: Duration,
+    ) -> Result<(), HardwareError> {
+        while self.scheduled.first().is_some_and(|(at, _)| *at <= limit) {
+            let (at, fault) = self.scheduled.remove(0);
+            tokio::time::sleep_until((started + Duration::from_micros(at.0)).into()).await;
+            self.apply(&fault, ready).await?;
+        }
+        Ok(())
+    }
+
+    /// The crashes and restarts the runner applied.
+    pub(crate) fn applied(&self) -> Counters {
+        self.applied
     }
 
     /// Applies a link verb (a partition, a hold, a rule) on every machine: each applies it to
