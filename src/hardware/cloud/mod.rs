@@ -459,13 +459,12 @@ impl Hardware for CloudHardware {
     }
 
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
-        let started = self.started;
-        let deadline = started + Duration::from_millis(at_ms);
+        let deadline = self.started + Duration::from_millis(at_ms);
         let limit = Millis(at_ms).to_micros_saturating();
         let runtime = self.runtime.handle().clone();
         let machines = self.machines()?;
         runtime.block_on(async {
-            machines.apply_due(started, limit, Duration::ZERO).await?;
+            machines.apply_due(limit).await?;
             tokio::time::sleep_until(deadline.into()).await;
             machines.check().await
         })
@@ -480,7 +479,7 @@ impl Hardware for CloudHardware {
     /// sends, as in containers; pauses, crashes and reordering are not applied on instances yet.
     fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
         let runtime = self.runtime.handle().clone();
-        runtime.block_on(self.machines()?.apply(fault, Duration::ZERO))
+        runtime.block_on(self.machines()?.apply(fault))
     }
 
     /// Keeps `fault` to apply when the run reaches `at_us`; a verb this mode cannot apply is

@@ -113,8 +113,6 @@ pub struct DockerHardware {
     run_id: String,
     logs_dir: PathBuf,
     started: Instant,
-    /// How long a machine may take to answer after it starts (again).
-    ready_timeout: Duration,
 }
 
 impl DockerHardware {
@@ -214,7 +212,6 @@ impl DockerHardware {
             run_id,
             logs_dir,
             started,
-            ready_timeout: config.ready_timeout,
         })
     }
 
@@ -336,12 +333,11 @@ impl Hardware for DockerHardware {
     }
 
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
-        let (started, ready) = (self.started, self.ready_timeout);
         let limit = Millis(at_ms).to_micros_saturating();
-        let deadline = started + Duration::from_millis(at_ms);
+        let deadline = self.started + Duration::from_millis(at_ms);
         let machines = &mut self.machines;
         self.stopper.block_on(&self.resources.runtime, async {
-            machines.apply_due(started, limit, ready).await?;
+            machines.apply_due(limit).await?;
             tokio::time::sleep_until(deadline.into()).await;
             machines.check().await
         })
@@ -359,9 +355,8 @@ impl Hardware for DockerHardware {
     /// from which it boots as its next incarnation). The reorder rule is not applied in
     /// containers.
     fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
-        let ready = self.ready_timeout;
         self.stopper
-            .block_on(&self.resources.runtime, self.machines.apply(fault, ready))
+            .block_on(&self.resources.runtime, self.machines.apply(fault))
     }
 
     /// Keeps `fault` to apply when the run reaches `at_us` (see [`Hardware::run_until`]); a

@@ -120,6 +120,8 @@ pub(crate) struct Machines<B> {
     run_start_unix_us: u64,
     /// The same moment on the runner's monotonic clock.
     started: std::time::Instant,
+    /// How long a machine may take to answer once it starts (again, after a crash).
+    ready: Duration,
 }
 
 impl<B: Backend> Machines<B> {
@@ -151,6 +153,7 @@ impl<B: Backend> Machines<B> {
                 .collect(),
             run_start_unix_us: 0,
             started: std::time::Instant::now(),
+            ready: timeout,
         };
         let deadline = Instant::now() + timeout;
         let waits = machines.slots.iter().enumerate().map(|(index, slot)| {
@@ -332,14 +335,9 @@ impl<B: Backend> Machines<B> {
         }
     }
 
-    /// Applies a fault verb now: a link verb on every machine, a pause, resume, crash or restart
-    /// through the back-end (a restarted machine may take `ready` to answer). A verb the
-    /// back-end cannot apply is refused, and so is one naming a machine the run lacks.
-    pub(crate) async fn apply(
-        &mut self,
-        fault: &Fault,
-        ready: Duration,
-    ) -> Result<(), HardwareError> {
+    /// Whether `fault` can be applied to these machines: the back-end applies its kind, and
+    /// every machine it names is one of the run's.
+    fn admit(&self, fault: &Fault) -> Result<(), HardwareError> {
         if !B::applies(fault) {
             return Err(HardwareError::FaultNotApplied {
                 kind: fault.kind(),
@@ -349,6 +347,14 @@ impl<B: Backend> Machines<B> {
         for machine in fault.machines() {
             self.addr(machine)?;
         }
+        Ok(())
+    }
+
+    /// Applies a fault verb now: a link verb on every machine, a pause, resume, crash or restart
+    /// through the back-end. A verb the back-end cannot apply is refused, and so is one naming
+    /// a machine the run lacks.
+    pub(crate) async fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
+        self.admit(fault)?;
         match fault {
             Fault::Pause { machine } => {
                 if self.pause(*machine).await? {
@@ -369,7 +375,7 @@ impl<B: Backend> Machines<B> {
                 Ok(())
             }
             Fault::Restart { machine } => {
-                self.restarted(*machine, ready).await?;
+                self.restarted(*machine).await?;
                 self.applied.restarts += 1;
                 Ok(())
             }
@@ -380,32 +386,18 @@ impl<B: Backend> Machines<B> {
     /// Keeps `fault` to apply when the run's clock reaches `at_us` (see
     /// [`Machines::apply_due`]); a verb the back-end cannot apply is refused now.
     pub(crate) fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
-        if !B::applies(&fault) {
-            return Err(HardwareError::FaultNotApplied {
-                kind: fault.kind(),
-                mode: B::MODE,
-            });
-        }
-        for machine in fault.machines() {
-            self.addr(machine)?;
-        }
+        self.admit(&fault)?;
         let place = self.scheduled.partition_point(|(at, _)| *at <= at_us);
         self.scheduled.insert(place, (at_us, fault));
         Ok(())
     }
 
-    /// Applies every scheduled verb due by `limit`, each at its time on the run's clock, whose
-    /// zero is `started`.
-    pub(crate) async fn apply_due(
-        &mut self,
-        started: std::time::Instant,
-        limit: Micros,
-        ready: Duration,
-    ) -> Result<(), HardwareError> {
+    /// Applies every scheduled verb due by `limit`, each at its time on the run's clock.
+    pub(crate) async fn apply_due(&mut self, limit: Micros) -> Result<(), HardwareError> {
         while self.scheduled.first().is_some_and(|(at, _)| *at <= limit) {
             let (at, fault) = self.scheduled.remove(0);
-            tokio::time::sleep_until((started + Duration::from_micros(at.0)).into()).await;
-            self.apply(&fault, ready).await?;
+            tokio::time::sleep_until((self.started + Duration::from_micros(at.0)).into()).await;
+            self.apply(&fault).await?;
         }
         Ok(())
     }
@@ -417,7 +409,7 @@ impl<B: Backend> Machines<B> {
 
     /// Applies a link verb (a partition, a hold, a rule) on every machine: each applies it to
     /// what it sends. A paused machine gets it when it goes on.
-    pub(crate) async fn apply_to_links(&mut self, fault: &Fault) -> Result<(), HardwareError> {
+    async fn apply_to_links(&mut self, fault: &Fault) -> Result<(), HardwareError> {
         self.link_verbs.push(fault.clone());
         for index in 0..self.slots.len() {
             let machine = machine_id(index);
@@ -451,7 +443,7 @@ impl<B: Backend> Machines<B> {
     /// Counts one more pause of `machine`; whether its process must be frozen now (its first,
     /// after which the runner asks it nothing: its nodes' states are read now, for the time it
     /// is frozen).
-    pub(crate) async fn pause(&mut self, machine: MachineId) -> Result<bool, HardwareError> {
+    async fn pause(&mut self, machine: MachineId) -> Result<bool, HardwareError> {
         if self.slot(machine)?.pauses == 0 {
             let states = self.machine_states(machine).await?;
             self.slot(machine)?.frozen_states = states;
@@ -462,7 +454,7 @@ impl<B: Backend> Machines<B> {
     }
 
     /// Ends one pause of `machine`; whether its process must go on now (its last).
-    pub(crate) fn resume(&mut self, machine: MachineId) -> Result<bool, HardwareError> {
+    fn resume(&mut self, machine: MachineId) -> Result<bool, HardwareError> {
         let slot = self.slot(machine)?;
         let last = slot.pauses == 1;
         slot.pauses = slot.pauses.saturating_sub(1);
@@ -470,7 +462,7 @@ impl<B: Backend> Machines<B> {
     }
 
     /// After `machine`'s process went on: the link verbs and the messages it missed, in order.
-    pub(crate) async fn resumed(&mut self, machine: MachineId) -> Result<(), HardwareError> {
+    async fn resumed(&mut self, machine: MachineId) -> Result<(), HardwareError> {
         let slot = self.slot(machine)?;
         slot.frozen_states.clear();
         for missed in std::mem::take(&mut slot.missed) {
@@ -485,7 +477,7 @@ impl<B: Backend> Machines<B> {
     /// Marks `machine` down and kills its process: the runner asks it nothing until
     /// [`Machines::restarted`], and messages from outside to it wait for then. A paused machine
     /// is let go on first (a frozen container cannot be killed).
-    pub(crate) async fn crash(&mut self, machine: MachineId) -> Result<(), HardwareError> {
+    async fn crash(&mut self, machine: MachineId) -> Result<(), HardwareError> {
         let slot = self.slot(machine)?;
         if slot.down {
             return Err(HardwareError::FaultRefused {
@@ -509,11 +501,7 @@ impl<B: Backend> Machines<B> {
 
     /// Starts `machine`'s process again, waits until it answers, tells it every link verb in
     /// force, and hands it the messages from outside that waited for it.
-    pub(crate) async fn restarted(
-        &mut self,
-        machine: MachineId,
-        timeout: Duration,
-    ) -> Result<(), HardwareError> {
+    async fn restarted(&mut self, machine: MachineId) -> Result<(), HardwareError> {
         if !self.slot(machine)?.down {
             return Err(HardwareError::FaultRefused {
                 fault: format!("restart {machine}"),
@@ -521,7 +509,7 @@ impl<B: Backend> Machines<B> {
             });
         }
         self.backend.start(machine).await?;
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + self.ready;
         let slot = &self.slots[machine.index()];
         let client = wait_ready(&self.backend, machine, slot, &self.token, deadline).await?;
         let slot = self.slot(machine)?;
