@@ -28,7 +28,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
-use crate::messages::{MachineId, Message, MessageError, NodeConfig, NodeHandle, NodeId};
+use crate::messages::{MachineId, Message, NodeConfig, NodeHandle, NodeId};
 use crate::node::{MachineController, Node, NodeError, NodeRegistry, Persisted, TimerId};
 use context::Context;
 use link::{AckRange, Resend};
@@ -266,18 +266,13 @@ impl NodeManager {
                 machine,
             };
             // Read back as JSON, as a disk is read.
-            let json = match &stored.persisted {
-                Some(persisted) => Some(persisted.to_json().map_err(|error| {
-                    failure(
-                        me,
-                        stored.config.kind(),
-                        NodeError::Message(MessageError::Encode(format!(
-                            "what it persisted cannot be encoded: {error}"
-                        ))),
-                    )
-                })?),
-                None => None,
-            };
+            let kind = stored.config.kind();
+            let json = stored
+                .persisted
+                .as_ref()
+                .map(|persisted| persisted.read_back(kind))
+                .transpose()
+                .map_err(|error| failure(me, kind, error))?;
             if let Some(persisted) = stored.persisted {
                 manager.core.persisted.insert(stored.id, persisted);
             }

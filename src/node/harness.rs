@@ -330,15 +330,12 @@ impl<N: TypedNode> Harness<N> {
     pub fn crash_and_restart(&mut self) -> Result<(), NodeError> {
         self.node = Typed::<N>::build(&self.config, true)?;
         self.ctl.timers.clear();
-        let persisted = match &self.ctl.persisted {
-            Some(persisted) => Some(persisted.to_json().map_err(|error| {
-                NodeError::Message(MessageError::Encode(format!(
-                    "what {} persisted cannot be encoded: {error}",
-                    N::TYPE
-                )))
-            })?),
-            None => None,
-        };
+        let persisted = self
+            .ctl
+            .persisted
+            .as_ref()
+            .map(|persisted| persisted.read_back(N::TYPE))
+            .transpose()?;
         self.node.recover(&mut self.ctl, persisted.as_ref())
     }
 

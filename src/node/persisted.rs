@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::NodeError;
+use crate::messages::MessageError;
+
 /// A value a node persisted: its own typed value or JSON, behind a shared pointer (cloning the
 /// disk clones no value).
 #[derive(Clone)]
@@ -36,6 +39,16 @@ impl Persisted {
     /// The value as JSON, as recovery reads it.
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         self.0.to_json()
+    }
+
+    /// The value as JSON for a node of type `node_type` to recover from; a value that cannot be
+    /// encoded is that node's error.
+    pub(crate) fn read_back(&self, node_type: &str) -> Result<serde_json::Value, NodeError> {
+        self.to_json().map_err(|error| {
+            NodeError::Message(MessageError::Encode(format!(
+                "what {node_type} persisted cannot be encoded: {error}"
+            )))
+        })
     }
 }
 
