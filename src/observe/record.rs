@@ -167,23 +167,7 @@ pub fn write_records_file(path: &std::path::Path, records: &[Record]) -> Result<
 
 /// Reads the records of a JSON-lines file (blank lines are skipped); `path` names it in errors.
 pub fn read_records(input: impl BufRead, path: &str) -> Result<Vec<Record>, RecordError> {
-    let mut records = Vec::new();
-    for (index, line) in input.lines().enumerate() {
-        let line = line.map_err(|source| RecordError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record = serde_json::from_str(&line).map_err(|source| RecordError::Json {
-            path: path.to_owned(),
-            line: index + 1,
-            source,
-        })?;
-        records.push(record);
-    }
-    Ok(records)
+    read_lines(input, path, false).map(|complete| complete.records)
 }
 
 /// The records of a trace its writer may have been killed while writing: every complete record,
@@ -210,8 +194,18 @@ pub struct TornLine {
 /// that is not a record is dropped and said in [`CompleteRecords::torn`]. A bad line anywhere
 /// else is an error, as is a last line with its newline that is not a record.
 pub fn read_complete_records(
+    input: impl BufRead,
+    path: &str,
+) -> Result<CompleteRecords, RecordError> {
+    read_lines(input, path, true)
+}
+
+/// Reads a JSON-lines trace, every blank line skipped; with `torn_allowed`, a last line without
+/// its newline that is not a record ends the trace instead of failing it.
+fn read_lines(
     mut input: impl BufRead,
     path: &str,
+    torn_allowed: bool,
 ) -> Result<CompleteRecords, RecordError> {
     let mut records = Vec::new();
     let mut line = Vec::new();
@@ -237,7 +231,7 @@ pub fn read_complete_records(
         }
         match serde_json::from_slice(text) {
             Ok(record) => records.push(record),
-            Err(_) if line.last() != Some(&b'\n') => {
+            Err(_) if torn_allowed && line.last() != Some(&b'\n') => {
                 let torn = TornLine {
                     line: number,
                     bytes: line.len(),
