@@ -153,10 +153,16 @@ impl Core {
     /// disk), and carries out what its restart asked for: its nodes' timers, the spawns and
     /// terminations it sends again, and the word to every peer that it rebooted.
     pub(crate) fn resume(&mut self, run_start_unix_us: u64) -> Result<(), ClockError> {
+        self.count_from(run_start_unix_us)?;
+        self.carry_effects();
+        Ok(())
+    }
+
+    /// Makes `run_start_unix_us` (on this host's wall clock) the clock's time zero.
+    fn count_from(&mut self, run_start_unix_us: u64) -> Result<(), ClockError> {
         self.started = origin(Instant::now(), host_now_us(), run_start_unix_us)
             .ok_or(ClockError::TooFar { run_start_unix_us })?;
         self.clock_started = true;
-        self.carry_effects();
         Ok(())
     }
 
@@ -229,9 +235,7 @@ impl Core {
         if !idle {
             return Err(ClockError::AlreadyRunning);
         }
-        self.started = origin(Instant::now(), host_now_us(), run_start_unix_us)
-            .ok_or(ClockError::TooFar { run_start_unix_us })?;
-        self.clock_started = true;
+        self.count_from(run_start_unix_us)?;
         if let Some(dir) = &self.state_dir {
             let start = RunStart { run_start_unix_us };
             let written = serde_json::to_vec(&start)
