@@ -11,7 +11,7 @@ use super::client::{Client, Reply};
 use super::SystemError;
 use crate::counters::Counters;
 use crate::faults::{CutId, Fault, FaultRule, RuleKind};
-use crate::hardware::Hardware;
+use crate::hardware::{Hardware, LastEvent};
 use crate::manager::NodeState;
 use crate::messages::{MachineId, NodeHandle};
 use crate::node::{config_of, message_for, Handle, NodeRegistry, TypedNode};
@@ -545,8 +545,16 @@ impl<'a> Sim<'a> {
     /// verb or on hardware that does not say, every machine.
     fn mark_last_event(&mut self) {
         match self.hardware.last_event() {
-            Some(event) if event.machine.is_some() => {
-                self.stale_nodes.extend_from_slice(&event.touched);
+            Some(LastEvent {
+                machine: Some(machine),
+                touched,
+                ..
+            }) => {
+                let nodes = touched.iter().map(|&id| NodeHandle {
+                    id,
+                    machine: *machine,
+                });
+                self.stale_nodes.extend(nodes);
             }
             _ => self.stale.iter_mut().for_each(|stale| *stale = true),
         }

@@ -177,8 +177,6 @@ pub struct SimulatedHardware {
     describe: bool,
     /// The event processed last, when events are described.
     last: Option<LastEvent>,
-    /// A buffer for the ids of the nodes an event touched.
-    touched_ids: Vec<NodeId>,
 }
 
 /// The event the simulator processed last: when, where, what, and the causal history that led
@@ -190,10 +188,10 @@ pub struct LastEvent {
     /// The machine it happened on (none for a fault verb).
     pub machine: Option<MachineId>,
     what: What,
-    /// The nodes whose state it may have changed (created, handed a message or a timer,
-    /// terminated); empty for the link layer's own events, and for a fault verb (which may
-    /// change any machine).
-    pub touched: Vec<NodeHandle>,
+    /// The nodes of [`LastEvent::machine`] whose state it may have changed (created, handed a
+    /// message or a timer, terminated); empty for the link layer's own events, and for a fault
+    /// verb (which may change any machine).
+    pub touched: Vec<NodeId>,
     cause: Cause,
 }
 
@@ -299,7 +297,6 @@ impl SimulatedHardware {
             recorder: None,
             current: None,
             describe: false,
-            touched_ids: Vec::new(),
             last: None,
         })
     }
@@ -492,11 +489,10 @@ impl SimulatedHardware {
             disk,
             self.now_us.0,
         );
-        let manager = match manager {
+        let mut manager = match manager {
             Ok(manager) => manager,
             Err(failure) => return Err(self.failed(failure, None)),
         };
-        let mut manager = manager;
         if self.describe {
             manager.track_touched();
         }
@@ -643,14 +639,8 @@ impl SimulatedHardware {
         let Some(manager) = self.machines[machine.index()].manager_mut() else {
             return;
         };
-        self.touched_ids.clear();
-        manager.take_touched(&mut self.touched_ids);
         last.touched.clear();
-        last.touched.extend(
-            self.touched_ids
-                .iter()
-                .map(|id| NodeHandle { id: *id, machine }),
-        );
+        manager.take_touched(&mut last.touched);
     }
 
     /// What `event` is, for [`Hardware::last_event`].
