@@ -1,8 +1,8 @@
 //! The broadcast workload in containers: the same examples as simulated mode, the same verdict,
 //! and nothing left behind.
 //!
-//! - `examples/broadcast_ring.json` through `run_virtual::execute` (what `run --mode virtual`
-//!   does): every node holds every value once, the run settles, its machines logged.
+//! - `examples/broadcast_ring.json` through the one run path, `scenario::run` on a virtual
+//!   target (what `run --mode virtual` does): every node holds every value once, the run settles, its machines logged.
 //! - `examples/broadcast_lossy.json` (20 % drops and 20 % duplicates, which virtual mode injects
 //!   at the sending machine) through the binary with `--mode virtual --json`: the faults happened,
 //!   reliable delivery repaired them, and the report is exact.
@@ -15,9 +15,8 @@ use std::process::Command;
 
 use dist_zero::apps::broadcast::BroadcastOutcome;
 use dist_zero::apps::builtin;
-use dist_zero::cli::run_virtual;
-use dist_zero::hardware::Mode;
-use dist_zero::scenario::Scenario;
+use dist_zero::hardware::{Mode, Remote, Target};
+use dist_zero::scenario::{run, RunOptions, Scenario};
 use dist_zero::settings::Settings;
 use serde_json::{json, Value};
 
@@ -32,16 +31,15 @@ fn virtual_broadcast_ring_example_is_exact_in_three_containers() {
     let scenario =
         Scenario::load(&example("broadcast_ring.json"), &builtin()).expect("the example loads");
     assert_eq!(scenario.machines, 3);
-    let run = run_virtual::execute(
-        &scenario,
-        &run_virtual::VirtualOptions::default(),
+    let target = Target::Virtual(Remote::new(
         PathBuf::from(env!("CARGO_BIN_EXE_dist-zero")),
         Settings::load().expect("settings load"),
-    )
-    .expect("the run completes");
-    let leftovers = virtual_support::leftovers(&run.run_id);
+    ));
+    let run = run(&scenario, &target, &RunOptions::default());
+    let report = run.result.as_ref().expect("the run completes");
+    let run_id = run.run_id.as_deref().expect("a virtual run has an id");
+    let leftovers = virtual_support::leftovers(run_id);
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
-    let report = &run.report;
     assert_eq!(report.mode, Mode::Virtual);
     assert_eq!(report.application, "broadcast");
     assert!(report.trace_hash.is_none(), "no trace in virtual mode");
@@ -60,8 +58,14 @@ fn virtual_broadcast_ring_example_is_exact_in_three_containers() {
     );
     assert!(report.messages_delivered > 5, "{report:?}");
     for machine in ["m0", "m1", "m2"] {
-        let log = std::fs::read_to_string(run.logs.join(machine).join("machine.log"))
-            .expect("each machine's log is on the host");
+        let log = std::fs::read_to_string(
+            run.logs
+                .as_ref()
+                .expect("logs on this host")
+                .join(machine)
+                .join("machine.log"),
+        )
+        .expect("each machine's log is on the host");
         assert!(log.contains("machine ready"), "{machine}: {log}");
     }
 }

@@ -8,7 +8,7 @@ mod virtual_support;
 use std::io::Write;
 
 use dist_zero::apps::sum::{SumConfig, SumNode};
-use dist_zero::cli::run_virtual::merged_trace;
+use dist_zero::hardware::docker::merged_trace;
 use dist_zero::hardware::docker::DockerHardware;
 use dist_zero::hardware::Hardware;
 use dist_zero::machine::TRACE_FILE;

@@ -10,19 +10,15 @@
 
 #[cfg(feature = "docker")]
 mod clean;
+#[cfg(feature = "cloud")]
+pub mod cloud;
 #[cfg(feature = "docker")]
 mod machine;
 mod report_args;
-#[cfg(feature = "cloud")]
-pub mod run_cloud;
-#[cfg(feature = "docker")]
-pub mod run_virtual;
 mod shell;
 mod sweep;
 
 pub use report_args::ReportArgs;
-#[cfg(feature = "docker")]
-pub use run_virtual::this_executable;
 pub use sweep::SeedRange;
 
 use std::io::IsTerminal;
@@ -33,8 +29,8 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use crate::app::{Application, Applications};
-use crate::hardware::{HardwareError, Mode};
-use crate::scenario::{simulate_traced, Report, RunError, RunOptions, Scenario};
+use crate::hardware::{HardwareError, Mode, Target};
+use crate::scenario::{Report, RunError, RunOptions, RunOutcome, Scenario};
 use crate::settings::Settings;
 use crate::terminal::{err, escape, escape_lines, out};
 
@@ -258,7 +254,7 @@ pub fn execute<E: ExtraCommands>(
         Command::Machine(args) => machine::run(&args, apps),
         #[cfg(feature = "docker")]
         #[cfg(feature = "cloud")]
-        Command::Clean(args) if args.cloud => run_cloud::clean(&args, settings),
+        Command::Clean(args) if args.cloud => cloud::clean(&args, settings),
         #[cfg(all(feature = "docker", not(feature = "cloud")))]
         Command::Clean(args) if args.cloud => Failure::bad_input(
             &"cloud mode is not available in this build; rebuild with `--features cloud`",
@@ -267,7 +263,7 @@ pub fn execute<E: ExtraCommands>(
         #[cfg(feature = "docker")]
         Command::Clean(args) => clean::run(&args, settings),
         #[cfg(feature = "cloud")]
-        Command::CloudEmulator { port } => run_cloud::emulator(port, settings),
+        Command::CloudEmulator { port } => cloud::emulator(port, settings),
         Command::Extra(extra) => extra.execute(settings),
     }
 }
@@ -336,39 +332,71 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
                 options.seed.unwrap_or(scenario.seed),
                 &options,
             );
-            run_simulated_seen(&scenario, options, json, trace.as_deref(), &see, replay)
+            let target = Target::Simulated;
+            run_seen(
+                &scenario,
+                &target,
+                options,
+                json,
+                trace.as_deref(),
+                &see,
+                replay,
+            )
         }
-        #[cfg(feature = "docker")]
-        (Mode::Virtual, _) => run_virtual::run(
-            &scenario,
-            &path,
-            seed,
-            json,
-            options.reliable,
-            settings,
-            &see,
-        ),
-        #[cfg(not(feature = "docker"))]
-        (Mode::Virtual, _) => Failure::bad_input(
-            &"virtual mode is not available in this build; rebuild with `--features docker`",
-        )
-        .report(json),
-        #[cfg(feature = "cloud")]
-        (Mode::Cloud, _) => run_cloud::run(
-            &scenario,
-            &path,
-            seed,
-            options.reliable,
-            json,
-            settings,
-            &see,
-        ),
-        #[cfg(not(feature = "cloud"))]
-        (Mode::Cloud, _) => Failure::bad_input(&format!(
-            "{mode} mode is not available in this build; rebuild with `--features cloud`"
-        ))
-        .report(json),
+        (mode, _) => match remote_target(mode, settings) {
+            Ok(target) => {
+                let replay = format!(
+                    "{} run {} --mode {mode} --seed {}",
+                    program_command(),
+                    shell::quote_os_path(path.as_os_str()),
+                    options.seed.unwrap_or(scenario.seed)
+                );
+                run_seen(&scenario, &target, options, json, None, &see, replay)
+            }
+            Err(failure) => failure.report(json),
+        },
     }
+}
+
+/// The hardware of a remote `mode`: this binary shipped to the machines, SIGINT and SIGTERM
+/// stopping the run; or why this build cannot run that mode.
+fn remote_target(mode: Mode, settings: &Settings) -> Result<Target, Failure> {
+    match mode {
+        Mode::Simulated => Ok(Target::Simulated),
+        #[cfg(feature = "docker")]
+        Mode::Virtual => Ok(Target::Virtual(remote(settings)?)),
+        #[cfg(feature = "cloud")]
+        Mode::Cloud => Ok(Target::Cloud(remote(settings)?)),
+        #[cfg(not(feature = "docker"))]
+        Mode::Virtual => {
+            let _ = settings;
+            Err(Failure::bad_input(
+                &"virtual mode is not available in this build; rebuild with `--features docker`",
+            ))
+        }
+        #[cfg(not(feature = "cloud"))]
+        Mode::Cloud => Err(Failure::bad_input(&format!(
+            "{mode} mode is not available in this build; rebuild with `--features cloud`"
+        ))),
+    }
+}
+
+/// This binary as what the machines of a remote run execute, the run stopped by SIGINT and
+/// SIGTERM.
+#[cfg(feature = "docker")]
+fn remote(settings: &Settings) -> Result<crate::hardware::Remote, Failure> {
+    Ok(crate::hardware::Remote {
+        binary: this_executable()?,
+        settings: settings.clone(),
+        stop_on_signals: true,
+    })
+}
+
+/// The running binary, which a remote mode copies to its machines (a library user's own binary
+/// ships their node types this way).
+pub fn this_executable() -> Result<PathBuf, Failure> {
+    std::env::current_exe()
+        .map_err(|error| Failure::internal(&format!("cannot find this executable: {error}")))
 }
 
 /// The name this binary was started by — `dist-zero`, or a library user's own binary — for
@@ -429,8 +457,9 @@ pub fn run_simulated(
     json: bool,
     trace: Option<&Path>,
 ) -> u8 {
-    run_simulated_seen(
+    run_seen(
         scenario,
+        &Target::Simulated,
         options,
         json,
         trace,
@@ -439,25 +468,29 @@ pub fn run_simulated(
     )
 }
 
-/// [`run_simulated`], and what `see` asks for: the structured trace, the report (whose replay
-/// command is `replay`).
-pub fn run_simulated_seen(
+/// Runs `scenario` on `target` with `options` (the one run path, [`crate::scenario::run`]),
+/// writes its trace to `trace` (simulated mode, also when the run stops early, so a failure can
+/// be studied) and what `see` asks for (the structured trace, the report, whose replay command
+/// is `replay`), and prints the outcome; returns the exit status.
+pub fn run_seen(
     scenario: &Scenario,
+    target: &Target,
     options: RunOptions,
     json: bool,
     trace: Option<&Path>,
     see: &ReportArgs,
     replay: String,
 ) -> u8 {
+    let simulated = target.mode() == Mode::Simulated;
     let options = RunOptions {
         keep_trace_text: trace.is_some(),
         observe: see.wanted(),
         progress: !json
-            && scenario.app().is_large(scenario.section())
+            && (!simulated || scenario.app().is_large(scenario.section()))
             && std::io::stderr().is_terminal(),
         ..options
     };
-    let run = simulate_traced(scenario, &options);
+    let mut run = crate::scenario::run(scenario, target, &options);
     let written = match (trace, &run.trace_text) {
         (Some(path), Some(text)) => std::fs::write(path, text).map_err(|error| {
             Failure::bad_input(&format!(
@@ -468,26 +501,70 @@ pub fn run_simulated_seen(
         _ => Ok(()),
     };
     let seed = options.seed.unwrap_or(scenario.seed);
-    let seen = match run.observed {
-        Some(observed) => see.write(
-            scenario,
-            seed,
-            run.result.as_ref(),
-            observed,
-            replay,
-            Vec::new(),
-        ),
+    let notes = match &run.result {
+        Ok(report) if !report.not_applied.is_empty() => {
+            let kinds: Vec<String> = report.not_applied.iter().map(ToString::to_string).collect();
+            vec![format!(
+                "not applied in {} mode: {}",
+                report.mode,
+                kinds.join(", ")
+            )]
+        }
+        _ => Vec::new(),
+    };
+    let seen = match run.observed.take() {
+        Some(observed) => see.write(scenario, seed, run.result.as_ref(), observed, replay, notes),
         None => Ok(()),
     };
     let written = written.and(seen);
-    match run.result {
-        Ok(report) => after_printing(print_report(&report, json), written),
+    match &run.result {
+        Ok(report) => {
+            let printed = print_run(report, &run, json);
+            after_printing(printed, written)
+        }
         Err(error) => {
             if let Err(failure) = written {
                 report_error(failure.exit_code, &failure.error);
             }
-            Failure::of_run(&error, Some(seed)).report(json)
+            Failure::of_run(error, Some(seed).filter(|_| simulated)).report(json)
         }
+    }
+}
+
+/// Prints a run's report (one JSON object with `json`), with where a remote run's machines
+/// were (its id, its logs, how long they took to start); returns the exit status it means.
+fn print_run(report: &Report, run: &RunOutcome, json: bool) -> u8 {
+    let Some(run_id) = &run.run_id else {
+        return print_report(report, json);
+    };
+    if json {
+        let mut value = serde_json::to_value(report).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert("run_id".into(), run_id.clone().into());
+            if let Some(logs) = &run.logs {
+                object.insert("logs".into(), logs.display().to_string().into());
+            }
+            object.insert("startup_ms".into(), run.startup_ms.into());
+        }
+        print_json(&value);
+    } else {
+        out!("{report}");
+        match &run.logs {
+            Some(logs) => out!(
+                "run {run_id}: machines started in {:.0} ms; logs in {}/m<i>/ (machine.log, machine.jsonl)",
+                run.startup_ms,
+                logs.display()
+            ),
+            None => out!(
+                "run {run_id}: machines started in {:.0} ms; every resource of the run has been removed",
+                run.startup_ms
+            ),
+        }
+    }
+    if report.correct {
+        EXIT_CORRECT
+    } else {
+        EXIT_WRONG
     }
 }
 

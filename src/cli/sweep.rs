@@ -19,8 +19,9 @@ use super::report_args::{page, ReportArgs};
 use super::shell::quote_os_path;
 use super::Failure;
 use crate::hardware::StopSignal;
+use crate::hardware::Target;
 use crate::report::{write_report, write_sweep_index, SweepEntry};
-use crate::scenario::{simulate, simulate_traced, RunOptions, Scenario};
+use crate::scenario::{run, simulate, RunOptions, Scenario};
 use crate::terminal::{escape, escape_lines};
 
 /// A half-open range of seeds, written `A..B` (B excluded).
@@ -336,7 +337,7 @@ pub fn write_reports(
                 keep_trace_text: false,
                 ..options.clone()
             };
-            let run = simulate_traced(scenario, &options);
+            let run = run(scenario, &Target::Simulated, &options);
             let observed = run.observed.unwrap_or_default();
             let page = page(
                 scenario,

@@ -10,6 +10,7 @@ pub(crate) mod queue;
 #[cfg(feature = "docker")]
 pub mod remote;
 pub mod simulated;
+pub mod start;
 
 use std::fmt;
 
@@ -24,6 +25,9 @@ use crate::time::{Micros, Millis};
 
 pub use queue::QueueFull;
 pub use simulated::{FailureReport, LastEvent, SimulatedHardware};
+#[cfg(feature = "docker")]
+pub use start::Remote;
+pub use start::{start, Finished, RunHardware, Started, SystemSpec, Target};
 
 /// Which kind of hardware a system runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +211,9 @@ pub enum HardwareError {
     /// created has been or is being removed.
     #[error("the run was stopped by {0}")]
     Stopped(StopSignal),
+    /// The network model or the fault plan is not valid.
+    #[error(transparent)]
+    Network(#[from] crate::faults::NetworkConfigError),
     /// A node raised an error on a machine in another process (virtual or cloud mode).
     #[error("a node on machine {machine} failed: {failure}")]
     RemoteNodeFailed {

@@ -1,5 +1,8 @@
 //! Plays a scenario on any hardware and reports what each user's output converged to.
 
+#[cfg(feature = "docker")]
+use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -7,10 +10,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Observed, Report, Sampler, Scenario, ScenarioError};
 use crate::app::{AnyVerdict, PlayError, SectionError};
-use crate::hardware::simulated::{fault_windows, SimulatedHardware, SimulationConfig};
-use crate::hardware::{Hardware, HardwareError};
+use crate::hardware::{start, Hardware, HardwareError, RunHardware, Started, SystemSpec, Target};
 use crate::node::{DuplicateNodeType, NodeRegistry};
 use crate::system::{Checks, InvariantBroken, Pacer, Sim, SystemError};
+use crate::terminal::err;
 use crate::time::Millis;
 
 /// How many times at most the runner stops on its way to a time (to move the progress bar,
@@ -217,26 +220,48 @@ pub struct SimulatedRun {
     pub observed: Option<Observed>,
 }
 
-/// A simulated run that may have stopped early (a node failed, a capacity limit was reached):
-/// its report or why it stopped, and its trace text either way, to replay and study.
-pub struct TracedRun {
+/// A run in any mode that may have stopped early (a node failed, a capacity limit was reached,
+/// a machine was lost, a signal stopped it): its report or why it stopped, and what it
+/// observed either way, to replay and study.
+pub struct RunOutcome {
     /// The report, or why there is none.
     pub result: Result<Report, RunError>,
     /// The full event trace up to where the run ended, if [`RunOptions::keep_trace_text`] was
-    /// set and the run started at all.
+    /// set and the run started at all (simulated mode).
     pub trace_text: Option<String>,
     /// The structured trace and series up to where the run ended, if [`RunOptions::observe`]
-    /// was set and the run started at all.
+    /// was set and the machines had started.
     pub observed: Option<Observed>,
+    /// The run's id, when what it created outside this process carried one (virtual, cloud).
+    pub run_id: Option<String>,
+    /// The host directory of the machines' logs, when they are on this host (virtual).
+    pub logs: Option<PathBuf>,
+    /// Milliseconds it took to start the machines.
+    pub startup_ms: f64,
+}
+
+impl RunOutcome {
+    /// An outcome of a run that never started.
+    fn not_started(error: RunError) -> Self {
+        RunOutcome {
+            result: Err(error),
+            trace_text: None,
+            observed: None,
+            run_id: None,
+            logs: None,
+            startup_ms: 0.0,
+        }
+    }
 }
 
 /// Runs a scenario in simulated mode.
 pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Result<SimulatedRun, RunError> {
-    let TracedRun {
+    let RunOutcome {
         result,
         trace_text,
         observed,
-    } = simulate_traced(scenario, options);
+        ..
+    } = run(scenario, &Target::Simulated, options);
     result.map(|report| SimulatedRun {
         report,
         trace_text,
@@ -244,84 +269,126 @@ pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Result<SimulatedRu
     })
 }
 
-/// Runs a scenario in simulated mode and keeps its trace even if the run stops early.
-pub fn simulate_traced(scenario: &Scenario, options: &RunOptions) -> TracedRun {
-    let mut hardware = match start_simulation(scenario, options) {
-        Ok(hardware) => hardware,
-        Err(error) => {
-            return TracedRun {
-                result: Err(error),
-                trace_text: None,
-                observed: None,
-            }
-        }
-    };
-    let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
-    let sampler = options.observe.then_some(&sampler);
-    let result = play_simulated(&mut hardware, scenario, options, sampler);
-    let observed = sampler.map(|sampler| Observed {
-        records: hardware.take_records(),
-        samples: sampler.samples(),
-        unreadable_machines: Vec::new(),
-    });
-    TracedRun {
-        result,
-        trace_text: hardware.trace().text().map(str::to_owned),
-        observed,
+/// Runs `scenario` on `target`: the one run path of every mode, used by the command line, the
+/// tests and library users alike. It starts the hardware with the scenario's fault plan on its
+/// schedule, plays the application, runs to the end, judges the nodes' states and ends the run
+/// (removing whatever it created, also when it failed), keeping what it observed either way.
+pub fn run(scenario: &Scenario, target: &Target, options: &RunOptions) -> RunOutcome {
+    if let Err(error) = scenario.validate().and_then(|()| fits(scenario, target)) {
+        return RunOutcome::not_started(error.into());
     }
-}
-
-/// The simulated hardware for `scenario` with `options` applied, before anything runs.
-fn start_simulation(
-    scenario: &Scenario,
-    options: &RunOptions,
-) -> Result<SimulatedHardware, RunError> {
-    scenario.validate()?;
-    let config = SimulationConfig {
-        machines: scenario.machines,
-        seed: options.seed.unwrap_or(scenario.seed),
-        network: scenario.network.clone(),
-        keep_trace_text: options.keep_trace_text,
-        reliable: options.reliable.unwrap_or(scenario.reliable_delivery),
-    };
     let mut registry = NodeRegistry::new();
     if let Some(on) = options.wire_check {
         registry.set_wire_check(on);
     }
     scenario.app().register(&mut registry);
-    let mut hardware =
-        SimulatedHardware::new(config, Arc::new(registry)).map_err(ScenarioError::from)?;
-    if let Some(max) = options.max_events {
-        hardware.limit_events(max);
+    let seed = options.seed.unwrap_or(scenario.seed);
+    let spec = SystemSpec {
+        machines: scenario.machines,
+        seed,
+        network: scenario.network.clone(),
+        reliable: options.reliable.unwrap_or(scenario.reliable_delivery),
+        observe: options.observe,
+        keep_trace_text: options.keep_trace_text,
+        max_events: options.max_events,
+    };
+    let started = match start(target, &spec, Arc::new(registry)) {
+        Ok(started) => started,
+        Err(HardwareError::Network(error)) => {
+            return RunOutcome::not_started(ScenarioError::from(error).into())
+        }
+        Err(error) => return RunOutcome::not_started(error.into()),
+    };
+    let Started {
+        mut hardware,
+        not_applied,
+        startup_ms,
+    } = started;
+    let run_id = hardware.run_id().map(str::to_owned);
+    #[cfg(feature = "docker")]
+    let logs = hardware.logs_dir().map(Path::to_path_buf);
+    #[cfg(not(feature = "docker"))]
+    let logs = None;
+    let sampler = Sampler::new(scenario.app().as_ref(), scenario.section(), scenario.run_ms);
+    let sampler = options.observe.then_some(&sampler);
+    let played = play(&mut *hardware, scenario, seed, options.progress, sampler);
+    let trace_hash = hardware.trace_hash();
+    let (finished, left) = hardware.finish(options.observe);
+    let result = match (played, finished) {
+        (Ok(report), Ok(())) => Ok(Report {
+            not_applied,
+            unreadable_machines: left.unreadable.clone(),
+            trace_hash,
+            ..report
+        }),
+        (Ok(_), Err(error)) => Err(error.into()),
+        (Err(error), Ok(())) => Err(error),
+        (Err(error), Err(cleanup)) => {
+            if !matches!(cleanup, HardwareError::Stopped(_)) {
+                err!("dist-zero: {cleanup}");
+            }
+            Err(error)
+        }
+    };
+    let observed = sampler.map(|sampler| Observed {
+        records: left.records.unwrap_or_default(),
+        samples: sampler.samples(),
+        unreadable_machines: left.unreadable,
+    });
+    RunOutcome {
+        result,
+        trace_text: left.trace_text,
+        observed,
+        run_id,
+        logs,
+        startup_ms,
     }
-    if options.observe {
-        hardware.record_events(fault_windows(&scenario.network));
-    }
-    Ok(hardware)
 }
 
-/// Plays `scenario` on `hardware` and reports on it.
-fn play_simulated(
-    hardware: &mut SimulatedHardware,
+/// Refuses a scenario its target cannot run, before anything is created.
+fn fits(scenario: &Scenario, target: &Target) -> Result<(), ScenarioError> {
+    #[cfg(feature = "docker")]
+    if matches!(target, Target::Virtual(_))
+        && scenario.machines > crate::hardware::docker::MAX_MACHINES
+    {
+        return Err(ScenarioError::Invalid {
+            field: "machines".into(),
+            reason: format!(
+                "virtual mode runs at most {} machines (one container each, on one /24 Docker \
+                 network), not {}",
+                crate::hardware::docker::MAX_MACHINES,
+                scenario.machines
+            ),
+        });
+    }
+    let _ = (scenario, target);
+    Ok(())
+}
+
+/// Plays `scenario` on running hardware and reports on it (what it could not apply, whose
+/// records were lost and the trace hash are the caller's to fill in, once the run has ended).
+fn play(
+    hardware: &mut dyn RunHardware,
     scenario: &Scenario,
-    options: &RunOptions,
+    seed: u64,
+    progress: bool,
     sampler: Option<&Sampler<'_>>,
 ) -> Result<Report, RunError> {
-    let progress = Progress::new(scenario.run_ms, options.progress);
+    let progress = Progress::new(scenario.run_ms, progress);
     let started = Instant::now();
-    let seed = hardware.seed();
-    let verdict = run_scenario_sampled(hardware, scenario, seed, &progress, sampler);
+    let verdict = run_scenario_sampled(&mut *hardware, scenario, seed, &progress, sampler);
     progress.finish();
     let verdict = verdict?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let counters = hardware.totals()?;
     Ok(Report::new(
         hardware.mode(),
         scenario,
-        hardware.seed(),
+        seed,
         Millis(hardware.now_ms()),
         wall_ms,
-        hardware.stats(),
-        Some(hardware.trace().hash()),
+        counters,
+        None,
         verdict,
     ))
 }

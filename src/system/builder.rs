@@ -10,7 +10,7 @@ use super::client::Client;
 use super::sim::{Checks, Sim};
 use super::SystemError;
 use crate::faults::{FaultRule, LatencySpec, NetworkConfig};
-use crate::hardware::simulated::{SimulatedHardware, SimulationConfig};
+use crate::hardware::{start, HardwareError, Started, SystemSpec, Target};
 use crate::node::{NodeRegistry, TypedNode};
 
 /// Makes a [`Sim`]: machines, seed, network, node types and checks. Defaults: 3 machines, seed
@@ -25,6 +25,7 @@ pub struct Builder {
     invariants: Vec<Check>,
     eventually: Vec<Check>,
     check_every: u64,
+    target: Target,
 }
 
 impl Default for Builder {
@@ -46,7 +47,17 @@ impl Builder {
             invariants: Vec::new(),
             eventually: Vec::new(),
             check_every: 1,
+            target: Target::Simulated,
         }
+    }
+
+    /// The hardware to run on (default: simulated). The same test body then runs in
+    /// containers or on instances: the fault plan goes on that hardware's schedule (see
+    /// [`Sim::not_applied`] for what it could not apply) and every verb a test calls strikes
+    /// its machines. Outside the simulator time is the real clock and the trace is not kept.
+    pub fn on(mut self, target: Target) -> Self {
+        self.target = target;
+        self
     }
 
     /// How many machines (at least one).
@@ -156,27 +167,32 @@ impl Builder {
     /// twice, by two types, is refused here.
     pub fn build(self) -> Result<Sim<'static>, SystemError> {
         self.registry.check()?;
-        let config = SimulationConfig {
+        let spec = SystemSpec {
             machines: self.machines,
             seed: self.seed,
             network: self.network,
             keep_trace_text: self.keep_trace_text,
             reliable: self.reliable,
+            observe: false,
+            max_events: None,
         };
-        let plan_cuts = u32::try_from(config.network.partitions.len()).unwrap_or(u32::MAX);
+        let plan_cuts = u32::try_from(spec.network.partitions.len()).unwrap_or(u32::MAX);
         let registry = Arc::new(self.registry);
-        let hardware = SimulatedHardware::new(config, Arc::clone(&registry))?;
+        let Started {
+            hardware,
+            not_applied,
+            ..
+        } = start(&self.target, &spec, Arc::clone(&registry)).map_err(|error| match error {
+            HardwareError::Network(invalid) => SystemError::Network(invalid),
+            other => other.into(),
+        })?;
         let checks = Checks {
             invariants: self.invariants,
             eventually: self.eventually,
             check_every: self.check_every,
         };
-        Ok(Sim::over(
-            Box::new(hardware),
-            self.seed,
-            registry,
-            checks,
-            plan_cuts,
-        ))
+        let mut sim = Sim::over(hardware, self.seed, registry, checks, plan_cuts);
+        sim.set_not_applied(not_applied);
+        Ok(sim)
     }
 }

@@ -54,6 +54,8 @@ pub struct Sim<'a> {
     cuts: Vec<CutId>,
     /// How many replies each client has handed out already.
     taken: BTreeMap<NodeHandle, usize>,
+    /// The kinds of fault of the fault plan the hardware could not apply.
+    not_applied: Vec<crate::faults::FaultKind>,
 }
 
 /// What a [`Pacer`] calls at each stop.
@@ -148,7 +150,21 @@ impl<'a> Sim<'a> {
             next_cut: plan_cuts,
             cuts: Vec::new(),
             taken: BTreeMap::new(),
+            not_applied: Vec::new(),
         }
+    }
+
+    /// Notes the kinds of fault of the fault plan that the hardware could not apply (see
+    /// [`Sim::not_applied`]).
+    pub fn set_not_applied(&mut self, kinds: Vec<crate::faults::FaultKind>) {
+        self.not_applied = kinds;
+    }
+
+    /// The kinds of fault of the system's fault plan that its hardware could not apply (none in
+    /// simulation; the latency model and reordering elsewhere, and whatever verbs that mode
+    /// refuses). A verb a test calls that the hardware cannot apply fails at the call instead.
+    pub fn not_applied(&self) -> &[crate::faults::FaultKind] {
+        &self.not_applied
     }
 
     /// Paces the run: every wait is cut into steps, and `pacer` observes each.

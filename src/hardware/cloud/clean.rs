@@ -31,14 +31,7 @@ pub fn clean(
     settings: &CloudSettings,
     options: &CloudCleanOptions,
 ) -> Result<CloudCleaned, HardwareError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|source| HardwareError::Io {
-            action: "start a runtime".into(),
-            source,
-        })?;
+    let runtime = crate::hardware::remote::runtime()?;
     let now = super::aws::unix_now();
     runtime.block_on(async {
         let clients = Clients::new(settings, None).await?;

@@ -13,8 +13,8 @@
 //! admits the peer port only from itself and the control port only from the runner's address.
 //!
 //! Everything carries the tags `dist-zero=true`, `dist-zero.run=<id>` and `dist-zero.expires`,
-//! and is removed when the [`CloudHardware`] finishes or is dropped (an error, a panic), or when
-//! the CLI receives SIGINT or SIGTERM ([`CloudHardware::teardown_handle`]). Instances also power
+//! and is removed when the [`CloudHardware`] finishes or is dropped (an error, a panic, or SIGINT
+//! or SIGTERM when it listens for them, as the CLI does: [`crate::hardware::remote::stop`]). Instances also power
 //! themselves off (shutdown behaviour `terminate`) when their time to live ends.
 //!
 //! With `AWS_ENDPOINT_URL` set (an emulator such as moto), the runner reaches machines at their
@@ -45,11 +45,13 @@ use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
 use crate::faults::{Fault, FaultRule};
 use crate::hardware::docker::owner::Owner;
+use crate::hardware::remote::stop::{Stop, Stopper};
 use crate::hardware::remote::tls::RunTls;
 use crate::hardware::remote::MachineConfig;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
-use crate::observe::gather::{MachineTrace, TraceLoss};
+use crate::observe::gather::{gather, MachineTrace, TraceLoss};
+use crate::observe::merge::merge;
 use crate::settings::Settings;
 use crate::time::{Micros, Millis};
 use aws::{api, eventually, unix_now, ApiError, Clients, HttpWrapper};
@@ -93,6 +95,9 @@ pub struct CloudConfig {
     /// Have every machine record the structured trace (read back with
     /// [`CloudHardware::traces`]).
     pub record: bool,
+    /// Whether SIGINT and SIGTERM stop the run (and no longer end the process), as in virtual
+    /// mode: the CLI sets it; a program embedding the hardware handles its own signals.
+    pub stop_on_signals: bool,
 }
 
 impl CloudConfig {
@@ -108,6 +113,7 @@ impl CloudConfig {
             duplicate: None,
             http: None,
             record: false,
+            stop_on_signals: false,
         }
     }
 }
@@ -186,9 +192,9 @@ impl std::fmt::Display for Subnet {
     }
 }
 
-/// Removes what a run created; shared with a signal handler so SIGINT and SIGTERM clean up too.
+/// Removes what a run created.
 #[derive(Clone)]
-pub struct TeardownHandle {
+struct TeardownHandle {
     clients: Clients,
     inventory: Arc<tokio::sync::Mutex<Inventory>>,
 }
@@ -197,7 +203,7 @@ impl TeardownHandle {
     /// Removes everything the run created so far (waits for a removal already under way), and
     /// stops the run from creating more. A last look by tag catches a resource whose creation
     /// was under way when the removal began (a signal in the middle of provisioning).
-    pub async fn teardown(&self) -> Result<(), HardwareError> {
+    async fn teardown(&self) -> Result<(), HardwareError> {
         let mut inventory = self.inventory.lock().await;
         let first_time = !inventory.closed;
         inventory.closed = true;
@@ -227,6 +233,7 @@ impl TeardownHandle {
 /// A running system of EC2 instances, one per machine.
 pub struct CloudHardware {
     runtime: tokio::runtime::Runtime,
+    stopper: Stopper,
     teardown: TeardownHandle,
     machines: Option<Machines>,
     instances: Vec<String>,
@@ -239,26 +246,15 @@ pub struct CloudHardware {
 
 impl CloudHardware {
     /// Creates the run's network, bucket and instances and waits until every machine answers.
-    /// On any failure, whatever was created is removed before returning.
+    /// On any failure, or a signal when it listens for them ([`CloudConfig::stop_on_signals`]),
+    /// whatever was created is removed before returning.
     pub fn start(config: &CloudConfig) -> Result<Self, HardwareError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|source| HardwareError::Io {
-                action: "start a runtime".into(),
-                source,
-            })?;
-        Self::start_on(runtime, config, |_| ())
-    }
-
-    /// As [`CloudHardware::start`], on `runtime`; `created` gets the teardown handle as soon as
-    /// there is something to remove (the CLI arms its signal handler with it).
-    pub fn start_on(
-        runtime: tokio::runtime::Runtime,
-        config: &CloudConfig,
-        created: impl FnOnce(TeardownHandle),
-    ) -> Result<Self, HardwareError> {
+        let runtime = crate::hardware::remote::runtime()?;
+        let stopper = if config.stop_on_signals {
+            Stopper::listen(&runtime)?
+        } else {
+            Stopper::never()
+        };
         let cloud = &config.settings.cloud;
         let subnet = Subnet::parse(&cloud.subnet)?;
         if config.machines == 0 || config.machines > subnet.capacity() {
@@ -283,11 +279,13 @@ impl CloudHardware {
                 "cloud mode needs DIST_ZERO_CLOUD_RUNNER_CIDR: give this computer's public address as a.b.c.d/32 (see docs/cloud-mode.md, Cloud mode on AWS)".into(),
             ));
         }
-        let clients = runtime.block_on(Clients::new(cloud, config.http.as_ref()))?;
-        runtime.block_on(clients.check())?;
+        let clients = stopper.block_on(&runtime, Clients::new(cloud, config.http.as_ref()))?;
+        stopper.block_on(&runtime, async { Ok(clients.check().await?) })?;
         let runner_cidr = if emulated {
-            let gateway =
-                runtime.block_on(realizer::gateway_for(&config.settings.docker_host, subnet))?;
+            let gateway = stopper.block_on(
+                &runtime,
+                realizer::gateway_for(&config.settings.docker_host, subnet),
+            )?;
             cloud
                 .runner_cidr
                 .clone()
@@ -304,9 +302,9 @@ impl CloudHardware {
             clients: clients.clone(),
             inventory: Arc::new(tokio::sync::Mutex::new(Inventory::new(&run_id))),
         };
-        created(teardown.clone());
         let mut hardware = CloudHardware {
             runtime,
+            stopper,
             teardown,
             machines: None,
             instances: Vec::new(),
@@ -327,15 +325,11 @@ impl CloudHardware {
             owner: Owner::this_process(),
         };
         let inventory = Arc::clone(&hardware.teardown.inventory);
-        let launched = hardware
-            .runtime
-            .block_on(provision(&clients, &plan, &inventory))?;
-        let targets = hardware
-            .runtime
-            .block_on(addresses(&clients, &launched, emulated))?;
+        let launched = hardware.block_on(provision(&clients, &plan, &inventory))?;
+        let targets = hardware.block_on(addresses(&clients, &launched, emulated))?;
         hardware.instances = launched.iter().map(|(id, _)| id.clone()).collect();
         let timeout = Duration::from_secs(cloud.ready_timeout_s);
-        let machines = hardware.runtime.block_on(machines::connect(
+        let machines = hardware.block_on(machines::connect(
             clients, connector, targets, token, timeout,
         ))?;
         tracing::info!(run = %run_id, machines = machines.len(), "cloud system ready");
@@ -362,37 +356,37 @@ impl CloudHardware {
         &self.instances
     }
 
-    /// Removes everything the run created, from anywhere (a signal handler).
-    pub fn teardown_handle(&self) -> TeardownHandle {
-        self.teardown.clone()
+    /// Runs `future` on the run's runtime, abandoning it with [`HardwareError::Stopped`] if a
+    /// signal asks the run to stop first.
+    fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, HardwareError>>,
+    ) -> Result<T, HardwareError> {
+        self.stopper.block_on(&self.runtime, future)
     }
 
-    fn machines(&mut self) -> Result<&mut Machines, HardwareError> {
-        self.machines
-            .as_mut()
-            .ok_or_else(|| HardwareError::Infrastructure("the system has been stopped".into()))
-    }
-
-    /// The machines' counters, summed.
-    pub fn stats(&mut self) -> Result<Counters, HardwareError> {
-        let runtime = &self.runtime;
+    /// Runs `call` on the machines' control connections, as [`CloudHardware::block_on`].
+    fn with_machines<T>(
+        &mut self,
+        call: impl AsyncFnOnce(&mut Machines) -> Result<T, HardwareError>,
+    ) -> Result<T, HardwareError> {
         let machines = self
             .machines
             .as_mut()
             .ok_or_else(|| HardwareError::Infrastructure("the system has been stopped".into()))?;
-        runtime.block_on(machines.stats())
+        self.stopper.block_on(&self.runtime, call(machines))
+    }
+
+    /// The machines' counters, summed.
+    pub fn stats(&mut self) -> Result<Counters, HardwareError> {
+        self.with_machines(async |machines| machines.stats().await)
     }
 
     /// Every machine's structured trace so far, as JSON lines, machine by machine (the run must
     /// have been started with [`CloudConfig::record`]). A machine that cannot give its trace
     /// (lost, or it refuses) is said so in its entry, and the others are still asked.
     pub fn traces(&mut self) -> Result<Vec<MachineTrace>, HardwareError> {
-        let runtime = &self.runtime;
-        let machines = self
-            .machines
-            .as_mut()
-            .ok_or_else(|| HardwareError::Infrastructure("the system has been stopped".into()))?;
-        runtime.block_on(async {
+        self.with_machines(async |machines| {
             let mut traces = Vec::new();
             for index in 0..machines.len() {
                 let machine = MachineId(u32::try_from(index).unwrap_or(u32::MAX));
@@ -409,14 +403,21 @@ impl CloudHardware {
         })
     }
 
-    /// Asks every machine to stop, then removes every resource of the run.
+    /// Asks every machine to stop, then removes every resource of the run. Call it after a
+    /// failed run too: it is how a run ends. A second signal skips asking the machines; the
+    /// removal always happens. Says [`HardwareError::Stopped`] if a signal stopped the run.
     pub fn finish(mut self) -> Result<(), HardwareError> {
-        self.stop()
+        self.stop()?;
+        self.stopper.check()
     }
 
     fn stop(&mut self) -> Result<(), HardwareError> {
+        if self.stopper.state() != Stop::No {
+            tracing::info!(run = %self.run_id, "stopped by a signal; removing the run");
+        }
         if let Some(mut machines) = self.machines.take() {
-            self.runtime.block_on(machines.shutdown());
+            self.stopper
+                .block_on_unless_urgent(&self.runtime, machines.shutdown());
         }
         self.runtime.block_on(self.teardown.teardown())
     }
@@ -428,6 +429,34 @@ impl Drop for CloudHardware {
             tracing::error!(%error, "cloud clean-up failed");
             eprintln!("dist-zero: {error}");
         }
+    }
+}
+
+impl super::RunHardware for CloudHardware {
+    fn totals(&mut self) -> Result<Counters, HardwareError> {
+        self.stats()
+    }
+
+    fn run_id(&self) -> Option<&str> {
+        Some(&self.run_id)
+    }
+
+    /// The machines' structured traces are read over their control connections before they
+    /// stop; a machine that cannot give its trace is named and the others' records are kept.
+    fn finish(mut self: Box<Self>, observe: bool) -> (Result<(), HardwareError>, super::Finished) {
+        let mut left = super::Finished::default();
+        if observe {
+            let traces = self.traces().unwrap_or_else(|error| {
+                tracing::warn!(%error, "the machines' structured traces cannot be read");
+                (0..self.machine_count())
+                    .map(|_| Err((TraceLoss::Lost, error.to_string())))
+                    .collect()
+            });
+            let gathered = gather(traces);
+            left.records = Some(merge(gathered.per_machine, self.run_start_unix_us));
+            left.unreadable = gathered.unreadable;
+        }
+        (CloudHardware::finish(*self), left)
     }
 }
 
@@ -449,21 +478,17 @@ impl Hardware for CloudHardware {
         machine: MachineId,
         config: &NodeConfig,
     ) -> Result<NodeHandle, HardwareError> {
-        let runtime = self.runtime.handle().clone();
-        runtime.block_on(self.machines()?.start_node(machine, config))
+        self.with_machines(async |machines| machines.start_node(machine, config).await)
     }
 
     fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError> {
-        let runtime = self.runtime.handle().clone();
-        runtime.block_on(self.machines()?.deliver(to, message))
+        self.with_machines(async |machines| machines.deliver(to, message).await)
     }
 
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
         let deadline = self.started + Duration::from_millis(at_ms);
         let limit = Millis(at_ms).to_micros_saturating();
-        let runtime = self.runtime.handle().clone();
-        let machines = self.machines()?;
-        runtime.block_on(async {
+        self.with_machines(async |machines| {
             machines.apply_due(limit).await?;
             tokio::time::sleep_until(deadline.into()).await;
             machines.check().await
@@ -471,21 +496,22 @@ impl Hardware for CloudHardware {
     }
 
     fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
-        let runtime = self.runtime.handle().clone();
-        runtime.block_on(self.machines()?.node_states())
+        self.with_machines(async |machines| machines.node_states().await)
     }
 
     /// Partitions, holds and the drop and duplicate rules, applied by every instance to what it
     /// sends, as in containers; pauses, crashes and reordering are not applied on instances yet.
     fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
-        let runtime = self.runtime.handle().clone();
-        runtime.block_on(self.machines()?.apply(fault))
+        self.with_machines(async |machines| machines.apply(fault).await)
     }
 
     /// Keeps `fault` to apply when the run reaches `at_us`; a verb this mode cannot apply is
     /// refused now.
     fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
-        self.machines()?.schedule(at_us, fault)
+        self.machines
+            .as_mut()
+            .ok_or_else(|| HardwareError::Infrastructure("the system has been stopped".into()))?
+            .schedule(at_us, fault)
     }
 }
 

@@ -166,14 +166,7 @@ impl Realizer {
                 "the realizer only works with an emulator on 127.0.0.1 (AWS_ENDPOINT_URL={endpoint})"
             ))
         })?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|source| HardwareError::Io {
-                action: "start a runtime".into(),
-                source,
-            })?;
+        let runtime = crate::hardware::remote::runtime()?;
         let docker = runtime.block_on(engine::connect(&settings.docker_host))?;
         let id = format!("dz-realizer-{}", crate::hardware::docker::new_run_id());
         let mut realizer = Realizer {

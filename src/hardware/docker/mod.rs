@@ -7,7 +7,7 @@
 //! port. Everything it creates carries the labels `dist-zero=true` and `dist-zero.run=<run id>`,
 //! and the runner's identity ([`owner`]), and is removed when the [`DockerHardware`] is dropped —
 //! at the end of a run, on an error, on a panic, and (when it listens for them, as the CLI does)
-//! on Ctrl-C or SIGTERM ([`stop`]). Each machine's logs are bind-mounted to
+//! on Ctrl-C or SIGTERM ([`crate::hardware::remote::stop`]). Each machine's logs are bind-mounted to
 //! `<runs dir>/<run id>/m<i>/` on the host.
 //!
 //! The [`Hardware`] trait is synchronous: every call blocks on the run's own tokio runtime, so a
@@ -21,7 +21,6 @@ pub mod owner;
 mod resources;
 #[cfg(feature = "cloud")]
 pub(crate) use resources::remove_network;
-pub mod stop;
 
 pub use clean::{clean, CleanOptions, Cleaned, Left};
 pub use resources::MAX_MACHINES;
@@ -35,14 +34,18 @@ use super::{Hardware, HardwareError, Mode};
 use crate::counters::Counters;
 use crate::faults::{Fault, FaultRule};
 use crate::hardware::remote::machines::{Backend, Machines};
+use crate::hardware::remote::stop::{Stop, Stopper};
 use crate::hardware::remote::MachineConfig;
+use crate::machine::TRACE_FILE;
 use crate::manager::NodeState;
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+use crate::observe::gather::{gather, TraceLoss, UnreadableMachine};
+use crate::observe::merge::merge;
+use crate::observe::Record;
 use crate::settings::Settings;
 use crate::time::{Micros, Millis};
 use machines::Containers;
 use resources::{ContainerSpec, Resources};
-use stop::{Stop, Stopper};
 
 /// Label on everything DistZero creates in Docker.
 pub const LABEL_ALL: &str = "dist-zero";
@@ -121,14 +124,7 @@ impl DockerHardware {
     /// is removed before returning.
     pub fn start(config: &VirtualConfig) -> Result<Self, HardwareError> {
         check_machines(config.machines)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|source| HardwareError::Io {
-                action: "start a runtime".into(),
-                source,
-            })?;
+        let runtime = crate::hardware::remote::runtime()?;
         let stopper = if config.stop_on_signals {
             Stopper::listen(&runtime)?
         } else {
@@ -301,6 +297,60 @@ impl DockerHardware {
         self.resources.remove()?;
         self.stopper.check()
     }
+}
+
+impl super::RunHardware for DockerHardware {
+    fn totals(&mut self) -> Result<Counters, HardwareError> {
+        self.stats()
+    }
+
+    fn run_id(&self) -> Option<&str> {
+        Some(&self.run_id)
+    }
+
+    fn logs_dir(&self) -> Option<&Path> {
+        Some(&self.logs_dir)
+    }
+
+    /// The machines write out their structured traces as they stop; they are read from the
+    /// run's log directory once the containers are gone.
+    fn finish(self: Box<Self>, observe: bool) -> (Result<(), HardwareError>, super::Finished) {
+        let logs = self.logs_dir.clone();
+        let machines = u32::try_from(self.machines.len()).unwrap_or(u32::MAX);
+        let start_us = self.run_start_unix_us();
+        let finished = DockerHardware::finish(*self);
+        let mut left = super::Finished::default();
+        if observe {
+            let (records, unreadable) = merged_trace(&logs, machines, start_us);
+            left.records = Some(records);
+            left.unreadable = unreadable;
+        }
+        (finished, left)
+    }
+}
+
+/// The machines' structured traces in `logs` (one directory per machine), merged by time with
+/// `start_us` (on the host's clock) as time zero, and the machines whose file is missing or
+/// malformed (left out, named). A machine killed mid-write keeps every complete record: only
+/// its torn last line is dropped.
+pub fn merged_trace(
+    logs: &Path,
+    machines: u32,
+    start_us: u64,
+) -> (Vec<Record>, Vec<UnreadableMachine>) {
+    let traces = (0..machines)
+        .map(|machine| {
+            let path = logs.join(MachineId(machine).to_string()).join(TRACE_FILE);
+            std::fs::read(&path).map_err(|error| {
+                (
+                    TraceLoss::Unreadable,
+                    format!("{}: {error}", path.display()),
+                )
+            })
+        })
+        .collect();
+    let gathered = gather(traces);
+    (merge(gathered.per_machine, start_us), gathered.unreadable)
 }
 
 impl Hardware for DockerHardware {

@@ -14,8 +14,22 @@ pub mod config;
 pub mod frame;
 pub(crate) mod machines;
 pub mod protocol;
+pub mod stop;
 #[cfg(feature = "cloud")]
 pub mod tls;
 
 pub use client::{ControlClient, ControlError};
 pub use config::{MachineConfig, MachineConfigError, MachineTls};
+
+/// The async runtime a remote run's blocking calls run on: two worker threads (the runner waits
+/// on the network, it computes little). Every remote mode makes its runtime here.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::hardware::HardwareError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| crate::hardware::HardwareError::Io {
+            action: "start a runtime".into(),
+            source,
+        })
+}

@@ -1,4 +1,4 @@
-//! Ctrl-C and SIGTERM during a virtual run. The first signal stops the run: whatever the runner
+//! Ctrl-C and SIGTERM during a remote run (virtual or cloud), with one meaning in both modes. The first signal stops the run: whatever the runner
 //! was waiting for is abandoned, the machines are asked to stop, and everything the run created
 //! is removed. A second signal skips asking the machines (their containers are killed) but the
 //! removal still happens: the process never dies with containers behind it.
@@ -62,8 +62,8 @@ impl Stopper {
                 let next = match *sender.borrow() {
                     Stop::No => {
                         eprintln!(
-                            "dist-zero: {received}: stopping the run and removing its containers \
-                             and network (send it again to stop at once)"
+                            "dist-zero: {received}: stopping the run and removing what it \
+                             created (send it again to stop at once)"
                         );
                         Stop::Soon(received)
                     }
