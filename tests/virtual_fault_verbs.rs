@@ -174,9 +174,17 @@ fn virtual_a_test_partitions_holds_and_pauses_containers_at_any_moment_and_the_s
         }
         let later = sim.now_ms() + 100;
         assert!(sim.schedule(later, reorder).is_err());
+        // On the real clock a restarted container's boot takes what the host gives it: the
+        // outputs must become exact, by 6 s at the latest.
         sim.run_until(2_500)?;
-        let states = sim.hardware().node_states()?;
-        let verdict = SumApp.check(&section, &states);
+        let verdict = loop {
+            let states = sim.hardware().node_states()?;
+            let verdict = SumApp.check(&section, &states);
+            if verdict.correct || sim.now_ms() >= 6_000 {
+                break verdict;
+            }
+            sim.run_for(250)?;
+        };
         assert!(verdict.correct, "{}", verdict.summary);
     }
     let counters = hardware.stats()?;
