@@ -14,7 +14,7 @@ use dist_zero::faults::NetworkConfig;
 use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, HardwareError, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeConfig, NodeHandle};
-use dist_zero::node::{MachineController, Node, NodeError, NodeRegistry};
+use dist_zero::node::{MachineController, Node, NodeError, NodeErrorKind, NodeRegistry};
 use dist_zero::time::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -327,12 +327,10 @@ fn simulated_node_error_stops_the_run_with_its_causal_trace_and_seed() {
     assert_eq!(report.seed, 42);
     assert_eq!(report.failure.node_type, "Echo");
     assert_eq!(report.failure.node.machine, MachineId(2));
-    assert_eq!(
-        report.failure.error,
-        NodeError::Protocol("echo refuses ping 3".into())
-    );
+    assert_eq!(report.failure.kind, NodeErrorKind::Protocol);
+    assert_eq!(report.failure.message, "echo refuses ping 3");
     // The run stopped at the failing delivery.
-    assert_eq!(report.at_us.to_millis().0, hardware.now_ms());
+    assert_eq!(report.failure.at_us.to_millis().0, hardware.now_ms());
     assert!(hardware.now_ms() < 1000);
 
     // ping 1 (sent from start) → pong 1 → (timer) ping 2 → pong 2 → (timer) ping 3.
@@ -388,10 +386,8 @@ fn simulated_spawning_an_unregistered_node_type_is_an_error_naming_it() {
     let HardwareError::NodeFailed(report) = error else {
         panic!("expected NodeFailed");
     };
-    assert_eq!(
-        report.failure.error,
-        NodeError::UnknownNodeType("Nope".into())
-    );
+    assert_eq!(report.failure.kind, NodeErrorKind::UnknownNodeType);
+    assert_eq!(report.failure.message, "unknown node type `Nope`");
 
     let error = hardware
         .spawn(MachineId(3), &pinger_config(1, None))

@@ -8,9 +8,8 @@ mod virtual_support;
 use std::io::Write;
 
 use dist_zero::apps::sum::{SumConfig, SumNode};
-use dist_zero::hardware::docker::merged_trace;
 use dist_zero::hardware::docker::DockerHardware;
-use dist_zero::hardware::Hardware;
+use dist_zero::hardware::{Hardware, RunHardware};
 use dist_zero::machine::TRACE_FILE;
 use dist_zero::messages::{MachineId, Message};
 use dist_zero::node::config_of;
@@ -23,7 +22,6 @@ fn virtual_a_killed_machine_keeps_its_complete_records_in_the_merged_trace() {
     let mut hardware = DockerHardware::start(&config).expect("containers");
     let run_id = hardware.run_id().to_owned();
     let logs = hardware.logs_dir().to_path_buf();
-    let run_start = hardware.run_start_unix_us();
     let sum = config_of::<SumNode>(&SumConfig::default()).expect("encodes");
     let node = hardware.spawn(MachineId(1), &sum).expect("spawn on m1");
     hardware.spawn(MachineId(0), &sum).expect("spawn on m0");
@@ -54,10 +52,10 @@ fn virtual_a_killed_machine_keeps_its_complete_records_in_the_merged_trace() {
         .expect("opens");
     file.write_all(br#"{"id":9999,"at_us":12"#).expect("torn");
     drop(file);
-    let _ = hardware.finish();
-
-    let (records, unreadable) = merged_trace(&logs, 3, run_start);
-    assert!(unreadable.is_empty(), "{unreadable:?}");
+    // Ended as every run ends, keeping the records.
+    let (_, finished) = RunHardware::finish(Box::new(hardware), true);
+    assert!(finished.unreadable.is_empty(), "{:?}", finished.unreadable);
+    let records = finished.records.expect("records are kept");
     let from_m1 = records.iter().filter(|r| r.machine == 1).count();
     assert_eq!(
         from_m1,

@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use crate::app::{Application, Applications};
 use crate::hardware::{HardwareError, Mode, Target};
+use crate::manager::NodeFailure;
 use crate::scenario::{Report, RunError, RunOptions, RunOutcome, Scenario};
 use crate::settings::Settings;
 use crate::terminal::{err, escape, escape_lines, out};
@@ -642,6 +643,10 @@ pub struct Failure {
     /// The seed of the run that failed, to replay it (simulated runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The node that failed, in every mode: which node, of what type, what kind of error, what
+    /// it said and when (for a [`FailureKind::NodeFailed`] from a node's own error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_failure: Option<NodeFailure>,
 }
 
 impl Failure {
@@ -652,6 +657,7 @@ impl Failure {
             exit_code: EXIT_BAD_INPUT,
             kind: FailureKind::BadInput,
             seed: None,
+            node_failure: None,
         }
     }
 
@@ -662,6 +668,7 @@ impl Failure {
             exit_code: EXIT_WRONG,
             kind: FailureKind::Internal,
             seed: None,
+            node_failure: None,
         }
     }
 
@@ -674,10 +681,9 @@ impl Failure {
             RunError::Hardware(HardwareError::Unavailable(_)) => {
                 (EXIT_BAD_INPUT, FailureKind::Unavailable)
             }
-            RunError::Hardware(
-                HardwareError::NodeFailed(_) | HardwareError::RemoteNodeFailed { .. },
-            )
-            | RunError::UnreadableState { .. } => (EXIT_WRONG, FailureKind::NodeFailed),
+            RunError::Hardware(HardwareError::NodeFailed(_)) | RunError::UnreadableState { .. } => {
+                (EXIT_WRONG, FailureKind::NodeFailed)
+            }
             RunError::Hardware(HardwareError::Capacity(_) | HardwareError::QueueFull(_)) => {
                 (EXIT_WRONG, FailureKind::Capacity)
             }
@@ -692,6 +698,12 @@ impl Failure {
             exit_code,
             kind,
             seed: seed.filter(|_| exit_code != EXIT_BAD_INPUT),
+            node_failure: match error {
+                RunError::Hardware(HardwareError::NodeFailed(report)) => {
+                    Some(report.failure.clone())
+                }
+                _ => None,
+            },
         }
     }
 

@@ -6,6 +6,7 @@ pub(crate) mod carrier;
 pub mod cloud;
 #[cfg(feature = "docker")]
 pub mod docker;
+mod failure;
 pub(crate) mod queue;
 #[cfg(feature = "docker")]
 pub mod remote;
@@ -23,8 +24,9 @@ use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::node::NodeError;
 use crate::time::{Micros, Millis};
 
+pub use failure::FailureReport;
 pub use queue::QueueFull;
-pub use simulated::{FailureReport, LastEvent, SimulatedHardware};
+pub use simulated::{LastEvent, SimulatedHardware};
 #[cfg(feature = "docker")]
 pub use start::Remote;
 pub use start::{start, Finished, RunHardware, Started, SystemSpec, Target};
@@ -66,6 +68,17 @@ impl fmt::Display for Mode {
     }
 }
 
+/// What provides the machines of a remote mode, as named by a [`HardwareError::Backend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The Docker Engine (virtual mode, and cloud mode's local realizer of emulated instances).
+    Docker,
+    /// An AWS API (cloud mode).
+    Aws,
+    /// The run's TLS material (cloud mode).
+    Tls,
+}
+
 /// A signal that stopped a run before it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopSignal {
@@ -98,7 +111,8 @@ impl fmt::Display for StopSignal {
 /// Why the hardware could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum HardwareError {
-    /// A node raised an error; the report carries the message trace that led to it.
+    /// A node raised an error, on any hardware; the report says which node, of what type, what
+    /// kind of error, when, and (in the simulator) the message trace that led to it.
     #[error("{0}")]
     NodeFailed(Box<FailureReport>),
     /// A machine index beyond the system's machines.
@@ -153,24 +167,17 @@ pub enum HardwareError {
         /// What was observed.
         reason: String,
     },
-    /// A Docker Engine request failed: what was being done, and Docker's error.
-    #[cfg(feature = "docker")]
-    #[error("Docker could not {action}: {source}")]
-    Docker {
-        /// What was being done, e.g. `kill a machine container`.
-        action: String,
-        /// Docker's error.
+    /// A request to what provides a remote mode's machines failed — the Docker Engine, an AWS
+    /// API, the run's TLS material — with that back-end's own error (which says what was being
+    /// done) kept as the source.
+    #[error("{source}")]
+    Backend {
+        /// Which back-end.
+        backend: BackendKind,
+        /// Its error.
         #[source]
-        source: bollard::errors::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// An AWS API call failed: the operation, the service's code and its message.
-    #[cfg(feature = "cloud")]
-    #[error(transparent)]
-    Aws(cloud::aws::ApiError),
-    /// The run's TLS material could not be made or used.
-    #[cfg(feature = "cloud")]
-    #[error(transparent)]
-    Tls(#[from] remote::tls::TlsError),
     /// Something on this host failed: a file or directory, a socket, the async runtime, the
     /// signal handlers.
     #[error("cannot {action}: {source}")]
@@ -214,14 +221,6 @@ pub enum HardwareError {
     /// The network model or the fault plan is not valid.
     #[error(transparent)]
     Network(#[from] crate::faults::NetworkConfigError),
-    /// A node raised an error on a machine in another process (virtual or cloud mode).
-    #[error("a node on machine {machine} failed: {failure}")]
-    RemoteNodeFailed {
-        /// The machine.
-        machine: MachineId,
-        /// The failure, as that machine reported it.
-        failure: String,
-    },
 }
 
 /// A running system of machines, as the scenario runner sees it. Times are milliseconds since the

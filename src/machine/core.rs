@@ -25,7 +25,7 @@ use crate::time::Micros;
 /// How far the run's start may be from a machine's wall clock, either way.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// How many node failures a machine remembers as text.
+/// How many node failures a machine remembers.
 const KEPT_FAILURES: usize = 8;
 
 /// Something for the event loop to do.
@@ -75,8 +75,8 @@ pub(crate) struct Core {
     /// Whether `started` is the run's start.
     clock_started: bool,
     outbox: Outbox,
-    /// The first few node failures, as text.
-    failures: Vec<String>,
+    /// The first few node failures.
+    failures: Vec<NodeFailure>,
     bad_frames: Arc<AtomicU64>,
     scratch: Vec<Effect>,
     /// Where the machine's disk lives (its image and the run's start), if it keeps one.
@@ -326,9 +326,7 @@ impl Core {
                     }
                     Err(failure) => {
                         self.failed(&failure);
-                        ControlResponse::Failed {
-                            reason: failure.to_string(),
-                        }
+                        ControlResponse::NodeFailed { failure }
                     }
                 }
             }
@@ -448,7 +446,7 @@ impl Core {
             recorder.failure(failure);
         }
         if self.failures.len() < KEPT_FAILURES {
-            self.failures.push(failure.to_string());
+            self.failures.push(failure.clone());
         }
     }
 

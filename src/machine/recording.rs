@@ -135,10 +135,14 @@ impl MachineRecorder {
 
     /// A node failed while handling the current event.
     pub(crate) fn failure(&mut self, failure: &NodeFailure) {
-        let error = failure.error.to_string();
         let node = failure.node.id;
-        self.recorder
-            .failure(host_now_us(), self.machine, node, &error, self.current);
+        self.recorder.failure(
+            host_now_us(),
+            self.machine,
+            node,
+            &failure.message,
+            self.current,
+        );
     }
 
     /// Writes out what was recorded since the last call, and hands it to the operating system:

@@ -9,6 +9,7 @@
 mod context;
 mod disk;
 mod envelope;
+mod failure;
 mod link;
 mod links;
 mod rtt;
@@ -16,6 +17,7 @@ mod spawn_order;
 
 pub use disk::{Cursor, Disk, StoredNode};
 pub use envelope::Envelope;
+pub use failure::NodeFailure;
 pub use link::ACK_DELAY_MS;
 pub use rtt::{INITIAL_RTO_MS, MAX_UNMEASURED_BACKOFF_MS, MIN_RTO_MS, PROBE_FLOOR_MS};
 
@@ -63,18 +65,6 @@ pub enum Handled {
     NoSuchNode(NodeId),
     /// It was addressed to a node whose spawn is still on its way; it waits for the node.
     Held(NodeId),
-}
-
-/// A node raised an error; in the simulator this stops the run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("node {node} ({node_type}) failed: {error}")]
-pub struct NodeFailure {
-    /// The failing node.
-    pub node: NodeHandle,
-    /// Its type, from its config.
-    pub node_type: String,
-    /// What it raised.
-    pub error: NodeError,
 }
 
 /// One node's observable state, as reported to tests, scenario reports and control requests.
@@ -272,7 +262,7 @@ impl NodeManager {
                 .as_ref()
                 .map(|persisted| persisted.read_back(kind))
                 .transpose()
-                .map_err(|error| failure(me, kind, error))?;
+                .map_err(|error| failure(me, kind, error, now_us))?;
             if let Some(persisted) = stored.persisted {
                 manager.core.persisted.insert(stored.id, persisted);
             }
@@ -481,7 +471,7 @@ impl NodeManager {
                 let mut ctl = Context::new(&mut self.core, me, &mut slot.random);
                 slot.node
                     .receive(&mut ctl, from, &message)
-                    .map_err(|error| failure(me, &slot.node_type, error))?;
+                    .map_err(|error| failure(me, &slot.node_type, error, now_us))?;
                 self.stats.messages_delivered += 1;
                 Handled::Done
             }
@@ -574,7 +564,7 @@ impl NodeManager {
                 let mut ctl = Context::new(&mut self.core, me, &mut slot.random);
                 slot.node
                     .timer(&mut ctl, tag)
-                    .map_err(|error| failure(me, &slot.node_type, error))
+                    .map_err(|error| failure(me, &slot.node_type, error, now_us))
             }
             Some(TimerTarget::Retransmit(peer)) => {
                 let link = self.links.to(peer);
@@ -726,11 +716,12 @@ impl NodeManager {
             machine: self.core.machine,
         };
         let node_type = config.kind().to_owned();
+        let now_us = self.core.now_us;
         let mut node = self
             .core
             .registry
             .build(config)
-            .map_err(|error| failure(me, &node_type, error))?;
+            .map_err(|error| failure(me, &node_type, error, now_us))?;
         touch(&mut self.touched, id);
         let mut random = None;
         let mut ctl = Context::new(&mut self.core, me, &mut random);
@@ -738,7 +729,7 @@ impl NodeManager {
             Boot::Start => node.start(&mut ctl),
             Boot::Recover(persisted) => node.recover(&mut ctl, persisted),
         }
-        .map_err(|error| failure(me, &node_type, error))?;
+        .map_err(|error| failure(me, &node_type, error, now_us))?;
         self.nodes.insert(
             id,
             Slot {
@@ -814,10 +805,6 @@ impl Core {
     }
 }
 
-fn failure(node: NodeHandle, node_type: &str, error: NodeError) -> NodeFailure {
-    NodeFailure {
-        node,
-        node_type: node_type.to_owned(),
-        error,
-    }
+fn failure(node: NodeHandle, node_type: &str, error: NodeError, now_us: u64) -> NodeFailure {
+    NodeFailure::new(node, node_type, &error, crate::time::Micros(now_us))
 }

@@ -14,7 +14,7 @@ mod registry;
 mod typed;
 
 pub use controller::{MachineController, TimerId};
-pub use error::NodeError;
+pub use error::{NodeError, NodeErrorKind};
 pub use harness::{Harness, Sent, Spawned};
 pub use persisted::Persisted;
 pub use registry::{DuplicateNodeType, NodeFactory, NodeRegistry};

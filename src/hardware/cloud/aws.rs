@@ -8,7 +8,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 
-use crate::hardware::HardwareError;
+use crate::hardware::{BackendKind, HardwareError};
 use crate::settings::CloudSettings;
 
 /// Tag on everything DistZero creates in the cloud.
@@ -83,7 +83,10 @@ impl From<ApiError> for HardwareError {
                 error.message
             ))
         } else {
-            HardwareError::Aws(error)
+            HardwareError::Backend {
+                backend: BackendKind::Aws,
+                source: Box::new(error),
+            }
         }
     }
 }

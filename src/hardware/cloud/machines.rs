@@ -31,7 +31,7 @@ pub(crate) struct Instance {
 }
 
 /// A run's instances, machine `i` in `instances[i]`, and the forwarders to them.
-pub(crate) struct Instances {
+pub struct Instances {
     clients: Clients,
     instances: Vec<Instance>,
     forwarders: Vec<tokio::task::JoinHandle<()>>,
@@ -52,6 +52,7 @@ pub(crate) async fn connect(
     connector: TlsConnector,
     machines: Vec<(String, Ipv4Addr, SocketAddr)>,
     token: String,
+    seed: u64,
     timeout: Duration,
 ) -> Result<Machines, HardwareError> {
     let mut instances = Instances {
@@ -83,7 +84,7 @@ pub(crate) async fn connect(
         });
         locals.push(local);
     }
-    Machines::connect(instances, locals, token, timeout).await
+    Machines::connect(instances, locals, token, seed, timeout).await
 }
 
 impl Instances {

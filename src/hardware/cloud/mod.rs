@@ -31,7 +31,7 @@ pub mod realizer;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, HttpTokensState, InstanceMetadataOptionsRequest, InstanceStateName,
@@ -41,22 +41,18 @@ use aws_sdk_ec2::types::{
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use super::{Hardware, HardwareError, Mode};
-use crate::counters::Counters;
-use crate::faults::{Fault, FaultRule};
+use super::HardwareError;
+use crate::faults::FaultRule;
 use crate::hardware::docker::owner::Owner;
-use crate::hardware::remote::stop::{Stop, Stopper};
+use crate::hardware::remote::hardware::{Provider, RecordsAt, RemoteHardware};
+use crate::hardware::remote::stop::Stopper;
 use crate::hardware::remote::tls::RunTls;
 use crate::hardware::remote::MachineConfig;
-use crate::manager::NodeState;
-use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
-use crate::observe::gather::{gather, MachineTrace, TraceLoss};
-use crate::observe::merge::merge;
+use crate::messages::MachineId;
 use crate::settings::Settings;
-use crate::time::{Micros, Millis};
 use aws::{api, eventually, unix_now, ApiError, Clients, HttpWrapper};
 use inventory::Inventory;
-use machines::Machines;
+pub use machines::Instances;
 
 pub use aws::{TAG_ALL, TAG_EXPIRES, TAG_MACHINE, TAG_RUN};
 
@@ -93,7 +89,7 @@ pub struct CloudConfig {
     /// Replaces the SDK's HTTP client (tests inject API faults with it).
     pub http: Option<HttpWrapper>,
     /// Have every machine record the structured trace (read back with
-    /// [`CloudHardware::traces`]).
+    /// [`RemoteHardware::traces`]).
     pub record: bool,
     /// Whether SIGINT and SIGTERM stop the run (and no longer end the process), as in virtual
     /// mode: the CLI sets it; a program embedding the hardware handles its own signals.
@@ -231,20 +227,45 @@ impl TeardownHandle {
 }
 
 /// A running system of EC2 instances, one per machine.
-pub struct CloudHardware {
+pub type CloudHardware = RemoteHardware<CloudRun>;
+
+/// What a cloud run made: its network, bucket and instances, removed when the run ends or this
+/// is dropped (which also covers a failure while they are being made).
+pub struct CloudRun {
     runtime: tokio::runtime::Runtime,
-    stopper: Stopper,
     teardown: TeardownHandle,
-    machines: Option<Machines>,
     instances: Vec<String>,
-    run_id: String,
-    /// The run's start on the runner's monotonic clock: time zero of [`Hardware::now_ms`].
-    started: Instant,
-    /// The same moment in microseconds since the UNIX epoch: time zero of every machine's clock.
-    run_start_unix_us: u64,
 }
 
-impl CloudHardware {
+impl Provider for CloudRun {
+    type Backend = Instances;
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// Instances keep their records on their own disks; the runner asks for them.
+    fn records(&self) -> RecordsAt<'_> {
+        RecordsAt::Machines
+    }
+
+    async fn exited(&self) {}
+
+    fn remove(&mut self) -> Result<(), HardwareError> {
+        self.runtime.block_on(self.teardown.teardown())
+    }
+}
+
+impl Drop for CloudRun {
+    fn drop(&mut self) {
+        if let Err(error) = self.remove() {
+            tracing::error!(%error, "cloud clean-up failed");
+            eprintln!("dist-zero: {error}");
+        }
+    }
+}
+
+impl RemoteHardware<CloudRun> {
     /// Creates the run's network, bucket and instances and waits until every machine answers.
     /// On any failure, or a signal when it listens for them ([`CloudConfig::stop_on_signals`]),
     /// whatever was created is removed before returning.
@@ -298,19 +319,15 @@ impl CloudHardware {
         let connector = tls.runner_connector()?;
         let run_id = crate::hardware::docker::new_run_id();
         let token = crate::hardware::docker::new_token();
-        let teardown = TeardownHandle {
-            clients: clients.clone(),
-            inventory: Arc::new(tokio::sync::Mutex::new(Inventory::new(&run_id))),
-        };
-        let mut hardware = CloudHardware {
+        // From here on, what is made is removed when `run` is dropped: on an error, a panic or
+        // a signal while the instances are being made.
+        let mut run = CloudRun {
             runtime,
-            stopper,
-            teardown,
-            machines: None,
+            teardown: TeardownHandle {
+                clients: clients.clone(),
+                inventory: Arc::new(tokio::sync::Mutex::new(Inventory::new(&run_id))),
+            },
             instances: Vec::new(),
-            run_id: run_id.clone(),
-            started: Instant::now(),
-            run_start_unix_us: 0,
         };
         let plan = Plan {
             config,
@@ -324,194 +341,22 @@ impl CloudHardware {
             expires: unix_now() + cloud.ttl_s,
             owner: Owner::this_process(),
         };
-        let inventory = Arc::clone(&hardware.teardown.inventory);
-        let launched = hardware.block_on(provision(&clients, &plan, &inventory))?;
-        let targets = hardware.block_on(addresses(&clients, &launched, emulated))?;
-        hardware.instances = launched.iter().map(|(id, _)| id.clone()).collect();
+        let inventory = Arc::clone(&run.teardown.inventory);
+        let launched = stopper.block_on(&run.runtime, provision(&clients, &plan, &inventory))?;
+        let targets = stopper.block_on(&run.runtime, addresses(&clients, &launched, emulated))?;
+        run.instances = launched.iter().map(|(id, _)| id.clone()).collect();
         let timeout = Duration::from_secs(cloud.ready_timeout_s);
-        let machines = hardware.block_on(machines::connect(
-            clients, connector, targets, token, timeout,
-        ))?;
+        let machines = stopper.block_on(
+            &run.runtime,
+            machines::connect(clients, connector, targets, token, config.seed, timeout),
+        )?;
         tracing::info!(run = %run_id, machines = machines.len(), "cloud system ready");
-        hardware.started = machines.started();
-        hardware.run_start_unix_us = machines.run_start_unix_us();
-        hardware.machines = Some(machines);
-        Ok(hardware)
-    }
-
-    /// The run's id (every resource carries it as the `dist-zero.run` tag).
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
-    /// The run's start, time zero of [`Hardware::now_ms`] and of every machine's clock: the
-    /// moment every machine had answered, in microseconds since the UNIX epoch on the runner's
-    /// clock (each instance reads it on its own clock, kept by NTP; see docs/cloud-mode.md).
-    pub fn run_start_unix_us(&self) -> u64 {
-        self.run_start_unix_us
+        Ok(RemoteHardware::new(run, machines, stopper, run_id))
     }
 
     /// The instances, machine by machine.
     pub fn instances(&self) -> &[String] {
-        &self.instances
-    }
-
-    /// Runs `future` on the run's runtime, abandoning it with [`HardwareError::Stopped`] if a
-    /// signal asks the run to stop first.
-    fn block_on<T>(
-        &self,
-        future: impl std::future::Future<Output = Result<T, HardwareError>>,
-    ) -> Result<T, HardwareError> {
-        self.stopper.block_on(&self.runtime, future)
-    }
-
-    /// Runs `call` on the machines' control connections, as [`CloudHardware::block_on`].
-    fn with_machines<T>(
-        &mut self,
-        call: impl AsyncFnOnce(&mut Machines) -> Result<T, HardwareError>,
-    ) -> Result<T, HardwareError> {
-        let machines = self
-            .machines
-            .as_mut()
-            .ok_or_else(|| HardwareError::Infrastructure("the system has been stopped".into()))?;
-        self.stopper.block_on(&self.runtime, call(machines))
-    }
-
-    /// The machines' counters, summed.
-    pub fn stats(&mut self) -> Result<Counters, HardwareError> {
-        self.with_machines(async |machines| machines.stats().await)
-    }
-
-    /// Every machine's structured trace so far, as JSON lines, machine by machine (the run must
-    /// have been started with [`CloudConfig::record`]). A machine that cannot give its trace
-    /// (lost, or it refuses) is said so in its entry, and the others are still asked.
-    pub fn traces(&mut self) -> Result<Vec<MachineTrace>, HardwareError> {
-        self.with_machines(async |machines| {
-            let mut traces = Vec::new();
-            for index in 0..machines.len() {
-                let machine = MachineId(u32::try_from(index).unwrap_or(u32::MAX));
-                let trace = machines.read_trace(machine).await;
-                traces.push(trace.map(String::into_bytes).map_err(|error| {
-                    let why = match error {
-                        HardwareError::MachineLost { .. } => TraceLoss::Lost,
-                        _ => TraceLoss::Refused,
-                    };
-                    (why, error.to_string())
-                }));
-            }
-            Ok(traces)
-        })
-    }
-
-    /// Asks every machine to stop, then removes every resource of the run. Call it after a
-    /// failed run too: it is how a run ends. A second signal skips asking the machines; the
-    /// removal always happens. Says [`HardwareError::Stopped`] if a signal stopped the run.
-    pub fn finish(mut self) -> Result<(), HardwareError> {
-        self.stop()?;
-        self.stopper.check()
-    }
-
-    fn stop(&mut self) -> Result<(), HardwareError> {
-        if self.stopper.state() != Stop::No {
-            tracing::info!(run = %self.run_id, "stopped by a signal; removing the run");
-        }
-        if let Some(mut machines) = self.machines.take() {
-            self.stopper
-                .block_on_unless_urgent(&self.runtime, machines.shutdown());
-        }
-        self.runtime.block_on(self.teardown.teardown())
-    }
-}
-
-impl Drop for CloudHardware {
-    fn drop(&mut self) {
-        if let Err(error) = self.stop() {
-            tracing::error!(%error, "cloud clean-up failed");
-            eprintln!("dist-zero: {error}");
-        }
-    }
-}
-
-impl super::RunHardware for CloudHardware {
-    fn totals(&mut self) -> Result<Counters, HardwareError> {
-        self.stats()
-    }
-
-    fn run_id(&self) -> Option<&str> {
-        Some(&self.run_id)
-    }
-
-    /// The machines' structured traces are read over their control connections before they
-    /// stop; a machine that cannot give its trace is named and the others' records are kept.
-    fn finish(mut self: Box<Self>, observe: bool) -> (Result<(), HardwareError>, super::Finished) {
-        let mut left = super::Finished::default();
-        if observe {
-            let traces = self.traces().unwrap_or_else(|error| {
-                tracing::warn!(%error, "the machines' structured traces cannot be read");
-                (0..self.machine_count())
-                    .map(|_| Err((TraceLoss::Lost, error.to_string())))
-                    .collect()
-            });
-            let gathered = gather(traces);
-            left.records = Some(merge(gathered.per_machine, self.run_start_unix_us));
-            left.unreadable = gathered.unreadable;
-        }
-        (CloudHardware::finish(*self), left)
-    }
-}
-
-impl Hardware for CloudHardware {
-    fn mode(&self) -> Mode {
-        Mode::Cloud
-    }
-
-    fn machine_count(&self) -> usize {
-        self.instances.len()
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn spawn(
-        &mut self,
-        machine: MachineId,
-        config: &NodeConfig,
-    ) -> Result<NodeHandle, HardwareError> {
-        self.with_machines(async |machines| machines.start_node(machine, config).await)
-    }
-
-    fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError> {
-        self.with_machines(async |machines| machines.deliver(to, message).await)
-    }
-
-    fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
-        let deadline = self.started + Duration::from_millis(at_ms);
-        let limit = Millis(at_ms).to_micros_saturating();
-        self.with_machines(async |machines| {
-            machines.apply_due(limit).await?;
-            tokio::time::sleep_until(deadline.into()).await;
-            machines.check().await
-        })
-    }
-
-    fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
-        self.with_machines(async |machines| machines.node_states().await)
-    }
-
-    /// Partitions, holds and the drop and duplicate rules, applied by every instance to what it
-    /// sends, as in containers; pauses, crashes and reordering are not applied on instances yet.
-    fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
-        self.with_machines(async |machines| machines.apply(fault).await)
-    }
-
-    /// Keeps `fault` to apply when the run reaches `at_us`; a verb this mode cannot apply is
-    /// refused now.
-    fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
-        self.machines
-            .as_mut()
-            .ok_or_else(|| HardwareError::Infrastructure("the system has been stopped".into()))?
-            .schedule(at_us, fault)
+        &self.provider().instances
     }
 }
 

@@ -37,7 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::aws::{api, Clients, TAG_ALL, TAG_RUN};
 use super::Subnet;
-use crate::hardware::docker::engine;
+use crate::hardware::docker::engine::{self, DockerError};
 use crate::hardware::docker::{remove_network, LABEL_ALL, LABEL_RUN};
 use crate::hardware::HardwareError;
 use crate::settings::{CloudSettings, Secret, Settings};
@@ -61,10 +61,7 @@ const POLL: Duration = Duration::from_millis(300);
 const DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
 
 fn failed(what: &'static str) -> impl Fn(bollard::errors::Error) -> HardwareError {
-    move |source| HardwareError::Docker {
-        action: format!("{what} for the realizer"),
-        source,
-    }
+    move |source| DockerError::hardware(format!("{what} for the realizer"), source)
 }
 
 /// The gateway of the realizer network for `subnet`; an error if there is none, so that the

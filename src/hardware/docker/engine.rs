@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bollard::{Docker, API_DEFAULT_VERSION};
 
-use crate::hardware::HardwareError;
+use crate::hardware::{BackendKind, HardwareError};
 
 /// How long the engine has to answer the first ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,12 +47,30 @@ fn unreachable(docker_host: &str, reason: &str) -> String {
     )
 }
 
+/// A Docker Engine request that failed: what was being done, and Docker's error.
+#[derive(Debug, thiserror::Error)]
+#[error("Docker could not {action}: {source}")]
+pub struct DockerError {
+    /// What was being done, e.g. `kill a machine container`.
+    pub action: String,
+    /// Docker's error.
+    #[source]
+    pub source: bollard::errors::Error,
+}
+
+impl DockerError {
+    /// Docker failed to `action`, as a hardware error.
+    pub fn hardware(action: String, source: bollard::errors::Error) -> HardwareError {
+        HardwareError::Backend {
+            backend: BackendKind::Docker,
+            source: Box::new(DockerError { action, source }),
+        }
+    }
+}
+
 /// Turns a Docker API error into a hardware error saying what was being done.
 pub fn failed(what: &str) -> impl Fn(bollard::errors::Error) -> HardwareError + '_ {
-    move |source| HardwareError::Docker {
-        action: what.to_owned(),
-        source,
-    }
+    move |source| DockerError::hardware(what.to_owned(), source)
 }
 
 #[cfg(test)]

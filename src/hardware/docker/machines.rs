@@ -18,7 +18,7 @@ use crate::messages::MachineId;
 const LOG_TAIL: &str = "5";
 
 /// A run's containers, machine `i` in container `names[i]`.
-pub(crate) struct Containers {
+pub struct Containers {
     pub(crate) docker: Docker,
     pub(crate) names: Vec<String>,
 }

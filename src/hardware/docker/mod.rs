@@ -10,8 +10,9 @@
 //! on Ctrl-C or SIGTERM ([`crate::hardware::remote::stop`]). Each machine's logs are bind-mounted to
 //! `<runs dir>/<run id>/m<i>/` on the host.
 //!
-//! The [`Hardware`] trait is synchronous: every call blocks on the run's own tokio runtime, so a
-//! `DockerHardware` must not be used from inside async code.
+//! The run is driven as cloud mode's is, by [`RemoteHardware`]: this module only says how the
+//! containers are made and removed ([`DockerRun`]) and how a container is paused, killed and
+//! started again ([`Containers`]).
 
 mod clean;
 pub(crate) mod engine;
@@ -28,23 +29,17 @@ pub use resources::MAX_MACHINES;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Hardware, HardwareError, Mode};
-use crate::counters::Counters;
-use crate::faults::{Fault, FaultRule};
-use crate::hardware::remote::machines::{Backend, Machines};
-use crate::hardware::remote::stop::{Stop, Stopper};
+use super::HardwareError;
+use crate::faults::FaultRule;
+use crate::hardware::remote::hardware::{Provider, RecordsAt, RemoteHardware};
+use crate::hardware::remote::machines::Machines;
+use crate::hardware::remote::stop::Stopper;
 use crate::hardware::remote::MachineConfig;
-use crate::machine::TRACE_FILE;
-use crate::manager::NodeState;
-use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
-use crate::observe::gather::{gather, TraceLoss, UnreadableMachine};
-use crate::observe::merge::merge;
-use crate::observe::Record;
+use crate::messages::MachineId;
 use crate::settings::Settings;
-use crate::time::{Micros, Millis};
-use machines::Containers;
+pub use machines::Containers;
 use resources::{ContainerSpec, Resources};
 
 /// Label on everything DistZero creates in Docker.
@@ -109,16 +104,40 @@ impl VirtualConfig {
 }
 
 /// A running system of containers, one per machine.
-pub struct DockerHardware {
-    machines: Machines<Containers>,
+pub type DockerHardware = RemoteHardware<DockerRun>;
+
+/// What a virtual-mode run made in Docker: its network and containers, and the host directory
+/// holding each machine's log directory (where the machines' structured records are read).
+pub struct DockerRun {
     resources: Resources,
-    stopper: Stopper,
-    run_id: String,
     logs_dir: PathBuf,
-    started: Instant,
+    removed: bool,
 }
 
-impl DockerHardware {
+impl Provider for DockerRun {
+    type Backend = Containers;
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.resources.runtime
+    }
+
+    fn records(&self) -> RecordsAt<'_> {
+        RecordsAt::LogFiles(&self.logs_dir)
+    }
+
+    async fn exited(&self) {
+        self.resources.wait_exited().await;
+    }
+
+    fn remove(&mut self) -> Result<(), HardwareError> {
+        if std::mem::replace(&mut self.removed, true) {
+            return Ok(());
+        }
+        self.resources.remove()
+    }
+}
+
+impl RemoteHardware<DockerRun> {
     /// Loads the image if needed, creates the network and the containers, and waits until every
     /// machine answers. On any failure, or a signal when it listens for them, whatever was created
     /// is removed before returning.
@@ -197,222 +216,32 @@ impl DockerHardware {
             .collect();
         let machines = stopper.block_on(
             &resources.runtime,
-            Machines::connect(containers, controls, token, config.ready_timeout),
+            Machines::connect(
+                containers,
+                controls,
+                token,
+                config.seed,
+                config.ready_timeout,
+            ),
         )?;
         tracing::info!(run = %run_id, machines = config.machines, "virtual system ready");
-        let started = machines.started();
-        Ok(DockerHardware {
-            machines,
+        let run = DockerRun {
             resources,
-            stopper,
-            run_id,
             logs_dir,
-            started,
-        })
-    }
-
-    /// The run's id (its containers and network carry it as a label).
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
-    /// The run's start, time zero of [`Hardware::now_ms`] and of every machine's clock: the
-    /// moment every machine had answered, in microseconds since the UNIX epoch on this host's
-    /// clock (which the containers share).
-    pub fn run_start_unix_us(&self) -> u64 {
-        self.machines.run_start_unix_us()
-    }
-
-    /// Machine `machine`'s own reading of the run's clock now, in microseconds since the run's
-    /// start (what its nodes read, in milliseconds, as `now_ms`).
-    pub fn machine_now_us(&mut self, machine: MachineId) -> Result<u64, HardwareError> {
-        self.stopper
-            .block_on(&self.resources.runtime, self.machines.clock(machine))
+            removed: false,
+        };
+        Ok(RemoteHardware::new(run, machines, stopper, run_id))
     }
 
     /// The host directory holding one log directory per machine.
     pub fn logs_dir(&self) -> &Path {
-        &self.logs_dir
-    }
-
-    /// The run's secret token.
-    pub fn token(&self) -> &str {
-        self.machines.token()
-    }
-
-    /// Machine `machine`'s control address, as the host reaches it.
-    pub fn control_addr(&self, machine: MachineId) -> Result<SocketAddr, HardwareError> {
-        self.machines.addr(machine)
+        &self.provider().logs_dir
     }
 
     /// Machine `machine`'s peer address (where other machines send envelopes).
     pub fn peer_addr(&self, machine: MachineId) -> Result<SocketAddr, HardwareError> {
-        let control = self.machines.addr(machine)?;
+        let control = self.control_addr(machine)?;
         Ok(SocketAddr::new(control.ip(), PEER_PORT))
-    }
-
-    /// The machines' counters, summed, with the crashes and restarts the runner applied.
-    pub fn stats(&mut self) -> Result<Counters, HardwareError> {
-        let counted = self
-            .stopper
-            .block_on(&self.resources.runtime, self.machines.stats())?;
-        Ok(counted + self.machines.applied())
-    }
-
-    /// Kills machine `machine`'s container (SIGKILL), as a crash would.
-    pub fn kill_machine(&mut self, machine: MachineId) -> Result<(), HardwareError> {
-        self.stopper.block_on(
-            &self.resources.runtime,
-            self.machines.backend().kill(machine),
-        )
-    }
-
-    /// Measures `count` message round trips from machine `from` to machine `to`.
-    pub fn round_trips(
-        &mut self,
-        from: MachineId,
-        to: MachineId,
-        count: u32,
-    ) -> Result<Vec<Duration>, HardwareError> {
-        self.stopper.block_on(
-            &self.resources.runtime,
-            self.machines.round_trips(from, to, count),
-        )
-    }
-
-    /// Asks every machine to stop, then removes the containers and the network. Call it after
-    /// a failed run too: it is how a run ends. A second signal skips asking the machines; the
-    /// removal always happens. Says [`HardwareError::Stopped`] if a signal stopped the run.
-    pub fn finish(mut self) -> Result<(), HardwareError> {
-        if self.stopper.state() != Stop::No {
-            tracing::info!(run = %self.run_id, "stopped by a signal; removing the run");
-        }
-        let resources = &self.resources;
-        let machines = &mut self.machines;
-        self.stopper
-            .block_on_unless_urgent(&resources.runtime, async {
-                machines.shutdown().await;
-                resources.wait_exited().await;
-            });
-        self.resources.remove()?;
-        self.stopper.check()
-    }
-}
-
-impl super::RunHardware for DockerHardware {
-    fn totals(&mut self) -> Result<Counters, HardwareError> {
-        self.stats()
-    }
-
-    fn run_id(&self) -> Option<&str> {
-        Some(&self.run_id)
-    }
-
-    fn logs_dir(&self) -> Option<&Path> {
-        Some(&self.logs_dir)
-    }
-
-    /// The machines write out their structured traces as they stop; they are read from the
-    /// run's log directory once the containers are gone.
-    fn finish(self: Box<Self>, observe: bool) -> (Result<(), HardwareError>, super::Finished) {
-        let logs = self.logs_dir.clone();
-        let machines = u32::try_from(self.machines.len()).unwrap_or(u32::MAX);
-        let start_us = self.run_start_unix_us();
-        let finished = DockerHardware::finish(*self);
-        let mut left = super::Finished::default();
-        if observe {
-            let (records, unreadable) = merged_trace(&logs, machines, start_us);
-            left.records = Some(records);
-            left.unreadable = unreadable;
-        }
-        (finished, left)
-    }
-}
-
-/// The machines' structured traces in `logs` (one directory per machine), merged by time with
-/// `start_us` (on the host's clock) as time zero, and the machines whose file is missing or
-/// malformed (left out, named). A machine killed mid-write keeps every complete record: only
-/// its torn last line is dropped.
-pub fn merged_trace(
-    logs: &Path,
-    machines: u32,
-    start_us: u64,
-) -> (Vec<Record>, Vec<UnreadableMachine>) {
-    let traces = (0..machines)
-        .map(|machine| {
-            let path = logs.join(MachineId(machine).to_string()).join(TRACE_FILE);
-            std::fs::read(&path).map_err(|error| {
-                (
-                    TraceLoss::Unreadable,
-                    format!("{}: {error}", path.display()),
-                )
-            })
-        })
-        .collect();
-    let gathered = gather(traces);
-    (merge(gathered.per_machine, start_us), gathered.unreadable)
-}
-
-impl Hardware for DockerHardware {
-    fn mode(&self) -> Mode {
-        Mode::Virtual
-    }
-
-    fn machine_count(&self) -> usize {
-        self.machines.len()
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn spawn(
-        &mut self,
-        machine: MachineId,
-        config: &NodeConfig,
-    ) -> Result<NodeHandle, HardwareError> {
-        self.stopper.block_on(
-            &self.resources.runtime,
-            self.machines.start_node(machine, config),
-        )
-    }
-
-    fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError> {
-        self.stopper
-            .block_on(&self.resources.runtime, self.machines.deliver(to, message))
-    }
-
-    fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
-        let limit = Millis(at_ms).to_micros_saturating();
-        let deadline = self.started + Duration::from_millis(at_ms);
-        let machines = &mut self.machines;
-        self.stopper.block_on(&self.resources.runtime, async {
-            machines.apply_due(limit).await?;
-            tokio::time::sleep_until(deadline.into()).await;
-            machines.check().await
-        })
-    }
-
-    fn node_states(&mut self) -> Result<Vec<NodeState>, HardwareError> {
-        self.stopper
-            .block_on(&self.resources.runtime, self.machines.node_states())
-    }
-
-    /// Partitions, holds and the drop and duplicate rules are applied by every machine to what
-    /// it sends (the runner's control connections, on another port, stay up); a pause freezes
-    /// the machine's container (`docker pause`); a crash kills it (`docker kill`) and a restart
-    /// starts it again (`docker start`: the same address, and its disk, in its log directory,
-    /// from which it boots as its next incarnation). The reorder rule is not applied in
-    /// containers.
-    fn apply(&mut self, fault: &Fault) -> Result<(), HardwareError> {
-        self.stopper
-            .block_on(&self.resources.runtime, self.machines.apply(fault))
-    }
-
-    /// Keeps `fault` to apply when the run reaches `at_us` (see [`Hardware::run_until`]); a
-    /// verb this mode cannot apply is refused now.
-    fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
-        self.machines.schedule(at_us, fault)
     }
 }
 

@@ -15,8 +15,8 @@ use super::client::{ControlClient, ControlError};
 use super::protocol::{ControlRequest, ControlResponse};
 use crate::counters::Counters;
 use crate::faults::Fault;
-use crate::hardware::{HardwareError, Mode};
-use crate::manager::NodeState;
+use crate::hardware::{FailureReport, HardwareError, Mode};
+use crate::manager::{NodeFailure, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use crate::observe::merge::host_now_us;
 use crate::time::Micros;
@@ -122,6 +122,8 @@ pub(crate) struct Machines<B> {
     started: std::time::Instant,
     /// How long a machine may take to answer once it starts (again, after a crash).
     ready: Duration,
+    /// The run's seed, which a failure report gives to replay the run.
+    seed: u64,
 }
 
 impl<B: Backend> Machines<B> {
@@ -132,10 +134,12 @@ impl<B: Backend> Machines<B> {
         backend: B,
         addrs: Vec<SocketAddr>,
         token: String,
+        seed: u64,
         timeout: Duration,
     ) -> Result<Self, HardwareError> {
         let mut machines = Machines {
             backend,
+            seed,
             link_verbs: Vec::new(),
             scheduled: Vec::new(),
             applied: Counters::default(),
@@ -171,6 +175,16 @@ impl<B: Backend> Machines<B> {
         }
         machines.start_clock().await?;
         Ok(machines)
+    }
+
+    /// A node's failure on a machine, as the run reports it (its history is in the machines'
+    /// structured records, not in the report).
+    fn node_failed(&self, failure: NodeFailure) -> HardwareError {
+        HardwareError::NodeFailed(Box::new(FailureReport {
+            failure,
+            seed: self.seed,
+            trace: Vec::new(),
+        }))
     }
 
     /// Picks the run's start (now) and gives it to every machine, concurrently.
@@ -277,10 +291,7 @@ impl<B: Backend> Machines<B> {
         };
         match self.call(machine, request, B::TIMEOUTS.call).await? {
             ControlResponse::Started { handle } => Ok(handle),
-            ControlResponse::Failed { reason } => Err(HardwareError::RemoteNodeFailed {
-                machine,
-                failure: reason,
-            }),
+            ControlResponse::NodeFailed { failure } => Err(self.node_failed(failure)),
             other => Err(unexpected(machine, &other)),
         }
     }
@@ -536,7 +547,7 @@ impl<B: Backend> Machines<B> {
 
     /// Every machine's counters and node failures, concurrently; a paused machine, which
     /// cannot answer, shows nothing.
-    async fn statuses(&mut self) -> Result<Vec<(Counters, Vec<String>)>, HardwareError> {
+    async fn statuses(&mut self) -> Result<Vec<(Counters, Vec<NodeFailure>)>, HardwareError> {
         let backend = &self.backend;
         let token = &self.token;
         let calls = self.slots.iter_mut().enumerate().map(|(index, slot)| {
@@ -560,21 +571,17 @@ impl<B: Backend> Machines<B> {
 
     /// Checks that every machine is alive and no node has failed.
     pub(crate) async fn check(&mut self) -> Result<(), HardwareError> {
-        for (index, (_, failures)) in self.statuses().await?.into_iter().enumerate() {
+        for (_, failures) in self.statuses().await? {
             if let Some(failure) = failures.into_iter().next() {
-                return Err(HardwareError::RemoteNodeFailed {
-                    machine: machine_id(index),
-                    failure,
-                });
+                return Err(self.node_failed(failure));
             }
         }
         Ok(())
     }
 
     /// Machine `machine`'s structured trace so far, as JSON lines (see
-    /// [`ControlRequest::ReadTrace`]); cloud mode reads it so, virtual mode from the machines'
-    /// log files.
-    #[cfg(feature = "cloud")]
+    /// [`ControlRequest::ReadTrace`]), for a provider whose machines' log files are not on
+    /// this host.
     pub(crate) async fn read_trace(&mut self, machine: MachineId) -> Result<String, HardwareError> {
         let mut trace = String::new();
         loop {

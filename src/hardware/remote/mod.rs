@@ -12,6 +12,7 @@
 pub mod client;
 pub mod config;
 pub mod frame;
+pub mod hardware;
 pub(crate) mod machines;
 pub mod protocol;
 pub mod stop;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
 use crate::faults::Fault;
-use crate::manager::{Envelope, NodeState};
+use crate::manager::{Envelope, NodeFailure, NodeState};
 use crate::messages::{MachineId, Message, NodeConfig, NodeHandle, NodeId};
 
 /// One frame on a machine-to-machine connection.
@@ -117,8 +117,8 @@ pub enum ControlResponse {
     Status {
         /// Everything the machine counted, as the simulator counts it for the whole system.
         counters: Counters,
-        /// Node failures so far, as text (the first few).
-        failures: Vec<String>,
+        /// Node failures so far (the first few).
+        failures: Vec<NodeFailure>,
     },
     /// The node was started.
     Started {
@@ -163,6 +163,11 @@ pub enum ControlResponse {
     Refused {
         /// Why.
         reason: String,
+    },
+    /// The node could not be started: it failed (an unknown node type, a config it refused).
+    NodeFailed {
+        /// The failure.
+        failure: NodeFailure,
     },
     /// The request was understood but failed.
     Failed {

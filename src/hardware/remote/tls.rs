@@ -28,6 +28,15 @@ const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 #[error("TLS: {0}")]
 pub struct TlsError(String);
 
+impl From<TlsError> for crate::hardware::HardwareError {
+    fn from(error: TlsError) -> Self {
+        crate::hardware::HardwareError::Backend {
+            backend: crate::hardware::BackendKind::Tls,
+            source: Box::new(error),
+        }
+    }
+}
+
 fn tls_error(what: &'static str) -> impl Fn(String) -> TlsError {
     move |reason| TlsError(format!("{what}: {reason}"))
 }

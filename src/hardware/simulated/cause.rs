@@ -4,7 +4,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::manager::NodeFailure;
 use crate::messages::{Message, NodeHandle};
 use crate::time::Micros;
 
@@ -98,63 +97,11 @@ impl fmt::Display for Hop {
     }
 }
 
-/// A node's error, with where and when it happened and the deliveries that led to it.
-#[derive(Debug)]
-pub struct FailureReport {
-    /// What failed.
-    pub failure: NodeFailure,
-    /// When, in virtual time.
-    pub at_us: Micros,
-    /// The run's seed, to replay it.
-    pub seed: u64,
-    /// The causal chain of deliveries, oldest first, one line each (`sender --type--> receiver`).
-    pub trace: Vec<String>,
-}
-
-impl FailureReport {
-    pub(super) fn new(
-        failure: NodeFailure,
-        at_us: Micros,
-        seed: u64,
-        cause: Option<&Arc<Hop>>,
-    ) -> Self {
-        let trace = Self::history(cause);
-        FailureReport {
-            failure,
-            at_us,
-            seed,
-            trace,
-        }
-    }
-}
-
-impl FailureReport {
-    /// The messages of the causal chain ending at `cause`, oldest first, one line each.
-    pub(super) fn history(cause: Option<&Arc<Hop>>) -> Vec<String> {
-        cause
-            .map(|tip| tip.chain().iter().map(|hop| hop.to_string()).collect())
-            .unwrap_or_default()
-    }
-}
-
-impl fmt::Display for FailureReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} at {:.3} ms (seed {})",
-            self.failure,
-            self.at_us.as_millis_f64(),
-            self.seed
-        )?;
-        if self.trace.is_empty() {
-            return write!(f, "; no message led to it");
-        }
-        write!(f, "; message trace that led to it, oldest first:")?;
-        for line in &self.trace {
-            write!(f, "\n  {line}")?;
-        }
-        Ok(())
-    }
+/// The messages of the causal chain ending at `cause`, oldest first, one line each.
+pub(super) fn history(cause: Option<&Arc<Hop>>) -> Vec<String> {
+    cause
+        .map(|tip| tip.chain().iter().map(|hop| hop.to_string()).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ mod recording;
 mod trace;
 
 pub use super::queue::{QueueFull, MAX_PENDING_EVENTS};
-pub use cause::{FailureReport, Hop};
+pub use cause::Hop;
 pub use recording::fault_windows;
 pub use trace::Trace;
 
@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use super::carrier::{self, Carrier};
 use super::queue::EventQueue;
-use super::{Hardware, HardwareError, Mode};
+use super::{FailureReport, Hardware, HardwareError, Mode};
 use crate::counters::Counters;
 use crate::faults::{Fault, NetworkConfig, NetworkConfigError};
 use crate::manager::{Disk, Effect, Envelope, NodeFailure, NodeManager, NodeState};
@@ -241,7 +241,7 @@ impl LastEvent {
 
     /// The messages that led to this event, oldest first, one line each.
     pub fn history(&self) -> Vec<String> {
-        FailureReport::history(self.cause.as_ref())
+        cause::history(self.cause.as_ref())
     }
 }
 
@@ -744,16 +744,14 @@ impl SimulatedHardware {
 
     fn failed(&mut self, failure: NodeFailure, cause: Cause) -> HardwareError {
         if let Some(recorder) = &mut self.recorder {
-            let error = failure.error.to_string();
             let (machine, node) = (failure.node.machine, failure.node.id);
-            recorder.failure(self.now_us.0, machine, node, &error, self.current);
+            recorder.failure(self.now_us.0, machine, node, &failure.message, self.current);
         }
-        HardwareError::NodeFailed(Box::new(FailureReport::new(
+        HardwareError::NodeFailed(Box::new(FailureReport {
             failure,
-            self.now_us,
-            self.seed,
-            cause.as_ref(),
-        )))
+            seed: self.seed,
+            trace: cause::history(cause.as_ref()),
+        }))
     }
 }
 
