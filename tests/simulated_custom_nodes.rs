@@ -15,6 +15,7 @@ use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, HardwareError, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeErrorKind, NodeRegistry};
+use dist_zero::observe::failure_history;
 use dist_zero::time::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -310,6 +311,28 @@ fn simulated_custom_node_randomness_follows_the_seed() {
     };
     assert_eq!(pauses(3), pauses(3));
     assert_ne!(pauses(3), pauses(4));
+}
+
+#[test]
+fn simulated_a_failures_history_read_from_the_records_is_the_simulators_causal_trace() {
+    let mut hardware = hardware(42);
+    hardware.record_events(Vec::new());
+    hardware
+        .spawn(MachineId(0), &pinger_config(5, Some(3)))
+        .expect("the pinger starts");
+    let error = hardware
+        .run_until(1000)
+        .expect_err("the echo refuses ping 3");
+    let HardwareError::NodeFailed(report) = &error else {
+        panic!("expected NodeFailed, got {error:?}");
+    };
+    let records = hardware.take_records();
+    let from_records = failure_history(&records, &report.failure);
+    assert_eq!(report.trace.len(), 5, "{report}");
+    assert_eq!(
+        from_records, report.trace,
+        "the records give the same history as the simulator's causal chain"
+    );
 }
 
 #[test]

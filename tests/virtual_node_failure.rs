@@ -12,9 +12,10 @@ use dist_zero::apps::sum::{SumConfig, SumNode};
 use dist_zero::faults::NetworkConfig;
 use dist_zero::hardware::docker::DockerHardware;
 use dist_zero::hardware::simulated::SimulationConfig;
-use dist_zero::hardware::{FailureReport, Hardware, HardwareError, SimulatedHardware};
+use dist_zero::hardware::{FailureReport, Hardware, HardwareError, RunHardware, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message};
 use dist_zero::node::{config_of, NodeErrorKind};
+use dist_zero::observe::failure_history;
 
 /// Starts a sum node on machine 1 and sends it a message it has no type for; then asks machine
 /// 0 for a node type nobody registered. Returns both failures.
@@ -38,11 +39,13 @@ fn break_two_nodes(hardware: &mut dyn Hardware) -> (FailureReport, FailureReport
 
 #[test]
 fn virtual_a_node_failure_is_the_same_typed_failure_as_in_the_simulator() {
-    let config = virtual_support::config(2);
+    let mut config = virtual_support::config(2);
+    config.record = true;
     let mut containers = DockerHardware::start(&config).expect("containers");
     let run_id = containers.run_id().to_owned();
     let (remote_delivery, remote_start) = break_two_nodes(&mut containers);
-    let _ = containers.finish();
+    let (_, finished) = RunHardware::finish(Box::new(containers), true);
+    let records = finished.records.expect("the machines' records");
     assert!(virtual_support::leftovers(&run_id).is_empty());
 
     let mut simulated = SimulatedHardware::new(
@@ -56,7 +59,27 @@ fn virtual_a_node_failure_is_the_same_typed_failure_as_in_the_simulator() {
         Arc::new(builtin().registry()),
     )
     .expect("a simulator");
+    simulated.record_events(Vec::new());
     let (simulated_delivery, simulated_start) = break_two_nodes(&mut simulated);
+
+    // The history of the failure, read from the containers' records, is the simulator's causal
+    // chain: the same deliveries, at their own times.
+    let untimed = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|line| {
+                line.split_once(" ms  ")
+                    .map_or(line.as_str(), |(_, rest)| rest)
+                    .to_owned()
+            })
+            .collect()
+    };
+    let history = failure_history(&records, &remote_delivery.failure);
+    assert!(
+        !history.is_empty(),
+        "the records hold the failure's history"
+    );
+    assert_eq!(untimed(&history), untimed(&simulated_delivery.trace));
 
     for (remote, simulated) in [
         (&remote_delivery, &simulated_delivery),

@@ -6,10 +6,12 @@
 //! Nothing is recorded unless a run asks for it: the hardware holds an `Option<Recorder>`.
 
 pub mod gather;
+mod history;
 pub mod merge;
 mod record;
 mod recorder;
 
+pub use history::{causal_history, failure_history};
 pub use record::{
     read_complete_records, read_records, write_records, write_records_file, CompleteRecords,
     FaultWindow, Record, RecordError, RecordKind, TornLine,

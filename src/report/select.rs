@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::observe::{FaultWindow, Record, RecordKind};
+use crate::observe::{causal_history, FaultWindow, Record, RecordKind};
 
 /// The types a diagram leaves out unless asked for: the link layer's acknowledgements.
 pub const HIDDEN_BY_DEFAULT: &[&str] = &["ack"];
@@ -293,21 +293,6 @@ fn lost(drop: &Record) -> Arrow {
         travel: Travel::Lost,
         detail: drop.detail.clone(),
     }
-}
-
-/// Every record that led to one of `targets` (and the targets), following causes back.
-pub fn causal_history(by_id: &BTreeMap<u64, &Record>, targets: &[u64]) -> BTreeSet<u64> {
-    let mut seen = BTreeSet::new();
-    let mut next: Vec<u64> = targets.to_vec();
-    while let Some(id) = next.pop() {
-        if !seen.insert(id) {
-            continue;
-        }
-        if let Some(cause) = by_id.get(&id).and_then(|record| record.cause) {
-            next.push(cause);
-        }
-    }
-    seen
 }
 
 fn lane_allowed(at: &End, filter: &DiagramFilter) -> bool {

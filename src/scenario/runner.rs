@@ -12,6 +12,7 @@ use super::{Observed, Report, Sampler, Scenario, ScenarioError};
 use crate::app::{AnyVerdict, PlayError, SectionError};
 use crate::hardware::{start, Hardware, HardwareError, RunHardware, Started, SystemSpec, Target};
 use crate::node::{DuplicateNodeType, NodeRegistry};
+use crate::observe::failure_history;
 use crate::system::{Checks, InvariantBroken, Pacer, Sim, SystemError};
 use crate::terminal::err;
 use crate::time::Millis;
@@ -314,7 +315,7 @@ pub fn run(scenario: &Scenario, target: &Target, options: &RunOptions) -> RunOut
     let played = play(&mut *hardware, scenario, seed, options.progress, sampler);
     let trace_hash = hardware.trace_hash();
     let (finished, left) = hardware.finish(options.observe);
-    let result = match (played, finished) {
+    let mut result = match (played, finished) {
         (Ok(report), Ok(())) => Ok(Report {
             not_applied,
             unreadable_machines: left.unreadable.clone(),
@@ -330,6 +331,15 @@ pub fn run(scenario: &Scenario, target: &Target, options: &RunOptions) -> RunOut
             Err(error)
         }
     };
+    // A machine in another process reports its failure without the messages that led to it:
+    // they are in the records, read back the way the simulator's would be.
+    if let (Err(RunError::Hardware(HardwareError::NodeFailed(report))), Some(records)) =
+        (&mut result, &left.records)
+    {
+        if report.trace.is_empty() {
+            report.trace = failure_history(records, &report.failure);
+        }
+    }
     let observed = sampler.map(|sampler| Observed {
         records: left.records.unwrap_or_default(),
         samples: sampler.samples(),
