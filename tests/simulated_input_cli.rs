@@ -310,11 +310,12 @@ fn simulated_cli_json_prints_one_object_for_every_outcome() {
     assert_eq!(error["exit_code"], 1, "{error}");
     assert_eq!(error["kind"], "node_failed", "{error}");
     assert_eq!(error["seed"], 3, "{error}");
-    let message = error["error"].as_str().expect("a message");
-    assert!(
-        message.contains("SumNode") && message.contains("overflows"),
-        "{message}"
-    );
+    // The failure itself, typed: which node, of what type, what kind of error, when.
+    let failure = &error["node_failure"];
+    assert_eq!(failure["node_type"], "SumNode", "{error}");
+    assert_eq!(failure["kind"], "protocol", "{error}");
+    assert!(failure["at_us"].as_u64().is_some(), "{error}");
+    assert!(failure["node"]["machine"].is_number(), "{error}");
 
     let output = dist_zero(&["run", &invalid, "--json"]);
     assert_eq!(output.status.code(), Some(2));
