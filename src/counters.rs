@@ -64,6 +64,8 @@ counters! {
     partitioned,
     /// Transmissions held by a hold until its release (the simulated network).
     held,
+    /// Pauses of a machine that was up (the hardware).
+    pauses,
     /// Machines that crashed (the hardware).
     crashes,
     /// Machines that booted again after a crash (the hardware).

@@ -128,3 +128,81 @@ fn virtual_report_of_a_failing_run_shows_what_led_to_the_failure() {
         "the command that runs it again"
     );
 }
+
+/// `dist-zero run examples/crash_restart.json --mode virtual --json`: the outputs are exact, only
+/// the latency model and reordering go unapplied, and the partition, the pause and both crashes
+/// happened to the containers: the report counts them, the merged trace holds their windows at
+/// the times the scenario gives, and the diagram shades them (`m0 down`, `m1 paused`, ...).
+#[test]
+fn virtual_crash_restart_is_correct_and_its_report_shows_the_partition_pause_and_crashes() {
+    let scratch = Scratch::new("virtual-report-crash-restart");
+    let out = scratch.path().join("out");
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/crash_restart.json");
+    let output = dist_zero(&[
+        "run",
+        scenario,
+        "--mode",
+        "virtual",
+        "--json",
+        "--report",
+        out.to_str().expect("utf-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(report["mode"], "virtual", "{report}");
+    assert_eq!(report["correct"], true, "{report}");
+    let not_applied = report["not_applied"].as_array().expect("a list");
+    assert!(
+        not_applied
+            .iter()
+            .all(|kind| kind == "latency" || kind == "reorder"),
+        "{report}"
+    );
+    let faults = &report["faults"];
+    assert_eq!(faults["pauses"], 1, "{report}");
+    assert_eq!(faults["crashes"], 2, "{report}");
+    assert_eq!(faults["restarts"], 2, "{report}");
+    assert!(
+        faults["partitioned"].as_u64().expect("a count") > 0,
+        "the partition cut transmissions: {report}"
+    );
+
+    let file = std::fs::File::open(out.join("trace.jsonl")).expect("the merged trace");
+    let records = read_records(std::io::BufReader::new(file), "trace").expect("records");
+    assert!(records
+        .windows(2)
+        .all(|w| w[0].at_us <= w[1].at_us && w[0].id + 1 == w[1].id));
+    let windows: Vec<(RecordKind, String, u32, u64)> = records
+        .iter()
+        .filter(|r| matches!(r.kind, RecordKind::FaultStart | RecordKind::FaultEnd))
+        .map(|r| {
+            let window = r.window.as_ref().expect("a window");
+            (r.kind, window.fault.clone(), r.machine, r.at_us)
+        })
+        .collect();
+    let (start, end) = (RecordKind::FaultStart, RecordKind::FaultEnd);
+    assert_eq!(
+        windows,
+        vec![
+            (start, "partition".to_owned(), 0, 200_000),
+            (start, "pause".to_owned(), 1, 300_000),
+            (end, "pause".to_owned(), 1, 800_000),
+            (end, "partition".to_owned(), 0, 900_000),
+            (start, "crash".to_owned(), 0, 1_000_000),
+            (end, "crash".to_owned(), 0, 1_400_000),
+            (start, "crash".to_owned(), 2, 2_500_000),
+            (end, "crash".to_owned(), 2, 3_300_000),
+        ]
+    );
+
+    let diagram = Svg::read(&out.join("diagram.svg"));
+    assert!(diagram.count("shade partition") > 0);
+    assert!(diagram.count("shade pause") > 0);
+    assert!(diagram.count("shade crash") > 0);
+    let labels = diagram.texts();
+    for label in ["m1 paused", "m0 down", "m2 down"] {
+        assert!(labels.contains(label), "{label}: {labels}");
+    }
+}

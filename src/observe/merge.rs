@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::record::{Record, RecordKind};
+use super::recorder::TimedWindow;
 
 /// Microseconds since the Unix epoch on this host's clock: the time base of the records a machine
 /// process writes and of the runner's start, which [`merge`] aligns. (Real runs only: the
@@ -73,6 +74,65 @@ pub fn merge(per_machine: Vec<Vec<Record>>, start_us: u64) -> Vec<Record> {
     all
 }
 
+/// `records` (one merged trace, ids from 1 in time order) with the start and end of every window
+/// in `windows` that is due by `end_us` written in among them, each at its time and before the
+/// other records of that time, as the simulator's recorder writes them. Records are renumbered
+/// from 1 and every cause is rewritten to the new numbers. A remote run's machines do not know
+/// the runner's fault plan: the runner applies it, then writes its windows into the trace here.
+pub fn with_windows(records: Vec<Record>, windows: Vec<TimedWindow>, end_us: u64) -> Vec<Record> {
+    let mut boundaries: Vec<Record> = windows
+        .into_iter()
+        .flat_map(|timed| {
+            [
+                (timed.from_us, RecordKind::FaultStart, timed.window.clone()),
+                (timed.to_us, RecordKind::FaultEnd, timed.window),
+            ]
+        })
+        .filter(|(at_us, _, _)| *at_us <= end_us)
+        .map(|(at_us, kind, window)| {
+            let machine = window.groups.first().and_then(|g| g.first()).copied();
+            let mut record = Record::new(0, at_us, kind, machine.unwrap_or(0));
+            record.detail = Some(window.fault.clone());
+            record.window = Some(Box::new(window));
+            record
+        })
+        .collect();
+    if boundaries.is_empty() {
+        return records;
+    }
+    // At equal times an end comes before a start, and windows keep their scenario order.
+    boundaries.sort_by(|a, b| {
+        let key = |r: &Record| {
+            let window = r.window.as_deref();
+            (
+                r.at_us,
+                r.kind == RecordKind::FaultStart,
+                window.map(|w| w.fault.clone()),
+                window.map(|w| w.index),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let mut all = Vec::with_capacity(records.len() + boundaries.len());
+    let mut renumbered = BTreeMap::new();
+    let mut boundaries = boundaries.into_iter().peekable();
+    for record in records {
+        while let Some(boundary) = boundaries.next_if(|b| b.at_us <= record.at_us) {
+            all.push(boundary);
+        }
+        renumbered.insert(record.id, all.len() as u64 + 1);
+        all.push(record);
+    }
+    all.extend(boundaries);
+    for (index, record) in all.iter_mut().enumerate() {
+        record.id = index as u64 + 1;
+        record.cause = record
+            .cause
+            .and_then(|cause| renumbered.get(&cause).copied());
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +182,42 @@ mod tests {
         let m1 = vec![record(1, 25, RecordKind::Deliver, 1, Some(0))];
         let merged = merge(vec![m0, m1], 0);
         assert_eq!(merged[2].cause, Some(2));
+    }
+
+    #[test]
+    fn simulated_windows_are_written_in_among_the_records_by_time_with_causes_kept() {
+        use crate::observe::FaultWindow;
+        let first = record(1, 100, RecordKind::Send, 0, Some(1));
+        let mut second = record(2, 300, RecordKind::Deliver, 1, Some(0));
+        second.cause = Some(1);
+        let window = |fault: &str, from_us, to_us| TimedWindow {
+            from_us,
+            to_us,
+            window: FaultWindow {
+                fault: fault.into(),
+                index: 0,
+                groups: vec![vec![1]],
+            },
+        };
+        let all = with_windows(
+            vec![first, second],
+            vec![window("pause", 200, 300), window("crash", 250, 9_000)],
+            1_000,
+        );
+        let kinds: Vec<(u64, u64, RecordKind)> =
+            all.iter().map(|r| (r.id, r.at_us, r.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (1, 100, RecordKind::Send),
+                (2, 200, RecordKind::FaultStart),
+                (3, 250, RecordKind::FaultStart),
+                (4, 300, RecordKind::FaultEnd),
+                (5, 300, RecordKind::Deliver),
+            ]
+        );
+        assert_eq!(all[4].cause, Some(1), "the delivery still names its send");
+        assert_eq!(all[1].detail.as_deref(), Some("pause"));
+        assert_eq!(all[2].machine, 1);
     }
 }

@@ -1,7 +1,7 @@
 //! The message-sequence diagram: a lane per node (grouped by machine), time running down, an
 //! arrow per message from its send to its delivery coloured by message type, retransmissions
-//! dashed, duplicates dotted, losses crossed out, partitions and pauses shaded on the lanes they
-//! hit, a legend, and what the filters left out written at the top.
+//! dashed, duplicates dotted, losses crossed out, partitions, pauses and crashed machines' down
+//! time shaded on the lanes they hit, a legend, and what the filters left out written at the top.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -41,7 +41,7 @@ pub fn diagram(title: &str, selection: &Selection) -> String {
     let legend_rows = types.len().div_ceil(4) + 2;
     let header = 40.0 + 15.0 * notes.len() as f64 + 16.0 * legend_rows as f64 + 60.0;
     let lanes_width = LANE_WIDTH * selection.lanes.len().max(1) as f64;
-    let width = (LEFT + lanes_width + RIGHT).max(720.0);
+    let width = (LEFT + lanes_width + RIGHT).max(820.0);
     let body = (selection.arrows.len() as f64 * PER_MESSAGE).clamp(MIN_HEIGHT, MAX_HEIGHT);
     let height = header + body + 40.0;
     let (t0, t1) = selection.span_us;
@@ -96,6 +96,13 @@ pub fn diagram(title: &str, selection: &Selection) -> String {
                 "url(#paused)",
                 format!(
                     "m{} paused",
+                    shade.window.groups.concat().first().copied().unwrap_or(0)
+                ),
+            ),
+            "crash" => (
+                "rgba(60,60,60,0.18)",
+                format!(
+                    "m{} down",
                     shade.window.groups.concat().first().copied().unwrap_or(0)
                 ),
             ),
@@ -301,7 +308,7 @@ fn legend(types: &BTreeMap<&str, usize>, top: f64) -> String {
     let y = (types.len().div_ceil(4)) as f64 * 16.0 + 8.0;
     let _ = write!(
         svg,
-        r##"<g class="legend-style"><line x1="0" y1="{y:.0}" x2="22" y2="{y:.0}" stroke="#333" stroke-width="1.5"/><text x="27" y="{:.0}">sent</text><line x1="80" y1="{y:.0}" x2="102" y2="{y:.0}" stroke="#333" stroke-width="1.5" stroke-dasharray="6,3"/><text x="107" y="{:.0}">retransmitted</text><line x1="200" y1="{y:.0}" x2="222" y2="{y:.0}" stroke="#333" stroke-width="1.5" stroke-dasharray="1.5,2.5"/><text x="227" y="{:.0}">duplicate</text><text x="305" y="{:.0}" fill="#d00" font-weight="bold">✕</text><text x="318" y="{:.0}">lost</text><rect x="360" y="{:.0}" width="22" height="10" fill="rgba(230,120,20,0.3)"/><text x="387" y="{:.0}">partition</text><rect x="450" y="{:.0}" width="22" height="10" fill="url(#paused)"/><text x="477" y="{:.0}">pause</text><circle cx="535" cy="{y:.0}" r="5" fill="#d00"/><text x="545" y="{:.0}">failure</text><rect x="600" y="{:.0}" width="8" height="8" fill="#555"/><text x="613" y="{:.0}">node starts</text></g>"##,
+        r##"<g class="legend-style"><line x1="0" y1="{y:.0}" x2="22" y2="{y:.0}" stroke="#333" stroke-width="1.5"/><text x="27" y="{:.0}">sent</text><line x1="80" y1="{y:.0}" x2="102" y2="{y:.0}" stroke="#333" stroke-width="1.5" stroke-dasharray="6,3"/><text x="107" y="{:.0}">retransmitted</text><line x1="200" y1="{y:.0}" x2="222" y2="{y:.0}" stroke="#333" stroke-width="1.5" stroke-dasharray="1.5,2.5"/><text x="227" y="{:.0}">duplicate</text><text x="305" y="{:.0}" fill="#d00" font-weight="bold">✕</text><text x="318" y="{:.0}">lost</text><rect x="360" y="{:.0}" width="22" height="10" fill="rgba(230,120,20,0.3)"/><text x="387" y="{:.0}">partition</text><rect x="450" y="{:.0}" width="22" height="10" fill="url(#paused)"/><text x="477" y="{:.0}">pause</text><circle cx="535" cy="{y:.0}" r="5" fill="#d00"/><text x="545" y="{:.0}">failure</text><rect x="600" y="{:.0}" width="8" height="8" fill="#555"/><text x="613" y="{:.0}">node starts</text><rect x="690" y="{:.0}" width="22" height="10" fill="rgba(60,60,60,0.18)"/><text x="717" y="{:.0}">machine down</text></g>"##,
         y + 4.0,
         y + 4.0,
         y + 4.0,
@@ -313,6 +320,8 @@ fn legend(types: &BTreeMap<&str, usize>, top: f64) -> String {
         y + 4.0,
         y + 4.0,
         y - 4.0,
+        y + 4.0,
+        y - 5.0,
         y + 4.0,
     );
     svg.push_str("</g>");

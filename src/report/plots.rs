@@ -279,8 +279,9 @@ pub fn machines_plot(records: &[Record], machines: u32) -> Result<String, PlotEr
     })
 }
 
-/// Where faults were active: a row per machine, partitions and pauses as spans, and each
-/// drop, duplicate and retransmission as a tick on the sending machine's row.
+/// Where faults were active: a row per machine, partitions, pauses and crashed machines' down
+/// time as spans, and each drop, duplicate and retransmission as a tick on the sending
+/// machine's row.
 pub fn faults_plot(records: &[Record], machines: u32, span_ms: u64) -> Result<String, PlotError> {
     let n = machines.max(1);
     let span_ms = span_ms.max(1) as f64;
@@ -336,12 +337,13 @@ pub fn faults_plot(records: &[Record], machines: u32, span_ms: u64) -> Result<St
             .draw()?;
         let partition = RGBColor(230, 120, 20);
         let pause = RGBColor(90, 110, 160);
-        let mut first = [true, true];
+        let down = RGBColor(60, 60, 60);
+        let mut first = [true, true, true];
         for (fault, machine, from, to) in &windows {
-            let (style, slot, name) = if fault == "pause" {
-                (pause.mix(0.45).filled(), 1, "pause")
-            } else {
-                (partition.mix(0.35).filled(), 0, "partition")
+            let (style, slot, name) = match fault.as_str() {
+                "pause" => (pause.mix(0.45).filled(), 1, "pause"),
+                "crash" => (down.mix(0.3).filled(), 2, "machine down"),
+                _ => (partition.mix(0.35).filled(), 0, "partition"),
             };
             let row = f64::from(*machine);
             let drawn = chart.draw_series([Rectangle::new(

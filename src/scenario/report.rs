@@ -33,6 +33,8 @@ pub struct FaultReport {
     pub duplicates_suppressed: u64,
     /// Transmissions held by a hold until its release.
     pub held: u64,
+    /// Pauses of a machine that was up.
+    pub pauses: u64,
     /// Machines that crashed.
     pub crashes: u64,
     /// Machines that booted again after a crash.
@@ -49,6 +51,7 @@ impl From<&Counters> for FaultReport {
             retransmitted: counters.retransmitted,
             duplicates_suppressed: counters.duplicates_suppressed,
             held: counters.held,
+            pauses: counters.pauses,
             crashes: counters.crashes,
             restarts: counters.restarts,
         }
@@ -217,11 +220,11 @@ impl fmt::Display for Report {
                 faults.retransmitted,
                 faults.duplicates_suppressed
             )?;
-            if faults.held + faults.crashes + faults.restarts > 0 {
+            if faults.held + faults.pauses + faults.crashes + faults.restarts > 0 {
                 writeln!(
                     f,
-                    "  also: {} held, {} crashes, {} restarts",
-                    faults.held, faults.crashes, faults.restarts
+                    "  also: {} held, {} pauses, {} crashes, {} restarts",
+                    faults.held, faults.pauses, faults.crashes, faults.restarts
                 )?;
             }
         }

@@ -10,9 +10,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Observed, Report, Sampler, Scenario, ScenarioError};
 use crate::app::{AnyVerdict, PlayError, SectionError};
+use crate::faults::{FaultKind, NetworkConfig};
+use crate::hardware::simulated::fault_windows;
 use crate::hardware::{start, Hardware, HardwareError, RunHardware, Started, SystemSpec, Target};
 use crate::node::{DuplicateNodeType, NodeRegistry};
 use crate::observe::failure_history;
+use crate::observe::merge::with_windows;
+use crate::observe::Record;
 use crate::system::{Checks, InvariantBroken, Pacer, Sim, SystemError};
 use crate::terminal::err;
 use crate::time::Millis;
@@ -270,6 +274,32 @@ pub fn simulate(scenario: &Scenario, options: &RunOptions) -> Result<SimulatedRu
     })
 }
 
+/// A remote run's merged `records` with the partitions, pauses and crashes of `network` that
+/// the runner applied (every window whose kind is not in `not_applied`) written in at the times
+/// the runner applied them, up to the end of the trace or of the run, whichever is later.
+fn applied_windows(
+    records: Vec<Record>,
+    network: &NetworkConfig,
+    not_applied: &[FaultKind],
+    run_ms: Millis,
+) -> Vec<Record> {
+    let kind = |fault: &str| match fault {
+        "partition" => Some(FaultKind::Partition),
+        "pause" => Some(FaultKind::Pause),
+        "crash" => Some(FaultKind::Crash),
+        _ => None,
+    };
+    let windows = fault_windows(network)
+        .into_iter()
+        .filter(|timed| kind(&timed.window.fault).is_some_and(|k| !not_applied.contains(&k)))
+        .collect();
+    let end_us = records
+        .last()
+        .map_or(0, |record| record.at_us)
+        .max(run_ms.to_micros_saturating().0);
+    with_windows(records, windows, end_us)
+}
+
 /// Runs `scenario` on `target`: the one run path of every mode, used by the command line, the
 /// tests and library users alike. It starts the hardware with the scenario's fault plan on its
 /// schedule, plays the application, runs to the end, judges the nodes' states and ends the run
@@ -315,6 +345,7 @@ pub fn run(scenario: &Scenario, target: &Target, options: &RunOptions) -> RunOut
     let played = play(&mut *hardware, scenario, seed, options.progress, sampler);
     let trace_hash = hardware.trace_hash();
     let (finished, left) = hardware.finish(options.observe);
+    let not_applied_kinds = not_applied.clone();
     let mut result = match (played, finished) {
         (Ok(report), Ok(())) => Ok(Report {
             not_applied,
@@ -331,17 +362,26 @@ pub fn run(scenario: &Scenario, target: &Target, options: &RunOptions) -> RunOut
             Err(error)
         }
     };
+    let records = left.records.unwrap_or_default();
+    let records = if matches!(target, Target::Simulated) {
+        records // the simulator wrote its windows as they came
+    } else {
+        applied_windows(
+            records,
+            &scenario.network,
+            &not_applied_kinds,
+            scenario.run_ms,
+        )
+    };
     // A machine in another process reports its failure without the messages that led to it:
     // they are in the records, read back the way the simulator's would be.
-    if let (Err(RunError::Hardware(HardwareError::NodeFailed(report))), Some(records)) =
-        (&mut result, &left.records)
-    {
+    if let Err(RunError::Hardware(HardwareError::NodeFailed(report))) = &mut result {
         if report.trace.is_empty() {
-            report.trace = failure_history(records, &report.failure);
+            report.trace = failure_history(&records, &report.failure);
         }
     }
     let observed = sampler.map(|sampler| Observed {
-        records: left.records.unwrap_or_default(),
+        records,
         samples: sampler.samples(),
         unreadable_machines: left.unreadable,
     });

@@ -371,6 +371,7 @@ impl<B: Backend> Machines<B> {
                 if self.pause(*machine).await? {
                     self.backend.pause(*machine).await?;
                 }
+                self.applied.pauses += 1;
                 Ok(())
             }
             Fault::Resume { machine } => {
@@ -413,7 +414,7 @@ impl<B: Backend> Machines<B> {
         Ok(())
     }
 
-    /// The crashes and restarts the runner applied.
+    /// The pauses, crashes and restarts the runner applied.
     pub(crate) fn applied(&self) -> Counters {
         self.applied
     }

@@ -1012,6 +1012,7 @@ impl Hardware for SimulatedHardware {
                 let machine = &mut self.machines[machine.index()];
                 if machine.manager().is_some() {
                     machine.pauses += 1;
+                    self.counted.pauses += 1;
                 }
             }
             Fault::Resume { machine } => {
