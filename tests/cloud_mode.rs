@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::types::Filter;
 use base64::Engine as _;
 use dist_zero::apps::builtin;
+use dist_zero::hardware::cloud::aws::ApiError;
 use dist_zero::hardware::cloud::realizer::{
     Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
 };
 use dist_zero::hardware::cloud::{CloudHardware, CONTROL_PORT, PEER_PORT, TAG_EXPIRES, TAG_RUN};
-use dist_zero::hardware::{Hardware, HardwareError, Mode};
+use dist_zero::hardware::{BackendKind, Hardware, HardwareError, Mode};
 use dist_zero::messages::MachineId;
 use dist_zero::scenario::{run_scenario, Progress, Scenario};
 use dist_zero::settings::Settings;
@@ -279,8 +280,21 @@ fn cloud_a_failed_start_leaves_nothing() {
         Ok(_) => panic!("the start must fail"),
         Err(error) => error,
     };
-    assert!(
-        error.to_string().contains("InstanceLimitExceeded"),
+    // The AWS error, typed: the back-end and the service's own code.
+    let HardwareError::Backend {
+        backend: BackendKind::Aws,
+        source,
+    } = &error
+    else {
+        panic!("expected an AWS error, got {error:?}");
+    };
+    let api = source
+        .downcast_ref::<ApiError>()
+        .expect("the AWS error is kept as the source");
+    assert_eq!(api.action, "RunInstances", "{error}");
+    assert_eq!(
+        api.code.as_deref(),
+        Some("InstanceLimitExceeded"),
         "{error}"
     );
     wait_until_unrealized(&emulator);
