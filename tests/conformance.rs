@@ -78,6 +78,7 @@ fn user(name: &str, machine: u32, join_ms: u64, amount: i64) -> UserSpec {
         actions: (0..4)
             .map(|i| (Millis(50 + 200 * i), UserAction::Increment { amount }))
             .collect(),
+        leave_ms: None,
     }
 }
 
@@ -85,6 +86,7 @@ fn sum(users: Vec<UserSpec>) -> SumSection {
     SumSection {
         users,
         persist: true,
+        tree: None,
     }
 }
 

@@ -1,0 +1,1290 @@
+//! The self-scaling sum network: an input tree that sums upward and an output tree that fans out
+//! downward, joined at a [`TreeCentre`], each node with at most `max_kids` kids.
+//!
+//! Every operation that changes the shape is run by one node, one at a time per node:
+//!
+//! - **join**: a join walks down from its tree's root to a leaf parent (height 1) with room,
+//!   preferring one on the user's own machine; a node at height 2 with room and no kid with room
+//!   makes a new leaf parent on the user's machine;
+//! - **split**: a node at height 3 or more with room and no kid with room asks a full kid to
+//!   split: the kid spawns a sibling, where most of the moved kids are, and hands it the right
+//!   half of its kids;
+//! - **raise**: a full root moves all its kids under a new node, becomes its parent and (at
+//!   height 3 or more) splits it; the root's identity never changes;
+//! - **leave**: a user's leaf leaves after its last action and its `leave_ms`; its parent folds
+//!   what it sent into what it holds and terminates it.
+//!
+//! A join that reaches a node that turns out to have no room goes back to the node's parent,
+//! behind a summary that says so. Totals stay exact as the shape changes: upward, every amount
+//! belongs to one node at a time (a kid that changes parent gives its old parent a final
+//! `goodbye`, and reports on a new edge, numbered, to the new one); downward, the centre sends
+//! its whole total with a version, and a node applies only a newer one. Every message says a
+//! node's latest state, so a node that recovers from a crash says it all again.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::RecordedUser;
+use crate::messages::{MachineId, NodeHandle};
+use crate::node::{Ctl, Handle, NodeError, TypedNode};
+
+/// The trees' batching interval (as the flat network's sum node).
+pub const TREE_INTERVAL_MS: u64 = 30;
+
+/// Which tree a node belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The input tree: users' increments, summed upward.
+    Input,
+    /// The output tree: the centre's total, fanned out downward.
+    Output,
+}
+
+/// A user joining a tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The user's machine, where its leaf runs.
+    pub machine: MachineId,
+    /// The user's name.
+    pub user: String,
+    /// What the user does (input tree only).
+    #[serde(default)]
+    pub recording: Option<RecordedUser>,
+    /// When the user leaves, since the start (none: it stays).
+    #[serde(default)]
+    pub leave_ms: Option<u64>,
+}
+
+/// A kid as its parent knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kid {
+    /// The kid.
+    pub node: NodeHandle,
+    /// Its kids, as last reported (or counted by the parent since).
+    pub kids: usize,
+    /// Whether its subtree may take a join.
+    pub open: bool,
+    /// The machines of leaf parents with room in its subtree.
+    #[serde(default)]
+    pub open_on: BTreeSet<MachineId>,
+}
+
+/// A closed edge: the final amount a node gave a former parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedEdge {
+    /// The former parent.
+    pub parent: NodeHandle,
+    /// The edge's number.
+    pub epoch: u64,
+    /// Everything given on it.
+    pub total: i64,
+}
+
+/// What a parent received from one kid on one edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Received {
+    /// The kid.
+    pub kid: NodeHandle,
+    /// The edge's number.
+    pub epoch: u64,
+    /// The latest total on that edge.
+    pub total: i64,
+    /// Whether the kid said goodbye on it.
+    pub closed: bool,
+}
+
+/// A leaf that left: who, and every edge it ever reported on (the leaf itself is gone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoneLeaf {
+    /// The leaf.
+    pub leaf: NodeHandle,
+    /// Its user.
+    pub user: String,
+    /// Its edges, the last included.
+    pub edges: Vec<ClosedEdge>,
+}
+
+/// A kid's upward edge: where it reports and what it reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edge {
+    /// The current edge's number.
+    pub epoch: u64,
+    /// Everything given to former parents.
+    pub base: i64,
+    /// The latest total reported on the current edge.
+    pub reported: i64,
+    /// The former edges.
+    pub closed: Vec<ClosedEdge>,
+}
+
+impl Edge {
+    /// Every edge, the current one (to `parent`) last.
+    pub fn all(&self, parent: Option<NodeHandle>) -> Vec<ClosedEdge> {
+        let mut edges = self.closed.clone();
+        if let Some(parent) = parent {
+            edges.push(ClosedEdge {
+                parent,
+                epoch: self.epoch,
+                total: self.reported,
+            });
+        }
+        edges
+    }
+
+    /// Closes the current edge with everything `held` beyond the base, and opens the next.
+    fn close(&mut self, parent: NodeHandle, held: i64) -> ClosedEdge {
+        let closed = ClosedEdge {
+            parent,
+            epoch: self.epoch,
+            total: held - self.base,
+        };
+        self.closed.push(closed);
+        self.base = held;
+        self.reported = 0;
+        self.epoch += 1;
+        closed
+    }
+}
+
+/// Every message of the trees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TreeMessage {
+    /// A user joins the tree below the receiver.
+    Join {
+        /// Who.
+        join: JoinRequest,
+    },
+    /// A kid's size, to its parent.
+    Summary {
+        /// Its kids.
+        kids: usize,
+        /// Whether its subtree may take a join.
+        open: bool,
+        /// Machines with a leaf parent with room in its subtree.
+        open_on: BTreeSet<MachineId>,
+    },
+    /// To a full kid: spawn a sibling and give it the right half of your kids.
+    Split {
+        /// The parent's operation number.
+        id: u64,
+    },
+    /// The answer to [`TreeMessage::Split`]: the sibling, if there was anything to give.
+    SplitDone {
+        /// The operation number.
+        id: u64,
+        /// The new sibling.
+        sibling: Option<Kid>,
+    },
+    /// From a node's parent: your parent is now `parent`.
+    Adopt {
+        /// The new parent.
+        parent: NodeHandle,
+    },
+    /// Input tree: everything a kid gave on edge `epoch`, upward.
+    Up {
+        /// The edge.
+        epoch: u64,
+        /// Its total.
+        total: i64,
+    },
+    /// Input tree: the final total of edge `epoch` (the kid changed parent, or left); the
+    /// output tree's leaves send it, with zeroes, when they leave.
+    Goodbye {
+        /// The edge.
+        epoch: u64,
+        /// Its final total.
+        total: i64,
+        /// The leaf, if it left.
+        leaving: Option<GoneLeaf>,
+    },
+    /// Output tree: the centre's total as of its `version`.
+    Down {
+        /// The centre's version.
+        version: u64,
+        /// The total.
+        total: i64,
+    },
+}
+
+/// Sends `message` to `to`, whichever of the trees' node types it is (they read one message
+/// type).
+fn tell<N: TypedNode>(
+    ctl: &mut Ctl<'_, N>,
+    to: NodeHandle,
+    message: &TreeMessage,
+) -> Result<(), NodeError> {
+    ctl.send(Handle::<TreeNode>::assume(to), message)
+}
+
+fn unexpected(node_type: &'static str, message: &TreeMessage) -> NodeError {
+    let kind = serde_json::to_value(message)
+        .ok()
+        .and_then(|value| {
+            value
+                .get("type")
+                .and_then(|t| t.as_str().map(str::to_owned))
+        })
+        .unwrap_or_default();
+    NodeError::UnexpectedMessage { node_type, kind }
+}
+
+fn checked_sum(values: impl IntoIterator<Item = i64>) -> Result<i64, NodeError> {
+    values
+        .into_iter()
+        .try_fold(0i64, |sum, value| super::add_to_total(sum, value))
+}
+
+/// Records `total` from `kid` on edge `epoch` (a closed edge keeps its final total).
+fn record(received: &mut Vec<Received>, kid: NodeHandle, epoch: u64, total: i64, closed: bool) {
+    match received
+        .iter_mut()
+        .find(|entry| entry.kid == kid && entry.epoch == epoch)
+    {
+        Some(entry) if entry.closed => {}
+        Some(entry) => {
+            entry.total = total;
+            entry.closed = closed;
+        }
+        None => received.push(Received {
+            kid,
+            epoch,
+            total,
+            closed,
+        }),
+    }
+}
+
+/// The machine most of `kids` are on (the lowest of a tie), or `fallback`.
+fn majority(kids: &[Kid], fallback: MachineId) -> MachineId {
+    let mut counts = std::collections::BTreeMap::<MachineId, usize>::new();
+    for kid in kids {
+        *counts.entry(kid.node.machine).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map_or(fallback, |(machine, _)| machine)
+}
+
+/// A tree node's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeNodeConfig {
+    /// Its tree.
+    pub role: Role,
+    /// The most kids a node has.
+    pub max_kids: usize,
+    /// Whether it persists what it knows.
+    pub persist: bool,
+    /// Whether it is its tree's root.
+    pub root: bool,
+    /// Its height (its kids are one lower; users' leaves are 0).
+    pub height: u32,
+    /// Its parent (the centre for the input tree's root; none for the output tree's).
+    pub parent: Option<NodeHandle>,
+    /// Kids it starts with.
+    #[serde(default)]
+    pub kids: Vec<Kid>,
+    /// Output tree: the centre's version it starts from.
+    #[serde(default)]
+    pub version: u64,
+    /// Output tree: the total at that version.
+    #[serde(default)]
+    pub total: i64,
+}
+
+/// What a tree node knows, persisted whole after every change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeData {
+    config: TreeNodeConfig,
+    kids: Vec<Kid>,
+    height: u32,
+    parent: Option<NodeHandle>,
+    /// The split it waits for: its number and the kid.
+    op: Option<(u64, NodeHandle)>,
+    /// Joins waiting for that split.
+    queued: Vec<JoinRequest>,
+    next_op: u64,
+    /// The last split it ran for its parent: the parent, the number, the sibling.
+    served: Option<(NodeHandle, u64, Option<Kid>)>,
+    /// Every adoption it ordered: the new parent and the kids.
+    moves: Vec<(NodeHandle, Vec<NodeHandle>)>,
+    edge: Edge,
+    received: Vec<Received>,
+    gone: Vec<GoneLeaf>,
+    version: u64,
+    total: i64,
+    summary: Option<(usize, bool, BTreeSet<MachineId>)>,
+}
+
+/// A tree node's observable state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeNodeState {
+    /// Its tree.
+    pub role: Role,
+    /// Whether it is its tree's root.
+    pub root: bool,
+    /// Its height.
+    pub height: u32,
+    /// The most kids it may have.
+    pub max_kids: usize,
+    /// Its parent.
+    pub parent: Option<NodeHandle>,
+    /// Its kids.
+    pub kids: Vec<NodeHandle>,
+    /// Whether a split or joins wait.
+    pub busy: bool,
+    /// Input tree: held and not yet reported upward.
+    pub unsent: i64,
+    /// Input tree: every edge it reported on, the current one last.
+    pub edges: Vec<ClosedEdge>,
+    /// Input tree: what it received, by kid and edge.
+    pub received: Vec<Received>,
+    /// Leaves that left from under it.
+    pub gone: Vec<GoneLeaf>,
+    /// Output tree: the version it holds.
+    pub version: u64,
+    /// Output tree: the total it holds.
+    pub total: i64,
+}
+
+/// The trees' timer: report upward what was gathered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeFlush;
+
+/// An internal node of the input or the output tree (see the [module](self) documentation).
+#[derive(Debug)]
+pub struct TreeNode {
+    d: TreeData,
+    flush_pending: bool,
+}
+
+impl TreeNode {
+    fn max(&self) -> usize {
+        self.d.config.max_kids
+    }
+
+    fn held(&self) -> Result<i64, NodeError> {
+        checked_sum(self.d.received.iter().map(|entry| entry.total))
+    }
+
+    fn summary(&self, me: MachineId) -> (usize, bool, BTreeSet<MachineId>) {
+        let room = self.d.kids.len() < self.max();
+        if self.d.height == 1 {
+            let on = if room { [me].into() } else { BTreeSet::new() };
+            return (self.d.kids.len(), room, on);
+        }
+        let open = room || self.d.kids.iter().any(|kid| kid.open);
+        let on = self
+            .d
+            .kids
+            .iter()
+            .flat_map(|kid| kid.open_on.iter().copied())
+            .collect();
+        (self.d.kids.len(), open, on)
+    }
+
+    /// Tells the parent the node's size if it changed (always with `force`).
+    fn report_summary(&mut self, ctl: &mut Ctl<'_, Self>, force: bool) -> Result<(), NodeError> {
+        if self.d.config.root {
+            return Ok(());
+        }
+        let Some(parent) = self.d.parent else {
+            return Ok(());
+        };
+        let now = self.summary(ctl.machine());
+        if force || self.d.summary.as_ref() != Some(&now) {
+            self.d.summary = Some(now.clone());
+            let (kids, open, open_on) = now;
+            tell(
+                ctl,
+                parent,
+                &TreeMessage::Summary {
+                    kids,
+                    open,
+                    open_on,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn save(&self, ctl: &mut Ctl<'_, Self>) {
+        if self.d.config.persist {
+            ctl.persist(self.d.clone());
+        }
+    }
+
+    fn arm(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        if self.d.config.role == Role::Input
+            && !self.flush_pending
+            && self.held()? - self.d.edge.base != self.d.edge.reported
+        {
+            self.flush_pending = true;
+            ctl.set_timer(TREE_INTERVAL_MS, TreeFlush);
+        }
+        Ok(())
+    }
+
+    /// A new node of this tree's role at `height`, with `kids`.
+    fn child_config(&self, height: u32, kids: Vec<Kid>, parent: NodeHandle) -> TreeNodeConfig {
+        TreeNodeConfig {
+            role: self.d.config.role,
+            max_kids: self.max(),
+            persist: self.d.config.persist,
+            root: false,
+            height,
+            parent: Some(parent),
+            kids,
+            version: self.d.version,
+            total: self.d.total,
+        }
+    }
+
+    /// Orders `kids` to take `parent` as their parent (said again after a crash).
+    fn adopt(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        parent: NodeHandle,
+        kids: Vec<NodeHandle>,
+    ) -> Result<(), NodeError> {
+        for kid in &kids {
+            tell(ctl, *kid, &TreeMessage::Adopt { parent })?;
+        }
+        self.d.moves.push((parent, kids));
+        Ok(())
+    }
+
+    /// Places a join below this node, or sends it back up if nothing below has room.
+    fn join(&mut self, ctl: &mut Ctl<'_, Self>, join: JoinRequest) -> Result<(), NodeError> {
+        if self.d.op.is_some() {
+            self.d.queued.push(join);
+            return Ok(());
+        }
+        let max = self.max();
+        let me = ctl.me().untyped();
+        if self.d.height == 1 {
+            if self.d.kids.len() < max {
+                let config = TreeLeafConfig {
+                    role: self.d.config.role,
+                    user: join.user,
+                    recording: join.recording,
+                    leave_ms: join.leave_ms,
+                    parent: me,
+                    persist: self.d.config.persist,
+                    version: self.d.version,
+                    total: self.d.total,
+                };
+                let leaf = ctl.spawn::<TreeLeaf>(join.machine, &config)?;
+                self.d.kids.push(Kid {
+                    node: leaf.untyped(),
+                    kids: 0,
+                    open: false,
+                    open_on: BTreeSet::new(),
+                });
+                return Ok(());
+            }
+            return self.no_room(ctl, join);
+        }
+        let leaf_parents = self.d.height == 2;
+        let pick = self
+            .d
+            .kids
+            .iter()
+            .enumerate()
+            .filter(|(_, kid)| kid.open)
+            .min_by_key(|(_, kid)| (!kid.open_on.contains(&join.machine), kid.kids))
+            .map(|(index, _)| index);
+        if let Some(index) = pick {
+            let kid = &mut self.d.kids[index];
+            if leaf_parents {
+                kid.kids += 1;
+                kid.open = kid.kids < max;
+                if !kid.open {
+                    kid.open_on.clear();
+                }
+            }
+            let to = kid.node;
+            return tell(ctl, to, &TreeMessage::Join { join });
+        }
+        if self.d.kids.len() < max {
+            let full = self
+                .d
+                .kids
+                .iter()
+                .find(|kid| kid.kids >= max)
+                .map(|kid| kid.node);
+            match full {
+                Some(kid) if !leaf_parents => {
+                    let id = self.d.next_op;
+                    self.d.next_op += 1;
+                    self.d.op = Some((id, kid));
+                    self.d.queued.push(join);
+                    tell(ctl, kid, &TreeMessage::Split { id })
+                }
+                _ => {
+                    let config = self.child_config(self.d.height - 1, Vec::new(), me);
+                    let made = ctl.spawn::<TreeNode>(join.machine, &config)?;
+                    self.d.kids.push(Kid {
+                        node: made.untyped(),
+                        kids: 0,
+                        open: true,
+                        open_on: BTreeSet::new(),
+                    });
+                    tell(ctl, made.untyped(), &TreeMessage::Join { join })
+                }
+            }
+        } else {
+            self.no_room(ctl, join)
+        }
+    }
+
+    /// A join this node has no room for: back to the parent (behind the summary that says so),
+    /// or, at the root, raise the height.
+    fn no_room(&mut self, ctl: &mut Ctl<'_, Self>, join: JoinRequest) -> Result<(), NodeError> {
+        if !self.d.config.root {
+            self.report_summary(ctl, true)?;
+            let parent = self
+                .d
+                .parent
+                .ok_or_else(|| NodeError::Protocol("a tree node without a parent".into()))?;
+            return tell(ctl, parent, &TreeMessage::Join { join });
+        }
+        let me = ctl.me().untyped();
+        let kids = std::mem::take(&mut self.d.kids);
+        let machine = majority(&kids, ctl.machine());
+        let handles: Vec<NodeHandle> = kids.iter().map(|kid| kid.node).collect();
+        let count = kids.len();
+        let config = self.child_config(self.d.height, kids, me);
+        let below = ctl.spawn::<TreeNode>(machine, &config)?.untyped();
+        self.adopt(ctl, below, handles)?;
+        self.d.kids.push(Kid {
+            node: below,
+            kids: count,
+            open: false,
+            open_on: BTreeSet::new(),
+        });
+        self.d.height += 1;
+        self.join(ctl, join)
+    }
+
+    /// Runs a split its parent asked for.
+    fn split(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        from: NodeHandle,
+        id: u64,
+    ) -> Result<(), NodeError> {
+        if let Some((parent, served, sibling)) = &self.d.served {
+            if *parent == from && *served == id {
+                let message = TreeMessage::SplitDone {
+                    id,
+                    sibling: sibling.clone(),
+                };
+                return tell(ctl, from, &message);
+            }
+        }
+        let count = self.d.kids.len();
+        let sibling = if count >= 2 {
+            let moved = self.d.kids.split_off(count - count / 2);
+            let machine = majority(&moved, ctl.machine());
+            let handles: Vec<NodeHandle> = moved.iter().map(|kid| kid.node).collect();
+            let config = self.child_config(self.d.height, moved.clone(), from);
+            let node = ctl.spawn::<TreeNode>(machine, &config)?.untyped();
+            self.adopt(ctl, node, handles)?;
+            let room = moved.len() < self.max();
+            let open_on = if self.d.height == 1 {
+                if room {
+                    [machine].into()
+                } else {
+                    BTreeSet::new()
+                }
+            } else {
+                moved
+                    .iter()
+                    .flat_map(|kid| kid.open_on.iter().copied())
+                    .collect()
+            };
+            Some(Kid {
+                node,
+                kids: moved.len(),
+                open: room || moved.iter().any(|kid| kid.open),
+                open_on,
+            })
+        } else {
+            None
+        };
+        self.d.served = Some((from, id, sibling.clone()));
+        self.report_summary(ctl, false)?;
+        tell(ctl, from, &TreeMessage::SplitDone { id, sibling })
+    }
+
+    /// Takes `parent` as its parent, if the order comes from its parent.
+    fn adopted(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        from: NodeHandle,
+        parent: NodeHandle,
+    ) -> Result<(), NodeError> {
+        if self.d.parent != Some(from) {
+            return Ok(());
+        }
+        if self.d.config.role == Role::Input {
+            let held = self.held()?;
+            let closed = self.d.edge.close(from, held);
+            let goodbye = TreeMessage::Goodbye {
+                epoch: closed.epoch,
+                total: closed.total,
+                leaving: None,
+            };
+            tell(ctl, from, &goodbye)?;
+        }
+        self.d.parent = Some(parent);
+        self.report_summary(ctl, true)
+    }
+
+    /// Sends every kid the output total.
+    fn fan_out(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        if self.d.version == 0 {
+            return Ok(());
+        }
+        let down = TreeMessage::Down {
+            version: self.d.version,
+            total: self.d.total,
+        };
+        for kid in self.d.kids.clone() {
+            tell(ctl, kid.node, &down)?;
+        }
+        Ok(())
+    }
+}
+
+impl TypedNode for TreeNode {
+    const TYPE: &'static str = "TreeNode";
+    type Config = TreeNodeConfig;
+    type Message = TreeMessage;
+    type State = TreeNodeState;
+    type Timer = TreeFlush;
+    type Durable = TreeData;
+
+    fn new(config: TreeNodeConfig) -> Result<Self, NodeError> {
+        if config.max_kids < 2 {
+            return Err(NodeError::Protocol(
+                "a tree node's max_kids must be at least 2".into(),
+            ));
+        }
+        if config.height == 0 {
+            return Err(NodeError::Protocol(
+                "a tree node's height is at least 1".into(),
+            ));
+        }
+        Ok(TreeNode {
+            d: TreeData {
+                kids: config.kids.clone(),
+                height: config.height,
+                parent: config.parent,
+                op: None,
+                queued: Vec::new(),
+                next_op: 0,
+                served: None,
+                moves: Vec::new(),
+                edge: Edge::default(),
+                received: Vec::new(),
+                gone: Vec::new(),
+                version: config.version,
+                total: config.total,
+                summary: None,
+                config,
+            },
+            flush_pending: false,
+        })
+    }
+
+    fn start(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        self.fan_out(ctl)?;
+        self.report_summary(ctl, true)?;
+        self.save(ctl);
+        Ok(())
+    }
+
+    fn recover(&mut self, ctl: &mut Ctl<'_, Self>, data: TreeData) -> Result<(), NodeError> {
+        self.d = data;
+        if let Some((id, kid)) = self.d.op {
+            tell(ctl, kid, &TreeMessage::Split { id })?;
+        }
+        if let Some((parent, id, sibling)) = self.d.served.clone() {
+            tell(ctl, parent, &TreeMessage::SplitDone { id, sibling })?;
+        }
+        for (parent, kids) in self.d.moves.clone() {
+            for kid in kids {
+                tell(ctl, kid, &TreeMessage::Adopt { parent })?;
+            }
+        }
+        if self.d.config.role == Role::Input {
+            for closed in self.d.edge.closed.clone() {
+                let goodbye = TreeMessage::Goodbye {
+                    epoch: closed.epoch,
+                    total: closed.total,
+                    leaving: None,
+                };
+                tell(ctl, closed.parent, &goodbye)?;
+            }
+            if let Some(parent) = self.d.parent {
+                let up = TreeMessage::Up {
+                    epoch: self.d.edge.epoch,
+                    total: self.d.edge.reported,
+                };
+                tell(ctl, parent, &up)?;
+            }
+        }
+        self.fan_out(ctl)?;
+        self.report_summary(ctl, true)?;
+        self.flush_pending = false;
+        self.arm(ctl)
+    }
+
+    fn receive(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        from: Option<NodeHandle>,
+        message: TreeMessage,
+    ) -> Result<(), NodeError> {
+        let role = self.d.config.role;
+        match (message, from) {
+            (TreeMessage::Join { join }, _) => self.join(ctl, join)?,
+            (
+                TreeMessage::Summary {
+                    kids,
+                    open,
+                    open_on,
+                },
+                Some(from),
+            ) => {
+                if let Some(kid) = self.d.kids.iter_mut().find(|kid| kid.node == from) {
+                    kid.kids = kids;
+                    kid.open = open;
+                    kid.open_on = open_on;
+                }
+            }
+            (TreeMessage::Split { id }, Some(from)) => self.split(ctl, from, id)?,
+            (TreeMessage::SplitDone { id, sibling }, Some(_)) => {
+                if self.d.op.map(|(op, _)| op) == Some(id) {
+                    self.d.op = None;
+                    if let Some(sibling) = sibling {
+                        let node = sibling.node;
+                        self.d.kids.push(sibling);
+                        if self.d.version > 0 {
+                            let down = TreeMessage::Down {
+                                version: self.d.version,
+                                total: self.d.total,
+                            };
+                            tell(ctl, node, &down)?;
+                        }
+                    }
+                    for join in std::mem::take(&mut self.d.queued) {
+                        self.join(ctl, join)?;
+                    }
+                }
+            }
+            (TreeMessage::Adopt { parent }, Some(from)) => self.adopted(ctl, from, parent)?,
+            (TreeMessage::Up { epoch, total }, Some(from)) if role == Role::Input => {
+                record(&mut self.d.received, from, epoch, total, false);
+            }
+            (
+                TreeMessage::Goodbye {
+                    epoch,
+                    total,
+                    leaving,
+                },
+                Some(from),
+            ) => {
+                if role == Role::Input {
+                    record(&mut self.d.received, from, epoch, total, true);
+                }
+                if let Some(gone) = leaving {
+                    let listed = self.d.kids.len();
+                    self.d.kids.retain(|kid| kid.node != from);
+                    if !self.d.gone.iter().any(|known| known.leaf == from) {
+                        self.d.gone.push(gone);
+                    }
+                    if listed != self.d.kids.len() {
+                        ctl.terminate(from);
+                    }
+                }
+            }
+            (TreeMessage::Down { version, total }, _) if role == Role::Output => {
+                if version > self.d.version {
+                    self.d.version = version;
+                    self.d.total = total;
+                    self.fan_out(ctl)?;
+                }
+            }
+            (message, _) => return Err(unexpected(Self::TYPE, &message)),
+        }
+        self.report_summary(ctl, false)?;
+        self.arm(ctl)?;
+        self.save(ctl);
+        Ok(())
+    }
+
+    fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: TreeFlush) -> Result<(), NodeError> {
+        self.flush_pending = false;
+        let Some(parent) = self.d.parent else {
+            return Ok(());
+        };
+        let value = self.held()? - self.d.edge.base;
+        if value == self.d.edge.reported {
+            return Ok(());
+        }
+        self.d.edge.reported = value;
+        self.save(ctl);
+        let up = TreeMessage::Up {
+            epoch: self.d.edge.epoch,
+            total: value,
+        };
+        tell(ctl, parent, &up)
+    }
+
+    fn state(&self) -> TreeNodeState {
+        let input = self.d.config.role == Role::Input;
+        TreeNodeState {
+            role: self.d.config.role,
+            root: self.d.config.root,
+            height: self.d.height,
+            max_kids: self.max(),
+            parent: self.d.parent,
+            kids: self.d.kids.iter().map(|kid| kid.node).collect(),
+            busy: self.d.op.is_some() || !self.d.queued.is_empty(),
+            unsent: if input {
+                self.held().unwrap_or(0) - self.d.edge.base - self.d.edge.reported
+            } else {
+                0
+            },
+            edges: if input {
+                self.d.edge.all(self.d.parent)
+            } else {
+                Vec::new()
+            },
+            received: self.d.received.clone(),
+            gone: self.d.gone.clone(),
+            version: self.d.version,
+            total: self.d.total,
+        }
+    }
+}
+
+/// A user's leaf's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeLeafConfig {
+    /// Its tree.
+    pub role: Role,
+    /// Its user.
+    pub user: String,
+    /// Input tree: what the user does, times after the leaf starts.
+    #[serde(default)]
+    pub recording: Option<RecordedUser>,
+    /// When the user leaves, since the start.
+    #[serde(default)]
+    pub leave_ms: Option<u64>,
+    /// Its leaf parent.
+    pub parent: NodeHandle,
+    /// Whether it persists what it knows.
+    pub persist: bool,
+    /// Output tree: the version it starts from.
+    #[serde(default)]
+    pub version: u64,
+    /// Output tree: the total at that version.
+    #[serde(default)]
+    pub total: i64,
+}
+
+/// What a leaf knows, persisted whole after every change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeLeafData {
+    config: TreeLeafConfig,
+    parent: NodeHandle,
+    started_ms: u64,
+    played: usize,
+    sent_total: i64,
+    edge: Edge,
+    left: bool,
+    version: u64,
+    total: i64,
+}
+
+/// A leaf's observable state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeLeafState {
+    /// Its tree.
+    pub role: Role,
+    /// Its user.
+    pub user: String,
+    /// Its parent.
+    pub parent: NodeHandle,
+    /// Input: everything the user added so far.
+    pub sent_total: i64,
+    /// Input: every edge it reported on, the current one last.
+    pub edges: Vec<ClosedEdge>,
+    /// Whether it has left (its parent terminates it).
+    pub left: bool,
+    /// Output: the centre's version it holds.
+    pub version: u64,
+    /// Output: the user's view of the total.
+    pub total: i64,
+}
+
+/// A leaf's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafTimer {
+    /// Play recorded action `index`.
+    Action(usize),
+    /// Leave, if everything is played.
+    Leave,
+}
+
+/// A user's leaf in the input tree (plays the user's recording, reports its running total) or in
+/// the output tree (holds the user's view of the total).
+#[derive(Debug)]
+pub struct TreeLeaf {
+    d: TreeLeafData,
+}
+
+impl TreeLeaf {
+    fn actions(&self) -> &[(crate::time::Millis, super::UserAction)] {
+        self.d
+            .config
+            .recording
+            .as_ref()
+            .map(RecordedUser::actions)
+            .unwrap_or_default()
+    }
+
+    fn save(&self, ctl: &mut Ctl<'_, Self>) {
+        if self.d.config.persist {
+            ctl.persist(self.d.clone());
+        }
+    }
+
+    fn arm(&self, ctl: &mut Ctl<'_, Self>) {
+        if self.d.left {
+            return;
+        }
+        if let Some((at_ms, _)) = self.actions().get(self.d.played) {
+            let due = self.d.started_ms.saturating_add(at_ms.0);
+            ctl.set_timer(
+                due.saturating_sub(ctl.now_ms()),
+                LeafTimer::Action(self.d.played),
+            );
+        } else if let Some(leave_ms) = self.d.config.leave_ms {
+            ctl.set_timer(leave_ms.saturating_sub(ctl.now_ms()), LeafTimer::Leave);
+        }
+    }
+
+    fn say_goodbye(&self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        let edges = self.d.edge.all(Some(self.d.parent));
+        let last = edges.last().copied();
+        let message = TreeMessage::Goodbye {
+            epoch: last.map_or(0, |edge| edge.epoch),
+            total: last.map_or(0, |edge| edge.total),
+            leaving: Some(GoneLeaf {
+                leaf: ctl.me().untyped(),
+                user: self.d.config.user.clone(),
+                edges,
+            }),
+        };
+        tell(ctl, self.d.parent, &message)
+    }
+}
+
+impl TypedNode for TreeLeaf {
+    const TYPE: &'static str = "TreeLeaf";
+    type Config = TreeLeafConfig;
+    type Message = TreeMessage;
+    type State = TreeLeafState;
+    type Timer = LeafTimer;
+    type Durable = TreeLeafData;
+
+    fn new(config: TreeLeafConfig) -> Result<Self, NodeError> {
+        Ok(TreeLeaf {
+            d: TreeLeafData {
+                parent: config.parent,
+                started_ms: 0,
+                played: 0,
+                sent_total: 0,
+                edge: Edge::default(),
+                left: false,
+                version: config.version,
+                total: config.total,
+                config,
+            },
+        })
+    }
+
+    fn start(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        self.d.started_ms = ctl.now_ms();
+        self.save(ctl);
+        self.arm(ctl);
+        Ok(())
+    }
+
+    fn recover(&mut self, ctl: &mut Ctl<'_, Self>, data: TreeLeafData) -> Result<(), NodeError> {
+        self.d = data;
+        if self.d.config.role == Role::Input {
+            for closed in self.d.edge.closed.clone() {
+                let goodbye = TreeMessage::Goodbye {
+                    epoch: closed.epoch,
+                    total: closed.total,
+                    leaving: None,
+                };
+                tell(ctl, closed.parent, &goodbye)?;
+            }
+            if !self.d.left {
+                let up = TreeMessage::Up {
+                    epoch: self.d.edge.epoch,
+                    total: self.d.edge.reported,
+                };
+                tell(ctl, self.d.parent, &up)?;
+            }
+        }
+        if self.d.left {
+            self.say_goodbye(ctl)?;
+        }
+        self.arm(ctl);
+        Ok(())
+    }
+
+    fn receive(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        from: Option<NodeHandle>,
+        message: TreeMessage,
+    ) -> Result<(), NodeError> {
+        match (message, from) {
+            (TreeMessage::Adopt { parent }, Some(from)) => {
+                if from != self.d.parent {
+                    return Ok(());
+                }
+                if self.d.left {
+                    // The leaf left as its parent moved it: the new parent hears it too, on
+                    // an edge of its own with nothing on it.
+                    self.d.edge.close(from, self.d.sent_total);
+                    self.d.parent = parent;
+                    self.save(ctl);
+                    return self.say_goodbye(ctl);
+                }
+                if self.d.config.role == Role::Input {
+                    let closed = self.d.edge.close(from, self.d.sent_total);
+                    let goodbye = TreeMessage::Goodbye {
+                        epoch: closed.epoch,
+                        total: closed.total,
+                        leaving: None,
+                    };
+                    self.d.parent = parent;
+                    self.save(ctl);
+                    return tell(ctl, from, &goodbye);
+                }
+                self.d.parent = parent;
+                self.save(ctl);
+                Ok(())
+            }
+            (TreeMessage::Down { version, total }, _) if self.d.config.role == Role::Output => {
+                if version > self.d.version {
+                    self.d.version = version;
+                    self.d.total = total;
+                    self.save(ctl);
+                }
+                Ok(())
+            }
+            (message, _) => Err(unexpected(Self::TYPE, &message)),
+        }
+    }
+
+    fn timer(&mut self, ctl: &mut Ctl<'_, Self>, timer: LeafTimer) -> Result<(), NodeError> {
+        if self.d.left {
+            return Ok(());
+        }
+        match timer {
+            LeafTimer::Action(index) => {
+                let Some((_, action)) = self.actions().get(index).copied() else {
+                    return Ok(());
+                };
+                if index != self.d.played {
+                    return Ok(());
+                }
+                self.d.played = index + 1;
+                self.d.sent_total = super::add_to_total(self.d.sent_total, action.amount())?;
+                self.d.edge.reported = self.d.sent_total - self.d.edge.base;
+                self.save(ctl);
+                self.arm(ctl);
+                let up = TreeMessage::Up {
+                    epoch: self.d.edge.epoch,
+                    total: self.d.edge.reported,
+                };
+                tell(ctl, self.d.parent, &up)
+            }
+            LeafTimer::Leave => {
+                if self.d.played < self.actions().len() {
+                    return Ok(());
+                }
+                self.d.left = true;
+                self.save(ctl);
+                self.say_goodbye(ctl)
+            }
+        }
+    }
+
+    fn state(&self) -> TreeLeafState {
+        TreeLeafState {
+            role: self.d.config.role,
+            user: self.d.config.user.clone(),
+            parent: self.d.parent,
+            sent_total: self.d.sent_total,
+            edges: if self.d.config.role == Role::Input {
+                self.d.edge.all(Some(self.d.parent))
+            } else {
+                Vec::new()
+            },
+            left: self.d.left,
+            version: self.d.version,
+            total: self.d.total,
+        }
+    }
+}
+
+/// The centre's config: the output tree's root.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeCentreConfig {
+    /// The output tree's root.
+    pub output: NodeHandle,
+    /// Whether it persists what it knows.
+    pub persist: bool,
+}
+
+/// What the centre knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeCentreData {
+    received: Vec<Received>,
+    version: u64,
+    total: i64,
+}
+
+/// The centre's observable state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeCentreState {
+    /// What the input tree's root reported.
+    pub received: Vec<Received>,
+    /// Everything applied at the centre.
+    pub applied: i64,
+    /// The version of the last total sent down.
+    pub version: u64,
+    /// The total sent down at that version.
+    pub total: i64,
+}
+
+/// Where the trees meet: applies the input tree's total and sends it down the output tree,
+/// every [`TREE_INTERVAL_MS`], with a new version each time.
+#[derive(Debug)]
+pub struct TreeCentre {
+    output: NodeHandle,
+    persist: bool,
+    d: TreeCentreData,
+    flush_pending: bool,
+}
+
+impl TreeCentre {
+    fn applied(&self) -> Result<i64, NodeError> {
+        checked_sum(self.d.received.iter().map(|entry| entry.total))
+    }
+
+    fn down(&self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        let down = TreeMessage::Down {
+            version: self.d.version,
+            total: self.d.total,
+        };
+        tell(ctl, self.output, &down)
+    }
+}
+
+impl TypedNode for TreeCentre {
+    const TYPE: &'static str = "TreeCentre";
+    type Config = TreeCentreConfig;
+    type Message = TreeMessage;
+    type State = TreeCentreState;
+    type Timer = TreeFlush;
+    type Durable = TreeCentreData;
+
+    fn new(config: TreeCentreConfig) -> Result<Self, NodeError> {
+        Ok(TreeCentre {
+            output: config.output,
+            persist: config.persist,
+            d: TreeCentreData::default(),
+            flush_pending: false,
+        })
+    }
+
+    fn recover(&mut self, ctl: &mut Ctl<'_, Self>, data: TreeCentreData) -> Result<(), NodeError> {
+        self.d = data;
+        if self.d.version > 0 {
+            self.down(ctl)?;
+        }
+        if self.applied()? != self.d.total {
+            self.flush_pending = true;
+            ctl.set_timer(TREE_INTERVAL_MS, TreeFlush);
+        }
+        Ok(())
+    }
+
+    fn receive(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        from: Option<NodeHandle>,
+        message: TreeMessage,
+    ) -> Result<(), NodeError> {
+        match (message, from) {
+            (TreeMessage::Up { epoch, total }, Some(from)) => {
+                record(&mut self.d.received, from, epoch, total, false);
+            }
+            (TreeMessage::Goodbye { epoch, total, .. }, Some(from)) => {
+                record(&mut self.d.received, from, epoch, total, true);
+            }
+            (message, _) => return Err(unexpected(Self::TYPE, &message)),
+        }
+        if !self.flush_pending && self.applied()? != self.d.total {
+            self.flush_pending = true;
+            ctl.set_timer(TREE_INTERVAL_MS, TreeFlush);
+        }
+        if self.persist {
+            ctl.persist(self.d.clone());
+        }
+        Ok(())
+    }
+
+    fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: TreeFlush) -> Result<(), NodeError> {
+        self.flush_pending = false;
+        let applied = self.applied()?;
+        if applied == self.d.total && self.d.version > 0 {
+            return Ok(());
+        }
+        self.d.version += 1;
+        self.d.total = applied;
+        if self.persist {
+            ctl.persist(self.d.clone());
+        }
+        self.down(ctl)
+    }
+
+    fn state(&self) -> TreeCentreState {
+        TreeCentreState {
+            received: self.d.received.clone(),
+            applied: self.applied().unwrap_or(0),
+            version: self.d.version,
+            total: self.d.total,
+        }
+    }
+}
