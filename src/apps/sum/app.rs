@@ -40,8 +40,21 @@ pub struct SumOutcome {
     pub users: usize,
     /// The sum of every increment.
     pub expected_total: i64,
-    /// User name → that user's output total (`null` if it has none).
+    /// User name → that user's output total (`null` if it has none); a user who left has none
+    /// and is not listed.
     pub outputs: BTreeMap<String, Option<i64>>,
+    /// The trees' heights at the end (trees only): users' leaves are at height 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heights: Option<TreeHeights>,
+}
+
+/// The heights of the input and the output tree's roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeHeights {
+    /// The input tree's root's height.
+    pub input: u32,
+    /// The output tree's root's height.
+    pub output: u32,
 }
 
 impl Application for SumApp {
@@ -145,10 +158,18 @@ impl Application for SumApp {
             .filter(|total| **total != Some(expected_total))
             .count();
         let mut lines = lines(expected_total, &outputs);
-        let problems = if section.tree.is_some() {
-            super::at_rest_problems(section, &States::new(states.to_vec()))
+        let (problems, heights) = if section.tree.is_some() {
+            let states = States::new(states.to_vec());
+            let heights = match (
+                super::tree_height(&states, Role::Input),
+                super::tree_height(&states, Role::Output),
+            ) {
+                (Some(input), Some(output)) => Some(TreeHeights { input, output }),
+                _ => None,
+            };
+            (super::at_rest_problems(section, &states), heights)
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
         let summary = if wrong == 0 && problems.is_empty() {
             format!("all {} outputs equal {expected_total}", outputs.len())
@@ -175,6 +196,7 @@ impl Application for SumApp {
                 users: section.users.len(),
                 expected_total,
                 outputs,
+                heights,
             },
         }
     }

@@ -23,7 +23,7 @@ mod sum_node;
 mod tree;
 mod tree_check;
 
-pub use app::{SumApp, SumOutcome};
+pub use app::{SumApp, SumOutcome, TreeHeights};
 pub use input::{InputConfig, InputLeafNode, InputLeafState, InputNode, InputState, LeafConfig};
 pub use output::{
     OutputConfig, OutputLeafConfig, OutputLeafNode, OutputLeafState, OutputNode, OutputState,
@@ -33,10 +33,10 @@ pub use recorded_user::{RecordedUser, RecordedUserError};
 pub use section::{SumSection, TreeSpec, UserSpec, MAX_TREE_KIDS};
 pub use sum_node::{Flush, SumConfig, SumNode, SumState, DEFAULT_SEND_INTERVAL_MS};
 pub use tree::{
-    ClosedEdge, Edge, GoneLeaf, JoinRequest, Kid, LeafTimer, Received, Role, TreeCentre,
+    ClosedEdge, Edge, GoneLeaf, JoinRequest, Kid, LeafTimer, Op, Received, Role, TreeCentre,
     TreeCentreConfig, TreeCentreData, TreeCentreState, TreeData, TreeFlush, TreeLeaf,
     TreeLeafConfig, TreeLeafData, TreeLeafState, TreeMessage, TreeNode, TreeNodeConfig,
-    TreeNodeState, TREE_INTERVAL_MS,
+    TreeNodeState, TreeTimer, ABSORB_AFTER_MS, MERGE_AFTER_MS, TREE_INTERVAL_MS,
 };
 pub use tree_check::{at_rest_problems, tree_height, tree_invariant, TreeViolation};
 

@@ -63,13 +63,28 @@ pub struct JoinRequest {
 pub struct Kid {
     /// The kid.
     pub node: NodeHandle,
-    /// Its kids, as last reported (or counted by the parent since).
+    /// Its kids, at most (as last reported, with the joins routed to it since).
     pub kids: usize,
     /// Whether its subtree may take a join.
     pub open: bool,
     /// The machines of leaf parents with room in its subtree.
     #[serde(default)]
     pub open_on: BTreeSet<MachineId>,
+    /// Joins this parent routed to it.
+    #[serde(default)]
+    pub routed: u64,
+}
+
+impl Kid {
+    fn new(node: NodeHandle, kids: usize, open: bool) -> Self {
+        Kid {
+            node,
+            kids,
+            open,
+            open_on: BTreeSet::new(),
+            routed: 0,
+        }
+    }
 }
 
 /// A closed edge: the final amount a node gave a former parent.
@@ -81,6 +96,9 @@ pub struct ClosedEdge {
     pub epoch: u64,
     /// Everything given on it.
     pub total: i64,
+    /// The adoption order it answered, if it closed for one.
+    #[serde(default)]
+    pub answers: Option<u64>,
 }
 
 /// What a parent received from one kid on one edge.
@@ -96,15 +114,19 @@ pub struct Received {
     pub closed: bool,
 }
 
-/// A leaf that left: who, and every edge it ever reported on (the leaf itself is gone).
+/// A node that left the tree (a user's leaf, or a node merged away): what the invariant needs
+/// of it once it is gone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GoneLeaf {
-    /// The leaf.
+    /// The node.
     pub leaf: NodeHandle,
-    /// Its user.
-    pub user: String,
-    /// Its edges, the last included.
+    /// Its user, for a user's leaf.
+    pub user: Option<String>,
+    /// Every edge it reported on, the last included.
     pub edges: Vec<ClosedEdge>,
+    /// What it had received.
+    #[serde(default)]
+    pub received: Vec<Received>,
 }
 
 /// A kid's upward edge: where it reports and what it reported.
@@ -129,23 +151,35 @@ impl Edge {
                 parent,
                 epoch: self.epoch,
                 total: self.reported,
+                answers: None,
             });
         }
         edges
     }
 
     /// Closes the current edge with everything `held` beyond the base, and opens the next.
-    fn close(&mut self, parent: NodeHandle, held: i64) -> ClosedEdge {
+    fn close(&mut self, parent: NodeHandle, held: i64, answers: Option<u64>) -> ClosedEdge {
         let closed = ClosedEdge {
             parent,
             epoch: self.epoch,
             total: held - self.base,
+            answers,
         };
         self.closed.push(closed);
         self.base = held;
         self.reported = 0;
         self.epoch += 1;
         closed
+    }
+}
+
+/// The goodbye that closed `edge`.
+fn goodbye_of(edge: &ClosedEdge, leaving: Vec<GoneLeaf>) -> TreeMessage {
+    TreeMessage::Goodbye {
+        epoch: edge.epoch,
+        total: edge.total,
+        answers: edge.answers,
+        leaving,
     }
 }
 
@@ -166,6 +200,8 @@ pub enum TreeMessage {
         open: bool,
         /// Machines with a leaf parent with room in its subtree.
         open_on: BTreeSet<MachineId>,
+        /// The joins it received from this parent.
+        joins: u64,
     },
     /// To a full kid: spawn a sibling and give it the right half of your kids.
     Split {
@@ -179,10 +215,26 @@ pub enum TreeMessage {
         /// The new sibling.
         sibling: Option<Kid>,
     },
+    /// To a kid: hand all your kids to `into` (a sibling, or this parent itself), then leave.
+    MergeInto {
+        /// The parent's operation number.
+        id: u64,
+        /// Who takes the kids.
+        into: NodeHandle,
+    },
+    /// From a node merging away: these kids, of height `height - 1`, are yours now.
+    TakeKids {
+        /// The kids.
+        kids: Vec<Kid>,
+        /// The height of the node that had them.
+        height: u32,
+    },
     /// From a node's parent: your parent is now `parent`.
     Adopt {
         /// The new parent.
         parent: NodeHandle,
+        /// The order's number, which the goodbye answering it names.
+        id: u64,
     },
     /// Input tree: everything a kid gave on edge `epoch`, upward.
     Up {
@@ -191,15 +243,18 @@ pub enum TreeMessage {
         /// Its total.
         total: i64,
     },
-    /// Input tree: the final total of edge `epoch` (the kid changed parent, or left); the
-    /// output tree's leaves send it, with zeroes, when they leave.
+    /// The final total of edge `epoch` (input tree: the kid changed parent, or left); a node
+    /// that leaves the tree sends one naming itself (first) and the nodes that left from under
+    /// it in `leaving`.
     Goodbye {
         /// The edge.
         epoch: u64,
         /// Its final total.
         total: i64,
-        /// The leaf, if it left.
-        leaving: Option<GoneLeaf>,
+        /// The adoption order it answers.
+        answers: Option<u64>,
+        /// The sender and what left under it, if the sender leaves the tree.
+        leaving: Vec<GoneLeaf>,
     },
     /// Output tree: the centre's total as of its `version`.
     Down {
@@ -258,6 +313,25 @@ fn record(received: &mut Vec<Received>, kid: NodeHandle, epoch: u64, total: i64,
     }
 }
 
+/// Adds what left to `gone`, once each (the record with the most edges wins).
+fn remember(gone: &mut Vec<GoneLeaf>, leaving: Vec<GoneLeaf>) {
+    for left in leaving {
+        match gone.iter_mut().find(|known| known.leaf == left.leaf) {
+            Some(known) if known.edges.len() < left.edges.len() => *known = left,
+            Some(_) => {}
+            None => gone.push(left),
+        }
+    }
+}
+
+/// `kids` as their new parent takes them: it has routed them no joins (a kid counts the joins of
+/// its current parent only; the count of kids already includes what the old parent routed).
+fn handed_over(kids: Vec<Kid>) -> Vec<Kid> {
+    kids.into_iter()
+        .map(|kid| Kid { routed: 0, ..kid })
+        .collect()
+}
+
 /// The machine most of `kids` are on (the lowest of a tie), or `fallback`.
 fn majority(kids: &[Kid], fallback: MachineId) -> MachineId {
     let mut counts = std::collections::BTreeMap::<MachineId, usize>::new();
@@ -269,6 +343,11 @@ fn majority(kids: &[Kid], fallback: MachineId) -> MachineId {
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
         .map_or(fallback, |(machine, _)| machine)
 }
+
+/// How long a merge or a removal waits with its condition holding, in milliseconds.
+pub const MERGE_AFTER_MS: u64 = 2_000;
+/// How long a root waits with one kid before it absorbs it, in milliseconds.
+pub const ABSORB_AFTER_MS: u64 = 4_000;
 
 /// A tree node's config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -297,6 +376,28 @@ pub struct TreeNodeConfig {
     pub total: i64,
 }
 
+/// The operation a node runs on its kids, one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `kid` splits.
+    Split {
+        /// The operation's number.
+        id: u64,
+        /// The kid.
+        kid: NodeHandle,
+    },
+    /// `from` hands its kids to `into` and leaves.
+    Merge {
+        /// The operation's number.
+        id: u64,
+        /// The kid that leaves.
+        from: NodeHandle,
+        /// Who takes its kids (a sibling, or this node).
+        into: NodeHandle,
+    },
+}
+
 /// What a tree node knows, persisted whole after every change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TreeData {
@@ -304,21 +405,34 @@ pub struct TreeData {
     kids: Vec<Kid>,
     height: u32,
     parent: Option<NodeHandle>,
-    /// The split it waits for: its number and the kid.
-    op: Option<(u64, NodeHandle)>,
-    /// Joins waiting for that split.
+    /// The operation it waits for.
+    op: Option<Op>,
+    /// Joins waiting for that operation.
     queued: Vec<JoinRequest>,
     next_op: u64,
+    /// Joins received from the current parent.
+    joins_seen: u64,
     /// The last split it ran for its parent: the parent, the number, the sibling.
     served: Option<(NodeHandle, u64, Option<Kid>)>,
-    /// Every adoption it ordered: the new parent and the kids.
-    moves: Vec<(NodeHandle, Vec<NodeHandle>)>,
+    /// Every adoption it ordered: the number, the new parent and the kids.
+    moves: Vec<(u64, NodeHandle, Vec<NodeHandle>)>,
+    /// Input tree: adoptions ordered whose goodbye has not come (kid, order).
+    awaiting: Vec<(NodeHandle, u64)>,
+    /// The kids it handed over when it merged away: to whom, which, its height then.
+    handed: Option<(NodeHandle, Vec<Kid>, u32)>,
+    /// Nodes whose kids it took (each hands them once).
+    taken_from: Vec<NodeHandle>,
+    /// Whether it merges away, and whether its farewell left.
+    retiring: bool,
+    farewell: bool,
     edge: Edge,
     received: Vec<Received>,
     gone: Vec<GoneLeaf>,
     version: u64,
     total: i64,
-    summary: Option<(usize, bool, BTreeSet<MachineId>)>,
+    summary: Option<(usize, bool, BTreeSet<MachineId>, u64)>,
+    /// Since when a merge, removal or absorption has been possible.
+    tidy_since: Option<u64>,
 }
 
 /// A tree node's observable state.
@@ -336,15 +450,17 @@ pub struct TreeNodeState {
     pub parent: Option<NodeHandle>,
     /// Its kids.
     pub kids: Vec<NodeHandle>,
-    /// Whether a split or joins wait.
+    /// Whether an operation or joins wait.
     pub busy: bool,
+    /// Whether it is merging away.
+    pub retiring: bool,
     /// Input tree: held and not yet reported upward.
     pub unsent: i64,
     /// Input tree: every edge it reported on, the current one last.
     pub edges: Vec<ClosedEdge>,
     /// Input tree: what it received, by kid and edge.
     pub received: Vec<Received>,
-    /// Leaves that left from under it.
+    /// Nodes that left from under it.
     pub gone: Vec<GoneLeaf>,
     /// Output tree: the version it holds.
     pub version: u64,
@@ -352,15 +468,33 @@ pub struct TreeNodeState {
     pub total: i64,
 }
 
-/// The trees' timer: report upward what was gathered.
+/// A tree node's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeTimer {
+    /// Report upward what was gathered.
+    Flush,
+    /// See whether kids should merge, go, or be absorbed.
+    Tidy,
+}
+
+/// The centre's timer: send the total down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeFlush;
+
+/// What a node would tidy: merge `from` into `into`, after `wait_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tidy {
+    from: NodeHandle,
+    into: NodeHandle,
+    wait_ms: u64,
+}
 
 /// An internal node of the input or the output tree (see the [module](self) documentation).
 #[derive(Debug)]
 pub struct TreeNode {
     d: TreeData,
     flush_pending: bool,
+    tidy_pending: bool,
 }
 
 impl TreeNode {
@@ -368,15 +502,23 @@ impl TreeNode {
         self.d.config.max_kids
     }
 
+    fn input(&self) -> bool {
+        self.d.config.role == Role::Input
+    }
+
     fn held(&self) -> Result<i64, NodeError> {
         checked_sum(self.d.received.iter().map(|entry| entry.total))
     }
 
-    fn summary(&self, me: MachineId) -> (usize, bool, BTreeSet<MachineId>) {
+    fn summary(&self, me: MachineId) -> (usize, bool, BTreeSet<MachineId>, u64) {
+        let joins = self.d.joins_seen;
+        if self.d.retiring {
+            return (self.d.kids.len(), false, BTreeSet::new(), joins);
+        }
         let room = self.d.kids.len() < self.max();
         if self.d.height == 1 {
             let on = if room { [me].into() } else { BTreeSet::new() };
-            return (self.d.kids.len(), room, on);
+            return (self.d.kids.len(), room, on, joins);
         }
         let open = room || self.d.kids.iter().any(|kid| kid.open);
         let on = self
@@ -385,12 +527,12 @@ impl TreeNode {
             .iter()
             .flat_map(|kid| kid.open_on.iter().copied())
             .collect();
-        (self.d.kids.len(), open, on)
+        (self.d.kids.len(), open, on, joins)
     }
 
     /// Tells the parent the node's size if it changed (always with `force`).
     fn report_summary(&mut self, ctl: &mut Ctl<'_, Self>, force: bool) -> Result<(), NodeError> {
-        if self.d.config.root {
+        if self.d.config.root || self.d.farewell {
             return Ok(());
         }
         let Some(parent) = self.d.parent else {
@@ -399,16 +541,14 @@ impl TreeNode {
         let now = self.summary(ctl.machine());
         if force || self.d.summary.as_ref() != Some(&now) {
             self.d.summary = Some(now.clone());
-            let (kids, open, open_on) = now;
-            tell(
-                ctl,
-                parent,
-                &TreeMessage::Summary {
-                    kids,
-                    open,
-                    open_on,
-                },
-            )?;
+            let (kids, open, open_on, joins) = now;
+            let summary = TreeMessage::Summary {
+                kids,
+                open,
+                open_on,
+                joins,
+            };
+            tell(ctl, parent, &summary)?;
         }
         Ok(())
     }
@@ -420,18 +560,20 @@ impl TreeNode {
     }
 
     fn arm(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
-        if self.d.config.role == Role::Input
+        if self.input()
+            && !self.d.farewell
             && !self.flush_pending
             && self.held()? - self.d.edge.base != self.d.edge.reported
         {
             self.flush_pending = true;
-            ctl.set_timer(TREE_INTERVAL_MS, TreeFlush);
+            ctl.set_timer(crate::apps::sum::TREE_INTERVAL_MS, TreeTimer::Flush);
         }
         Ok(())
     }
 
     /// A new node of this tree's role at `height`, with `kids`.
     fn child_config(&self, height: u32, kids: Vec<Kid>, parent: NodeHandle) -> TreeNodeConfig {
+        let kids = handed_over(kids);
         TreeNodeConfig {
             role: self.d.config.role,
             max_kids: self.max(),
@@ -452,15 +594,23 @@ impl TreeNode {
         parent: NodeHandle,
         kids: Vec<NodeHandle>,
     ) -> Result<(), NodeError> {
+        let id = self.d.next_op;
+        self.d.next_op += 1;
         for kid in &kids {
-            tell(ctl, *kid, &TreeMessage::Adopt { parent })?;
+            tell(ctl, *kid, &TreeMessage::Adopt { parent, id })?;
+            if self.input() {
+                self.d.awaiting.push((*kid, id));
+            }
         }
-        self.d.moves.push((parent, kids));
+        self.d.moves.push((id, parent, kids));
         Ok(())
     }
 
     /// Places a join below this node, or sends it back up if nothing below has room.
     fn join(&mut self, ctl: &mut Ctl<'_, Self>, join: JoinRequest) -> Result<(), NodeError> {
+        if self.d.retiring {
+            return self.send_up(ctl, join);
+        }
         if self.d.op.is_some() {
             self.d.queued.push(join);
             return Ok(());
@@ -480,12 +630,7 @@ impl TreeNode {
                     total: self.d.total,
                 };
                 let leaf = ctl.spawn::<TreeLeaf>(join.machine, &config)?;
-                self.d.kids.push(Kid {
-                    node: leaf.untyped(),
-                    kids: 0,
-                    open: false,
-                    open_on: BTreeSet::new(),
-                });
+                self.d.kids.push(Kid::new(leaf.untyped(), 0, false));
                 return Ok(());
             }
             return self.no_room(ctl, join);
@@ -501,6 +646,7 @@ impl TreeNode {
             .map(|(index, _)| index);
         if let Some(index) = pick {
             let kid = &mut self.d.kids[index];
+            kid.routed += 1;
             if leaf_parents {
                 kid.kids += 1;
                 kid.open = kid.kids < max;
@@ -511,48 +657,52 @@ impl TreeNode {
             let to = kid.node;
             return tell(ctl, to, &TreeMessage::Join { join });
         }
-        if self.d.kids.len() < max {
-            let full = self
-                .d
-                .kids
-                .iter()
-                .find(|kid| kid.kids >= max)
-                .map(|kid| kid.node);
-            match full {
-                Some(kid) if !leaf_parents => {
-                    let id = self.d.next_op;
-                    self.d.next_op += 1;
-                    self.d.op = Some((id, kid));
-                    self.d.queued.push(join);
-                    tell(ctl, kid, &TreeMessage::Split { id })
-                }
-                _ => {
-                    let config = self.child_config(self.d.height - 1, Vec::new(), me);
-                    let made = ctl.spawn::<TreeNode>(join.machine, &config)?;
-                    self.d.kids.push(Kid {
-                        node: made.untyped(),
-                        kids: 0,
-                        open: true,
-                        open_on: BTreeSet::new(),
-                    });
-                    tell(ctl, made.untyped(), &TreeMessage::Join { join })
-                }
-            }
-        } else {
-            self.no_room(ctl, join)
+        if self.d.kids.len() >= max {
+            return self.no_room(ctl, join);
         }
+        let full = self
+            .d
+            .kids
+            .iter()
+            .find(|kid| kid.kids >= max)
+            .map(|kid| kid.node);
+        match full {
+            Some(kid) if !leaf_parents => {
+                let id = self.d.next_op;
+                self.d.next_op += 1;
+                self.d.op = Some(Op::Split { id, kid });
+                self.d.queued.push(join);
+                tell(ctl, kid, &TreeMessage::Split { id })
+            }
+            _ => {
+                let config = self.child_config(self.d.height - 1, Vec::new(), me);
+                let made = ctl.spawn::<TreeNode>(join.machine, &config)?.untyped();
+                // At most one kid, which the join makes.
+                let mut kid = Kid::new(made, 1, true);
+                kid.routed = 1;
+                if leaf_parents {
+                    kid.open = 1 < max;
+                }
+                self.d.kids.push(kid);
+                tell(ctl, made, &TreeMessage::Join { join })
+            }
+        }
+    }
+
+    fn send_up(&mut self, ctl: &mut Ctl<'_, Self>, join: JoinRequest) -> Result<(), NodeError> {
+        self.report_summary(ctl, true)?;
+        let parent = self
+            .d
+            .parent
+            .ok_or_else(|| NodeError::Protocol("a tree node without a parent".into()))?;
+        tell(ctl, parent, &TreeMessage::Join { join })
     }
 
     /// A join this node has no room for: back to the parent (behind the summary that says so),
     /// or, at the root, raise the height.
     fn no_room(&mut self, ctl: &mut Ctl<'_, Self>, join: JoinRequest) -> Result<(), NodeError> {
         if !self.d.config.root {
-            self.report_summary(ctl, true)?;
-            let parent = self
-                .d
-                .parent
-                .ok_or_else(|| NodeError::Protocol("a tree node without a parent".into()))?;
-            return tell(ctl, parent, &TreeMessage::Join { join });
+            return self.send_up(ctl, join);
         }
         let me = ctl.me().untyped();
         let kids = std::mem::take(&mut self.d.kids);
@@ -562,12 +712,7 @@ impl TreeNode {
         let config = self.child_config(self.d.height, kids, me);
         let below = ctl.spawn::<TreeNode>(machine, &config)?.untyped();
         self.adopt(ctl, below, handles)?;
-        self.d.kids.push(Kid {
-            node: below,
-            kids: count,
-            open: false,
-            open_on: BTreeSet::new(),
-        });
+        self.d.kids.push(Kid::new(below, count, false));
         self.d.height += 1;
         self.join(ctl, join)
     }
@@ -589,7 +734,7 @@ impl TreeNode {
             }
         }
         let count = self.d.kids.len();
-        let sibling = if count >= 2 {
+        let sibling = if count >= 2 && !self.d.retiring {
             let moved = self.d.kids.split_off(count - count / 2);
             let machine = majority(&moved, ctl.machine());
             let handles: Vec<NodeHandle> = moved.iter().map(|kid| kid.node).collect();
@@ -597,7 +742,8 @@ impl TreeNode {
             let node = ctl.spawn::<TreeNode>(machine, &config)?.untyped();
             self.adopt(ctl, node, handles)?;
             let room = moved.len() < self.max();
-            let open_on = if self.d.height == 1 {
+            let mut kid = Kid::new(node, moved.len(), room || moved.iter().any(|kid| kid.open));
+            kid.open_on = if self.d.height == 1 {
                 if room {
                     [machine].into()
                 } else {
@@ -609,12 +755,7 @@ impl TreeNode {
                     .flat_map(|kid| kid.open_on.iter().copied())
                     .collect()
             };
-            Some(Kid {
-                node,
-                kids: moved.len(),
-                open: room || moved.iter().any(|kid| kid.open),
-                open_on,
-            })
+            Some(kid)
         } else {
             None
         };
@@ -623,27 +764,92 @@ impl TreeNode {
         tell(ctl, from, &TreeMessage::SplitDone { id, sibling })
     }
 
+    /// Runs a merge its parent asked for: hands every kid to `into`, then leaves.
+    fn merge_away(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        from: NodeHandle,
+        into: NodeHandle,
+    ) -> Result<(), NodeError> {
+        if self.d.retiring || self.d.parent != Some(from) {
+            return Ok(());
+        }
+        self.d.retiring = true;
+        let kids = std::mem::take(&mut self.d.kids);
+        let handles: Vec<NodeHandle> = kids.iter().map(|kid| kid.node).collect();
+        self.adopt(ctl, into, handles)?;
+        let kids = handed_over(kids);
+        let take = TreeMessage::TakeKids {
+            kids: kids.clone(),
+            height: self.d.height,
+        };
+        tell(ctl, into, &take)?;
+        self.d.handed = Some((into, kids, self.d.height));
+        for join in std::mem::take(&mut self.d.queued) {
+            self.send_up(ctl, join)?;
+        }
+        Ok(())
+    }
+
+    /// What this node says when it leaves the tree: itself, then what left under it.
+    fn leaving(&self, me: NodeHandle) -> Vec<GoneLeaf> {
+        let mut leaving = vec![GoneLeaf {
+            leaf: me,
+            user: None,
+            edges: if self.input() {
+                self.d.edge.closed.clone()
+            } else {
+                Vec::new()
+            },
+            received: self.d.received.clone(),
+        }];
+        leaving.extend(self.d.gone.iter().cloned());
+        leaving
+    }
+
+    /// A node merging away leaves once every kid it moved said goodbye.
+    fn farewell(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        if !self.d.retiring || self.d.farewell || !self.d.awaiting.is_empty() {
+            return Ok(());
+        }
+        let Some(parent) = self.d.parent else {
+            return Ok(());
+        };
+        self.d.farewell = true;
+        let me = ctl.me().untyped();
+        if self.input() {
+            let held = self.held()?;
+            let closed = self.d.edge.close(parent, held, None);
+            tell(ctl, parent, &goodbye_of(&closed, self.leaving(me)))
+        } else {
+            let goodbye = TreeMessage::Goodbye {
+                epoch: 0,
+                total: 0,
+                answers: None,
+                leaving: self.leaving(me),
+            };
+            tell(ctl, parent, &goodbye)
+        }
+    }
+
     /// Takes `parent` as its parent, if the order comes from its parent.
     fn adopted(
         &mut self,
         ctl: &mut Ctl<'_, Self>,
         from: NodeHandle,
         parent: NodeHandle,
+        id: u64,
     ) -> Result<(), NodeError> {
-        if self.d.parent != Some(from) {
+        if self.d.parent != Some(from) || self.d.farewell {
             return Ok(());
         }
-        if self.d.config.role == Role::Input {
+        if self.input() {
             let held = self.held()?;
-            let closed = self.d.edge.close(from, held);
-            let goodbye = TreeMessage::Goodbye {
-                epoch: closed.epoch,
-                total: closed.total,
-                leaving: None,
-            };
-            tell(ctl, from, &goodbye)?;
+            let closed = self.d.edge.close(from, held, Some(id));
+            tell(ctl, from, &goodbye_of(&closed, Vec::new()))?;
         }
         self.d.parent = Some(parent);
+        self.d.joins_seen = 0;
         self.report_summary(ctl, true)
     }
 
@@ -661,6 +867,124 @@ impl TreeNode {
         }
         Ok(())
     }
+
+    /// What could be tidied now: an empty kid removed, two small leaf parents merged, a root's
+    /// only kid absorbed.
+    fn tidy_candidate(&self) -> Option<Tidy> {
+        if self.d.op.is_some() || self.d.retiring || self.d.height < 2 {
+            return None;
+        }
+        let kids = &self.d.kids;
+        if self.d.config.root && kids.len() == 1 {
+            // `into` the node itself: the root takes its only kid's kids.
+            return Some(Tidy {
+                from: kids[0].node,
+                into: kids[0].node,
+                wait_ms: ABSORB_AFTER_MS,
+            });
+        }
+        if let Some(empty) = kids.iter().find(|kid| kid.kids == 0) {
+            return Some(Tidy {
+                from: empty.node,
+                into: empty.node,
+                wait_ms: MERGE_AFTER_MS,
+            });
+        }
+        if self.d.height == 2 {
+            let limit = self.max().div_ceil(2);
+            let mut small: Vec<&Kid> = kids.iter().collect();
+            small.sort_by_key(|kid| kid.kids);
+            if let [a, b, ..] = small[..] {
+                if a.kids + b.kids <= limit {
+                    return Some(Tidy {
+                        from: a.node,
+                        into: b.node,
+                        wait_ms: MERGE_AFTER_MS,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Notes when tidying became possible and arms the tidy timer.
+    fn plan_tidy(&mut self, ctl: &mut Ctl<'_, Self>) {
+        if self.d.config.root && self.d.kids.is_empty() && self.d.height > 1 && self.d.op.is_none()
+        {
+            self.d.height = 1;
+        }
+        match self.tidy_candidate() {
+            None => self.d.tidy_since = None,
+            Some(tidy) => {
+                let now = ctl.now_ms();
+                let since = *self.d.tidy_since.get_or_insert(now);
+                if !self.tidy_pending {
+                    self.tidy_pending = true;
+                    let due = since.saturating_add(tidy.wait_ms);
+                    ctl.set_timer(due.saturating_sub(now).max(1), TreeTimer::Tidy);
+                }
+            }
+        }
+    }
+
+    /// Runs the tidying that has waited long enough.
+    fn tidy(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
+        let Some(tidy) = self.tidy_candidate() else {
+            return Ok(());
+        };
+        let since = self.d.tidy_since.unwrap_or(u64::MAX);
+        if ctl.now_ms() < since.saturating_add(tidy.wait_ms) {
+            return Ok(());
+        }
+        self.d.tidy_since = None;
+        let me = ctl.me().untyped();
+        let into = if tidy.into == tidy.from {
+            me
+        } else {
+            tidy.into
+        };
+        let Some(index) = self.d.kids.iter().position(|kid| kid.node == tidy.from) else {
+            return Ok(());
+        };
+        let leaving = self.d.kids.remove(index);
+        if let Some(target) = self.d.kids.iter_mut().find(|kid| kid.node == into) {
+            target.kids += leaving.kids;
+            target.open = false;
+            target.open_on.clear();
+        }
+        let id = self.d.next_op;
+        self.d.next_op += 1;
+        self.d.op = Some(Op::Merge {
+            id,
+            from: tidy.from,
+            into,
+        });
+        tell(ctl, tidy.from, &TreeMessage::MergeInto { id, into })
+    }
+
+    /// A kid left the tree: what it says is remembered, it is terminated, and the merge that
+    /// sent it away is done.
+    fn kid_left(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        from: NodeHandle,
+        leaving: Vec<GoneLeaf>,
+    ) -> Result<(), NodeError> {
+        let listed = self.d.kids.len();
+        self.d.kids.retain(|kid| kid.node != from);
+        let merged = matches!(self.d.op, Some(Op::Merge { from: node, .. }) if node == from);
+        remember(&mut self.d.gone, leaving);
+        if listed != self.d.kids.len() || merged {
+            ctl.terminate(from);
+        }
+        if merged {
+            self.d.op = None;
+            for join in std::mem::take(&mut self.d.queued) {
+                self.join(ctl, join)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl TypedNode for TreeNode {
@@ -668,7 +992,7 @@ impl TypedNode for TreeNode {
     type Config = TreeNodeConfig;
     type Message = TreeMessage;
     type State = TreeNodeState;
-    type Timer = TreeFlush;
+    type Timer = TreeTimer;
     type Durable = TreeData;
 
     fn new(config: TreeNodeConfig) -> Result<Self, NodeError> {
@@ -690,61 +1014,90 @@ impl TypedNode for TreeNode {
                 op: None,
                 queued: Vec::new(),
                 next_op: 0,
+                joins_seen: 0,
                 served: None,
                 moves: Vec::new(),
+                awaiting: Vec::new(),
+                handed: None,
+                taken_from: Vec::new(),
+                retiring: false,
+                farewell: false,
                 edge: Edge::default(),
                 received: Vec::new(),
                 gone: Vec::new(),
                 version: config.version,
                 total: config.total,
                 summary: None,
+                tidy_since: None,
                 config,
             },
             flush_pending: false,
+            tidy_pending: false,
         })
     }
 
     fn start(&mut self, ctl: &mut Ctl<'_, Self>) -> Result<(), NodeError> {
         self.fan_out(ctl)?;
         self.report_summary(ctl, true)?;
+        self.plan_tidy(ctl);
         self.save(ctl);
         Ok(())
     }
 
     fn recover(&mut self, ctl: &mut Ctl<'_, Self>, data: TreeData) -> Result<(), NodeError> {
         self.d = data;
-        if let Some((id, kid)) = self.d.op {
-            tell(ctl, kid, &TreeMessage::Split { id })?;
+        let me = ctl.me().untyped();
+        match self.d.op {
+            Some(Op::Split { id, kid }) => tell(ctl, kid, &TreeMessage::Split { id })?,
+            Some(Op::Merge { id, from, into }) => {
+                tell(ctl, from, &TreeMessage::MergeInto { id, into })?
+            }
+            None => {}
         }
         if let Some((parent, id, sibling)) = self.d.served.clone() {
             tell(ctl, parent, &TreeMessage::SplitDone { id, sibling })?;
         }
-        for (parent, kids) in self.d.moves.clone() {
+        for (id, parent, kids) in self.d.moves.clone() {
             for kid in kids {
-                tell(ctl, kid, &TreeMessage::Adopt { parent })?;
+                tell(ctl, kid, &TreeMessage::Adopt { parent, id })?;
             }
         }
-        if self.d.config.role == Role::Input {
-            for closed in self.d.edge.closed.clone() {
-                let goodbye = TreeMessage::Goodbye {
-                    epoch: closed.epoch,
-                    total: closed.total,
-                    leaving: None,
+        if let Some((into, kids, height)) = self.d.handed.clone() {
+            tell(ctl, into, &TreeMessage::TakeKids { kids, height })?;
+        }
+        if self.input() {
+            let last = self.d.edge.closed.len();
+            for (index, closed) in self.d.edge.closed.clone().into_iter().enumerate() {
+                let leaving = if self.d.farewell && index + 1 == last {
+                    self.leaving(me)
+                } else {
+                    Vec::new()
                 };
-                tell(ctl, closed.parent, &goodbye)?;
+                tell(ctl, closed.parent, &goodbye_of(&closed, leaving))?;
             }
-            if let Some(parent) = self.d.parent {
+            if let (Some(parent), false) = (self.d.parent, self.d.farewell) {
                 let up = TreeMessage::Up {
                     epoch: self.d.edge.epoch,
                     total: self.d.edge.reported,
                 };
                 tell(ctl, parent, &up)?;
             }
+        } else if let (true, Some(parent)) = (self.d.farewell, self.d.parent) {
+            let goodbye = TreeMessage::Goodbye {
+                epoch: 0,
+                total: 0,
+                answers: None,
+                leaving: self.leaving(me),
+            };
+            tell(ctl, parent, &goodbye)?;
         }
         self.fan_out(ctl)?;
         self.report_summary(ctl, true)?;
         self.flush_pending = false;
-        self.arm(ctl)
+        self.tidy_pending = false;
+        self.arm(ctl)?;
+        self.plan_tidy(ctl);
+        Ok(())
     }
 
     fn receive(
@@ -753,26 +1106,35 @@ impl TypedNode for TreeNode {
         from: Option<NodeHandle>,
         message: TreeMessage,
     ) -> Result<(), NodeError> {
-        let role = self.d.config.role;
+        let input = self.input();
         match (message, from) {
-            (TreeMessage::Join { join }, _) => self.join(ctl, join)?,
+            (TreeMessage::Join { join }, from) => {
+                if from.is_some() && from == self.d.parent {
+                    self.d.joins_seen += 1;
+                }
+                self.join(ctl, join)?;
+            }
             (
                 TreeMessage::Summary {
                     kids,
                     open,
                     open_on,
+                    joins,
                 },
                 Some(from),
             ) => {
+                let max = self.max();
+                let leaf_parents = self.d.height == 2;
                 if let Some(kid) = self.d.kids.iter_mut().find(|kid| kid.node == from) {
-                    kid.kids = kids;
-                    kid.open = open;
-                    kid.open_on = open_on;
+                    let unseen = usize::try_from(kid.routed.saturating_sub(joins)).unwrap_or(0);
+                    kid.kids = kids + unseen;
+                    kid.open = open && (!leaf_parents || kid.kids < max);
+                    kid.open_on = if kid.open { open_on } else { BTreeSet::new() };
                 }
             }
             (TreeMessage::Split { id }, Some(from)) => self.split(ctl, from, id)?,
             (TreeMessage::SplitDone { id, sibling }, Some(_)) => {
-                if self.d.op.map(|(op, _)| op) == Some(id) {
+                if matches!(self.d.op, Some(Op::Split { id: op, .. }) if op == id) {
                     self.d.op = None;
                     if let Some(sibling) = sibling {
                         let node = sibling.node;
@@ -790,33 +1152,57 @@ impl TypedNode for TreeNode {
                     }
                 }
             }
-            (TreeMessage::Adopt { parent }, Some(from)) => self.adopted(ctl, from, parent)?,
-            (TreeMessage::Up { epoch, total }, Some(from)) if role == Role::Input => {
+            (TreeMessage::MergeInto { into, .. }, Some(from)) => {
+                self.merge_away(ctl, from, into)?
+            }
+            (TreeMessage::TakeKids { kids, height }, Some(from)) => {
+                if !self.d.taken_from.contains(&from) {
+                    self.d.taken_from.push(from);
+                    let taken: BTreeSet<NodeHandle> = kids.iter().map(|kid| kid.node).collect();
+                    for (_, _, moved) in &mut self.d.moves {
+                        moved.retain(|kid| !taken.contains(kid));
+                    }
+                    if self.d.config.root && self.d.kids.is_empty() {
+                        self.d.height = height;
+                    }
+                    let down = TreeMessage::Down {
+                        version: self.d.version,
+                        total: self.d.total,
+                    };
+                    for kid in kids {
+                        if self.d.version > 0 {
+                            tell(ctl, kid.node, &down)?;
+                        }
+                        self.d.kids.push(kid);
+                    }
+                }
+            }
+            (TreeMessage::Adopt { parent, id }, Some(from)) => {
+                self.adopted(ctl, from, parent, id)?
+            }
+            (TreeMessage::Up { epoch, total }, Some(from)) if input => {
                 record(&mut self.d.received, from, epoch, total, false);
             }
             (
                 TreeMessage::Goodbye {
                     epoch,
                     total,
+                    answers,
                     leaving,
                 },
                 Some(from),
             ) => {
-                if role == Role::Input {
+                if input {
                     record(&mut self.d.received, from, epoch, total, true);
+                    if let Some(order) = answers {
+                        self.d.awaiting.retain(|awaited| *awaited != (from, order));
+                    }
                 }
-                if let Some(gone) = leaving {
-                    let listed = self.d.kids.len();
-                    self.d.kids.retain(|kid| kid.node != from);
-                    if !self.d.gone.iter().any(|known| known.leaf == from) {
-                        self.d.gone.push(gone);
-                    }
-                    if listed != self.d.kids.len() {
-                        ctl.terminate(from);
-                    }
+                if !leaving.is_empty() {
+                    self.kid_left(ctl, from, leaving)?;
                 }
             }
-            (TreeMessage::Down { version, total }, _) if role == Role::Output => {
+            (TreeMessage::Down { version, total }, _) if !input => {
                 if version > self.d.version {
                     self.d.version = version;
                     self.d.total = total;
@@ -825,32 +1211,47 @@ impl TypedNode for TreeNode {
             }
             (message, _) => return Err(unexpected(Self::TYPE, &message)),
         }
+        self.farewell(ctl)?;
         self.report_summary(ctl, false)?;
         self.arm(ctl)?;
+        self.plan_tidy(ctl);
         self.save(ctl);
         Ok(())
     }
 
-    fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: TreeFlush) -> Result<(), NodeError> {
-        self.flush_pending = false;
-        let Some(parent) = self.d.parent else {
-            return Ok(());
-        };
-        let value = self.held()? - self.d.edge.base;
-        if value == self.d.edge.reported {
-            return Ok(());
+    fn timer(&mut self, ctl: &mut Ctl<'_, Self>, timer: TreeTimer) -> Result<(), NodeError> {
+        match timer {
+            TreeTimer::Flush => {
+                self.flush_pending = false;
+                let Some(parent) = self.d.parent else {
+                    return Ok(());
+                };
+                if self.d.farewell {
+                    return Ok(());
+                }
+                let value = self.held()? - self.d.edge.base;
+                if value == self.d.edge.reported {
+                    return Ok(());
+                }
+                self.d.edge.reported = value;
+                let up = TreeMessage::Up {
+                    epoch: self.d.edge.epoch,
+                    total: value,
+                };
+                tell(ctl, parent, &up)?;
+            }
+            TreeTimer::Tidy => {
+                self.tidy_pending = false;
+                self.tidy(ctl)?;
+                self.plan_tidy(ctl);
+            }
         }
-        self.d.edge.reported = value;
         self.save(ctl);
-        let up = TreeMessage::Up {
-            epoch: self.d.edge.epoch,
-            total: value,
-        };
-        tell(ctl, parent, &up)
+        Ok(())
     }
 
     fn state(&self) -> TreeNodeState {
-        let input = self.d.config.role == Role::Input;
+        let input = self.input();
         TreeNodeState {
             role: self.d.config.role,
             root: self.d.config.root,
@@ -859,15 +1260,18 @@ impl TypedNode for TreeNode {
             parent: self.d.parent,
             kids: self.d.kids.iter().map(|kid| kid.node).collect(),
             busy: self.d.op.is_some() || !self.d.queued.is_empty(),
-            unsent: if input {
+            retiring: self.d.retiring,
+            unsent: if input && !self.d.farewell {
                 self.held().unwrap_or(0) - self.d.edge.base - self.d.edge.reported
             } else {
                 0
             },
-            edges: if input {
-                self.d.edge.all(self.d.parent)
-            } else {
+            edges: if !input {
                 Vec::new()
+            } else if self.d.farewell {
+                self.d.edge.closed.clone()
+            } else {
+                self.d.edge.all(self.d.parent)
             },
             received: self.d.received.clone(),
             gone: self.d.gone.clone(),
@@ -991,11 +1395,17 @@ impl TreeLeaf {
         let message = TreeMessage::Goodbye {
             epoch: last.map_or(0, |edge| edge.epoch),
             total: last.map_or(0, |edge| edge.total),
-            leaving: Some(GoneLeaf {
+            answers: None,
+            leaving: vec![GoneLeaf {
                 leaf: ctl.me().untyped(),
-                user: self.d.config.user.clone(),
-                edges,
-            }),
+                user: Some(self.d.config.user.clone()),
+                edges: if self.d.config.role == Role::Input {
+                    edges
+                } else {
+                    Vec::new()
+                },
+                received: Vec::new(),
+            }],
         };
         tell(ctl, self.d.parent, &message)
     }
@@ -1036,12 +1446,7 @@ impl TypedNode for TreeLeaf {
         self.d = data;
         if self.d.config.role == Role::Input {
             for closed in self.d.edge.closed.clone() {
-                let goodbye = TreeMessage::Goodbye {
-                    epoch: closed.epoch,
-                    total: closed.total,
-                    leaving: None,
-                };
-                tell(ctl, closed.parent, &goodbye)?;
+                tell(ctl, closed.parent, &goodbye_of(&closed, Vec::new()))?;
             }
             if !self.d.left {
                 let up = TreeMessage::Up {
@@ -1065,31 +1470,22 @@ impl TypedNode for TreeLeaf {
         message: TreeMessage,
     ) -> Result<(), NodeError> {
         match (message, from) {
-            (TreeMessage::Adopt { parent }, Some(from)) => {
+            (TreeMessage::Adopt { parent, id }, Some(from)) => {
                 if from != self.d.parent {
                     return Ok(());
                 }
-                if self.d.left {
-                    // The leaf left as its parent moved it: the new parent hears it too, on
-                    // an edge of its own with nothing on it.
-                    self.d.edge.close(from, self.d.sent_total);
-                    self.d.parent = parent;
-                    self.save(ctl);
-                    return self.say_goodbye(ctl);
-                }
+                // Closes the edge to the old parent, answering its order.
+                let closed = self.d.edge.close(from, self.d.sent_total, Some(id));
                 if self.d.config.role == Role::Input {
-                    let closed = self.d.edge.close(from, self.d.sent_total);
-                    let goodbye = TreeMessage::Goodbye {
-                        epoch: closed.epoch,
-                        total: closed.total,
-                        leaving: None,
-                    };
-                    self.d.parent = parent;
-                    self.save(ctl);
-                    return tell(ctl, from, &goodbye);
+                    tell(ctl, from, &goodbye_of(&closed, Vec::new()))?;
                 }
                 self.d.parent = parent;
                 self.save(ctl);
+                if self.d.left {
+                    // The leaf left as its parent moved it: the new parent hears it too, on
+                    // an edge of its own with nothing on it.
+                    return self.say_goodbye(ctl);
+                }
                 Ok(())
             }
             (TreeMessage::Down { version, total }, _) if self.d.config.role == Role::Output => {

@@ -135,6 +135,15 @@ impl Trees {
             }
         }
         let mut received: BTreeMap<(NodeHandle, NodeHandle, u64), i64> = BTreeMap::new();
+        let mut receivers = present.clone();
+        for (handle, left) in &gone {
+            if !present.contains(handle) {
+                receivers.insert(*handle);
+                for entry in &left.received {
+                    received.insert((*handle, entry.kid, entry.epoch), entry.total);
+                }
+            }
+        }
         for entry in &centre.received {
             received.insert((*centre_handle, entry.kid, entry.epoch), entry.total);
         }
@@ -159,12 +168,14 @@ impl Trees {
         for (handle, leaf) in &gone {
             if !present.contains(handle) {
                 edges.extend(leaf.edges.iter().map(|edge| (*handle, *edge)));
-                added += totals.get(leaf.user.as_str()).copied().unwrap_or(0);
+                if let Some(user) = &leaf.user {
+                    added += totals.get(user.as_str()).copied().unwrap_or(0);
+                }
             }
         }
         let mut in_flight = 0i64;
         for (sender, edge) in edges {
-            if !present.contains(&edge.parent) {
+            if !receivers.contains(&edge.parent) {
                 return None;
             }
             let got = received
@@ -273,6 +284,11 @@ pub fn at_rest_problems(section: &SumSection, states: &States) -> Vec<String> {
     for (handle, leaf) in &trees.leaves {
         if leaf.left {
             problems.push(format!("{handle} ({}) left but is still there", leaf.user));
+        }
+    }
+    for (handle, node) in &trees.nodes {
+        if node.retiring {
+            problems.push(format!("{handle} is merging away still"));
         }
     }
     match trees.conservation(section) {
