@@ -283,8 +283,9 @@ fn play_trees(section: &SumSection, tree: TreeSpec, sim: &mut Sim<'_>) -> Result
             recording: None,
             ..join.clone()
         };
-        sim.send(input, &TreeMessage::Join { join })?;
-        sim.send(output, &TreeMessage::Join { join: output_join })?;
+        sim.send(input, &TreeMessage::Join { join, id: None })?;
+        let join = output_join;
+        sim.send(output, &TreeMessage::Join { join, id: None })?;
     }
     Ok(())
 }

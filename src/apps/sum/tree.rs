@@ -187,10 +187,21 @@ fn goodbye_of(edge: &ClosedEdge, leaving: Vec<GoneLeaf>) -> TreeMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TreeMessage {
-    /// A user joins the tree below the receiver.
+    /// A user joins the tree below the receiver. A node that forwards a join keeps it until
+    /// the receiver says it took it, and sends it again after a crash (what a crashed machine had
+    /// sent and not had acknowledged is lost with it); the receiver takes each `id` of a sender
+    /// once.
     Join {
         /// Who.
         join: JoinRequest,
+        /// The sender's number for this forwarding (none from outside the system).
+        #[serde(default)]
+        id: Option<u64>,
+    },
+    /// The receiver of join `id` took it.
+    JoinTaken {
+        /// The sender's number for it.
+        id: u64,
     },
     /// A kid's size, to its parent.
     Summary {
@@ -412,6 +423,11 @@ pub struct TreeData {
     next_op: u64,
     /// Joins received from the current parent.
     joins_seen: u64,
+    /// Joins it forwarded that the receiver has not said it took: number, receiver, join.
+    forwarded: Vec<(u64, NodeHandle, JoinRequest)>,
+    next_join: u64,
+    /// The joins it took, by sender and the sender's number.
+    taken: BTreeSet<(NodeHandle, u64)>,
     /// The last split it ran for its parent: the parent, the number, the sibling.
     served: Option<(NodeHandle, u64, Option<Kid>)>,
     /// Every adoption it ordered: the number, the new parent and the kids.
@@ -655,7 +671,7 @@ impl TreeNode {
                 }
             }
             let to = kid.node;
-            return tell(ctl, to, &TreeMessage::Join { join });
+            return self.forward(ctl, to, join);
         }
         if self.d.kids.len() >= max {
             return self.no_room(ctl, join);
@@ -684,7 +700,7 @@ impl TreeNode {
                     kid.open = 1 < max;
                 }
                 self.d.kids.push(kid);
-                tell(ctl, made, &TreeMessage::Join { join })
+                self.forward(ctl, made, join)
             }
         }
     }
@@ -695,7 +711,24 @@ impl TreeNode {
             .d
             .parent
             .ok_or_else(|| NodeError::Protocol("a tree node without a parent".into()))?;
-        tell(ctl, parent, &TreeMessage::Join { join })
+        self.forward(ctl, parent, join)
+    }
+
+    /// Hands `join` to `to`, keeping it until `to` says it took it.
+    fn forward(
+        &mut self,
+        ctl: &mut Ctl<'_, Self>,
+        to: NodeHandle,
+        join: JoinRequest,
+    ) -> Result<(), NodeError> {
+        let id = self.d.next_join;
+        self.d.next_join += 1;
+        let message = TreeMessage::Join {
+            join: join.clone(),
+            id: Some(id),
+        };
+        self.d.forwarded.push((id, to, join));
+        tell(ctl, to, &message)
     }
 
     /// A join this node has no room for: back to the parent (behind the summary that says so),
@@ -1015,6 +1048,9 @@ impl TypedNode for TreeNode {
                 queued: Vec::new(),
                 next_op: 0,
                 joins_seen: 0,
+                forwarded: Vec::new(),
+                next_join: 0,
+                taken: BTreeSet::new(),
                 served: None,
                 moves: Vec::new(),
                 awaiting: Vec::new(),
@@ -1056,6 +1092,9 @@ impl TypedNode for TreeNode {
         }
         if let Some((parent, id, sibling)) = self.d.served.clone() {
             tell(ctl, parent, &TreeMessage::SplitDone { id, sibling })?;
+        }
+        for (id, to, join) in self.d.forwarded.clone() {
+            tell(ctl, to, &TreeMessage::Join { join, id: Some(id) })?;
         }
         for (id, parent, kids) in self.d.moves.clone() {
             for kid in kids {
@@ -1108,11 +1147,25 @@ impl TypedNode for TreeNode {
     ) -> Result<(), NodeError> {
         let input = self.input();
         match (message, from) {
-            (TreeMessage::Join { join }, from) => {
-                if from.is_some() && from == self.d.parent {
-                    self.d.joins_seen += 1;
+            (TreeMessage::Join { join, id }, from) => {
+                let first = match (from, id) {
+                    (Some(from), Some(id)) => {
+                        tell(ctl, from, &TreeMessage::JoinTaken { id })?;
+                        self.d.taken.insert((from, id))
+                    }
+                    _ => true,
+                };
+                if first {
+                    if from.is_some() && from == self.d.parent {
+                        self.d.joins_seen += 1;
+                    }
+                    self.join(ctl, join)?;
                 }
-                self.join(ctl, join)?;
+            }
+            (TreeMessage::JoinTaken { id }, Some(from)) => {
+                self.d
+                    .forwarded
+                    .retain(|(forwarded, to, _)| (*forwarded, *to) != (id, from));
             }
             (
                 TreeMessage::Summary {

@@ -291,6 +291,34 @@ pub fn at_rest_problems(section: &SumSection, states: &States) -> Vec<String> {
             problems.push(format!("{handle} is merging away still"));
         }
     }
+    for role in [Role::Input, Role::Output] {
+        let here: BTreeSet<&str> = trees
+            .leaves
+            .iter()
+            .filter(|(_, leaf)| leaf.role == role)
+            .map(|(_, leaf)| leaf.user.as_str())
+            .collect();
+        let left: BTreeSet<&str> = trees
+            .nodes
+            .iter()
+            .filter(|(_, node)| node.role == role)
+            .flat_map(|(_, node)| &node.gone)
+            .filter_map(|gone| gone.user.as_deref())
+            .collect();
+        for user in &section.users {
+            let (found, wanted) = if user.leave_ms.is_some() {
+                (left.contains(user.name.as_str()), "left")
+            } else {
+                (here.contains(user.name.as_str()), "a leaf")
+            };
+            if !found {
+                problems.push(format!(
+                    "{} in the {role:?} tree: not {wanted} as it should be",
+                    user.name
+                ));
+            }
+        }
+    }
     match trees.conservation(section) {
         Some((_, _, _, in_flight)) if in_flight != 0 => {
             problems.push(format!("{in_flight} is still in flight"));
@@ -313,4 +341,195 @@ pub fn tree_height(states: &States, role: Role) -> Option<u32> {
         .into_iter()
         .find(|(_, node)| node.root && node.role == role)
         .map(|(_, node)| node.height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::sum::tree::{ClosedEdge, Received, TreeCentreState, TreeLeafState};
+    use crate::apps::sum::{TreeSpec, UserAction, UserSpec};
+    use crate::counters::Counters;
+    use crate::manager::NodeState;
+    use crate::messages::{MachineId, NodeId};
+    use crate::node::TypedNode;
+    use crate::time::Millis;
+
+    fn handle(serial: u32) -> NodeHandle {
+        NodeHandle {
+            id: NodeId { origin: 0, serial },
+            machine: MachineId(0),
+        }
+    }
+
+    fn state<N: TypedNode>(serial: u32, typed: &N::State) -> NodeState {
+        NodeState {
+            handle: handle(serial),
+            node_type: N::TYPE.to_owned(),
+            state: serde_json::to_value(typed).expect("encodes"),
+            counters: Counters::default(),
+        }
+    }
+
+    fn node(kids: &[u32], parent: u32, root: bool) -> TreeNodeState {
+        TreeNodeState {
+            role: Role::Input,
+            root,
+            height: 1,
+            max_kids: 3,
+            parent: Some(handle(parent)),
+            kids: kids.iter().copied().map(handle).collect(),
+            busy: false,
+            retiring: false,
+            unsent: 0,
+            edges: Vec::new(),
+            received: Vec::new(),
+            gone: Vec::new(),
+            version: 0,
+            total: 0,
+        }
+    }
+
+    fn leaf(parent: u32, sent: i64, reported: i64) -> TreeLeafState {
+        TreeLeafState {
+            role: Role::Input,
+            user: "ann".into(),
+            parent: handle(parent),
+            sent_total: sent,
+            edges: vec![ClosedEdge {
+                parent: handle(parent),
+                epoch: 0,
+                total: reported,
+                answers: None,
+            }],
+            left: false,
+            version: 0,
+            total: 0,
+        }
+    }
+
+    fn centre(applied: i64) -> TreeCentreState {
+        TreeCentreState {
+            received: vec![Received {
+                kid: handle(2),
+                epoch: 0,
+                total: applied,
+                closed: false,
+            }],
+            applied,
+            version: 0,
+            total: 0,
+        }
+    }
+
+    fn section() -> SumSection {
+        SumSection {
+            users: vec![UserSpec {
+                name: "ann".into(),
+                machine: 0,
+                join_ms: Millis(0),
+                actions: vec![(Millis(5), UserAction::Increment { amount: 4 })],
+                leave_ms: None,
+            }],
+            persist: true,
+            tree: Some(TreeSpec { max_kids: 3 }),
+        }
+    }
+
+    /// The centre (1), the input root (2) and a leaf (3): the leaf added 4 and reported it, the
+    /// root holds it.
+    fn trees(root: TreeNodeState, applied: i64) -> States {
+        States::new(vec![
+            state::<TreeCentre>(1, &centre(applied)),
+            state::<TreeNode>(2, &root),
+            state::<TreeLeaf>(3, &leaf(2, 4, 4)),
+        ])
+    }
+
+    fn root_holding(unsent: i64, edge_total: i64) -> TreeNodeState {
+        let mut root = node(&[3], 1, true);
+        root.received = vec![Received {
+            kid: handle(3),
+            epoch: 0,
+            total: 4,
+            closed: false,
+        }];
+        root.unsent = unsent;
+        root.edges = vec![ClosedEdge {
+            parent: handle(1),
+            epoch: 0,
+            total: edge_total,
+            answers: None,
+        }];
+        root
+    }
+
+    #[test]
+    fn simulated_conservation_holds_wherever_the_amount_is_and_fails_when_it_is_lost() {
+        // Held unsent at the root.
+        assert_eq!(
+            tree_invariant(&section(), &trees(root_holding(4, 0), 0)),
+            Ok(())
+        );
+        // Reported by the root, in flight to the centre.
+        assert_eq!(
+            tree_invariant(&section(), &trees(root_holding(0, 4), 0)),
+            Ok(())
+        );
+        // Applied at the centre.
+        assert_eq!(
+            tree_invariant(&section(), &trees(root_holding(0, 4), 4)),
+            Ok(())
+        );
+        assert!(at_rest_problems(&section(), &trees(root_holding(0, 4), 4)).is_empty());
+        // The root forgot it had it: lost.
+        assert_eq!(
+            tree_invariant(&section(), &trees(root_holding(0, 0), 0)),
+            Err(TreeViolation::Conservation {
+                added: 4,
+                applied: 0,
+                unsent: 0,
+                in_flight: 0
+            })
+        );
+        // Counted twice.
+        assert!(tree_invariant(&section(), &trees(root_holding(4, 4), 4)).is_err());
+        // At rest, something unsent is a problem even though it is conserved.
+        assert!(!at_rest_problems(&section(), &trees(root_holding(4, 0), 0)).is_empty());
+    }
+
+    #[test]
+    fn simulated_too_many_kids_and_two_parents_are_violations() {
+        let crowded = node(&[3, 4, 5, 6], 1, true);
+        let states = States::new(vec![state::<TreeNode>(2, &crowded)]);
+        assert!(matches!(
+            tree_invariant(&section(), &states),
+            Err(TreeViolation::TooManyKids { kids: 4, .. })
+        ));
+        let states = States::new(vec![
+            state::<TreeNode>(2, &node(&[4, 5], 1, true)),
+            state::<TreeNode>(3, &node(&[5], 2, false)),
+        ]);
+        assert_eq!(
+            tree_invariant(&section(), &states),
+            Err(TreeViolation::TwoParents {
+                kid: handle(5),
+                first: handle(2),
+                second: handle(3)
+            })
+        );
+    }
+
+    #[test]
+    fn simulated_an_orphan_at_rest_is_a_problem() {
+        let states = States::new(vec![
+            state::<TreeCentre>(1, &centre(0)),
+            state::<TreeNode>(2, &node(&[], 1, true)),
+            state::<TreeNode>(4, &node(&[], 2, false)),
+        ]);
+        let problems = at_rest_problems(&section(), &states);
+        assert!(
+            problems.iter().any(|problem| problem.contains("orphaned")),
+            "{problems:?}"
+        );
+    }
 }
