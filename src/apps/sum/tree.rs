@@ -299,9 +299,7 @@ fn unexpected(node_type: &'static str, message: &TreeMessage) -> NodeError {
 }
 
 fn checked_sum(values: impl IntoIterator<Item = i64>) -> Result<i64, NodeError> {
-    values
-        .into_iter()
-        .try_fold(0i64, |sum, value| super::add_to_total(sum, value))
+    values.into_iter().try_fold(0i64, super::add_to_total)
 }
 
 /// Records `total` from `kid` on edge `epoch` (a closed edge keeps its final total).
