@@ -8,7 +8,7 @@
 //!
 //! With `"tree": {"max_kids": k}` in its section the network is self-scaling instead: an input
 //! tree and an output tree joined at a centre ([`TreeNode`], [`TreeLeaf`], [`TreeCentre`]; see
-//! the `tree` module's documentation and `docs/applications.md`).
+//! `docs/applications.md`, Self-scaling trees).
 //!
 //! It is built exactly as a library user's application would be: typed nodes, a scenario
 //! section ([`SumSection`], the `users` key), a play and a check ([`SumApp`]).

@@ -503,7 +503,8 @@ struct Tidy {
     wait_ms: u64,
 }
 
-/// An internal node of the input or the output tree (see the [module](self) documentation).
+/// An internal node of the input or the output tree: joins, splits, raises, merges and
+/// absorptions as `docs/applications.md` (Self-scaling trees) describes.
 #[derive(Debug)]
 pub struct TreeNode {
     d: TreeData,
