@@ -96,6 +96,7 @@ fn user(name: &str, machine: u32, join_ms: u64, amount: i64) -> UserSpec {
         actions: (0..4)
             .map(|i| (Millis(50 + 200 * i), UserAction::Increment { amount }))
             .collect(),
+        leave_ms: None,
     }
 }
 
@@ -103,6 +104,7 @@ fn sum(users: Vec<UserSpec>) -> SumSection {
     SumSection {
         users,
         persist: true,
+        tree: None,
     }
 }
 

@@ -173,12 +173,14 @@ fn sum_section(machines: u32, users: Users) -> SumSection {
                 machine: machine % machines,
                 join_ms: Millis(join_ms),
                 actions,
+                leave_ms: None,
             }
         })
         .collect();
     SumSection {
         users,
         persist: true,
+        tree: None,
     }
 }
 

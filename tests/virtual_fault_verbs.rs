@@ -65,10 +65,12 @@ fn sum_section() -> SumSection {
         actions: (0..4)
             .map(|i| (Millis(100 + 300 * i), UserAction::Increment { amount }))
             .collect(),
+        leave_ms: None,
     };
     SumSection {
         users: vec![user("a", 1, 5), user("b", 2, 7)],
         persist: true,
+        tree: None,
     }
 }
 

@@ -142,6 +142,13 @@ pub trait Application: Send + Sync + 'static {
         None
     }
 
+    /// Whether [`Application::invariant`] applies to a run of `section` (the runner reads the
+    /// states after every event only then). Yes by default.
+    fn invariant_applies(&self, section: &Self::Section) -> bool {
+        let _ = section;
+        true
+    }
+
     /// What the report plots over time: named values read from the nodes' states at one moment
     /// (sampled between the runner's steps). By default, how many nodes of each type exist.
     fn series(&self, section: &Self::Section, states: &[NodeState]) -> Vec<(String, f64)> {
@@ -223,8 +230,9 @@ pub trait AnyApplication: Send + Sync {
     fn play(&self, section: &AnySection, sim: &mut Sim<'_>) -> Result<(), PlayError>;
     /// [`Application::check`], with the outcome as JSON.
     fn check(&self, section: &AnySection, states: &[NodeState]) -> AnyVerdict;
-    /// Whether [`Application::invariant`] gives one (the runner only reads states for it then).
-    fn has_invariant(&self) -> bool;
+    /// Whether [`Application::invariant`] gives one that applies to `section` (the runner only
+    /// reads states for it then).
+    fn has_invariant(&self, section: &AnySection) -> bool;
     /// Checks [`Application::invariant`] (`Ok` if there is none).
     fn invariant(&self, section: &AnySection, states: &States) -> Result<(), Box<dyn Violation>>;
     /// [`Application::series`].
@@ -309,8 +317,10 @@ impl<A: Application> AnyApplication for A {
         }
     }
 
-    fn has_invariant(&self) -> bool {
+    fn has_invariant(&self, section: &AnySection) -> bool {
         Application::invariant(self).is_some()
+            && downcast::<A>(section)
+                .is_none_or(|section| Application::invariant_applies(self, section))
     }
 
     fn invariant(&self, section: &AnySection, states: &States) -> Result<(), Box<dyn Violation>> {

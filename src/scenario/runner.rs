@@ -168,7 +168,7 @@ pub fn run_scenario_sampled(
     app.register(&mut registry);
     registry.check()?;
     let mut checks = Checks::none();
-    if app.has_invariant() {
+    if app.has_invariant(section) {
         let (app, section) = (Arc::clone(app), Arc::clone(section));
         let name = format!("{} invariant", app.name());
         checks = checks.boxed_invariant(&name, move |states| app.invariant(&section, states));

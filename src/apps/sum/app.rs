@@ -4,15 +4,22 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::tree::{
+    JoinRequest, Role, TreeCentre, TreeCentreConfig, TreeLeaf, TreeMessage, TreeNode,
+    TreeNodeConfig,
+};
 use super::{
     InputConfig, InputLeafNode, InputNode, OutputConfig, OutputLeafNode, OutputNode, SumConfig,
-    SumMessage, SumNode, SumSection,
+    SumMessage, SumNode, SumSection, TreeSpec,
 };
-use crate::app::{states_of, Application, Common, FieldError, Input, PlayError, Verdict};
+use crate::app::{
+    states_of, Application, Common, FieldError, Input, Invariant, PlayError, Verdict,
+};
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
 use crate::system::Sim;
+use crate::system::{States, Violation};
 
 /// How many outputs the readable summary lists before it only counts them.
 const LISTED_OUTPUTS: usize = 12;
@@ -33,8 +40,21 @@ pub struct SumOutcome {
     pub users: usize,
     /// The sum of every increment.
     pub expected_total: i64,
-    /// User name → that user's output total (`null` if it has none).
+    /// User name → that user's output total (`null` if it has none); a user who left has none
+    /// and is not listed.
     pub outputs: BTreeMap<String, Option<i64>>,
+    /// The trees' heights at the end (trees only): users' leaves are at height 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heights: Option<TreeHeights>,
+}
+
+/// The heights of the input and the output tree's roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeHeights {
+    /// The input tree's root's height.
+    pub input: u32,
+    /// The output tree's root's height.
+    pub output: u32,
 }
 
 impl Application for SumApp {
@@ -49,6 +69,9 @@ impl Application for SumApp {
         registry.add::<OutputNode>();
         registry.add::<OutputLeafNode>();
         registry.add::<SumNode>();
+        registry.add::<TreeNode>();
+        registry.add::<TreeLeaf>();
+        registry.add::<TreeCentre>();
     }
 
     fn validate(&self, section: &SumSection, common: &Common) -> Result<(), FieldError> {
@@ -69,6 +92,9 @@ impl Application for SumApp {
 
     /// Builds the sum network on machine 0 and lets every user join at its time.
     fn play(&self, section: &SumSection, sim: &mut Sim<'_>) -> Result<(), PlayError> {
+        if let Some(tree) = section.tree {
+            return play_trees(section, tree, sim);
+        }
         let root = MachineId(0);
         let persist = section.persist;
         let sum_config = SumConfig {
@@ -109,35 +135,79 @@ impl Application for SumApp {
         let mut outputs: BTreeMap<String, Option<i64>> = section
             .users
             .iter()
+            .filter(|user| user.leave_ms.is_none())
             .map(|user| (user.name.clone(), None))
             .collect();
-        for (_, leaf) in states_of::<OutputLeafNode>(states) {
-            if let Some(slot) = outputs.get_mut(&leaf.user) {
-                *slot = Some(leaf.total);
+        if section.tree.is_some() {
+            for (_, leaf) in states_of::<TreeLeaf>(states) {
+                if leaf.role == Role::Output {
+                    if let Some(slot) = outputs.get_mut(&leaf.user) {
+                        *slot = Some(leaf.total);
+                    }
+                }
+            }
+        } else {
+            for (_, leaf) in states_of::<OutputLeafNode>(states) {
+                if let Some(slot) = outputs.get_mut(&leaf.user) {
+                    *slot = Some(leaf.total);
+                }
             }
         }
         let wrong = outputs
             .values()
             .filter(|total| **total != Some(expected_total))
             .count();
-        let summary = if wrong == 0 {
+        let mut lines = lines(expected_total, &outputs);
+        let (problems, heights) = if section.tree.is_some() {
+            let states = States::new(states.to_vec());
+            let heights = match (
+                super::tree_height(&states, Role::Input),
+                super::tree_height(&states, Role::Output),
+            ) {
+                (Some(input), Some(output)) => Some(TreeHeights { input, output }),
+                _ => None,
+            };
+            (super::at_rest_problems(section, &states), heights)
+        } else {
+            (Vec::new(), None)
+        };
+        let summary = if wrong == 0 && problems.is_empty() {
             format!("all {} outputs equal {expected_total}", outputs.len())
+        } else if wrong == 0 {
+            format!(
+                "all {} outputs equal {expected_total}, but the trees are not at rest: {}",
+                outputs.len(),
+                problems[0]
+            )
         } else {
             format!(
                 "{wrong} of {} outputs differ from {expected_total}",
                 outputs.len()
             )
         };
+        for problem in problems.iter().take(LISTED_OUTPUTS) {
+            lines.push(format!("  trees: {problem}"));
+        }
         Verdict {
-            correct: wrong == 0,
+            correct: wrong == 0 && problems.is_empty(),
             summary,
-            lines: lines(expected_total, &outputs),
+            lines,
             outcome: SumOutcome {
                 users: section.users.len(),
                 expected_total,
                 outputs,
+                heights,
             },
         }
+    }
+
+    /// The trees' invariant (see [`super::tree_invariant`]); the flat network has none.
+    fn invariant(&self) -> Option<Invariant<Self>> {
+        Some(Self::trees_hold)
+    }
+
+    fn invariant_applies(&self, section: &SumSection) -> bool {
+        section.tree.is_some()
     }
 
     /// Each output's total (an output appears once its user has joined).
@@ -145,6 +215,12 @@ impl Application for SumApp {
         let mut totals: Vec<(String, f64)> = states_of::<OutputLeafNode>(states)
             .into_iter()
             .map(|(_, leaf)| (leaf.user, leaf.total as f64))
+            .chain(
+                states_of::<TreeLeaf>(states)
+                    .into_iter()
+                    .filter(|(_, leaf)| leaf.role == Role::Output)
+                    .map(|(_, leaf)| (leaf.user, leaf.total as f64)),
+            )
             .collect();
         totals.sort_by(|a, b| a.0.cmp(&b.0));
         totals
@@ -157,6 +233,61 @@ impl Application for SumApp {
     fn series_goal(&self, section: &SumSection) -> Option<(String, f64)> {
         Some(("expected total".into(), section.expected_total() as f64))
     }
+}
+
+impl SumApp {
+    /// The trees' invariant, for a tree section (nothing for a flat one).
+    fn trees_hold(&self, section: &SumSection, states: &States) -> Result<(), Box<dyn Violation>> {
+        if section.tree.is_none() {
+            return Ok(());
+        }
+        super::tree_invariant(section, states).map_err(|violation| Box::new(violation) as _)
+    }
+}
+
+/// Builds the trees on machine 0 — the output tree's root, the centre, the input tree's root —
+/// and lets every user join both trees at its time, at their roots.
+fn play_trees(section: &SumSection, tree: TreeSpec, sim: &mut Sim<'_>) -> Result<(), PlayError> {
+    let machine = MachineId(0);
+    let root = |role, parent| TreeNodeConfig {
+        role,
+        max_kids: tree.max_kids,
+        persist: section.persist,
+        root: true,
+        height: 1,
+        parent,
+        kids: Vec::new(),
+        version: 0,
+        total: 0,
+    };
+    let output = sim.spawn::<TreeNode>(machine, &root(Role::Output, None))?;
+    let centre = sim.spawn::<TreeCentre>(
+        machine,
+        &TreeCentreConfig {
+            output: output.untyped(),
+            persist: section.persist,
+        },
+    )?;
+    let input = sim.spawn::<TreeNode>(machine, &root(Role::Input, Some(centre.untyped())))?;
+    let mut joining: Vec<_> = section.users.iter().collect();
+    joining.sort_by_key(|user| user.join_ms);
+    for user in joining {
+        sim.run_until(user.join_ms.0)?;
+        let join = JoinRequest {
+            machine: user.machine_id(),
+            user: user.name.clone(),
+            recording: Some(user.recording()?),
+            leave_ms: user.leave_ms.map(|at| at.0),
+        };
+        let output_join = JoinRequest {
+            recording: None,
+            ..join.clone()
+        };
+        sim.send(input, &TreeMessage::Join { join, id: None })?;
+        let join = output_join;
+        sim.send(output, &TreeMessage::Join { join, id: None })?;
+    }
+    Ok(())
 }
 
 /// The readable summary's lines: the expected total and the first outputs, marked.

@@ -6,6 +6,10 @@
 //! batches increments and forwards them every 30 ms, and an output list (an [`OutputNode`] root
 //! with one [`OutputLeafNode`] kid per user, whose state is that user's view of the total).
 //!
+//! With `"tree": {"max_kids": k}` in its section the network is self-scaling instead: an input
+//! tree and an output tree joined at a centre ([`TreeNode`], [`TreeLeaf`], [`TreeCentre`]; see
+//! `docs/applications.md`, Self-scaling trees).
+//!
 //! It is built exactly as a library user's application would be: typed nodes, a scenario
 //! section ([`SumSection`], the `users` key), a play and a check ([`SumApp`]).
 
@@ -16,16 +20,25 @@ mod protocol;
 mod recorded_user;
 mod section;
 mod sum_node;
+mod tree;
+mod tree_check;
 
-pub use app::{SumApp, SumOutcome};
+pub use app::{SumApp, SumOutcome, TreeHeights};
 pub use input::{InputConfig, InputLeafNode, InputLeafState, InputNode, InputState, LeafConfig};
 pub use output::{
     OutputConfig, OutputLeafConfig, OutputLeafNode, OutputLeafState, OutputNode, OutputState,
 };
 pub use protocol::{SumMessage, UserAction};
 pub use recorded_user::{RecordedUser, RecordedUserError};
-pub use section::{SumSection, UserSpec};
+pub use section::{SumSection, TreeSpec, UserSpec, MAX_TREE_KIDS};
 pub use sum_node::{Flush, SumConfig, SumNode, SumState, DEFAULT_SEND_INTERVAL_MS};
+pub use tree::{
+    ClosedEdge, Edge, GoneLeaf, JoinRequest, Kid, LeafTimer, Op, Received, Role, TreeCentre,
+    TreeCentreConfig, TreeCentreData, TreeCentreState, TreeData, TreeFlush, TreeLeaf,
+    TreeLeafConfig, TreeLeafData, TreeLeafState, TreeMessage, TreeNode, TreeNodeConfig,
+    TreeNodeState, TreeTimer, ABSORB_AFTER_MS, MERGE_AFTER_MS, TREE_INTERVAL_MS,
+};
+pub use tree_check::{at_rest_problems, tree_height, tree_invariant, TreeViolation};
 
 use crate::node::NodeError;
 

@@ -23,6 +23,11 @@ pub struct UserSpec {
     /// `[ms, action]` pairs, times after the join and in order.
     #[serde(default)]
     pub actions: Vec<(Millis, UserAction)>,
+    /// When the user leaves, since the start (trees only; absent: it stays). Its leaves leave
+    /// once it has played every action and this time has come; its increments stay in the
+    /// total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave_ms: Option<Millis>,
 }
 
 impl UserSpec {
@@ -49,13 +54,28 @@ pub struct SumSection {
     /// default; `false` shows what persisting is for).
     #[serde(default = "persist_by_default", skip_serializing_if = "is_true")]
     pub persist: bool,
+    /// The self-scaling trees instead of the flat network (absent: flat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<TreeSpec>,
 }
+
+/// The `tree` key of a sum section: the network is an input tree and an output tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeSpec {
+    /// The most kids a node of either tree has (at least 2).
+    pub max_kids: usize,
+}
+
+/// The most kids a tree's node may be given: more would make every node a flat list.
+pub const MAX_TREE_KIDS: usize = 10_000;
 
 impl Default for SumSection {
     fn default() -> Self {
         SumSection {
             users: Vec::new(),
             persist: true,
+            tree: None,
         }
     }
 }
@@ -74,6 +94,17 @@ impl SumSection {
     /// rule, [`validate_section`](crate::app::validate_section)), each user's total within 64 bits (the
     /// sum over users that leaves 64 bits is the sum node's error, during the run).
     pub fn validate(&self, common: &Common) -> Result<(), FieldError> {
+        if let Some(tree) = self.tree {
+            if !(2..=MAX_TREE_KIDS).contains(&tree.max_kids) {
+                return Err(FieldError::new(
+                    "tree.max_kids",
+                    format!(
+                        "{} is out of range: a tree node has from 2 to {MAX_TREE_KIDS} kids",
+                        tree.max_kids
+                    ),
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         for (index, user) in self.users.iter().enumerate() {
             let mut magnitude: u64 = 0;
@@ -94,6 +125,23 @@ impl SumSection {
                         common.machines - 1
                     ),
                 ));
+            }
+            if let Some(leave_ms) = user.leave_ms {
+                if self.tree.is_none() {
+                    return Err(FieldError::new(
+                        at("leave_ms"),
+                        "users leave only a tree network: add `\"tree\": {\"max_kids\": …}` to the section",
+                    ));
+                }
+                if leave_ms <= user.join_ms {
+                    return Err(FieldError::new(
+                        at("leave_ms"),
+                        format!(
+                            "{leave_ms} is not after the join at {}: a user leaves after it joins",
+                            user.join_ms
+                        ),
+                    ));
+                }
             }
             let mut previous = Millis::ZERO;
             for (step, (at_ms, action)) in user.actions.iter().enumerate() {
@@ -130,6 +178,9 @@ impl SumSection {
         let mut inputs = Vec::new();
         for (index, user) in self.users.iter().enumerate() {
             inputs.push(Input::new(format!("users[{index}].join_ms"), user.join_ms));
+            if let Some(leave_ms) = user.leave_ms {
+                inputs.push(Input::new(format!("users[{index}].leave_ms"), leave_ms));
+            }
             for (step, (at_ms, _)) in user.actions.iter().enumerate() {
                 inputs.push(Input::new(
                     format!("users[{index}].actions[{step}]"),
@@ -147,6 +198,17 @@ impl SumSection {
         self.users
             .iter()
             .flat_map(|user| &user.actions)
+            .fold(0i64, |total, (_, UserAction::Increment { amount })| {
+                total.saturating_add(*amount)
+            })
+    }
+}
+
+impl UserSpec {
+    /// The sum of the user's increments (held at the nearest 64-bit bound if it leaves them).
+    pub fn total(&self) -> i64 {
+        self.actions
+            .iter()
             .fold(0i64, |total, (_, UserAction::Increment { amount })| {
                 total.saturating_add(*amount)
             })

@@ -130,12 +130,14 @@ impl Workload {
                     machine: rng.random_range(0..machines),
                     join_ms: Millis(join_ms),
                     actions,
+                    leave_ms: None,
                 }
             })
             .collect();
         SumSection {
             users,
             persist: true,
+            tree: None,
         }
     }
 }
