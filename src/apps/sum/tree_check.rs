@@ -437,11 +437,20 @@ mod tests {
 
     /// The centre (1), the input root (2) and a leaf (3): the leaf added 4 and reported it, the
     /// root holds it.
+    /// With the output tree: its root (5) and ann's output leaf (4).
     fn trees(root: TreeNodeState, applied: i64) -> States {
+        let mut output_root = node(&[4], 1, true);
+        output_root.role = Role::Output;
+        output_root.parent = None;
+        let mut output_leaf = leaf(5, 0, 0);
+        output_leaf.role = Role::Output;
+        output_leaf.edges.clear();
         States::new(vec![
             state::<TreeCentre>(1, &centre(applied)),
             state::<TreeNode>(2, &root),
             state::<TreeLeaf>(3, &leaf(2, 4, 4)),
+            state::<TreeLeaf>(4, &output_leaf),
+            state::<TreeNode>(5, &output_root),
         ])
     }
 
@@ -529,6 +538,13 @@ mod tests {
         let problems = at_rest_problems(&section(), &states);
         assert!(
             problems.iter().any(|problem| problem.contains("orphaned")),
+            "{problems:?}"
+        );
+        // ann, who stays, has no leaf in either tree: her join was lost.
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem.contains("ann in the Input tree")),
             "{problems:?}"
         );
     }
