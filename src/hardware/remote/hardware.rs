@@ -1,6 +1,6 @@
 //! One [`Hardware`] for every mode whose machines are processes elsewhere: containers (virtual
 //! mode) and instances (cloud mode) are driven the same way, over the machines' control
-//! connections ([`Machines`]), and differ only in their [`Provider`] — how the machines were
+//! connections, and differ only in their [`Provider`] — how the machines were
 //! made, where their records are read, and how everything the run created is removed.
 //!
 //! The [`Hardware`] trait is synchronous: every call blocks on the run's own tokio runtime, so a
