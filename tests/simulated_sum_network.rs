@@ -1,7 +1,8 @@
 //! The sum network in simulated mode, end to end.
 //!
-//! Ports of the original Python project's three tests (recorded-user times must be in order; the
-//! sum of two users reaches 4; three recorded users reach 6), an output leaf that joins after
+//! Ports of the original Python project's tests (recorded-user times must be in order; the sum of
+//! two users reaches 4; its third, three recorded users reach 6, is a body of the conformance
+//! suite, `tests/conformance.rs`, in every mode), an output leaf that joins after
 //! increments already flowed (it starts from the running total and then follows changes), and the
 //! example scenarios in `examples/` (the issue's `sum_of_two.json`, `three_users.json`,
 //! `late_joiner.json`).
@@ -27,7 +28,7 @@ use dist_zero::hardware::simulated::SimulationConfig;
 use dist_zero::hardware::{Hardware, SimulatedHardware};
 use dist_zero::messages::MachineId;
 use dist_zero::node::{Handle, TypedNode};
-use dist_zero::scenario::{run_scenario, simulate, Progress, RunOptions, Scenario};
+use dist_zero::scenario::{simulate, RunOptions, Scenario};
 use dist_zero::time::Millis;
 use sum_support::{sum_outcome, sum_section};
 
@@ -233,43 +234,6 @@ fn simulated_sum_of_two_users_reaches_four() {
         outputs(&mut hardware),
         totals(&[("user b", 4), ("user c", 4)])
     );
-}
-
-/// The Python project's `test_sum_recorded_users`: three recorded users reach 6, through the
-/// scenario runner on a `SimulatedHardware`.
-#[test]
-fn simulated_three_recorded_users_reach_six() {
-    let scenario = Scenario::parse(
-        r#"{"machines": 3, "run_ms": 800, "seed": 11,
-            "users": [
-              {"name": "a", "machine": 0, "join_ms": 0,
-               "actions": [[10, {"type": "increment", "amount": 1}], [40, {"type": "increment", "amount": 2}]]},
-              {"name": "b", "machine": 1, "join_ms": 10,
-               "actions": [[25, {"type": "increment", "amount": 1}]]},
-              {"name": "c", "machine": 2, "join_ms": 20,
-               "actions": [[5, {"type": "increment", "amount": 1}], [90, {"type": "increment", "amount": 1}]]}
-            ]}"#, &builtin(),)
-    .expect("a valid scenario");
-    assert_eq!(sum_section(&scenario).expected_total(), 6);
-
-    let mut hardware = hardware(scenario.machines, scenario.seed);
-    let verdict = run_scenario(
-        &mut hardware,
-        &scenario,
-        scenario.seed,
-        &Progress::new(scenario.run_ms, false),
-    )
-    .expect("the run completes");
-    assert!(verdict.correct, "{}", verdict.summary);
-    let outcome: dist_zero::apps::sum::SumOutcome =
-        serde_json::from_value(serde_json::Value::Object(verdict.outcome)).expect("sum outcome");
-    assert_eq!(outcome.expected_total, 6);
-    let expected: BTreeMap<String, Option<i64>> = ["a", "b", "c"]
-        .into_iter()
-        .map(|user| (user.to_owned(), Some(6)))
-        .collect();
-    assert_eq!(outcome.outputs, expected);
-    assert_eq!(hardware.now_ms(), 800);
 }
 
 #[test]
