@@ -91,6 +91,7 @@ impl Harness {
 /// parallel tests delays retransmissions and restarts, and what every body checks is what must
 /// hold *eventually*. Virtual time does not depend on the host's load: a simulated run is
 /// judged at its end.
+#[cfg(feature = "docker")]
 const REAL_CLOCK_GRACE_MS: u64 = 10_000;
 
 /// Plays `section` of `app`, lets `strike` do what it does meanwhile, runs to `end_ms`, and
