@@ -12,7 +12,7 @@ use std::sync::Arc;
 use dist_zero::apps::builtin;
 use dist_zero::faults::NetworkConfig;
 use dist_zero::hardware::simulated::SimulationConfig;
-use dist_zero::hardware::{Hardware, HardwareError, SimulatedHardware};
+use dist_zero::hardware::{FailureReport, Hardware, HardwareError, SimulatedHardware};
 use dist_zero::messages::{MachineId, Message, NodeConfig, NodeHandle};
 use dist_zero::node::{MachineController, Node, NodeError, NodeErrorKind, NodeRegistry};
 use dist_zero::observe::failure_history;
@@ -313,19 +313,26 @@ fn simulated_custom_node_randomness_follows_the_seed() {
     assert_ne!(pauses(3), pauses(4));
 }
 
-#[test]
-fn simulated_a_failures_history_read_from_the_records_is_the_simulators_causal_trace() {
-    let mut hardware = hardware(42);
-    hardware.record_events(Vec::new());
-    hardware
+/// Starts a pinger on machine 0 whose echo refuses ping 3, runs until it does; the pinger and
+/// the failure.
+fn echo_refuses_ping_3(hardware: &mut SimulatedHardware) -> (NodeHandle, Box<FailureReport>) {
+    let pinger = hardware
         .spawn(MachineId(0), &pinger_config(5, Some(3)))
         .expect("the pinger starts");
     let error = hardware
         .run_until(1000)
         .expect_err("the echo refuses ping 3");
-    let HardwareError::NodeFailed(report) = &error else {
+    let HardwareError::NodeFailed(report) = error else {
         panic!("expected NodeFailed, got {error:?}");
     };
+    (pinger, report)
+}
+
+#[test]
+fn simulated_a_failures_history_read_from_the_records_is_the_simulators_causal_trace() {
+    let mut hardware = hardware(42);
+    hardware.record_events(Vec::new());
+    let (_, report) = echo_refuses_ping_3(&mut hardware);
     let records = hardware.take_records();
     let from_records = failure_history(&records, &report.failure);
     assert_eq!(report.trace.len(), 5, "{report}");
@@ -338,15 +345,7 @@ fn simulated_a_failures_history_read_from_the_records_is_the_simulators_causal_t
 #[test]
 fn simulated_node_error_stops_the_run_with_its_causal_trace_and_seed() {
     let mut hardware = hardware(42);
-    let pinger = hardware
-        .spawn(MachineId(0), &pinger_config(5, Some(3)))
-        .expect("the pinger starts");
-    let error = hardware
-        .run_until(1000)
-        .expect_err("the echo refuses ping 3");
-    let HardwareError::NodeFailed(report) = &error else {
-        panic!("expected NodeFailed, got {error:?}");
-    };
+    let (pinger, report) = echo_refuses_ping_3(&mut hardware);
     assert_eq!(report.seed, 42);
     assert_eq!(report.failure.node_type, "Echo");
     assert_eq!(report.failure.node.machine, MachineId(2));
@@ -383,7 +382,7 @@ fn simulated_node_error_stops_the_run_with_its_causal_trace_and_seed() {
         report.trace[1]
     );
 
-    let text = error.to_string();
+    let text = HardwareError::NodeFailed(report.clone()).to_string();
     for needle in [
         "seed 42",
         "echo refuses ping 3",

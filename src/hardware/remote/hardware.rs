@@ -122,18 +122,13 @@ impl<P: Provider> RemoteHardware<P> {
         &mut self,
         call: impl AsyncFnOnce(&mut Machines<P::Backend>) -> Result<T, HardwareError>,
     ) -> Result<T, HardwareError> {
-        let machines = self
-            .machines
-            .as_mut()
-            .ok_or_else(|| HardwareError::Infrastructure("the system has been stopped".into()))?;
+        let machines = self.machines.as_mut().ok_or_else(stopped)?;
         self.stopper
             .block_on(self.provider.runtime(), call(machines))
     }
 
     fn machines(&self) -> Result<&Machines<P::Backend>, HardwareError> {
-        self.machines
-            .as_ref()
-            .ok_or_else(|| HardwareError::Infrastructure("the system has been stopped".into()))
+        self.machines.as_ref().ok_or_else(stopped)
     }
 
     /// Machine `machine`'s own reading of the run's clock now, in microseconds since the run's
@@ -181,7 +176,7 @@ impl<P: Provider> RemoteHardware<P> {
         match self.provider.records() {
             RecordsAt::LogFiles(dir) => (0..count)
                 .map(|index| {
-                    let machine = MachineId(u32::try_from(index).unwrap_or(u32::MAX));
+                    let machine = machine_id(index);
                     let path = dir.join(machine.to_string()).join(TRACE_FILE);
                     std::fs::read(&path).map_err(|error| {
                         (
@@ -195,7 +190,7 @@ impl<P: Provider> RemoteHardware<P> {
                 let read = self.with_machines(async |machines| {
                     let mut traces = Vec::new();
                     for index in 0..machines.len() {
-                        let machine = MachineId(u32::try_from(index).unwrap_or(u32::MAX));
+                        let machine = machine_id(index);
                         let trace = machines.read_trace(machine).await;
                         traces.push(trace.map(String::into_bytes).map_err(|error| {
                             let why = match error {
@@ -238,6 +233,16 @@ impl<P: Provider> RemoteHardware<P> {
         }
         self.provider.remove()
     }
+}
+
+/// What a call on a run whose machines were asked to stop gets.
+fn stopped() -> HardwareError {
+    HardwareError::Infrastructure("the system has been stopped".into())
+}
+
+/// Machine `index`'s id.
+fn machine_id(index: usize) -> MachineId {
+    MachineId(u32::try_from(index).unwrap_or(u32::MAX))
 }
 
 impl<P: Provider> Drop for RemoteHardware<P> {
@@ -339,7 +344,7 @@ impl<P: Provider> Hardware for RemoteHardware<P> {
     fn schedule(&mut self, at_us: Micros, fault: Fault) -> Result<(), HardwareError> {
         self.machines
             .as_mut()
-            .ok_or_else(|| HardwareError::Infrastructure("the system has been stopped".into()))?
+            .ok_or_else(stopped)?
             .schedule(at_us, fault)
     }
 }
