@@ -76,8 +76,9 @@ pub struct NodeState {
     pub node_type: String,
     /// What [`Node::state`] returned.
     pub state: serde_json::Value,
-    /// What the reliable link layer did for this node's messages (`sent`, `acknowledged`,
-    /// `retransmitted`, `duplicates_suppressed`; the other counters stay zero).
+    /// Messages handed to this node since its machine last booted (`messages_delivered`), and
+    /// what the reliable link layer did for its messages (`sent`, `acknowledged`,
+    /// `retransmitted`, `duplicates_suppressed`); the other counters stay zero.
     #[serde(default)]
     pub counters: Counters,
 }
@@ -473,6 +474,7 @@ impl NodeManager {
                     .receive(&mut ctl, from, &message)
                     .map_err(|error| failure(me, &slot.node_type, error, now_us))?;
                 self.stats.messages_delivered += 1;
+                slot.counters.messages_delivered += 1;
                 Handled::Done
             }
             // A node is created once: a spawn that arrives again (a duplicate the link layer did

@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 use super::bench::{self, BenchArgs};
 use super::bench_checks::{self, BenchChecksArgs};
+use super::bench_trees::{self, BenchTreesArgs};
 #[cfg(feature = "docker")]
 use super::bench_virtual::{self, BenchVirtualArgs};
 use super::workload::Workload;
@@ -43,6 +44,9 @@ pub enum SumCommands {
     /// Measure what invariants after every event cost: a sum network without an invariant and
     /// with one checked every N events, side by side.
     BenchChecks(BenchChecksArgs),
+    /// Measure what the self-scaling trees buy: the flat network and the trees side by side,
+    /// at each size (fan-out, traffic between machines, delays, settling, events, memory).
+    BenchTrees(BenchTreesArgs),
     /// Measure virtual mode: container start-up, machine-to-machine round trips, sum throughput.
     #[cfg(feature = "docker")]
     BenchVirtual(BenchVirtualArgs),
@@ -81,6 +85,7 @@ impl ExtraCommands for SumCommands {
             }
             SumCommands::Bench(args) => bench::run(&args),
             SumCommands::BenchChecks(args) => bench_checks::run(&args),
+            SumCommands::BenchTrees(args) => bench_trees::run(&args),
             #[cfg(feature = "docker")]
             SumCommands::BenchVirtual(args) => bench_virtual::run(&args, settings),
         }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_checks;
+mod bench_trees;
 #[cfg(feature = "docker")]
 mod bench_virtual;
 mod commands;
