@@ -294,6 +294,14 @@ pub trait Hardware {
     /// Describes every event from now on, for [`Hardware::last_event`] (the simulator).
     fn describe_events(&mut self) {}
 
+    /// Whether the node states it gives, read machine by machine, make a consistent cut: no
+    /// state shows a message its sender's state has not sent yet. True of the simulator, whose
+    /// states are read between two events; not of machines on the real clock, read one after
+    /// another while they run.
+    fn states_are_a_cut(&self) -> bool {
+        false
+    }
+
     /// The event processed last, if events are described.
     fn last_event(&self) -> Option<&LastEvent> {
         None
@@ -399,6 +407,9 @@ impl<H: Hardware + ?Sized> Hardware for &mut H {
     }
     fn describe_events(&mut self) {
         (**self).describe_events();
+    }
+    fn states_are_a_cut(&self) -> bool {
+        (**self).states_are_a_cut()
     }
     fn last_event(&self) -> Option<&LastEvent> {
         (**self).last_event()

@@ -81,6 +81,8 @@ pub(crate) struct Core {
     scratch: Vec<Effect>,
     /// Where the machine's disk lives (its image and the run's start), if it keeps one.
     state_dir: Option<PathBuf>,
+    /// Whether events happened since the disk image was last written.
+    unsaved_events: bool,
 }
 
 /// The machine's disk image in its state directory: what survives a kill of its process.
@@ -110,7 +112,18 @@ struct Outbox {
     counters: Counters,
     /// The structured trace, if the run asked for it.
     recorder: Option<MachineRecorder>,
+    /// Whether transmissions to other machines wait for the disk image (the machine keeps a
+    /// disk): what an event made leaves the machine only once the image holds the event.
+    after_disk: bool,
+    /// Transmissions to other machines that wait for the next disk image, in the order they
+    /// were made, with how many copies the faults send.
+    unsaved: Vec<(MachineId, Envelope, usize)>,
 }
+
+/// The most inputs handled before the disk image is written and what they made is sent: under
+/// a backlog, one image covers many events (a group commit), and the latency it adds stays
+/// bounded.
+const INPUTS_PER_IMAGE: usize = 256;
 
 impl Core {
     /// A loop around `manager`; `outbound[i]` carries envelopes to machine `i` (`None` for this
@@ -134,11 +147,14 @@ impl Core {
                 held: Vec::new(),
                 counters: Counters::default(),
                 recorder: None,
+                after_disk: false,
+                unsaved: Vec::new(),
             },
             failures: Vec::new(),
             bad_frames,
             scratch: Vec::new(),
             state_dir: None,
+            unsaved_events: false,
         }
     }
 
@@ -147,6 +163,7 @@ impl Core {
     /// starts, so that a process killed and started again boots from them.
     pub(crate) fn keep_disk(&mut self, dir: PathBuf) {
         self.state_dir = Some(dir);
+        self.outbox.after_disk = true;
     }
 
     /// Goes on with the run's clock from `run_start_unix_us` (a machine that rebooted from its
@@ -155,6 +172,7 @@ impl Core {
     pub(crate) fn resume(&mut self, run_start_unix_us: u64) -> Result<(), ClockError> {
         self.count_from(run_start_unix_us)?;
         self.carry_effects();
+        self.commit();
         Ok(())
     }
 
@@ -203,12 +221,22 @@ impl Core {
                     }
                 }
                 input = inputs.recv() => match input {
-                    Some(input) => self.on_input(input),
+                    Some(input) => {
+                        self.on_input(input);
+                        self.drain_local();
+                        // What else has come already joins this disk image.
+                        for _ in 1..INPUTS_PER_IMAGE {
+                            let Ok(input) = inputs.try_recv() else { break };
+                            self.on_input(input);
+                            self.drain_local();
+                        }
+                    }
                     None => break,
                 },
                 () = tokio::time::sleep_until(wake_at), if next_timer.is_some() => self.fire_due(),
             }
             self.drain_local();
+            self.commit();
             if let Some(recorder) = &mut self.outbox.recorder {
                 recorder.write();
             }
@@ -257,6 +285,9 @@ impl Core {
             }
             Input::Control { request, reply } => {
                 let response = self.control(request);
+                // What the answer shows is on disk, and what it made has left, before it goes.
+                self.drain_local();
+                self.commit();
                 // The requester may have given up (timeout); nothing to do then.
                 let _ = reply.send(response);
             }
@@ -450,9 +481,23 @@ impl Core {
         }
     }
 
-    fn carry_effects(&mut self) {
-        // On disk before anything it led to leaves the machine.
+    /// Writes the disk image, if anything happened since the last, then sends what waited
+    /// for it.
+    fn commit(&mut self) {
+        if self.outbox.unsaved.is_empty() && !self.unsaved_events {
+            return;
+        }
         self.save_disk();
+        self.unsaved_events = false;
+        for (to, envelope, copies) in std::mem::take(&mut self.outbox.unsaved) {
+            self.outbox.send(to, envelope, copies);
+        }
+    }
+
+    fn carry_effects(&mut self) {
+        // On disk before anything it led to leaves the machine: held in the outbox until the
+        // next commit.
+        self.unsaved_events = true;
         if let Err(full) =
             carrier::carry_effects(&mut self.manager, &mut self.scratch, &mut self.outbox)
         {
@@ -473,6 +518,26 @@ fn origin(now: Instant, wall_now_us: u64, run_start_unix_us: u64) -> Option<Inst
         now.checked_sub(away)
     } else {
         now.checked_add(away)
+    }
+}
+
+impl Outbox {
+    /// Puts `copies` of `envelope` on the link to `to`.
+    fn send(&mut self, to: MachineId, envelope: Envelope, copies: usize) {
+        let Some(Some(link)) = self.outbound.get(to.index()) else {
+            return;
+        };
+        let sent = match copies {
+            0 => Ok(()),
+            1 => link.send(envelope),
+            _ => link
+                .send(envelope.clone())
+                .and_then(|()| link.send(envelope)),
+        };
+        if sent.is_err() {
+            tracing::warn!(%to, "link to machine is closed; envelope dropped");
+            self.counters.undeliverable += 1;
+        }
     }
 }
 
@@ -504,21 +569,15 @@ impl Carrier for Outbox {
                 }
                 self.local.push_back(envelope);
             }
-            Some(Some(link)) => {
+            Some(Some(_)) => {
                 let copies = self.faults.copies(envelope.kind());
                 if let Some(recorder) = &mut self.recorder {
                     recorder.transmission(to, &envelope, copies);
                 }
-                let sent = match copies {
-                    0 => Ok(()),
-                    1 => link.send(envelope),
-                    _ => link
-                        .send(envelope.clone())
-                        .and_then(|()| link.send(envelope)),
-                };
-                if sent.is_err() {
-                    tracing::warn!(%to, "link to machine is closed; envelope dropped");
-                    self.counters.undeliverable += 1;
+                if self.after_disk {
+                    self.unsaved.push((to, envelope, copies));
+                } else {
+                    self.send(to, envelope, copies);
                 }
             }
             None => {

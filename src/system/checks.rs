@@ -109,10 +109,26 @@ impl std::error::Error for InvariantBroken {}
 /// The states of every node of a system at one moment, as a check sees them. Every state here
 /// was read back as its node type's `State` before the check ran: one that did not stopped the
 /// run with an error instead.
-#[derive(Debug, Default)]
+///
+/// On hardware on the real clock the machines are read one after another while they run, so the
+/// states need not be a consistent cut: a node may show a message whose sender, read earlier,
+/// had not sent it yet. A check that relates nodes on different machines judges only where
+/// [`States::is_a_cut`] (see docs/guarantees.md).
+#[derive(Debug)]
 pub struct States {
     /// By machine, each machine's nodes in creation order.
     pub(super) machines: Vec<Vec<NodeState>>,
+    /// Whether the states make a consistent cut.
+    pub(super) cut: bool,
+}
+
+impl Default for States {
+    fn default() -> Self {
+        States {
+            machines: Vec::new(),
+            cut: true,
+        }
+    }
 }
 
 impl States {
@@ -126,7 +142,23 @@ impl States {
             }
             machines[index].push(state);
         }
-        States { machines }
+        States {
+            machines,
+            cut: true,
+        }
+    }
+
+    /// The same states, read machine by machine from machines that ran meanwhile: not a
+    /// consistent cut.
+    pub fn torn(mut self) -> Self {
+        self.cut = false;
+        self
+    }
+
+    /// Whether the states make a consistent cut (one moment of the whole system: always in
+    /// simulation, and at rest), so that a check may relate nodes on different machines.
+    pub fn is_a_cut(&self) -> bool {
+        self.cut
     }
 
     /// Every node of type `N`, with its typed state, machine by machine.

@@ -133,6 +133,7 @@ impl<'a> Sim<'a> {
             hardware.describe_events();
         }
         let machines = hardware.machine_count();
+        let cut = hardware.states_are_a_cut();
         Sim {
             hardware,
             seed,
@@ -144,6 +145,7 @@ impl<'a> Sim<'a> {
             since_check: 0,
             states: States {
                 machines: vec![Vec::new(); machines],
+                cut,
             },
             stale: vec![true; machines],
             stale_nodes: Vec::new(),

@@ -976,6 +976,10 @@ impl Hardware for SimulatedHardware {
         self.last.as_ref()
     }
 
+    fn states_are_a_cut(&self) -> bool {
+        true
+    }
+
     fn send_from(
         &mut self,
         from: NodeHandle,
