@@ -4,8 +4,14 @@
 use std::io::Read;
 use std::path::Path;
 
-/// The most bytes DistZero reads from any file a user names: 64 MiB.
+/// The most bytes DistZero reads from a machine config or a `.env` file: 64 MiB.
 pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The most bytes DistZero reads from a scenario file unless told otherwise (`--max-input-mb`):
+/// 256 MiB, room for a few hundred thousand users listed one by one (a 100,000-user file of 20
+/// increments each is 91 MB). A file is held whole while it is parsed, so this also bounds the
+/// memory an endless or enormous file can take.
+pub const MAX_SCENARIO_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Why a file could not be read as text.
 #[derive(Debug, thiserror::Error)]
@@ -13,26 +19,52 @@ pub enum ReadProblem {
     /// The operating system refused (no such file, no permission, a directory…).
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The file holds more than [`MAX_INPUT_BYTES`].
-    #[error("it is larger than the {} MiB limit", MAX_INPUT_BYTES / (1024 * 1024))]
-    TooLarge,
+    /// The file holds more than the limit it was read with.
+    #[error("it is larger than the {} limit", size_in_words(*limit))]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The file is not UTF-8.
     #[error("it is not UTF-8 text: {0}")]
     NotUtf8(#[from] std::string::FromUtf8Error),
 }
 
+/// A limit as the messages say it: `64 MiB`, or a count of bytes if it is no whole number of MiB.
+fn size_in_words(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes}-byte")
+    }
+}
+
 /// Reads the whole of `path` as UTF-8 text, refusing a file larger than [`MAX_INPUT_BYTES`]
 /// after reading at most one byte more than that.
 pub fn read_text(path: &Path) -> Result<String, ReadProblem> {
-    read_text_from(std::fs::File::open(path)?)
+    read_text_limited(path, MAX_INPUT_BYTES)
+}
+
+/// Reads the whole of `path` as UTF-8 text, refusing a file larger than `limit` bytes after
+/// reading at most one byte more than that.
+pub fn read_text_limited(path: &Path, limit: u64) -> Result<String, ReadProblem> {
+    read_limited_from(std::fs::File::open(path)?, limit)
 }
 
 /// Reads the whole of `reader` as UTF-8 text, refusing more than [`MAX_INPUT_BYTES`].
 pub fn read_text_from(reader: impl Read) -> Result<String, ReadProblem> {
+    read_limited_from(reader, MAX_INPUT_BYTES)
+}
+
+/// Reads the whole of `reader` as UTF-8 text, refusing more than `limit` bytes.
+pub fn read_limited_from(reader: impl Read, limit: u64) -> Result<String, ReadProblem> {
     let mut bytes = Vec::new();
-    reader.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(ReadProblem::TooLarge);
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadProblem::TooLarge { limit });
     }
     Ok(String::from_utf8(bytes)?)
 }
@@ -46,7 +78,9 @@ mod tests {
         let endless = std::io::repeat(b' ');
         assert!(matches!(
             read_text_from(endless),
-            Err(ReadProblem::TooLarge)
+            Err(ReadProblem::TooLarge {
+                limit: MAX_INPUT_BYTES
+            })
         ));
         let exactly = std::io::repeat(b' ').take(MAX_INPUT_BYTES);
         assert_eq!(
@@ -56,8 +90,28 @@ mod tests {
         let invalid = read_text_from(&[0xff, 0xfe][..]).expect_err("not UTF-8");
         assert!(invalid.to_string().contains("not UTF-8"), "{invalid}");
         assert_eq!(
-            ReadProblem::TooLarge.to_string(),
+            ReadProblem::TooLarge {
+                limit: MAX_INPUT_BYTES
+            }
+            .to_string(),
             "it is larger than the 64 MiB limit"
+        );
+    }
+
+    #[test]
+    fn simulated_a_limit_of_its_own_is_kept_to_the_byte() {
+        let endless = std::io::repeat(b' ');
+        let refused = read_limited_from(endless, 10).expect_err("endless");
+        assert_eq!(refused.to_string(), "it is larger than the 10-byte limit");
+        assert_eq!(
+            read_limited_from(&b"0123456789"[..], 10).ok().as_deref(),
+            Some("0123456789")
+        );
+        let scenario_limit =
+            read_limited_from(std::io::repeat(b' '), MAX_SCENARIO_BYTES).expect_err("endless");
+        assert_eq!(
+            scenario_limit.to_string(),
+            "it is larger than the 256 MiB limit"
         );
     }
 }
