@@ -8,6 +8,16 @@ use serde_json::value::RawValue;
 
 use super::error::{SectionError, TextPosition};
 
+/// The keys and values of a section, as a map deserializer reads them.
+type Pairs<'a> = std::iter::Map<
+    std::slice::Iter<'a, (String, &'a RawValue)>,
+    fn(&'a (String, &'a RawValue)) -> (&'a str, &'a RawValue),
+>;
+
+fn pair<'a>(entry: &'a (String, &'a RawValue)) -> (&'a str, &'a RawValue) {
+    (entry.0.as_str(), entry.1)
+}
+
 /// The keys of a scenario that are not common to every scenario (`machines`, `run_ms`, …): the
 /// application's section, in the order the file gives them, each value still its JSON text.
 #[derive(Debug, Clone, Copy)]
@@ -35,8 +45,15 @@ impl<'a> SectionKeys<'a> {
     /// The keys, as the section `S`: every value parsed once from its text. An error names the
     /// field (`users[0].machine`) and, where serde saw it, its line and column in the document.
     pub fn deserialize<S: DeserializeOwned>(&self) -> Result<S, SectionError> {
-        let pairs = self.entries.iter().map(|(key, raw)| (key.as_str(), *raw));
-        let mut map = MapDeserializer::<_, serde_json::Error>::new(pairs);
+        // Tracking the path costs a string for every key read: it is tracked only to name the
+        // field of an error, reading the keys again (the same text fails at the same place).
+        let mut map = self.map();
+        if let Ok(section) = S::deserialize(MapAccessDeserializer::new(&mut map)) {
+            if map.end().is_ok() {
+                return Ok(section);
+            }
+        }
+        let mut map = self.map();
         let whole = MapAccessDeserializer::new(&mut map);
         let section: S = serde_path_to_error::deserialize(whole).map_err(|e| {
             let path = e.path().to_string();
@@ -54,6 +71,12 @@ impl<'a> SectionKeys<'a> {
             at: None,
         })?;
         Ok(section)
+    }
+
+    /// The keys as a map to deserialize.
+    fn map(&self) -> MapDeserializer<'a, Pairs<'a>, serde_json::Error> {
+        let entries: &'a [(String, &'a RawValue)] = self.entries;
+        MapDeserializer::new(entries.iter().map(pair as fn(_) -> _))
     }
 
     /// Where in the document `error`, which serde placed within the value of `key`, is.

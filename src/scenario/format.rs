@@ -204,18 +204,7 @@ impl Scenario {
     /// DistZero's own binary knows [`builtin`](crate::apps::builtin) applications; a library
     /// user's, its own (`Applications::of(MyApp)`).
     pub fn parse(text: &str, apps: &Applications) -> Result<Self, ScenarioError> {
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let fields: TopLevel<'_> =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-                ScenarioError::Json {
-                    path: e.path().to_string(),
-                    reason: e.into_inner().to_string(),
-                }
-            })?;
-        deserializer.end().map_err(|e| ScenarioError::Json {
-            path: ".".into(),
-            reason: format!("{e} after the scenario object; a file holds one scenario"),
-        })?;
+        let fields = top_level(text)?;
         let app = match &fields.application {
             Some(name) => apps.find(name).ok_or_else(|| {
                 invalid(
@@ -318,6 +307,32 @@ impl PartialEq for Scenario {
     fn eq(&self, other: &Self) -> bool {
         self.to_json() == other.to_json()
     }
+}
+
+/// The document's top level, in one pass: the common keys read, the application's kept as
+/// their text. The path of an error is tracked only when there is one, by reading again (a
+/// string for every key read would cost more than the rest of the reading).
+fn top_level(text: &str) -> Result<TopLevel<'_>, ScenarioError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    if let Ok(fields) = TopLevel::deserialize(&mut deserializer) {
+        deserializer.end().map_err(|e| ScenarioError::Json {
+            path: ".".into(),
+            reason: format!("{e} after the scenario object; a file holds one scenario"),
+        })?;
+        return Ok(fields);
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let error = match serde_path_to_error::deserialize::<_, TopLevel<'_>>(&mut deserializer) {
+        Err(e) => ScenarioError::Json {
+            path: e.path().to_string(),
+            reason: e.into_inner().to_string(),
+        },
+        Ok(_) => ScenarioError::Json {
+            path: ".".into(),
+            reason: "the scenario reads only when its path is tracked".into(),
+        },
+    };
+    Err(error)
 }
 
 fn invalid(field: &str, reason: &str) -> ScenarioError {

@@ -171,10 +171,10 @@ impl SumSection {
             }
             let mut previous = Millis::ZERO;
             for (step, (at_ms, action)) in user.actions.iter().enumerate() {
-                let field = at(&format!("actions[{step}]"));
+                let field = || at(&format!("actions[{step}]"));
                 if *at_ms < previous {
                     return Err(FieldError::new(
-                        field,
+                        field(),
                         format!("time {at_ms} comes before the previous action at {previous}; times must be in order"),
                     ));
                 }
@@ -182,7 +182,7 @@ impl SumSection {
                 let absolute = user.join_ms.saturating_add(*at_ms);
                 if let Err(beyond) = absolute.within_horizon() {
                     return Err(FieldError::new(
-                        field,
+                        field(),
                         format!("time {at_ms} after a join at {}: {beyond}", user.join_ms),
                     ));
                 }
@@ -190,7 +190,7 @@ impl SumSection {
                 magnitude = magnitude.saturating_add(amount.unsigned_abs());
                 if magnitude > i64::MAX as u64 {
                     return Err(FieldError::new(
-                        field,
+                        field(),
                         "the user's increments add up beyond what a 64-bit total can hold",
                     ));
                 }
