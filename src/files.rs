@@ -49,7 +49,11 @@ pub fn read_text(path: &Path) -> Result<String, ReadProblem> {
 /// Reads the whole of `path` as UTF-8 text, refusing a file larger than `limit` bytes after
 /// reading at most one byte more than that.
 pub fn read_text_limited(path: &Path, limit: u64) -> Result<String, ReadProblem> {
-    read_limited_from(std::fs::File::open(path)?, limit)
+    let file = std::fs::File::open(path)?;
+    // A regular file says how long it is: room for all of it at once, not grown by doubling.
+    let expected = file.metadata().map_or(0, |meta| meta.len()).min(limit);
+    let expected = usize::try_from(expected).unwrap_or(0);
+    read_into(file, limit, Vec::with_capacity(expected.saturating_add(1)))
 }
 
 /// Reads the whole of `reader` as UTF-8 text, refusing more than [`MAX_INPUT_BYTES`].
@@ -59,10 +63,34 @@ pub fn read_text_from(reader: impl Read) -> Result<String, ReadProblem> {
 
 /// Reads the whole of `reader` as UTF-8 text, refusing more than `limit` bytes.
 pub fn read_limited_from(reader: impl Read, limit: u64) -> Result<String, ReadProblem> {
-    let mut bytes = Vec::new();
-    reader
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)?;
+    read_into(reader, limit, Vec::new())
+}
+
+/// Reads `reader` into `bytes` as UTF-8 text, refusing more than `limit` bytes. The buffer
+/// grows by doubling but never past the limit and a byte, so that an endless file costs no
+/// more memory than about one and a half times the limit while it is refused (a regular file
+/// of known length is read into a buffer of its length).
+fn read_into(reader: impl Read, limit: u64, mut bytes: Vec<u8>) -> Result<String, ReadProblem> {
+    let most = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut taken = reader.take(limit.saturating_add(1));
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let read = match taken.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error.into()),
+        };
+        let needed = bytes.len() + read;
+        if bytes.capacity() < needed {
+            // Doubling, but straight to the most once past half of it: never a buffer of the
+            // limit copied into one a byte larger.
+            let doubled = bytes.capacity().saturating_mul(2);
+            let grown = if doubled > most / 2 { most } else { doubled }.max(needed);
+            bytes.reserve_exact(grown - bytes.len());
+        }
+        bytes.extend_from_slice(&chunk[..read]);
+    }
     if bytes.len() as u64 > limit {
         return Err(ReadProblem::TooLarge { limit });
     }
