@@ -33,7 +33,7 @@ pub enum ReadProblem {
 /// A limit as the messages say it: `64 MiB`, or a count of bytes if it is no whole number of MiB.
 fn size_in_words(bytes: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
     } else {
         format!("{bytes}-byte")
