@@ -140,8 +140,7 @@ fn user(name: &str, machine: u32, join_ms: u64, amount: i64) -> UserSpec {
 fn sum(users: Vec<UserSpec>) -> SumSection {
     SumSection {
         users,
-        persist: true,
-        tree: None,
+        ..SumSection::default()
     }
 }
 

@@ -6,7 +6,8 @@
 //!   1e308 ms, `demo --run-ms 18446744073709551615`, a join after the run ends) are refused,
 //!   naming the field or flag.
 //! - A scenario file holds one JSON object: trailing text or a second object is refused.
-//! - No more than 64 MiB of a file is read (`/dev/zero` included).
+//! - No more of a scenario file is read than its limit (256 MiB, or `--max-input-mb`), `/dev/zero`
+//!   included; `check` reads and validates a scenario without running it.
 //! - `--json` prints exactly one JSON object on stdout for every outcome: a correct run, a wrong
 //!   one, a node failure, bad input, a capacity limit; usage errors are one line on stderr.
 //! - The report says whether the run settled and how much was still in flight.
@@ -247,23 +248,80 @@ fn simulated_cli_rejects_text_after_the_scenario_object() {
 }
 
 #[test]
-fn simulated_cli_reads_no_more_than_64_mib_of_a_file() {
-    // A valid scenario padded past the limit with white space is refused, not parsed.
+fn simulated_cli_reads_no_more_of_a_scenario_than_its_limit() {
+    // A valid scenario padded past the limit with white space is refused, not parsed; at the
+    // limit it is read.
     let dir = TempDir::new("large");
     let mut padded = scenario(json!({})).to_string().into_bytes();
-    padded.resize(64 * 1024 * 1024 + 1, b' ');
-    let path = dir.file("padded.json", &padded);
+    padded.resize(1024 * 1024, b' ');
+    let at_limit = dir.file("at-limit.json", &padded);
+    let output = dist_zero(&["check", &at_limit, "--max-input-mb", "1"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    padded.push(b' ');
+    let beyond = dir.file("padded.json", &padded);
+    for command in ["run", "check"] {
+        assert_refused_file(
+            command,
+            &beyond,
+            &["1"],
+            &["cannot read scenario", "larger than the 1 MiB limit"],
+        );
+    }
+    // An endless file is refused at the limit, the default one or one of its own.
     assert_refused_file(
-        &path,
-        &["cannot read scenario", "larger than the 64 MiB limit"],
+        "run",
+        "/dev/zero",
+        &[],
+        &["cannot read scenario /dev/zero", "256 MiB"],
     );
-    // An endless file is refused after 64 MiB.
-    assert_refused_file("/dev/zero", &["cannot read scenario /dev/zero", "64 MiB"]);
+    assert_refused_file(
+        "check",
+        "/dev/zero",
+        &["2"],
+        &["cannot read scenario /dev/zero", "2 MiB"],
+    );
+    let zero = dist_zero(&["check", &at_limit, "--max-input-mb", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "a limit of nothing is refused");
 }
 
-/// As [`assert_refused`], for a file that is already there.
-fn assert_refused_file(path: &str, needles: &[&str]) {
-    let output = dist_zero(&["run", path, "--json"]);
+#[test]
+fn simulated_cli_check_says_what_a_valid_scenario_holds() {
+    let dir = TempDir::new("check");
+    let path = dir.file(
+        "crowd.json",
+        json!({"machines": 4, "run_ms": 1000, "crowds": [{"name": "c", "users": 1000}]})
+            .to_string(),
+    );
+    let human = dist_zero(&["check", &path]);
+    assert_eq!(human.status.code(), Some(0), "{}", stderr(&human));
+    assert_eq!(
+        stdout(&human).trim_end(),
+        "valid: sum network, 4 machines, 1000 users, run_ms 1000, seed 0"
+    );
+    let report = json_of(&dist_zero(&["check", &path, "--json"]));
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["size"], "1000 users");
+    let bad = dir.file(
+        "bad.json",
+        json!({"machines": 4, "run_ms": 1000, "crowds": [{"name": "c", "users": 5, "machines": [4]}]})
+            .to_string(),
+    );
+    assert_refused_file(
+        "check",
+        &bad,
+        &[],
+        &["crowds[0].machines[0]", "out of range"],
+    );
+}
+
+/// As [`assert_refused`], for a file that is already there, with `command` (`run` or `check`)
+/// and `--max-input-mb` set to the first of `limit`, if any.
+fn assert_refused_file(command: &str, path: &str, limit: &[&str], needles: &[&str]) {
+    let mut args = vec![command, path, "--json"];
+    if let Some(limit) = limit.first() {
+        args.extend(["--max-input-mb", limit]);
+    }
+    let output = dist_zero(&args);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{path}: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{path}: {err}");

@@ -179,8 +179,7 @@ fn sum_section(machines: u32, users: Users) -> SumSection {
         .collect();
     SumSection {
         users,
-        persist: true,
-        tree: None,
+        ..SumSection::default()
     }
 }
 

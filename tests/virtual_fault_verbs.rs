@@ -69,8 +69,7 @@ fn sum_section() -> SumSection {
     };
     SumSection {
         users: vec![user("a", 1, 5), user("b", 2, 7)],
-        persist: true,
-        tree: None,
+        ..SumSection::default()
     }
 }
 

@@ -7,9 +7,11 @@
 
 mod direct;
 mod error;
+mod keys;
 
 pub use direct::{send, spawn};
-pub use error::{FieldError, PlayError, SectionError};
+pub use error::{FieldError, PlayError, SectionError, TextPosition};
+pub use keys::SectionKeys;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -77,16 +79,26 @@ pub fn validate_section<A: Application>(
     common: &Common,
 ) -> Result<(), FieldError> {
     app.validate(section, common)?;
-    match app.inputs(section).into_iter().find(|input| input.at >= common.run_ms) {
-        Some(late) => Err(FieldError::new(
-            late.field,
-            format!(
-                "{} is at or after the run ends (run_ms {}): it would never be played, yet the check would count it; make it earlier or run_ms longer",
-                late.at, common.run_ms
-            ),
-        )),
+    match app
+        .inputs(section)
+        .into_iter()
+        .find(|input| input.at >= common.run_ms)
+    {
+        Some(late) => Err(late_input(late.field, late.at, common.run_ms)),
         None => Ok(()),
     }
+}
+
+/// The error of an input `field` sets at `at`, at or after the end of a run of `run_ms`: the
+/// rule [`validate_section`] applies, for an application that checks its inputs as it
+/// validates.
+pub fn late_input(field: impl Into<String>, at: Millis, run_ms: Millis) -> FieldError {
+    FieldError::new(
+        field,
+        format!(
+            "{at} is at or after the run ends (run_ms {run_ms}): it would never be played, yet the check would count it; make it earlier or run_ms longer"
+        ),
+    )
 }
 
 /// A distributed application: node types, a scenario section, a play and a check.
@@ -104,6 +116,14 @@ pub trait Application: Send + Sync + 'static {
     /// Registers the application's node types.
     fn register(&self, registry: &mut NodeRegistry);
 
+    /// Hands a section just read or built what the rest of the scenario says — its common
+    /// fields and its seed (the `seed` key as written, not a run's `--seed`) — before it is
+    /// validated: for rules that need the machine count or draw what they describe from the
+    /// seed, so that a sweep of seeds varies the run and never the workload. Nothing by default.
+    fn prepare(&self, section: &mut Self::Section, common: &Common, seed: u64) {
+        let _ = (section, common, seed);
+    }
+
     /// Checks what the section's types alone cannot, naming the field at fault.
     fn validate(&self, section: &Self::Section, common: &Common) -> Result<(), FieldError>;
 
@@ -111,7 +131,8 @@ pub trait Application: Send + Sync + 'static {
     /// it: the generic layer refuses a scenario with one at or after the end of the run (see
     /// [`validate_section`]), so that no application counts an input its run never played. An
     /// application whose play acts at times it reads from its section lists them here; none by
-    /// default.
+    /// default. A sequence of moments in order, or a rule that makes many, may stand for all of
+    /// them by its latest (with the field that sets it).
     fn inputs(&self, section: &Self::Section) -> Vec<Input> {
         let _ = section;
         Vec::new()
@@ -214,11 +235,14 @@ pub trait AnyApplication: Send + Sync {
     fn title(&self) -> &'static str;
     /// [`Application::register`].
     fn register(&self, registry: &mut NodeRegistry);
-    /// Reads and validates the section from a scenario's keys.
+    /// Reads the section from a scenario's keys (each value's JSON text parsed once, straight
+    /// into the section's types), hands it the scenario's `seed` ([`Application::prepare`]) and
+    /// validates it.
     fn parse_section(
         &self,
-        fields: Map<String, Value>,
+        keys: &SectionKeys<'_>,
         common: &Common,
+        seed: u64,
     ) -> Result<AnySection, SectionError>;
     /// The section as JSON (to write a scenario back).
     fn section_json(&self, section: &AnySection) -> Map<String, Value>;
@@ -258,16 +282,12 @@ impl<A: Application> AnyApplication for A {
 
     fn parse_section(
         &self,
-        fields: Map<String, Value>,
+        keys: &SectionKeys<'_>,
         common: &Common,
+        seed: u64,
     ) -> Result<AnySection, SectionError> {
-        let section: A::Section =
-            serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| {
-                SectionError::Json {
-                    path: e.path().to_string(),
-                    source: e.into_inner(),
-                }
-            })?;
+        let mut section: A::Section = keys.deserialize()?;
+        Application::prepare(self, &mut section, common, seed);
         validate_section(self, &section, common)?;
         Ok(Arc::new(section))
     }

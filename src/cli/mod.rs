@@ -8,6 +8,7 @@
 //! line on stderr). With `--json`, every outcome is one JSON object on stdout: a report, or an
 //! error object (`error`, `exit_code`, `kind`).
 
+mod check;
 #[cfg(feature = "docker")]
 mod clean;
 #[cfg(feature = "cloud")]
@@ -18,6 +19,7 @@ mod report_args;
 mod shell;
 mod sweep;
 
+pub use check::{CheckArgs, InputLimit};
 pub use report_args::ReportArgs;
 pub use sweep::SeedRange;
 
@@ -110,6 +112,9 @@ pub struct RunArgs {
     /// (on by default in debug builds; simulated mode).
     #[arg(long)]
     pub wire_check: bool,
+    /// How much of the scenario file is read.
+    #[command(flatten)]
+    pub input: InputLimit,
     /// Seeing the run: the structured trace, the HTML report, the diagram's filters.
     #[command(flatten)]
     pub see: ReportArgs,
@@ -120,6 +125,8 @@ pub struct RunArgs {
 pub enum Command<E: ExtraCommands> {
     /// Run a scenario file.
     Run(Box<RunArgs>),
+    /// Read and validate a scenario file without running it, and say what it holds.
+    Check(CheckArgs),
     /// Run one machine of a virtual-mode system (what each container runs).
     #[cfg(feature = "docker")]
     Machine(machine::MachineArgs),
@@ -227,6 +234,7 @@ impl<E: ExtraCommands> Command<E> {
     fn json(&self) -> bool {
         match self {
             Command::Run(args) => args.json,
+            Command::Check(args) => args.json,
             Command::Extra(extra) => extra.json(),
             #[cfg(feature = "docker")]
             _ => false,
@@ -251,6 +259,7 @@ pub fn execute<E: ExtraCommands>(
 ) -> u8 {
     match command {
         Command::Run(args) => run(*args, settings, apps),
+        Command::Check(args) => check::check(&args, apps),
         #[cfg(feature = "docker")]
         Command::Machine(args) => machine::run(&args, apps),
         #[cfg(feature = "docker")]
@@ -283,9 +292,10 @@ fn run(args: RunArgs, settings: &Settings, apps: &Applications) -> u8 {
         unreliable,
         max_events,
         wire_check,
+        input,
         see,
     } = args;
-    let scenario = match Scenario::load(&path, apps) {
+    let scenario = match Scenario::load_limited(&path, apps, input.bytes()) {
         Ok(scenario) => scenario,
         Err(error) => return Failure::bad_input(&error).report(json),
     };

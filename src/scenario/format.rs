@@ -1,18 +1,24 @@
 //! The scenario file format, parsed and then validated so that every later step can trust it:
 //! the keys every run has (machines, length, seed, network), and the application's section.
+//!
+//! A file is parsed in one pass: the common keys straight into their types, the application's
+//! keys kept as slices of the text (no JSON tree is built) until the file has said which
+//! application it is for, then parsed once, straight into that application's section.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::app::{
     validate_section, AnyApplication, AnySection, Application, Applications, Common, SectionError,
+    SectionKeys,
 };
 use crate::faults::{NetworkConfig, NetworkConfigError};
-use crate::files::read_text;
+use crate::files::{read_text_limited, MAX_SCENARIO_BYTES};
 use crate::time::Millis;
 
 /// Why a scenario cannot be run. Each message names the file or field at fault.
@@ -70,29 +76,81 @@ pub struct Scenario {
     section: AnySection,
 }
 
-/// The keys every scenario has, and the rest (the application's section).
-#[derive(Deserialize)]
-struct CommonFields {
-    #[serde(default)]
+/// The keys every scenario has, and the rest (the application's section), each of the rest
+/// with its value's JSON text.
+struct TopLevel<'a> {
     application: Option<String>,
     machines: u32,
     run_ms: Millis,
-    #[serde(default)]
     seed: u64,
-    #[serde(default)]
     network: NetworkConfig,
-    #[serde(default = "reliable_by_default")]
     reliable_delivery: bool,
-    #[serde(flatten)]
-    section: Map<String, Value>,
+    section: Vec<(String, &'a RawValue)>,
+}
+
+impl<'de> Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TopLevelVisitor)
+    }
+}
+
+/// Reads the top-level object key by key, as serde's derive would (missing and duplicate
+/// common keys are named), keeping every other key's value as it is written.
+struct TopLevelVisitor;
+
+impl<'de> Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a scenario: one JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<TopLevel<'de>, M::Error> {
+        fn once<T, E: de::Error>(
+            slot: &mut Option<T>,
+            key: &'static str,
+            value: T,
+        ) -> Result<(), E> {
+            match slot.replace(value) {
+                Some(_) => Err(E::duplicate_field(key)),
+                None => Ok(()),
+            }
+        }
+        let (mut application, mut machines, mut run_ms, mut seed) = (None, None, None, None);
+        let (mut network, mut reliable_delivery) = (None, None);
+        let mut section = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "application" => once(&mut application, "application", map.next_value()?)?,
+                "machines" => once(&mut machines, "machines", map.next_value()?)?,
+                "run_ms" => once(&mut run_ms, "run_ms", map.next_value()?)?,
+                "seed" => once(&mut seed, "seed", map.next_value()?)?,
+                "network" => once(&mut network, "network", map.next_value()?)?,
+                "reliable_delivery" => once(
+                    &mut reliable_delivery,
+                    "reliable_delivery",
+                    map.next_value()?,
+                )?,
+                _ => {
+                    let value: &'de RawValue = map.next_value()?;
+                    section.push((key, value));
+                }
+            }
+        }
+        Ok(TopLevel {
+            application: application.flatten(),
+            machines: machines.ok_or_else(|| de::Error::missing_field("machines"))?,
+            run_ms: run_ms.ok_or_else(|| de::Error::missing_field("run_ms"))?,
+            seed: seed.unwrap_or(0),
+            network: network.unwrap_or_default(),
+            reliable_delivery: reliable_delivery.unwrap_or(true),
+            section,
+        })
+    }
 }
 
 /// The most machines a scenario may ask for.
 pub const MAX_MACHINES: u32 = 100_000;
-
-fn reliable_by_default() -> bool {
-    true
-}
 
 impl Scenario {
     /// A scenario of `app` with `section`, on `machines` machines for `run_ms`, with the default
@@ -104,8 +162,10 @@ impl Scenario {
         run_ms: Millis,
         seed: u64,
     ) -> Result<Self, ScenarioError> {
-        validate_section(&app, &section, &Common { machines, run_ms })
-            .map_err(SectionError::from)?;
+        let mut section = section;
+        let common = Common { machines, run_ms };
+        app.prepare(&mut section, &common, seed);
+        validate_section(&app, &section, &common).map_err(SectionError::from)?;
         let scenario = Scenario {
             machines,
             run_ms,
@@ -119,10 +179,20 @@ impl Scenario {
         Ok(scenario)
     }
 
-    /// Reads and validates a scenario file (at most [`MAX_INPUT_BYTES`](crate::files::MAX_INPUT_BYTES)
-    /// of it) for one of `apps`, as [`Scenario::parse`] does.
+    /// Reads and validates a scenario file (at most [`MAX_SCENARIO_BYTES`] of it) for one of
+    /// `apps`, as [`Scenario::parse`] does.
     pub fn load(path: &Path, apps: &Applications) -> Result<Self, ScenarioError> {
-        let text = read_text(path).map_err(|e| ScenarioError::Unreadable {
+        Self::load_limited(path, apps, MAX_SCENARIO_BYTES)
+    }
+
+    /// As [`Scenario::load`], reading at most `max_bytes` of the file (`--max-input-mb`): a
+    /// larger file, or an endless one, is refused after `max_bytes` and one byte more.
+    pub fn load_limited(
+        path: &Path,
+        apps: &Applications,
+        max_bytes: u64,
+    ) -> Result<Self, ScenarioError> {
+        let text = read_text_limited(path, max_bytes).map_err(|e| ScenarioError::Unreadable {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -134,18 +204,7 @@ impl Scenario {
     /// DistZero's own binary knows [`builtin`](crate::apps::builtin) applications; a library
     /// user's, its own (`Applications::of(MyApp)`).
     pub fn parse(text: &str, apps: &Applications) -> Result<Self, ScenarioError> {
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let fields: CommonFields =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-                ScenarioError::Json {
-                    path: e.path().to_string(),
-                    reason: e.into_inner().to_string(),
-                }
-            })?;
-        deserializer.end().map_err(|e| ScenarioError::Json {
-            path: ".".into(),
-            reason: format!("{e} after the scenario object; a file holds one scenario"),
-        })?;
+        let fields = top_level(text)?;
         let app = match &fields.application {
             Some(name) => apps.find(name).ok_or_else(|| {
                 invalid(
@@ -170,9 +229,10 @@ impl Scenario {
             app,
         };
         scenario.validate_common()?;
+        let keys = SectionKeys::new(text, &fields.section);
         scenario.section = scenario
             .app
-            .parse_section(fields.section, &scenario.common())?;
+            .parse_section(&keys, &scenario.common(), scenario.seed)?;
         Ok(scenario)
     }
 
@@ -247,6 +307,32 @@ impl PartialEq for Scenario {
     fn eq(&self, other: &Self) -> bool {
         self.to_json() == other.to_json()
     }
+}
+
+/// The document's top level, in one pass: the common keys read, the application's kept as
+/// their text. The path of an error is tracked only when there is one, by reading again (a
+/// string for every key read would cost more than the rest of the reading).
+fn top_level(text: &str) -> Result<TopLevel<'_>, ScenarioError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    if let Ok(fields) = TopLevel::deserialize(&mut deserializer) {
+        deserializer.end().map_err(|e| ScenarioError::Json {
+            path: ".".into(),
+            reason: format!("{e} after the scenario object; a file holds one scenario"),
+        })?;
+        return Ok(fields);
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let error = match serde_path_to_error::deserialize::<_, TopLevel<'_>>(&mut deserializer) {
+        Err(e) => ScenarioError::Json {
+            path: e.path().to_string(),
+            reason: e.into_inner().to_string(),
+        },
+        Ok(_) => ScenarioError::Json {
+            path: ".".into(),
+            reason: "the scenario reads only when its path is tracked".into(),
+        },
+    };
+    Err(error)
 }
 
 fn invalid(field: &str, reason: &str) -> ScenarioError {

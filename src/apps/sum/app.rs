@@ -9,8 +9,8 @@ use super::tree::{
     TreeNodeConfig,
 };
 use super::{
-    InputConfig, InputLeafNode, InputNode, OutputConfig, OutputLeafNode, OutputNode, SumConfig,
-    SumMessage, SumNode, SumSection, TreeSpec,
+    CrowdContext, InputConfig, InputLeafNode, InputNode, OutputConfig, OutputLeafNode, OutputNode,
+    SumConfig, SumMessage, SumNode, SumSection, TreeSpec,
 };
 use crate::app::{
     states_of, Application, Common, FieldError, Input, Invariant, PlayError, Verdict,
@@ -74,6 +74,14 @@ impl Application for SumApp {
         registry.add::<TreeCentre>();
     }
 
+    /// The crowds take the scenario's machine count and seed.
+    fn prepare(&self, section: &mut SumSection, common: &Common, seed: u64) {
+        section.context = CrowdContext {
+            machines: common.machines,
+            seed,
+        };
+    }
+
     fn validate(&self, section: &SumSection, common: &Common) -> Result<(), FieldError> {
         section.validate(common)
     }
@@ -83,11 +91,11 @@ impl Application for SumApp {
     }
 
     fn size(&self, section: &SumSection) -> String {
-        format!("{} users", section.users.len())
+        format!("{} users", section.user_count())
     }
 
     fn is_large(&self, section: &SumSection) -> bool {
-        section.users.len() >= LARGE_RUN_USERS
+        section.user_count() >= LARGE_RUN_USERS
     }
 
     /// Builds the sum network on machine 0 and lets every user join at its time.
@@ -116,14 +124,12 @@ impl Application for SumApp {
                 persist,
             },
         )?;
-        let mut joining: Vec<_> = section.users.iter().collect();
-        joining.sort_by_key(|user| user.join_ms);
-        for user in joining {
-            sim.run_until(user.join_ms.0)?;
+        for user in section.joining_order() {
+            sim.run_until(user.join_ms().0)?;
             let recording = user.recording()?;
             let machine = user.machine_id();
             sim.send(input, &SumMessage::AddInputKid { machine, recording })?;
-            let user = user.name.clone();
+            let user = user.name().into_owned();
             sim.send(output, &SumMessage::AddOutputKid { machine, user })?;
         }
         Ok(())
@@ -133,10 +139,9 @@ impl Application for SumApp {
     fn check(&self, section: &SumSection, states: &[NodeState]) -> Verdict<SumOutcome> {
         let expected_total = section.expected_total();
         let mut outputs: BTreeMap<String, Option<i64>> = section
-            .users
-            .iter()
-            .filter(|user| user.leave_ms.is_none())
-            .map(|user| (user.name.clone(), None))
+            .each_user()
+            .filter(|user| user.leave_ms().is_none())
+            .map(|user| (user.name().into_owned(), None))
             .collect();
         if section.tree.is_some() {
             for (_, leaf) in states_of::<TreeLeaf>(states) {
@@ -193,7 +198,7 @@ impl Application for SumApp {
             summary,
             lines,
             outcome: SumOutcome {
-                users: section.users.len(),
+                users: section.user_count(),
                 expected_total,
                 outputs,
                 heights,
@@ -269,15 +274,13 @@ fn play_trees(section: &SumSection, tree: TreeSpec, sim: &mut Sim<'_>) -> Result
         },
     )?;
     let input = sim.spawn::<TreeNode>(machine, &root(Role::Input, Some(centre.untyped())))?;
-    let mut joining: Vec<_> = section.users.iter().collect();
-    joining.sort_by_key(|user| user.join_ms);
-    for user in joining {
-        sim.run_until(user.join_ms.0)?;
+    for user in section.joining_order() {
+        sim.run_until(user.join_ms().0)?;
         let join = JoinRequest {
             machine: user.machine_id(),
-            user: user.name.clone(),
+            user: user.name().into_owned(),
             recording: Some(user.recording()?),
-            leave_ms: user.leave_ms.map(|at| at.0),
+            leave_ms: user.leave_ms().map(|at| at.0),
         };
         let output_join = JoinRequest {
             recording: None,

@@ -11,26 +11,31 @@
 //! `docs/applications.md`, Self-scaling trees).
 //!
 //! It is built exactly as a library user's application would be: typed nodes, a scenario
-//! section ([`SumSection`], the `users` key), a play and a check ([`SumApp`]).
+//! section ([`SumSection`]: the `users` key, users listed one by one, and the `crowds` key, users
+//! by rule), a play and a check ([`SumApp`]).
 
 mod app;
+mod crowd;
 mod input;
 mod output;
 mod protocol;
 mod recorded_user;
+mod roster;
 mod section;
 mod sum_node;
 mod tree;
 mod tree_check;
 
 pub use app::{SumApp, SumOutcome, TreeHeights};
+pub use crowd::{Amount, Crowd, CrowdContext, MachineSet};
 pub use input::{InputConfig, InputLeafNode, InputLeafState, InputNode, InputState, LeafConfig};
 pub use output::{
     OutputConfig, OutputLeafConfig, OutputLeafNode, OutputLeafState, OutputNode, OutputState,
 };
 pub use protocol::{SumMessage, UserAction};
 pub use recorded_user::{RecordedUser, RecordedUserError};
-pub use section::{SumSection, TreeSpec, UserSpec, MAX_TREE_KIDS};
+pub use roster::User;
+pub use section::{SumSection, TreeSpec, UserSpec, MAX_TREE_KIDS, MAX_USERS};
 pub use sum_node::{Flush, SumConfig, SumNode, SumState, DEFAULT_SEND_INTERVAL_MS};
 pub use tree::{
     ClosedEdge, Edge, GoneLeaf, JoinRequest, Kid, LeafTimer, Op, Received, Role, TreeCentre,

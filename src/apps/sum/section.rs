@@ -1,11 +1,12 @@
-//! The sum network's part of a scenario: its users.
+//! The sum network's part of a scenario: its users, listed one by one and by rule (crowds).
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::crowd::{Crowd, CrowdContext};
 use super::{RecordedUser, UserAction};
-use crate::app::{Common, FieldError, Input};
+use crate::app::{late_input, Common, FieldError, Input};
 use crate::messages::MachineId;
 use crate::time::Millis;
 
@@ -43,13 +44,17 @@ impl UserSpec {
     }
 }
 
-/// The sum network's section of a scenario: `users`, and `persist`.
+/// The sum network's section of a scenario: `users`, `crowds`, `persist` and `tree`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SumSection {
-    /// The users.
+    /// The users written out one by one.
     #[serde(default)]
     pub users: Vec<UserSpec>,
+    /// The users by rule: each crowd many users in a few lines, computed when needed (see
+    /// [`Crowd`]); they come after the listed users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crowds: Vec<Crowd>,
     /// Whether the nodes persist what they know, so that the totals survive crashes (on by
     /// default; `false` shows what persisting is for).
     #[serde(default = "persist_by_default", skip_serializing_if = "is_true")]
@@ -57,6 +62,10 @@ pub struct SumSection {
     /// The self-scaling trees instead of the flat network (absent: flat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<TreeSpec>,
+    /// What the crowds take from the rest of the scenario (its machines and seed): set when
+    /// the scenario is read or built, not written in the section.
+    #[serde(skip)]
+    pub context: CrowdContext,
 }
 
 /// The `tree` key of a sum section: the network is an input tree and an output tree.
@@ -70,12 +79,17 @@ pub struct TreeSpec {
 /// The most kids a tree's node may be given: more would make every node a flat list.
 pub const MAX_TREE_KIDS: usize = 10_000;
 
+/// The most users a section may have, listed and by rule together.
+pub const MAX_USERS: u64 = 10_000_000;
+
 impl Default for SumSection {
     fn default() -> Self {
         SumSection {
             users: Vec::new(),
+            crowds: Vec::new(),
             persist: true,
             tree: None,
+            context: CrowdContext::default(),
         }
     }
 }
@@ -89,10 +103,12 @@ fn is_true(value: &bool) -> bool {
 }
 
 impl SumSection {
-    /// Checks what JSON types alone cannot: unique names, machines in range, actions in order
-    /// and within the time horizon (that every input comes before the run ends is the generic
-    /// rule, [`validate_section`](crate::app::validate_section)), each user's total within 64 bits (the
-    /// sum over users that leaves 64 bits is the sum node's error, during the run).
+    /// Checks what JSON types alone cannot: unique names (a listed user's never one a crowd
+    /// gives), machines in range, actions in order, within the time horizon and before the run
+    /// ends (the generic rule of [`validate_section`](crate::app::validate_section), checked
+    /// here for each listed action so that the first late one is named), each user's total
+    /// within 64 bits (the sum over users that leaves 64 bits is the sum node's error, during the
+    /// run), each crowd's rule ([`Crowd::validate`]), and at most [`MAX_USERS`] users.
     pub fn validate(&self, common: &Common) -> Result<(), FieldError> {
         if let Some(tree) = self.tree {
             if !(2..=MAX_TREE_KIDS).contains(&tree.max_kids) {
@@ -105,6 +121,7 @@ impl SumSection {
                 ));
             }
         }
+        self.validate_crowds(common)?;
         let mut names = BTreeSet::new();
         for (index, user) in self.users.iter().enumerate() {
             let mut magnitude: u64 = 0;
@@ -113,6 +130,15 @@ impl SumSection {
                 return Err(FieldError::new(
                     at("name"),
                     format!("user name `{}` is used twice", user.name),
+                ));
+            }
+            if let Some((crowd, _)) = self.crowd_of(&user.name) {
+                return Err(FieldError::new(
+                    at("name"),
+                    format!(
+                        "user name `{}` is one that crowds[{crowd}] gives its users",
+                        user.name
+                    ),
                 ));
             }
             if user.machine >= common.machines {
@@ -145,10 +171,10 @@ impl SumSection {
             }
             let mut previous = Millis::ZERO;
             for (step, (at_ms, action)) in user.actions.iter().enumerate() {
-                let field = at(&format!("actions[{step}]"));
+                let field = || at(&format!("actions[{step}]"));
                 if *at_ms < previous {
                     return Err(FieldError::new(
-                        field,
+                        field(),
                         format!("time {at_ms} comes before the previous action at {previous}; times must be in order"),
                     ));
                 }
@@ -156,7 +182,7 @@ impl SumSection {
                 let absolute = user.join_ms.saturating_add(*at_ms);
                 if let Err(beyond) = absolute.within_horizon() {
                     return Err(FieldError::new(
-                        field,
+                        field(),
                         format!("time {at_ms} after a join at {}: {beyond}", user.join_ms),
                     ));
                 }
@@ -164,16 +190,84 @@ impl SumSection {
                 magnitude = magnitude.saturating_add(amount.unsigned_abs());
                 if magnitude > i64::MAX as u64 {
                     return Err(FieldError::new(
-                        field,
+                        field(),
                         "the user's increments add up beyond what a 64-bit total can hold",
                     ));
+                }
+            }
+        }
+        self.validate_listed_times(common.run_ms)
+    }
+
+    /// The generic rule that every input comes before the run ends, for the listed users: the
+    /// first late join, leave or action, in the order they are written, is named.
+    fn validate_listed_times(&self, run_ms: Millis) -> Result<(), FieldError> {
+        for (index, user) in self.users.iter().enumerate() {
+            if user.join_ms >= run_ms {
+                return Err(late_input(
+                    format!("users[{index}].join_ms"),
+                    user.join_ms,
+                    run_ms,
+                ));
+            }
+            if let Some(leave_ms) = user.leave_ms.filter(|leave_ms| *leave_ms >= run_ms) {
+                return Err(late_input(
+                    format!("users[{index}].leave_ms"),
+                    leave_ms,
+                    run_ms,
+                ));
+            }
+            for (step, (at_ms, _)) in user.actions.iter().enumerate() {
+                let absolute = user.join_ms.saturating_add(*at_ms);
+                if absolute >= run_ms {
+                    let field = format!("users[{index}].actions[{step}]");
+                    return Err(late_input(field, absolute, run_ms));
                 }
             }
         }
         Ok(())
     }
 
-    /// When each user joins and plays each action, since the start, with the field that sets it.
+    /// The crowds' rules, their names unique, and the count of users within [`MAX_USERS`].
+    fn validate_crowds(&self, common: &Common) -> Result<(), FieldError> {
+        let context = CrowdContext {
+            machines: common.machines,
+            ..self.context
+        };
+        let mut names = BTreeSet::new();
+        let mut users = self.users.len() as u64;
+        for (index, crowd) in self.crowds.iter().enumerate() {
+            if !names.insert(crowd.name.as_str()) {
+                return Err(FieldError::new(
+                    format!("crowds[{index}].name"),
+                    format!("crowd name `{}` is used twice", crowd.name),
+                ));
+            }
+            users += u64::from(crowd.users);
+            if users > MAX_USERS {
+                return Err(FieldError::new(
+                    format!("crowds[{index}].users"),
+                    format!("{users} users so far: a section has at most {MAX_USERS}"),
+                ));
+            }
+            crowd.validate(index, context, self.tree.is_some())?;
+        }
+        Ok(())
+    }
+
+    /// The crowd (its place in `crowds`) and the number in it of the user called `name`, if a
+    /// crowd gives that name.
+    pub fn crowd_of(&self, name: &str) -> Option<(usize, u32)> {
+        self.crowds
+            .iter()
+            .enumerate()
+            .find_map(|(place, crowd)| crowd.index_of(name).map(|index| (place, index)))
+    }
+
+    /// When users join, leave and act, since the start, with the field that sets it: for each
+    /// listed user its join, its leave and its last action (its actions are in order, each
+    /// checked against the end of the run by [`SumSection::validate`]); for each crowd the latest
+    /// of each (its last user's).
     pub fn inputs(&self) -> Vec<Input> {
         let mut inputs = Vec::new();
         for (index, user) in self.users.iter().enumerate() {
@@ -181,11 +275,16 @@ impl SumSection {
             if let Some(leave_ms) = user.leave_ms {
                 inputs.push(Input::new(format!("users[{index}].leave_ms"), leave_ms));
             }
-            for (step, (at_ms, _)) in user.actions.iter().enumerate() {
+            if let Some((at_ms, _)) = user.actions.last() {
                 inputs.push(Input::new(
-                    format!("users[{index}].actions[{step}]"),
+                    format!("users[{index}].actions[{}]", user.actions.len() - 1),
                     user.join_ms.saturating_add(*at_ms),
                 ));
+            }
+        }
+        for (index, crowd) in self.crowds.iter().enumerate() {
+            for (field, at) in crowd.latest(index) {
+                inputs.push(Input::new(field, at));
             }
         }
         inputs
@@ -193,14 +292,16 @@ impl SumSection {
 
     /// The sum of every increment every user makes: what each output must converge to (held
     /// at the nearest 64-bit bound if it leaves them; such a run stops with the sum node's
-    /// error before it is judged).
+    /// error before it is judged). A crowd of a fixed amount counts without going through its
+    /// users.
     pub fn expected_total(&self) -> i64 {
-        self.users
+        let listed = self
+            .users
             .iter()
-            .flat_map(|user| &user.actions)
-            .fold(0i64, |total, (_, UserAction::Increment { amount })| {
-                total.saturating_add(*amount)
-            })
+            .fold(0i64, |total, user| total.saturating_add(user.total()));
+        self.crowds.iter().fold(listed, |total, crowd| {
+            total.saturating_add(crowd.total(self.context))
+        })
     }
 }
 

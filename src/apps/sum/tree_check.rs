@@ -159,17 +159,26 @@ impl Trees {
         for (handle, leaf) in &input_leaves {
             edges.extend(leaf.edges.iter().map(|edge| (*handle, *edge)));
         }
-        let totals: BTreeMap<&str, i64> = section
-            .users
-            .iter()
-            .map(|user| (user.name.as_str(), user.total()))
-            .collect();
         let mut added: i64 = input_leaves.iter().map(|(_, leaf)| leaf.sent_total).sum();
+        let mut listed: Option<BTreeMap<&str, i64>> = None;
         for (handle, leaf) in &gone {
             if !present.contains(handle) {
                 edges.extend(leaf.edges.iter().map(|edge| (*handle, *edge)));
                 if let Some(user) = &leaf.user {
-                    added += totals.get(user.as_str()).copied().unwrap_or(0);
+                    added += match section.crowd_user(user) {
+                        Some(user) => user.total(),
+                        None => listed
+                            .get_or_insert_with(|| {
+                                section
+                                    .users
+                                    .iter()
+                                    .map(|user| (user.name.as_str(), user.total()))
+                                    .collect()
+                            })
+                            .get(user.as_str())
+                            .copied()
+                            .unwrap_or(0),
+                    };
                 }
             }
         }
@@ -310,16 +319,16 @@ pub fn at_rest_problems(section: &SumSection, states: &States) -> Vec<String> {
             .flat_map(|(_, node)| &node.gone)
             .filter_map(|gone| gone.user.as_deref())
             .collect();
-        for user in &section.users {
-            let (found, wanted) = if user.leave_ms.is_some() {
-                (left.contains(user.name.as_str()), "left")
+        for user in section.each_user() {
+            let name = user.name();
+            let (found, wanted) = if user.leave_ms().is_some() {
+                (left.contains(name.as_ref()), "left")
             } else {
-                (here.contains(user.name.as_str()), "a leaf")
+                (here.contains(name.as_ref()), "a leaf")
             };
             if !found {
                 problems.push(format!(
-                    "{} in the {role:?} tree: not {wanted} as it should be",
-                    user.name
+                    "{name} in the {role:?} tree: not {wanted} as it should be"
                 ));
             }
         }
@@ -435,8 +444,8 @@ mod tests {
                 actions: vec![(Millis(5), UserAction::Increment { amount: 4 })],
                 leave_ms: None,
             }],
-            persist: true,
             tree: Some(TreeSpec { max_kids: 3 }),
+            ..SumSection::default()
         }
     }
 

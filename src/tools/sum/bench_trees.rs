@@ -291,10 +291,10 @@ fn section(args: &BenchTreesArgs, users: u32, machines: u32, tree: bool) -> SumS
     }
     SumSection {
         users: specs,
-        persist: true,
         tree: tree.then_some(TreeSpec {
             max_kids: args.max_kids,
         }),
+        ..SumSection::default()
     }
 }
 

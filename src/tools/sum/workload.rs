@@ -136,8 +136,7 @@ impl Workload {
             .collect();
         SumSection {
             users,
-            persist: true,
-            tree: None,
+            ..SumSection::default()
         }
     }
 }
