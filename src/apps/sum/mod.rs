@@ -14,6 +14,7 @@
 //! section ([`SumSection`], the `users` key), a play and a check ([`SumApp`]).
 
 mod app;
+mod chunked;
 mod input;
 mod output;
 mod protocol;
@@ -24,6 +25,7 @@ mod tree;
 mod tree_check;
 
 pub use app::{SumApp, SumOutcome, TreeHeights};
+pub use chunked::Chunked;
 pub use input::{InputConfig, InputLeafNode, InputLeafState, InputNode, InputState, LeafConfig};
 pub use output::{
     OutputConfig, OutputLeafConfig, OutputLeafNode, OutputLeafState, OutputNode, OutputState,
