@@ -36,17 +36,34 @@ pub enum MessageError {
 ///
 /// A message is kept as its wire form: validated, compact JSON text, with its `"type"` read out
 /// once. Cloning is cheap (shared behind an `Arc`), so a node can broadcast one message to
-/// thousands of receivers without copying it, and every mode — the simulator included — runs
-/// the real serialization: what a node decodes is always what went over the wire.
+/// thousands of receivers without copying it.
+///
+/// A message made from a typed value with [`Message::encode_typed`] keeps that value beside its
+/// JSON, so a receiver that reads it as the same type gets a copy of the value without decoding
+/// the text (see [`Message::decode_shared`]). Every message is still encoded once — its text is
+/// what the simulator's trace hashes, and what the real modes send — and the typed layer's wire
+/// check (on in debug builds and every test) decodes the text instead and checks that the value
+/// survives the round trip, so a message type that does not is found before it runs anywhere
+/// for real.
 #[derive(Clone)]
 pub struct Message(Arc<Inner>);
 
 struct Inner {
     json: Box<RawValue>,
-    kind: Box<str>,
+    kind: Kind,
     /// The first typed reading of `json`, shared by every receiver of this message (a broadcast
     /// to thousands of nodes is decoded once).
     decoded: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// The typed value the message was encoded from, if it was made by
+    /// [`Message::encode_typed`].
+    sent: Option<Box<dyn Any + Send + Sync>>,
+}
+
+/// Where a message's `"type"` is: a stretch of its JSON text when it needs no unescaping (nearly
+/// always), else its own string.
+enum Kind {
+    At(u32, u32),
+    Owned(Box<str>),
 }
 
 /// A node's configuration: a message whose `"type"` names the node type to create.
@@ -80,8 +97,9 @@ impl Message {
         let json = serde_json::value::to_raw_value(&fields).unwrap_or_else(|_| empty_object());
         Message(Arc::new(Inner {
             json,
-            kind: kind.into(),
+            kind: Kind::Owned(kind.into()),
             decoded: OnceLock::new(),
+            sent: None,
         }))
     }
 
@@ -91,9 +109,37 @@ impl Message {
         Self::from_compact(serde_json::value::to_raw_value(typed).map_err(encode_error)?)
     }
 
+    /// Encodes a typed message and keeps the value itself beside its JSON: a receiver that reads
+    /// the message as `T` can take a copy of it ([`Message::sent_value`]) instead of decoding
+    /// (what it would decode is the same value, as the typed layer's wire check verifies).
+    pub fn encode_typed<T>(typed: &T) -> Result<Self, MessageError>
+    where
+        T: Serialize + Clone + Send + Sync + 'static,
+    {
+        let mut message = Self::encode(typed)?;
+        if let Some(inner) = Arc::get_mut(&mut message.0) {
+            inner.sent = Some(Box::new(typed.clone()));
+        }
+        Ok(message)
+    }
+
+    /// A copy of the value the message was encoded from by [`Message::encode_typed`], if it was
+    /// and that value is a `T`. A message that came over a real wire has none.
+    pub fn sent_value<T: Clone + 'static>(&self) -> Option<T> {
+        self.0.sent.as_ref()?.downcast_ref::<T>().cloned()
+    }
+
     /// The message's `"type"`.
     pub fn kind(&self) -> &str {
-        &self.0.kind
+        match &self.0.kind {
+            Kind::At(start, end) => self
+                .0
+                .json
+                .get()
+                .get(*start as usize..*end as usize)
+                .unwrap_or_default(),
+            Kind::Owned(kind) => kind,
+        }
     }
 
     /// Reads the message as a typed value, naming the message type and the problem on failure.
@@ -173,15 +219,44 @@ impl Message {
                 _ => "a number",
             }));
         }
-        let header: Header<'_> =
-            serde_json::from_str(text).map_err(|_| MessageError::MissingType)?;
-        let kind: Box<str> = header.kind.ok_or(MessageError::MissingType)?.into();
+        let kind = match leading_type(text) {
+            Some(range) => Kind::At(range.0, range.1),
+            None => {
+                let header: Header<'_> =
+                    serde_json::from_str(text).map_err(|_| MessageError::MissingType)?;
+                match header.kind.ok_or(MessageError::MissingType)? {
+                    Cow::Borrowed(kind) => match text.find(kind) {
+                        Some(at) if u32::try_from(at + kind.len()).is_ok() => {
+                            Kind::At(at as u32, (at + kind.len()) as u32)
+                        }
+                        _ => Kind::Owned(kind.into()),
+                    },
+                    Cow::Owned(kind) => Kind::Owned(kind.into()),
+                }
+            }
+        };
         Ok(Message(Arc::new(Inner {
             json,
             kind,
             decoded: OnceLock::new(),
+            sent: None,
         })))
     }
+}
+
+/// Where the `"type"` of compact, valid JSON `text` is, if the object begins with it and it
+/// needs no unescaping — as serde writes every internally tagged enum — and no other key is
+/// `"type"` (a duplicate is left to the full reading, which rejects it).
+fn leading_type(text: &str) -> Option<(u32, u32)> {
+    const PREFIX: &str = r#"{"type":""#;
+    let rest = text.strip_prefix(PREFIX)?;
+    let len = rest.find(['"', '\\'])?;
+    if rest.as_bytes().get(len) != Some(&b'"') || rest[len..].contains(r#""type":"#) {
+        return None;
+    }
+    let start = u32::try_from(PREFIX.len()).ok()?;
+    let end = u32::try_from(PREFIX.len() + len).ok()?;
+    Some((start, end))
 }
 
 /// Whether valid JSON `text` has white space outside its strings (so is not in compact form).
@@ -325,6 +400,38 @@ mod tests {
         assert_eq!(first, second);
         let other: Result<i64, _> = message.decode_shared(|_| Ok(9));
         assert_eq!(other, Ok(9));
+    }
+
+    #[test]
+    fn simulated_a_typed_message_keeps_the_value_it_was_encoded_from() {
+        let typed = Sample::Increment { amount: 4 };
+        let message = Message::encode_typed(&typed).expect("encodes");
+        assert_eq!(message.kind(), "increment");
+        assert_eq!(message.as_json(), r#"{"type":"increment","amount":4}"#);
+        assert_eq!(message.sent_value::<Sample>(), Some(typed.clone()));
+        assert_eq!(message.clone().sent_value::<i64>(), None, "another type");
+        let over_the_wire = Message::from_bytes(&message.to_bytes()).expect("parses");
+        assert_eq!(over_the_wire.sent_value::<Sample>(), None);
+        assert_eq!(over_the_wire.decode::<Sample>(), Ok(typed));
+        assert_eq!(over_the_wire, message);
+    }
+
+    #[test]
+    fn simulated_the_type_is_read_wherever_it_is_in_the_object() {
+        for (text, kind) in [
+            (r#"{"type":"a","x":1}"#, "a"),
+            (r#"{"x":1,"type":"b"}"#, "b"),
+            (r#"{"type":"c\u0041","x":1}"#, "cA"),
+            (r#"{"type":"d","x":"{\"type\":\"e\"}"}"#, "d"),
+        ] {
+            let message = Message::from_bytes(text.as_bytes()).expect("valid");
+            assert_eq!(message.kind(), kind, "{text}");
+        }
+        assert_eq!(
+            Message::from_bytes(br#"{"type":"a","type":"b"}"#),
+            Err(MessageError::MissingType),
+            "a duplicate type is refused, as before"
+        );
     }
 
     #[test]

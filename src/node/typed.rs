@@ -246,9 +246,10 @@ pub(super) fn read_config<N: TypedNode>(config: &NodeConfig) -> Result<N::Config
         })
 }
 
-/// Encodes a message for a node of type `N`.
+/// Encodes a message for a node of type `N`, keeping the typed value beside its JSON (see
+/// [`Message::encode_typed`]).
 pub fn message_for<N: TypedNode>(message: &N::Message) -> Result<Message, NodeError> {
-    Ok(Message::encode(message)?)
+    Ok(Message::encode_typed(message)?)
 }
 
 fn encode_error(error: serde_json::Error) -> NodeError {
@@ -456,14 +457,24 @@ impl<N: TypedNode> Node for Typed<N> {
         sender: Option<NodeHandle>,
         message: &Message,
     ) -> Result<(), NodeError> {
-        // A broadcast to many nodes of one type is decoded once.
-        let typed = message
-            .decode_shared(|message| message.decode::<N::Message>())
-            .map_err(|error| NodeError::Rejected {
-                node_type: N::TYPE,
-                kind: message.kind().to_owned(),
-                reason: error.to_string(),
-            })?;
+        let rejected = |error: MessageError| NodeError::Rejected {
+            node_type: N::TYPE,
+            kind: message.kind().to_owned(),
+            reason: error.to_string(),
+        };
+        // Checked, the node gets what it decodes from the wire form, as in a real mode (one
+        // decoding, shared by every receiver of a broadcast), and that must encode back to the
+        // same JSON. Unchecked, it gets a copy of the value the sender encoded, if that was of
+        // its message type.
+        let sent = (!self.wire_check)
+            .then(|| message.sent_value::<N::Message>())
+            .flatten();
+        let typed = match sent {
+            Some(typed) => typed,
+            None => message
+                .decode_shared(|message| message.decode::<N::Message>())
+                .map_err(rejected)?,
+        };
         if self.wire_check {
             Self::check_wire(message, &typed)?;
         }

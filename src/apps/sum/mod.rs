@@ -15,6 +15,7 @@
 //! by rule), a play and a check ([`SumApp`]).
 
 mod app;
+mod chunked;
 mod crowd;
 mod input;
 mod output;
@@ -27,6 +28,7 @@ mod tree;
 mod tree_check;
 
 pub use app::{SumApp, SumOutcome, TreeHeights};
+pub use chunked::Chunked;
 pub use crowd::{Amount, Crowd, CrowdContext, MachineSet};
 pub use input::{InputConfig, InputLeafNode, InputLeafState, InputNode, InputState, LeafConfig};
 pub use output::{

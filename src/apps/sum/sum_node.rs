@@ -1,7 +1,9 @@
 //! The sum node: batches increments and forwards them to every receiver.
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use super::chunked::Chunked;
 use super::input::InputLeafNode;
 use super::output::OutputLeafNode;
 use super::SumMessage;
@@ -65,13 +67,16 @@ pub struct SumState {
 
 /// What a sum node writes to its machine's disk: everything it knows but its timer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its lists share their entries with the node's own, chunk by chunk (see [`Chunked`]), so
+/// persisting after every increment copies one chunk, not the whole table.
 pub struct SumDurable {
     /// Its input leaves.
-    pub senders: Vec<Handle<InputLeafNode>>,
+    pub senders: Chunked<Handle<InputLeafNode>>,
     /// Its output leaves.
-    pub receivers: Vec<Handle<OutputLeafNode>>,
+    pub receivers: Chunked<Handle<OutputLeafNode>>,
     /// The latest running total each sender reported (`None`: from outside the system).
-    pub totals: Vec<(Option<NodeHandle>, i64)>,
+    pub totals: Chunked<(Option<NodeHandle>, i64)>,
     /// Everything forwarded so far.
     pub sent_total: i64,
 }
@@ -89,12 +94,14 @@ pub struct Flush;
 /// the total again (what it had sent and not had acknowledged was lost with its machine).
 #[derive(Debug)]
 pub struct SumNode {
-    senders: Vec<Handle<InputLeafNode>>,
-    receivers: Vec<Handle<OutputLeafNode>>,
+    senders: Chunked<Handle<InputLeafNode>>,
+    receivers: Chunked<Handle<OutputLeafNode>>,
     interval_ms: u64,
     persist: bool,
     /// The latest running total of each sender, in the order they first reported.
-    totals: Vec<(Option<NodeHandle>, i64)>,
+    totals: Chunked<(Option<NodeHandle>, i64)>,
+    /// Where each sender is in `totals`; looked up, never iterated.
+    position: FxHashMap<Option<NodeHandle>, usize>,
     /// Everything the senders reported, added up.
     total: i64,
     sent_total: i64,
@@ -138,11 +145,12 @@ impl TypedNode for SumNode {
             ));
         }
         Ok(SumNode {
-            senders: config.senders,
-            receivers: config.receivers,
+            senders: config.senders.into(),
+            receivers: config.receivers.into(),
             interval_ms: config.interval_ms,
             persist: config.persist,
-            totals: Vec::new(),
+            totals: Chunked::default(),
+            position: FxHashMap::default(),
             total: 0,
             sent_total: 0,
             tick_pending: false,
@@ -156,6 +164,12 @@ impl TypedNode for SumNode {
             .totals
             .iter()
             .try_fold(0, |sum, (_, total)| super::add_to_total(sum, *total))?;
+        self.position = durable
+            .totals
+            .iter()
+            .enumerate()
+            .map(|(index, (sender, _))| (*sender, index))
+            .collect();
         self.totals = durable.totals;
         self.sent_total = durable.sent_total;
         // Also when the total is 0: a receiver may hold an older total that the batch which
@@ -164,7 +178,7 @@ impl TypedNode for SumNode {
             amount: 0,
             total: self.sent_total,
         };
-        ctl.broadcast(&self.receivers, &again)?;
+        ctl.broadcast(self.receivers.iter(), &again)?;
         self.arm(ctl);
         Ok(())
     }
@@ -177,9 +191,11 @@ impl TypedNode for SumNode {
     ) -> Result<(), NodeError> {
         match message {
             SumMessage::Increment { total, .. } => {
-                let before = match self.totals.iter_mut().find(|(sender, _)| *sender == from) {
+                let known = self.position.get(&from).copied();
+                let before = match known.and_then(|index| self.totals.get_mut(index)) {
                     Some((_, latest)) => std::mem::replace(latest, total),
                     None => {
+                        self.position.insert(from, self.totals.len());
                         self.totals.push((from, total));
                         0
                     }
@@ -191,12 +207,12 @@ impl TypedNode for SumNode {
                 self.arm(ctl);
             }
             SumMessage::AddSender { node } => {
-                if !self.senders.contains(&node) {
+                if !self.senders.iter().any(|known| *known == node) {
                     self.senders.push(node);
                 }
             }
             SumMessage::AddReceiver { node } => {
-                if !self.receivers.contains(&node) {
+                if !self.receivers.iter().any(|known| *known == node) {
                     self.receivers.push(node);
                     if self.sent_total != 0 {
                         let catch_up = SumMessage::Increment {
@@ -226,7 +242,7 @@ impl TypedNode for SumNode {
         };
         self.sent_total = self.total;
         self.save(ctl);
-        ctl.broadcast(&self.receivers, &batch)
+        ctl.broadcast(self.receivers.iter(), &batch)
     }
 
     fn state(&self) -> SumState {

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use super::baseline::{self, Carry};
 use super::Workload;
 use crate::cli::{report_error, EXIT_BAD_INPUT, EXIT_CORRECT, EXIT_WRONG};
 use crate::faults::FaultRule;
@@ -42,6 +43,11 @@ pub struct BenchArgs {
     /// the series, and encode the trace as JSON lines (to nowhere), within the timed run.
     #[arg(long)]
     pub observe: bool,
+    /// Instead of the table, run each `--users` value fault-free in DistZero and in a bare
+    /// event loop doing the same work (plain values, and JSON per message), side by side, and
+    /// print the ratio.
+    #[arg(long)]
+    pub baseline: bool,
 }
 
 /// One measured configuration.
@@ -58,6 +64,9 @@ pub fn run(args: &BenchArgs) -> u8 {
             EXIT_BAD_INPUT,
             &format!("--drop {} is outside [0, 1]", args.drop),
         );
+    }
+    if args.baseline {
+        return run_baseline(args);
     }
     out!(
         "{:>8} {:>9} {:>11} {:>9} {:>6} {:>12} {:>10} {:>10} {:>8}",
@@ -134,6 +143,86 @@ pub fn run(args: &BenchArgs) -> u8 {
             measured.events as f64 / measured.best_ms / 1000.0,
             measured.correct,
         );
+    }
+    exit_status(all_correct)
+}
+
+/// `--baseline`: DistZero and the bare loop on each `--users` value, one table each.
+fn run_baseline(args: &BenchArgs) -> u8 {
+    let mut all_correct = true;
+    for users in &args.users {
+        let workload = Workload {
+            machines: args.machines,
+            users: *users,
+            increments: args.increments,
+            run_ms: Millis(args.run_ms),
+            seed: args.seed,
+        };
+        if let Err(error) = workload.validate() {
+            return report_error(EXIT_BAD_INPUT, &error);
+        }
+        let scenario = match workload.scenario() {
+            Ok(scenario) => scenario,
+            Err(error) => return report_error(EXIT_BAD_INPUT, &error),
+        };
+        let distzero = match measure(&scenario, args.repeat, args.observe) {
+            Ok(measured) => measured,
+            Err(error) => {
+                err!("dist-zero: benchmark with {users} users failed: {error}");
+                return EXIT_WRONG;
+            }
+        };
+        let section = workload.section();
+        let bare = |carry| {
+            baseline::best_of(args.repeat, || {
+                baseline::run_loop(&section, args.machines, args.run_ms, args.seed, carry)
+            })
+        };
+        let (typed, typed_ms) = bare(Carry::Typed);
+        let (json, json_ms) = bare(Carry::Json);
+        all_correct &= distzero.correct && typed.correct && json.correct;
+        out!(
+            "{} machines, {users} users x {} increments, {} ms simulated, best of {}",
+            args.machines,
+            args.increments,
+            args.run_ms,
+            args.repeat.max(1)
+        );
+        out!(
+            "{:<30} {:>10} {:>10} {:>10} {:>12} {:>8}",
+            "",
+            "events",
+            "wall ms",
+            "ns/event",
+            "x bare loop",
+            "correct"
+        );
+        let rows = [
+            (
+                if args.observe {
+                    "DistZero (observed)"
+                } else {
+                    "DistZero"
+                },
+                distzero.events,
+                distzero.best_ms,
+                distzero.correct,
+            ),
+            ("bare event loop", typed.events, typed_ms, typed.correct),
+            (
+                "bare loop, JSON per message",
+                json.events,
+                json_ms,
+                json.correct,
+            ),
+        ];
+        for (name, events, wall_ms, correct) in rows {
+            out!(
+                "{name:<30} {events:>10} {wall_ms:>10.1} {:>10.0} {:>12.2} {correct:>8}",
+                wall_ms * 1e6 / events.max(1) as f64,
+                wall_ms / typed_ms,
+            );
+        }
     }
     exit_status(all_correct)
 }

@@ -1,6 +1,7 @@
 //! The sum network's demo and benchmarks: the commands DistZero's own binary adds. They time
 //! runs with the wall clock, so they live here, apart from the application and its nodes.
 
+mod baseline;
 mod bench;
 mod bench_checks;
 mod bench_trees;
