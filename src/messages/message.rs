@@ -57,6 +57,8 @@ struct Inner {
     /// The typed value the message was encoded from, if it was made by
     /// [`Message::encode_typed`].
     sent: Option<Box<dyn Any + Send + Sync>>,
+    /// The XXH3 digest of `json`, once asked for.
+    digest: OnceLock<u64>,
 }
 
 /// Where a message's `"type"` is: a stretch of its JSON text when it needs no unescaping (nearly
@@ -100,6 +102,7 @@ impl Message {
             kind: Kind::Owned(kind.into()),
             decoded: OnceLock::new(),
             sent: None,
+            digest: OnceLock::new(),
         }))
     }
 
@@ -173,6 +176,15 @@ impl Message {
         self.0.json.get()
     }
 
+    /// The 64-bit XXH3 digest of [`Message::as_json`] (a fixed, portable hash), computed once
+    /// and shared by every copy: what the simulator's trace folds in for the message's text.
+    pub fn digest(&self) -> u64 {
+        *self
+            .0
+            .digest
+            .get_or_init(|| xxhash_rust::xxh3::xxh3_64(self.as_json().as_bytes()))
+    }
+
     /// The message's wire form: compact JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         self.as_json().as_bytes().to_vec()
@@ -240,6 +252,7 @@ impl Message {
             kind,
             decoded: OnceLock::new(),
             sent: None,
+            digest: OnceLock::new(),
         })))
     }
 }

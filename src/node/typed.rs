@@ -218,8 +218,26 @@ impl<'de, M> Deserialize<'de> for ReplyTo<M> {
     }
 }
 
-/// Encodes `N`'s config as the JSON object a spawn carries: its fields and `"type": N::TYPE`.
+/// A config written with its node type first: `{"type": …, its fields…}`.
+#[derive(Serialize)]
+struct Tagged<'a, C> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    config: &'a C,
+}
+
+/// Encodes `N`'s config as the JSON object a spawn carries: `"type": N::TYPE` and its fields.
 pub fn config_of<N: TypedNode>(config: &N::Config) -> Result<NodeConfig, NodeError> {
+    // Written straight to text with the type first. A config that is not a plain object, or
+    // that has a `"type"` of its own (which the node type replaces), takes the long way.
+    let tagged = Tagged {
+        kind: N::TYPE,
+        config,
+    };
+    if let Ok(message) = Message::encode(&tagged) {
+        return Ok(message);
+    }
     let value = serde_json::to_value(config).map_err(encode_error)?;
     let mut fields = match value {
         serde_json::Value::Object(fields) => fields,
@@ -493,5 +511,70 @@ impl<N: TypedNode> Node for Typed<N> {
         serde_json::to_value(self.node.state()).unwrap_or_else(|error| {
             serde_json::Value::String(format!("the state of {} cannot be shown: {error}", N::TYPE))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Plain {
+        size: u32,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Typed {
+        #[serde(rename = "type")]
+        kind: String,
+        size: u32,
+    }
+
+    struct Node<C>(PhantomData<C>);
+
+    impl<C: Serialize + DeserializeOwned + Send + 'static> TypedNode for Node<C> {
+        const TYPE: &'static str = "Sized";
+        type Config = C;
+        type Message = i64;
+        type State = ();
+        type Timer = NoTimer;
+        type Durable = Volatile;
+
+        fn new(_: C) -> Result<Self, NodeError> {
+            Ok(Node(PhantomData))
+        }
+
+        fn receive(
+            &mut self,
+            _: &mut Ctl<'_, Self>,
+            _: Option<NodeHandle>,
+            _: i64,
+        ) -> Result<(), NodeError> {
+            Ok(())
+        }
+
+        fn state(&self) {}
+    }
+
+    #[test]
+    fn simulated_a_config_is_written_with_its_type_first_and_reads_back() {
+        let config = config_of::<Node<Plain>>(&Plain { size: 3 }).expect("encodes");
+        assert_eq!(config.as_json(), r#"{"type":"Sized","size":3}"#);
+        assert_eq!(config.kind(), "Sized");
+        assert_eq!(
+            read_config::<Node<Plain>>(&config).ok(),
+            Some(Plain { size: 3 })
+        );
+    }
+
+    #[test]
+    fn simulated_a_config_with_a_type_of_its_own_gets_the_node_type() {
+        let own = Typed {
+            kind: "Other".into(),
+            size: 4,
+        };
+        let config = config_of::<Node<Typed>>(&own).expect("encodes");
+        assert_eq!(config.kind(), "Sized");
+        assert!(config_of::<Node<u32>>(&7).is_err(), "not an object");
     }
 }

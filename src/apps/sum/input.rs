@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::chunked::Chunked;
 use super::sum_node::{persist_by_default, SumNode};
 use super::{RecordedUser, SumMessage};
 use crate::messages::NodeHandle;
@@ -35,7 +36,8 @@ pub struct InputState {
 #[derive(Debug)]
 pub struct InputNode {
     receivers: Vec<Handle<SumNode>>,
-    kids: Vec<Handle<InputLeafNode>>,
+    /// Its leaves (shared with what it persisted, see [`Chunked`]).
+    kids: Chunked<Handle<InputLeafNode>>,
     persist: bool,
 }
 
@@ -46,12 +48,12 @@ impl TypedNode for InputNode {
     type State = InputState;
     type Timer = NoTimer;
     /// Its leaves.
-    type Durable = Vec<Handle<InputLeafNode>>;
+    type Durable = Chunked<Handle<InputLeafNode>>;
 
     fn new(config: InputConfig) -> Result<Self, NodeError> {
         Ok(InputNode {
             receivers: config.receivers,
-            kids: Vec::new(),
+            kids: Chunked::default(),
             persist: config.persist,
         })
     }
@@ -59,9 +61,9 @@ impl TypedNode for InputNode {
     fn recover(
         &mut self,
         ctl: &mut Ctl<'_, Self>,
-        kids: Vec<Handle<InputLeafNode>>,
+        kids: Chunked<Handle<InputLeafNode>>,
     ) -> Result<(), NodeError> {
-        for node in &kids {
+        for node in kids.iter() {
             ctl.broadcast(&self.receivers, &SumMessage::AddSender { node: *node })?;
         }
         self.kids = kids;

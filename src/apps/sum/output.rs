@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::chunked::Chunked;
 use super::sum_node::{persist_by_default, SumNode};
 use super::SumMessage;
 use crate::messages::NodeHandle;
@@ -37,7 +38,8 @@ pub struct OutputState {
 #[derive(Debug)]
 pub struct OutputNode {
     senders: Vec<Handle<SumNode>>,
-    kids: Vec<Handle<OutputLeafNode>>,
+    /// Its leaves (shared with what it persisted, see [`Chunked`]).
+    kids: Chunked<Handle<OutputLeafNode>>,
     persist: bool,
 }
 
@@ -48,12 +50,12 @@ impl TypedNode for OutputNode {
     type State = OutputState;
     type Timer = NoTimer;
     /// Its leaves.
-    type Durable = Vec<Handle<OutputLeafNode>>;
+    type Durable = Chunked<Handle<OutputLeafNode>>;
 
     fn new(config: OutputConfig) -> Result<Self, NodeError> {
         Ok(OutputNode {
             senders: config.senders,
-            kids: Vec::new(),
+            kids: Chunked::default(),
             persist: config.persist,
         })
     }
@@ -61,9 +63,9 @@ impl TypedNode for OutputNode {
     fn recover(
         &mut self,
         ctl: &mut Ctl<'_, Self>,
-        kids: Vec<Handle<OutputLeafNode>>,
+        kids: Chunked<Handle<OutputLeafNode>>,
     ) -> Result<(), NodeError> {
-        for node in &kids {
+        for node in kids.iter() {
             ctl.broadcast(&self.senders, &SumMessage::AddReceiver { node: *node })?;
         }
         self.kids = kids;

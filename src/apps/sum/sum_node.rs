@@ -1,6 +1,6 @@
 //! The sum node: batches increments and forwards them to every receiver.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::chunked::Chunked;
@@ -102,6 +102,8 @@ pub struct SumNode {
     totals: Chunked<(Option<NodeHandle>, i64)>,
     /// Where each sender is in `totals`; looked up, never iterated.
     position: FxHashMap<Option<NodeHandle>, usize>,
+    /// The nodes in `senders`, and in `receivers`; looked up, never iterated.
+    members: [FxHashSet<NodeHandle>; 2],
     /// Everything the senders reported, added up.
     total: i64,
     sent_total: i64,
@@ -145,6 +147,10 @@ impl TypedNode for SumNode {
             ));
         }
         Ok(SumNode {
+            members: [
+                config.senders.iter().map(|node| node.untyped()).collect(),
+                config.receivers.iter().map(|node| node.untyped()).collect(),
+            ],
             senders: config.senders.into(),
             receivers: config.receivers.into(),
             interval_ms: config.interval_ms,
@@ -160,6 +166,10 @@ impl TypedNode for SumNode {
     fn recover(&mut self, ctl: &mut Ctl<'_, Self>, durable: SumDurable) -> Result<(), NodeError> {
         self.senders = durable.senders;
         self.receivers = durable.receivers;
+        self.members = [
+            self.senders.iter().map(|node| node.untyped()).collect(),
+            self.receivers.iter().map(|node| node.untyped()).collect(),
+        ];
         self.total = durable
             .totals
             .iter()
@@ -207,12 +217,12 @@ impl TypedNode for SumNode {
                 self.arm(ctl);
             }
             SumMessage::AddSender { node } => {
-                if !self.senders.iter().any(|known| *known == node) {
+                if self.members[0].insert(node.untyped()) {
                     self.senders.push(node);
                 }
             }
             SumMessage::AddReceiver { node } => {
-                if !self.receivers.iter().any(|known| *known == node) {
+                if self.members[1].insert(node.untyped()) {
                     self.receivers.push(node);
                     if self.sent_total != 0 {
                         let catch_up = SumMessage::Increment {

@@ -798,7 +798,7 @@ impl Carrier for Outbox<'_> {
         }
         let transit = self
             .network
-            .transmit(self.now_us, from, to, envelope.kind());
+            .transmit_with(self.now_us, from, to, || envelope.kind());
         let [sent, copy] = match self.recorder.as_deref_mut() {
             Some(recorder) => recording::transmission(
                 recorder,

@@ -188,12 +188,25 @@ impl Network {
     /// When (if ever) a transmission of type `kind` sent at `now_us` from `from` to `to`
     /// arrives: never if dropped or cut off by a partition, twice if duplicated. A machine's
     /// transmissions to itself are neither delayed nor faulted.
+    #[cfg(test)]
     pub(super) fn transmit(
         &mut self,
         now_us: Micros,
         from: MachineId,
         to: MachineId,
         kind: &str,
+    ) -> Transit {
+        self.transmit_with(now_us, from, to, || kind)
+    }
+
+    /// [`Network::transmit`], asking for the transmission's type only if a fault rule needs it
+    /// (reading it touches the message; most runs have no rule).
+    pub(super) fn transmit_with<'k>(
+        &mut self,
+        now_us: Micros,
+        from: MachineId,
+        to: MachineId,
+        kind: impl Fn() -> &'k str,
     ) -> Transit {
         if from == to {
             return Transit::carried([Some(now_us), None]);
@@ -202,14 +215,17 @@ impl Network {
             self.counters.partitioned += 1;
             return Transit::lost(Loss::Partition);
         }
-        let copies = self.copies(from, kind);
+        let copies = match self.faults {
+            Some(_) => self.copies(from, kind()),
+            None => 1,
+        };
         if copies == 0 {
             return Transit::lost(Loss::Drop);
         }
         let first = if self
             .reorder
             .as_ref()
-            .is_some_and(|rule| rule.strikes(kind, &mut self.rng))
+            .is_some_and(|rule| rule.strikes(kind(), &mut self.rng))
         {
             self.counters.reordered += 1;
             let hold = Millis(self.rng.random_range(REORDER_DELAY_MS)).to_micros_saturating();

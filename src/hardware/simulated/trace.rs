@@ -16,6 +16,7 @@ const NO_NODE: NodeId = NodeId {
 };
 
 /// Every event of a run — times, machines, nodes, sequence numbers and each message's full JSON
+/// (as the message's own XXH3 digest of it, see [`Message::digest`](crate::messages::Message::digest))
 /// — folded into an XXH3 hash (a fixed, portable algorithm) and, when asked for, written out one
 /// line per event. Two runs with the same seed and binary have the same hash
 /// and byte-identical text.
@@ -87,11 +88,15 @@ impl Trace {
             self.hasher.update(&incarnations[1].to_le_bytes());
         }
         self.hasher.update(kind.as_bytes());
+        // A message's text is folded in as its digest, computed once per message however many
+        // receivers a broadcast has.
         match payload {
             Some(Envelope::Deliver { message, .. }) => {
-                self.hasher.update(message.as_json().as_bytes())
+                self.hasher.update(&message.digest().to_le_bytes())
             }
-            Some(Envelope::Spawn { config, .. }) => self.hasher.update(config.as_json().as_bytes()),
+            Some(Envelope::Spawn { config, .. }) => {
+                self.hasher.update(&config.digest().to_le_bytes())
+            }
             _ => {}
         }
         if let Some(text) = &mut self.text {

@@ -126,6 +126,10 @@ impl Wires {
     }
 }
 
+/// A user as the bare loop plays it: its machine, when it joins (ms), and its actions (when,
+/// after the join, in ms; how much).
+type Played = (u32, u64, Vec<(u64, i64)>);
+
 /// Runs the sum network of `section` on `machines` machines for `run_ms` simulated
 /// milliseconds in the bare loop, carrying messages as `carry` says.
 pub(super) fn run_loop(
@@ -136,7 +140,7 @@ pub(super) fn run_loop(
     carry: Carry,
 ) -> LoopRun {
     let machines = machines.max(1);
-    let users: Vec<(u32, u64, Vec<(u64, i64)>)> = section
+    let users: Vec<Played> = section
         .users
         .iter()
         .map(|user| {
