@@ -9,37 +9,20 @@ use std::path::Path;
 
 use dist_zero::apps::builtin;
 use dist_zero::apps::sum::SumOutcome;
-use dist_zero::hardware::docker::DockerHardware;
-use dist_zero::hardware::{Hardware, Mode};
-use dist_zero::scenario::{run_scenario, Progress, Scenario};
+use dist_zero::scenario::Scenario;
 
 fn run_in_containers(scenario: &Scenario) -> (SumOutcome, bool, String) {
-    let mut hardware = DockerHardware::start(&virtual_support::config(scenario.machines))
-        .expect("containers start");
-    assert_eq!(hardware.mode(), Mode::Virtual);
-    assert_eq!(hardware.machine_count(), scenario.machines as usize);
-    let run_id = hardware.run_id().to_owned();
-    let verdict = run_scenario(
-        &mut hardware,
-        scenario,
-        scenario.seed,
-        &Progress::new(scenario.run_ms, false),
-    )
-    .expect("scenario runs");
-    let logs = hardware.logs_dir().to_path_buf();
-    hardware.finish().expect("clean finish");
+    let run = virtual_support::run_in_containers::<SumOutcome>(scenario);
     for machine in ["m0", "m1", "m2"].iter().take(scenario.machines as usize) {
-        let text = std::fs::read_to_string(logs.join(machine).join("machine.log"))
+        let text = std::fs::read_to_string(run.logs.join(machine).join("machine.log"))
             .expect("human log on the host");
         assert!(text.contains("machine ready"), "{machine}: {text}");
-        let json = std::fs::read_to_string(logs.join(machine).join("machine.jsonl"))
+        let json = std::fs::read_to_string(run.logs.join(machine).join("machine.jsonl"))
             .expect("JSON log on the host");
         let first = json.lines().next().expect("a JSON line");
         serde_json::from_str::<serde_json::Value>(first).expect("valid JSON log line");
     }
-    let outcome = serde_json::from_value(serde_json::Value::Object(verdict.outcome))
-        .expect("a sum-network outcome");
-    (outcome, verdict.correct, run_id)
+    (run.outcome, run.correct, run.run_id)
 }
 
 #[test]

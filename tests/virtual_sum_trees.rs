@@ -8,27 +8,14 @@ use std::path::Path;
 
 use dist_zero::apps::builtin;
 use dist_zero::apps::sum::{SumApp, SumOutcome, SumSection, TreeSpec, UserAction, UserSpec};
-use dist_zero::hardware::docker::DockerHardware;
-use dist_zero::scenario::{run_scenario, Progress, Scenario};
+use dist_zero::scenario::Scenario;
 use dist_zero::time::Millis;
 
 /// Runs `scenario` in containers and returns its outcome and whether it was correct.
 fn run_in_containers(scenario: &Scenario) -> (SumOutcome, bool) {
-    let mut hardware = DockerHardware::start(&virtual_support::config(scenario.machines))
-        .expect("containers start");
-    let run_id = hardware.run_id().to_owned();
-    let verdict = run_scenario(
-        &mut hardware,
-        scenario,
-        scenario.seed,
-        &Progress::new(scenario.run_ms, false),
-    )
-    .expect("scenario runs, its invariant held");
-    hardware.finish().expect("clean finish");
-    assert!(virtual_support::leftovers(&run_id).is_empty());
-    let outcome = serde_json::from_value(serde_json::Value::Object(verdict.outcome))
-        .expect("a sum-network outcome");
-    (outcome, verdict.correct)
+    let run = virtual_support::run_in_containers::<SumOutcome>(scenario);
+    assert!(virtual_support::leftovers(&run.run_id).is_empty());
+    (run.outcome, run.correct)
 }
 
 #[test]

@@ -235,7 +235,6 @@ impl Core {
                 },
                 () = tokio::time::sleep_until(wake_at), if next_timer.is_some() => self.fire_due(),
             }
-            self.drain_local();
             self.commit();
             if let Some(recorder) = &mut self.outbox.recorder {
                 recorder.write();

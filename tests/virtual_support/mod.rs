@@ -13,7 +13,10 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use dist_zero::hardware::docker::owner::LABEL_OWNER_PID;
+use dist_zero::hardware::docker::DockerHardware;
 use dist_zero::hardware::docker::{VirtualConfig, LABEL_RUN};
+use dist_zero::hardware::{Hardware, Mode};
+use dist_zero::scenario::{run_scenario, Progress, Scenario};
 use dist_zero::settings::Settings;
 
 /// A system of `machines` containers running the `dist-zero` binary cargo built for these tests.
@@ -274,5 +277,43 @@ impl Drop for Runner {
             let _ = self.child.wait();
         }
         remove_everything_of_pid(self.pid());
+    }
+}
+
+/// What a scenario run in containers came to: the application's outcome, whether it was
+/// correct, the run's id and where its machines' logs are.
+pub struct ContainerRun<T> {
+    /// The application's outcome.
+    pub outcome: T,
+    /// Whether the check found it correct.
+    pub correct: bool,
+    /// The run's id (its Docker resources' label).
+    pub run_id: String,
+    /// The machines' log directories' parent.
+    pub logs: PathBuf,
+}
+
+/// Runs `scenario` on as many containers as it has machines, to a clean finish.
+pub fn run_in_containers<T: serde::de::DeserializeOwned>(scenario: &Scenario) -> ContainerRun<T> {
+    let mut hardware = DockerHardware::start(&config(scenario.machines)).expect("containers start");
+    assert_eq!(hardware.mode(), Mode::Virtual);
+    assert_eq!(hardware.machine_count(), scenario.machines as usize);
+    let run_id = hardware.run_id().to_owned();
+    let verdict = run_scenario(
+        &mut hardware,
+        scenario,
+        scenario.seed,
+        &Progress::new(scenario.run_ms, false),
+    )
+    .expect("scenario runs, its invariant held");
+    let logs = hardware.logs_dir().to_path_buf();
+    hardware.finish().expect("clean finish");
+    let outcome = serde_json::from_value(serde_json::Value::Object(verdict.outcome))
+        .expect("the application's outcome");
+    ContainerRun {
+        outcome,
+        correct: verdict.correct,
+        run_id,
+        logs,
     }
 }
