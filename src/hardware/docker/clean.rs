@@ -196,7 +196,11 @@ async fn remove_run(docker: &Docker, run: &Run, cleaned: &mut Cleaned) {
     }
     // Every container of the run, by name: the engine may still count an endpoint of one it has
     // just removed, which a forced disconnect by name frees.
-    let known: Vec<String> = run.containers.iter().map(|(_, name)| name.clone()).collect();
+    let known: Vec<String> = run
+        .containers
+        .iter()
+        .map(|(_, name)| name.clone())
+        .collect();
     for (id, name) in &run.networks {
         match remove_network(docker, id, &known).await {
             Ok(()) => cleaned.networks.push(name.clone()),
