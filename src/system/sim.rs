@@ -146,6 +146,7 @@ impl<'a> Sim<'a> {
             states: States {
                 machines: vec![Vec::new(); machines],
                 cut,
+                fresh: Vec::new(),
             },
             stale: vec![true; machines],
             stale_nodes: Vec::new(),
@@ -638,6 +639,7 @@ impl<'a> Sim<'a> {
     /// Reads again the states of every machine that changed, each checked to read back as its
     /// node type's `State`.
     fn refresh(&mut self) -> Result<(), SystemError> {
+        self.states.fresh.clear();
         for node in std::mem::take(&mut self.stale_nodes) {
             let index = node.machine.index();
             if self.stale[index] {
@@ -657,6 +659,7 @@ impl<'a> Sim<'a> {
                 (None, Some(state)) => machine.push(state),
                 (None, None) => {}
             }
+            self.states.fresh.push(node);
         }
         for index in 0..self.stale.len() {
             if !std::mem::take(&mut self.stale[index]) {
@@ -666,8 +669,13 @@ impl<'a> Sim<'a> {
             for state in &states {
                 self.check_state(state)?;
             }
+            self.states
+                .fresh
+                .extend(states.iter().map(|state| state.handle));
             self.states.machines[index] = states;
         }
+        self.states.fresh.sort_unstable();
+        self.states.fresh.dedup();
         Ok(())
     }
 
