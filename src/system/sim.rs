@@ -646,11 +646,24 @@ impl<'a> Sim<'a> {
                 continue; // read below, with its whole machine
             }
             let state = self.hardware.node_state(node)?;
-            if let Some(state) = &state {
-                self.check_state(state)?;
+            let at = self.states.machines[index]
+                .iter()
+                .position(|known| known.handle == node);
+            // A state the same as when last read was checked then, and is not fresh.
+            let same = match (at, &state) {
+                (Some(at), Some(state)) => {
+                    let known = &self.states.machines[index][at];
+                    known.node_type == state.node_type && known.state == state.state
+                }
+                _ => false,
+            };
+            if !same {
+                if let Some(state) = &state {
+                    self.check_state(state)?;
+                }
+                self.states.fresh.push(node);
             }
             let machine = &mut self.states.machines[index];
-            let at = machine.iter().position(|known| known.handle == node);
             match (at, state) {
                 (Some(at), Some(state)) => machine[at] = state,
                 (Some(at), None) => {
@@ -659,7 +672,6 @@ impl<'a> Sim<'a> {
                 (None, Some(state)) => machine.push(state),
                 (None, None) => {}
             }
-            self.states.fresh.push(node);
         }
         for index in 0..self.stale.len() {
             if !std::mem::take(&mut self.stale[index]) {

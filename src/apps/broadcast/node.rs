@@ -1,8 +1,7 @@
 //! The broadcast node: keeps every value it has seen, once, and gossips new ones to its
 //! neighbours.
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::messages::NodeHandle;
@@ -82,9 +81,11 @@ pub struct BroadcastNode {
     neighbours: Vec<Handle<BroadcastNode>>,
     /// Every value, in the order learnt; `seen` is the same as a set.
     values: Vec<i64>,
-    seen: BTreeSet<i64>,
+    seen: FxHashSet<i64>,
     /// Per neighbour (by position in `neighbours`): what it has not been sent yet.
-    unsent: BTreeMap<usize, Vec<i64>>,
+    unsent: Vec<Vec<i64>>,
+    /// Whether some list of `unsent` is not empty.
+    pending: bool,
     tick_pending: bool,
 }
 
@@ -108,7 +109,7 @@ impl BroadcastNode {
 
     /// Arms the gossip timer if something is unsent and none is armed.
     fn arm(&mut self, ctl: &mut Ctl<'_, Self>) {
-        if !self.unsent.is_empty() && !self.tick_pending {
+        if self.pending && !self.tick_pending {
             self.tick_pending = true;
             ctl.set_timer(self.gossip_ms, Gossip);
         }
@@ -120,9 +121,10 @@ impl BroadcastNode {
             return;
         }
         self.values.push(value);
-        for (index, neighbour) in self.neighbours.iter().enumerate() {
+        for (neighbour, unsent) in self.neighbours.iter().zip(&mut self.unsent) {
             if Some(neighbour.untyped()) != from {
-                self.unsent.entry(index).or_default().push(value);
+                unsent.push(value);
+                self.pending = true;
             }
         }
         self.arm(ctl);
@@ -152,8 +154,9 @@ impl TypedNode for BroadcastNode {
             gossip_ms: config.gossip_ms,
             neighbours: Vec::new(),
             values: Vec::new(),
-            seen: BTreeSet::new(),
-            unsent: BTreeMap::new(),
+            seen: FxHashSet::default(),
+            unsent: Vec::new(),
+            pending: false,
             tick_pending: false,
         })
     }
@@ -166,11 +169,8 @@ impl TypedNode for BroadcastNode {
         self.neighbours = durable.neighbours;
         self.seen = durable.values.iter().copied().collect();
         self.values = durable.values;
-        if !self.values.is_empty() {
-            for index in 0..self.neighbours.len() {
-                self.unsent.insert(index, self.values.clone());
-            }
-        }
+        self.unsent = vec![self.values.clone(); self.neighbours.len()];
+        self.pending = !self.values.is_empty() && !self.neighbours.is_empty();
         self.arm(ctl);
         Ok(())
     }
@@ -191,14 +191,10 @@ impl TypedNode for BroadcastNode {
             }
             BroadcastMessage::Topology { neighbours } => {
                 // Neighbours who join late are sent everything known so far.
-                let known = self.values.clone();
-                let first_new = self.neighbours.len();
                 self.neighbours.extend(neighbours);
-                for index in first_new..self.neighbours.len() {
-                    if !known.is_empty() {
-                        self.unsent.entry(index).or_default().extend(&known);
-                    }
-                }
+                self.unsent
+                    .resize(self.neighbours.len(), self.values.clone());
+                self.pending |= !self.values.is_empty() && !self.neighbours.is_empty();
                 self.arm(ctl);
             }
         }
@@ -210,10 +206,12 @@ impl TypedNode for BroadcastNode {
 
     fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: Gossip) -> Result<(), NodeError> {
         self.tick_pending = false;
-        for (index, values) in std::mem::take(&mut self.unsent) {
-            let Some(neighbour) = self.neighbours.get(index) else {
+        self.pending = false;
+        for (neighbour, unsent) in self.neighbours.iter().zip(&mut self.unsent) {
+            if unsent.is_empty() {
                 continue;
-            };
+            }
+            let values = std::mem::take(unsent);
             ctl.send(*neighbour, &BroadcastMessage::Gossip { values })?;
         }
         Ok(())
