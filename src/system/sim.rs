@@ -225,9 +225,16 @@ impl<'a> Sim<'a> {
         let machine = self.machine(machine.into().0)?;
         let config = config_of::<N>(config)?;
         let handle = self.hardware.spawn(machine, &config)?;
-        self.changed(Some(machine), || {
-            format!("a test spawns {handle} on {machine}")
-        })?;
+        // Only the new node has changed: what its start sends or spawns arrives as events.
+        self.stale_nodes.push(handle);
+        if !self.invariants.is_empty() {
+            self.check_invariants(|_| {
+                (
+                    Some(format!("a test spawns {handle} on {machine}")),
+                    Vec::new(),
+                )
+            })?;
+        }
         Ok(Handle::assume(handle))
     }
 
@@ -340,7 +347,7 @@ impl<'a> Sim<'a> {
             }
             if self.hardware.next_event_us().is_none() && !self.invariants.is_empty() {
                 // Hardware on the real clock is not stepped event by event: look at its pace.
-                self.changed(None, || format!("the system at {now} ms"))?;
+                self.changed(|| format!("the system at {now} ms"))?;
             }
         }
         Ok(())
@@ -546,7 +553,7 @@ impl<'a> Sim<'a> {
     /// Applies any fault verb now (what every verb method does).
     pub fn apply(&mut self, fault: &Fault) -> Result<(), SystemError> {
         self.hardware.apply(fault)?;
-        self.changed(None, || format!("a test applies the fault: {fault}"))
+        self.changed(|| format!("a test applies the fault: {fault}"))
     }
 
     fn machine(&self, machine: u32) -> Result<MachineId, SystemError> {
@@ -596,16 +603,9 @@ impl<'a> Sim<'a> {
         })
     }
 
-    /// After something a test did: the invariants, at once.
-    fn changed(
-        &mut self,
-        machine: Option<MachineId>,
-        what: impl FnOnce() -> String,
-    ) -> Result<(), SystemError> {
-        match machine {
-            Some(machine) => self.stale[machine.index()] = true,
-            None => self.stale.iter_mut().for_each(|stale| *stale = true),
-        }
+    /// After something a test did that may change any machine: the invariants, at once.
+    fn changed(&mut self, what: impl FnOnce() -> String) -> Result<(), SystemError> {
+        self.stale.iter_mut().for_each(|stale| *stale = true);
         if self.invariants.is_empty() {
             return Ok(());
         }
