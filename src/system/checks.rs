@@ -180,9 +180,9 @@ impl States {
 
     /// The nodes of type `N` whose states were read again since the checks last ran, with
     /// their typed states: the nodes an event touched since then whose state (its counters
-    /// aside) is not the same as before, every node of a machine read
-    /// as a whole (a crash, a fault verb, a test's action, a pace on the real clock), and every
-    /// node the first time. A check of what each node's state must be on its own, relating no
+    /// aside) is not the same as before, the node a test spawned, every node of a machine read
+    /// as a whole (after a fault, a test's fault verb, a pace on the real clock), and every node
+    /// the first time. A check of what each node's state must be on its own, relating no
     /// two nodes, need look only at these: the others are as they were when it last held.
     pub fn changed<N: TypedNode>(&self) -> Vec<(Handle<N>, N::State)> {
         self.fresh
