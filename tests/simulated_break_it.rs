@@ -11,6 +11,7 @@ use dist_zero::node::{Ctl, Handle, NoConfig, NoTimer, NodeError, ReplyTo, TypedN
 use dist_zero::system::{Builder, Reply, States, SystemError};
 use nodes::{Replica, ReplicaConfig, Sequencer, ToReplica, Write};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
 
 /// Whether any two replicas disagree: one's log is not a prefix of the other's.
 fn replicas_agree(states: &States) -> Result<(), String> {
@@ -405,6 +406,36 @@ fn simulated_an_invariant_sees_a_node_the_event_it_is_spawned_and_the_event_it_i
     assert!(two_left, "the first termination went unseen");
     sim.run_for(10)?;
     assert!(sim.states::<Counter>()?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn simulated_changed_states_are_the_nodes_an_event_or_spawn_changed_and_no_other(
+) -> Result<(), SystemError> {
+    let seen: Arc<Mutex<Vec<Vec<u64>>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let record = move |states: &States| -> Result<(), String> {
+        let changed: Vec<u64> = states
+            .changed::<Counter>()
+            .into_iter()
+            .map(|(_, total)| total)
+            .collect();
+        if !changed.is_empty() {
+            log.lock().map_err(|_| "poisoned")?.push(changed);
+        }
+        Ok(())
+    };
+    let mut sim = builder(1).invariant("records", record).build()?;
+    let config = CounterConfig { persist: false };
+    let a = sim.spawn::<Counter>(1, &config)?;
+    let b = sim.spawn::<Counter>(1, &config)?;
+    sim.send(a, &Tally::Add { n: 0 })?;
+    sim.run_for(10)?;
+    sim.send(b, &Tally::Add { n: 5 })?;
+    sim.run_for(10)?;
+    let seen = seen.lock().map(|seen| seen.clone()).unwrap_or_default();
+    // Each spawn shows the new node alone; adding 0 changes nothing, so nothing is fresh.
+    assert_eq!(seen, vec![vec![0], vec![0], vec![5]]);
     Ok(())
 }
 

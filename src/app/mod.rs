@@ -158,7 +158,8 @@ pub trait Application: Send + Sync + 'static {
     /// The invariant that must hold throughout the run, if the application has one: in
     /// simulated mode it is checked after every event, elsewhere between the runner's steps (a
     /// couple of hundred times a run), and a violation stops the run. None by default; an
-    /// application with one returns `Some(Self::its_check)`.
+    /// application with one returns `Some(Self::its_check)`. One over each node's state on its
+    /// own reads only [`States::changed`].
     fn invariant(&self) -> Option<Invariant<Self>> {
         None
     }

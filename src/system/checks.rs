@@ -5,7 +5,7 @@ use std::any::Any;
 use std::fmt;
 
 use crate::manager::NodeState;
-use crate::messages::MachineId;
+use crate::messages::{MachineId, NodeHandle};
 use crate::node::{Handle, TypedNode};
 use crate::time::Micros;
 
@@ -120,6 +120,8 @@ pub struct States {
     pub(super) machines: Vec<Vec<NodeState>>,
     /// Whether the states make a consistent cut.
     pub(super) cut: bool,
+    /// The nodes whose states were read again since the checks last ran.
+    pub(super) fresh: Vec<NodeHandle>,
 }
 
 impl Default for States {
@@ -127,6 +129,7 @@ impl Default for States {
         States {
             machines: Vec::new(),
             cut: true,
+            fresh: Vec::new(),
         }
     }
 }
@@ -135,6 +138,7 @@ impl States {
     /// The states of `states`, grouped by the machine each node is on.
     pub fn new(states: Vec<NodeState>) -> Self {
         let mut machines: Vec<Vec<NodeState>> = Vec::new();
+        let fresh = states.iter().map(|state| state.handle).collect();
         for state in states {
             let index = state.handle.machine.index();
             if machines.len() <= index {
@@ -145,6 +149,7 @@ impl States {
         States {
             machines,
             cut: true,
+            fresh,
         }
     }
 
@@ -169,6 +174,31 @@ impl States {
                 N::State::deserialize(&state.state)
                     .ok()
                     .map(|typed| (Handle::assume(state.handle), typed))
+            })
+            .collect()
+    }
+
+    /// The nodes of type `N` whose states were read again since the checks last ran, with
+    /// their typed states: the nodes an event touched since then whose state (its counters
+    /// aside) is not the same as before, the node a test spawned, every node of a machine read
+    /// as a whole (after a fault, a test's fault verb, a pace on the real clock), and every node
+    /// the first time. A check of what each node's state must be on its own, relating no
+    /// two nodes, need look only at these: the others are as they were when it last held.
+    pub fn changed<N: TypedNode>(&self) -> Vec<(Handle<N>, N::State)> {
+        self.fresh
+            .iter()
+            .filter_map(|&handle| {
+                let state = self
+                    .machines
+                    .get(handle.machine.index())?
+                    .iter()
+                    .find(|state| state.handle == handle)?;
+                if state.node_type != N::TYPE {
+                    return None;
+                }
+                N::State::deserialize(&state.state)
+                    .ok()
+                    .map(|typed| (Handle::assume(handle), typed))
             })
             .collect()
     }

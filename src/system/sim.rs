@@ -173,6 +173,7 @@ impl<'a> Sim<'a> {
             states: States {
                 machines: vec![Vec::new(); machines],
                 cut,
+                fresh: Vec::new(),
             },
             stale: vec![true; machines],
             stale_nodes: Vec::new(),
@@ -251,9 +252,16 @@ impl<'a> Sim<'a> {
         let machine = self.machine(machine.into().0)?;
         let config = config_of::<N>(config)?;
         let handle = self.hardware.spawn(machine, &config)?;
-        self.changed(Some(machine), || {
-            format!("a test spawns {handle} on {machine}")
-        })?;
+        // Only the new node has changed: what its start sends or spawns arrives as events.
+        self.stale_nodes.push(handle);
+        if !self.invariants.is_empty() {
+            self.check_invariants(|_| {
+                (
+                    Some(format!("a test spawns {handle} on {machine}")),
+                    Vec::new(),
+                )
+            })?;
+        }
         Ok(Handle::assume(handle))
     }
 
@@ -374,7 +382,7 @@ impl<'a> Sim<'a> {
             }
             if self.hardware.next_event_us().is_none() && !self.invariants.is_empty() {
                 // Hardware on the real clock is not stepped event by event: look at its pace.
-                self.changed(None, || format!("the system at {now} ms"))?;
+                self.changed(|| format!("the system at {now} ms"))?;
             }
         }
         Ok(())
@@ -580,7 +588,7 @@ impl<'a> Sim<'a> {
     /// Applies any fault verb now (what every verb method does).
     pub fn apply(&mut self, fault: &Fault) -> Result<(), SystemError> {
         self.hardware.apply(fault)?;
-        self.changed(None, || format!("a test applies the fault: {fault}"))
+        self.changed(|| format!("a test applies the fault: {fault}"))
     }
 
     fn machine(&self, machine: u32) -> Result<MachineId, SystemError> {
@@ -630,16 +638,9 @@ impl<'a> Sim<'a> {
         })
     }
 
-    /// After something a test did: the invariants, at once.
-    fn changed(
-        &mut self,
-        machine: Option<MachineId>,
-        what: impl FnOnce() -> String,
-    ) -> Result<(), SystemError> {
-        match machine {
-            Some(machine) => self.stale[machine.index()] = true,
-            None => self.stale.iter_mut().for_each(|stale| *stale = true),
-        }
+    /// After something a test did that may change any machine: the invariants, at once.
+    fn changed(&mut self, what: impl FnOnce() -> String) -> Result<(), SystemError> {
+        self.stale.iter_mut().for_each(|stale| *stale = true);
         if self.invariants.is_empty() {
             return Ok(());
         }
@@ -673,17 +674,31 @@ impl<'a> Sim<'a> {
     /// Reads again the states of every machine that changed, each checked to read back as its
     /// node type's `State`.
     fn refresh(&mut self) -> Result<(), SystemError> {
+        self.states.fresh.clear();
         for node in std::mem::take(&mut self.stale_nodes) {
             let index = node.machine.index();
             if self.stale[index] {
                 continue; // read below, with its whole machine
             }
             let state = self.hardware.node_state(node)?;
-            if let Some(state) = &state {
-                self.check_state(state)?;
+            let at = self.states.machines[index]
+                .iter()
+                .position(|known| known.handle == node);
+            // A state the same as when last read was checked then, and is not fresh.
+            let same = match (at, &state) {
+                (Some(at), Some(state)) => {
+                    let known = &self.states.machines[index][at];
+                    known.node_type == state.node_type && known.state == state.state
+                }
+                _ => false,
+            };
+            if !same {
+                if let Some(state) = &state {
+                    self.check_state(state)?;
+                }
+                self.states.fresh.push(node);
             }
             let machine = &mut self.states.machines[index];
-            let at = machine.iter().position(|known| known.handle == node);
             match (at, state) {
                 (Some(at), Some(state)) => machine[at] = state,
                 (Some(at), None) => {
@@ -701,8 +716,13 @@ impl<'a> Sim<'a> {
             for state in &states {
                 self.check_state(state)?;
             }
+            self.states
+                .fresh
+                .extend(states.iter().map(|state| state.handle));
             self.states.machines[index] = states;
         }
+        self.states.fresh.sort_unstable();
+        self.states.fresh.dedup();
         Ok(())
     }
 

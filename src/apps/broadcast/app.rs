@@ -419,23 +419,28 @@ pub enum BroadcastViolation {
 }
 
 impl BroadcastApp {
-    /// No node ever holds a value twice, or one that was not broadcast.
+    /// No node ever holds a value twice, or one that was not broadcast. A property of each
+    /// node's state on its own, so only the states that changed since it last held are read.
     fn no_value_twice_or_unbroadcast(
         &self,
         section: &BroadcastSection,
         states: &States,
     ) -> Result<(), Box<dyn Violation>> {
-        let expected = section.values();
-        for (_, state) in states.of::<BroadcastNode>() {
-            let mut seen = BTreeSet::new();
-            for value in &state.values {
-                let node = state.index;
-                if !expected.contains(value) {
-                    let value = *value;
+        let changed = states.changed::<BroadcastNode>();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut expected: Vec<i64> = section.broadcasts.iter().map(|b| b.value).collect();
+        expected.sort_unstable();
+        let mut seen = vec![false; expected.len()];
+        for (_, state) in changed {
+            seen.fill(false);
+            let node = state.index;
+            for &value in &state.values {
+                let Ok(at) = expected.binary_search(&value) else {
                     return Err(Box::new(BroadcastViolation::NeverBroadcast { node, value }));
-                }
-                if !seen.insert(*value) {
-                    let value = *value;
+                };
+                if std::mem::replace(&mut seen[at], true) {
                     return Err(Box::new(BroadcastViolation::HeldTwice { node, value }));
                 }
             }

@@ -1,8 +1,7 @@
 //! The broadcast node: keeps every value it has seen, once, and gossips new ones to its
 //! neighbours.
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::messages::NodeHandle;
@@ -70,7 +69,8 @@ pub struct BroadcastState {
 
 /// One node of the broadcast workload (Maelstrom's `broadcast`): a client's value reaches every
 /// node, each node holding it exactly once, over the given topology. Gossip is batched: what a
-/// node learns is sent to each neighbour it did not come from at the next tick.
+/// node learns is sent at the next tick to each neighbour it did not come from and that has
+/// not gossiped it to this node meanwhile.
 ///
 /// It persists its neighbours and values whenever they change; after a crash of its machine it
 /// sends every neighbour every value again (what it had sent and not had acknowledged was lost
@@ -80,11 +80,15 @@ pub struct BroadcastNode {
     index: u32,
     gossip_ms: u64,
     neighbours: Vec<Handle<BroadcastNode>>,
+    /// Each neighbour's position in `neighbours`.
+    position: FxHashMap<NodeHandle, usize>,
     /// Every value, in the order learnt; `seen` is the same as a set.
     values: Vec<i64>,
-    seen: BTreeSet<i64>,
+    seen: FxHashSet<i64>,
     /// Per neighbour (by position in `neighbours`): what it has not been sent yet.
-    unsent: BTreeMap<usize, Vec<i64>>,
+    unsent: Vec<Vec<i64>>,
+    /// Whether some list of `unsent` is not empty.
+    pending: bool,
     tick_pending: bool,
 }
 
@@ -108,9 +112,32 @@ impl BroadcastNode {
 
     /// Arms the gossip timer if something is unsent and none is armed.
     fn arm(&mut self, ctl: &mut Ctl<'_, Self>) {
-        if !self.unsent.is_empty() && !self.tick_pending {
+        if self.pending && !self.tick_pending {
             self.tick_pending = true;
             ctl.set_timer(self.gossip_ms, Gossip);
+        }
+    }
+
+    /// Takes back from what `from` has not been sent the `values` it gossiped: it holds them.
+    fn heard(&mut self, from: NodeHandle, values: &[i64]) {
+        let Some(unsent) = self
+            .position
+            .get(&from)
+            .and_then(|at| self.unsent.get_mut(*at))
+        else {
+            return;
+        };
+        if unsent.is_empty() {
+            return;
+        }
+        let held: FxHashSet<i64> = values.iter().copied().collect();
+        unsent.retain(|value| !held.contains(value));
+    }
+
+    /// Makes `neighbours` this node's, from position `first` on.
+    fn place(&mut self, first: usize) {
+        for (at, neighbour) in self.neighbours.iter().enumerate().skip(first) {
+            self.position.insert(neighbour.untyped(), at);
         }
     }
 
@@ -120,9 +147,10 @@ impl BroadcastNode {
             return;
         }
         self.values.push(value);
-        for (index, neighbour) in self.neighbours.iter().enumerate() {
+        for (neighbour, unsent) in self.neighbours.iter().zip(&mut self.unsent) {
             if Some(neighbour.untyped()) != from {
-                self.unsent.entry(index).or_default().push(value);
+                unsent.push(value);
+                self.pending = true;
             }
         }
         self.arm(ctl);
@@ -151,9 +179,11 @@ impl TypedNode for BroadcastNode {
             index: config.index,
             gossip_ms: config.gossip_ms,
             neighbours: Vec::new(),
+            position: FxHashMap::default(),
             values: Vec::new(),
-            seen: BTreeSet::new(),
-            unsent: BTreeMap::new(),
+            seen: FxHashSet::default(),
+            unsent: Vec::new(),
+            pending: false,
             tick_pending: false,
         })
     }
@@ -164,13 +194,11 @@ impl TypedNode for BroadcastNode {
         durable: BroadcastDurable,
     ) -> Result<(), NodeError> {
         self.neighbours = durable.neighbours;
+        self.place(0);
         self.seen = durable.values.iter().copied().collect();
         self.values = durable.values;
-        if !self.values.is_empty() {
-            for index in 0..self.neighbours.len() {
-                self.unsent.insert(index, self.values.clone());
-            }
-        }
+        self.unsent = vec![self.values.clone(); self.neighbours.len()];
+        self.pending = !self.values.is_empty() && !self.neighbours.is_empty();
         self.arm(ctl);
         Ok(())
     }
@@ -185,20 +213,21 @@ impl TypedNode for BroadcastNode {
         match message {
             BroadcastMessage::Broadcast { value } => self.learn(ctl, value, None),
             BroadcastMessage::Gossip { values } => {
+                if let Some(from) = from {
+                    self.heard(from, &values);
+                }
                 for value in values {
                     self.learn(ctl, value, from);
                 }
             }
             BroadcastMessage::Topology { neighbours } => {
                 // Neighbours who join late are sent everything known so far.
-                let known = self.values.clone();
-                let first_new = self.neighbours.len();
+                let first = self.neighbours.len();
                 self.neighbours.extend(neighbours);
-                for index in first_new..self.neighbours.len() {
-                    if !known.is_empty() {
-                        self.unsent.entry(index).or_default().extend(&known);
-                    }
-                }
+                self.place(first);
+                self.unsent
+                    .resize(self.neighbours.len(), self.values.clone());
+                self.pending |= !self.values.is_empty() && !self.neighbours.is_empty();
                 self.arm(ctl);
             }
         }
@@ -210,10 +239,12 @@ impl TypedNode for BroadcastNode {
 
     fn timer(&mut self, ctl: &mut Ctl<'_, Self>, _: Gossip) -> Result<(), NodeError> {
         self.tick_pending = false;
-        for (index, values) in std::mem::take(&mut self.unsent) {
-            let Some(neighbour) = self.neighbours.get(index) else {
+        self.pending = false;
+        for (neighbour, unsent) in self.neighbours.iter().zip(&mut self.unsent) {
+            if unsent.is_empty() {
                 continue;
-            };
+            }
+            let values = std::mem::take(unsent);
             ctl.send(*neighbour, &BroadcastMessage::Gossip { values })?;
         }
         Ok(())
@@ -281,7 +312,8 @@ mod tests {
     }
 
     #[test]
-    fn simulated_gossip_is_not_sent_back_and_known_values_are_kept_once() {
+    fn simulated_gossip_is_not_sent_back_nor_to_a_neighbour_that_gossiped_it_and_known_values_are_kept_once(
+    ) {
         let mut harness = node();
         let (a, b) = (handle(1), handle(2));
         harness
@@ -304,7 +336,11 @@ mod tests {
             )
             .expect("gossip");
         harness.advance(DEFAULT_GOSSIP_MS).expect("tick");
-        assert_eq!(gossip_to(&mut harness), vec![(b.untyped(), vec![1, 2])]);
+        assert_eq!(
+            gossip_to(&mut harness),
+            vec![(b.untyped(), vec![1])],
+            "b gossiped 2 itself: it holds it"
+        );
         assert_eq!(harness.state().values, vec![1, 2], "each value once");
         harness.advance(1_000).expect("quiet");
         assert!(harness.sent().is_empty(), "nothing new, nothing sent");
