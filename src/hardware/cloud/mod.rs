@@ -348,7 +348,15 @@ impl RemoteHardware<CloudRun> {
         let timeout = Duration::from_secs(cloud.ready_timeout_s);
         let machines = stopper.block_on(
             &run.runtime,
-            machines::connect(clients, connector, targets, token, config.seed, timeout),
+            machines::connect(
+                clients,
+                emulated,
+                connector,
+                targets,
+                token,
+                config.seed,
+                timeout,
+            ),
         )?;
         tracing::info!(run = %run_id, machines = machines.len(), "cloud system ready");
         Ok(RemoteHardware::new(run, machines, stopper, run_id))
