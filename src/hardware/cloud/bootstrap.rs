@@ -128,7 +128,7 @@ mod tests {
         }
         .script();
         let check = script.find("sha256sum -c").expect("checksum");
-        let exec = script.find("exec /opt").expect("exec");
+        let exec = script.rfind("exec /opt").expect("exec");
         assert!(check < exec);
         assert!(script.contains("sleep 60; poweroff"));
         assert!(script.contains("--retry-connrefused"), "curl tries again");
@@ -180,7 +180,7 @@ mod tests {
             .find(&format!("mv {PER_BOOT}.new {PER_BOOT}"))
             .expect("the per-boot script is installed");
         assert!(script.find("chmod 600 machine.json").expect("config") < install);
-        assert!(install < script.find("exec /opt").expect("exec"));
+        assert!(install < script.rfind("exec /opt").expect("exec"));
         assert!(PER_BOOT.starts_with(&format!("{PER_BOOT_DIR}/")));
         // What it writes is the per-boot script, word for word, and it is a shell script too.
         let body = script
