@@ -421,6 +421,7 @@ impl Plan<'_> {
             duplicate: self.config.duplicate.clone(),
             tls: Some(self.tls.machines.clone()),
             record: self.config.record,
+            sync_disk: true,
         }
     }
 }
