@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::InstanceStateName;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
@@ -39,14 +39,17 @@ const STATE_LIMIT: Duration = Duration::from_secs(600);
 /// How long a port may keep accepting after its instance stopped (with an emulator: until the
 /// realizer has taken its container down), or keep refusing after it runs again.
 const PORT_LIMIT: Duration = Duration::from_secs(120);
-/// How long one connection attempt to a control port may take while waiting on it.
-const PORT_ATTEMPT: Duration = Duration::from_millis(300);
+/// How long one TLS handshake with a control port may take while waiting on it: on the
+/// emulator's local network, and across the internet to an instance.
+const PORT_ATTEMPT: (Duration, Duration) = (Duration::from_millis(300), Duration::from_secs(3));
 
 /// A run's instances, machine `i` in `instances[i]`, and the forwarders to them.
 pub struct Instances {
     clients: Clients,
     /// Whether the instances are an emulator's (the runner reaches their private addresses).
     emulated: bool,
+    /// TLS to the machines, pinned to the run's authority.
+    connector: TlsConnector,
     instances: Vec<Instance>,
     forwarders: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -73,6 +76,7 @@ pub(crate) async fn connect(
     let mut instances = Instances {
         clients,
         emulated,
+        connector: connector.clone(),
         instances: Vec::new(),
         forwarders: Vec::new(),
     };
@@ -172,8 +176,8 @@ impl Instances {
         }
     }
 
-    /// Waits until machine `machine`'s control port accepts connections (`accepting`) or no
-    /// longer does, for at most [`PORT_LIMIT`].
+    /// Waits until machine `machine`'s control port completes a TLS handshake (`accepting`) or
+    /// no longer does, for at most [`PORT_LIMIT`].
     async fn wait_for_port(
         &self,
         machine: MachineId,
@@ -181,10 +185,15 @@ impl Instances {
         accepting: bool,
     ) -> Result<(), HardwareError> {
         let started = tokio::time::Instant::now();
+        let attempt = if self.emulated {
+            PORT_ATTEMPT.0
+        } else {
+            PORT_ATTEMPT.1
+        };
         loop {
             let addr = *slot.remote.borrow();
             let accepts = matches!(
-                tokio::time::timeout(PORT_ATTEMPT, TcpStream::connect(addr)).await,
+                tokio::time::timeout(attempt, tls::connect(&self.connector, addr)).await,
                 Ok(Ok(_))
             );
             if accepts == accepting {
