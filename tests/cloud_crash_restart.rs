@@ -18,6 +18,7 @@ use dist_zero::apps::sum::{SumApp, SumSection, UserAction, UserSpec};
 use dist_zero::hardware::cloud::realizer::{Emulator, EMULATOR_KEY_ID, EMULATOR_SECRET};
 use dist_zero::hardware::cloud::{CloudHardware, TAG_RUN};
 use dist_zero::node::NodeRegistry;
+use dist_zero::observe::{read_records, RecordKind};
 use dist_zero::system::{Checks, Sim, SystemError};
 use dist_zero::time::Millis;
 use serde_json::Value;
@@ -52,6 +53,8 @@ fn assert_nothing_left(emulator: Emulator, run: &str) {
 fn cloud_crash_restart_scenario_keeps_every_total_exact_and_its_report_counts_the_crashes() {
     let emulator = cloud_support::emulator();
     let cloud = &emulator.settings.cloud;
+    let out = std::env::temp_dir().join(format!("dz-cloud-crash-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
     let output = Command::new(env!("CARGO_BIN_EXE_dist-zero"))
         .args([
             "run",
@@ -60,6 +63,8 @@ fn cloud_crash_restart_scenario_keeps_every_total_exact_and_its_report_counts_th
             "cloud",
             "--json",
         ])
+        .arg("--report")
+        .arg(&out)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env(
             "AWS_ENDPOINT_URL",
@@ -91,6 +96,28 @@ fn cloud_crash_restart_scenario_keeps_every_total_exact_and_its_report_counts_th
         faults["partitioned"].as_u64() > Some(0),
         "the partition cut: {report}"
     );
+    // The runner writes the crashes it applied into the merged trace, at their times.
+    let file = std::fs::File::open(out.join("trace.jsonl")).expect("the merged trace");
+    let records = read_records(std::io::BufReader::new(file), "trace").expect("records");
+    let crashes: Vec<(RecordKind, u32, u64)> = records
+        .iter()
+        .filter(|r| matches!(r.kind, RecordKind::FaultStart | RecordKind::FaultEnd))
+        .filter_map(|r| {
+            let window = r.window.as_ref()?;
+            (window.fault == "crash").then_some((r.kind, r.machine, r.at_us))
+        })
+        .collect();
+    let (start, end) = (RecordKind::FaultStart, RecordKind::FaultEnd);
+    assert_eq!(
+        crashes,
+        vec![
+            (start, 0, 1_000_000),
+            (end, 0, 1_400_000),
+            (start, 2, 2_500_000),
+            (end, 2, 3_300_000),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&out);
     let run = report["run_id"].as_str().expect("a run id").to_owned();
     assert_nothing_left(emulator, &run);
 }
