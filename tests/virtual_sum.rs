@@ -35,3 +35,40 @@ fn virtual_sum_of_two_users_reaches_four_in_three_containers() {
     assert_eq!(outcome.outputs.len(), 2);
     assert!(virtual_support::leftovers(&run_id).is_empty());
 }
+
+/// 400 users who all join at the start: by the time the runner reaches the first, every other's
+/// time has passed, so their joins go to machine 0 in groups, one control request each (the
+/// batched path), and every output is still exact; flat and as trees.
+#[test]
+fn virtual_users_the_runner_is_behind_on_join_in_groups_and_every_output_is_exact() {
+    for tree in [None, Some(serde_json::json!({"max_kids": 16}))] {
+        let mut scenario = serde_json::json!({
+            "machines": 3,
+            "run_ms": 3000,
+            "seed": 5,
+            "crowds": [{
+                "name": "visitor",
+                "users": 400,
+                "machines": "all",
+                "join_ms": 0,
+                "increments": 2,
+                "first_ms": 100,
+                "every_ms": 200,
+                "amount": 3
+            }]
+        });
+        if let Some(tree) = tree {
+            scenario["tree"] = tree;
+        }
+        let scenario = Scenario::parse(&scenario.to_string(), &builtin()).expect("valid");
+        let (outcome, correct, run_id) = run_in_containers(&scenario);
+        assert_eq!(outcome.expected_total, 400 * 2 * 3);
+        assert_eq!(outcome.outputs.len(), 400);
+        assert!(
+            correct,
+            "{:?}",
+            outcome.outputs.values().find(|total| **total != Some(2400))
+        );
+        assert!(virtual_support::leftovers(&run_id).is_empty());
+    }
+}

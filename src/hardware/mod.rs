@@ -245,6 +245,16 @@ pub trait Hardware {
     /// Delivers `message` to node `to` from outside the system.
     fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError>;
 
+    /// Delivers each message to its node from outside the system, in order, as if by one
+    /// [`Hardware::send`] after another at this instant. Remote hardware hands each machine its
+    /// share in one control request (one round trip, not one per message).
+    fn send_all(&mut self, sends: Vec<(NodeHandle, Message)>) -> Result<(), HardwareError> {
+        for (to, message) in sends {
+            self.send(to, message)?;
+        }
+        Ok(())
+    }
+
     /// Lets the system run until `at_ms` (does nothing if that time has passed).
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError>;
 
@@ -380,6 +390,9 @@ impl<H: Hardware + ?Sized> Hardware for &mut H {
     }
     fn send(&mut self, to: NodeHandle, message: Message) -> Result<(), HardwareError> {
         (**self).send(to, message)
+    }
+    fn send_all(&mut self, sends: Vec<(NodeHandle, Message)>) -> Result<(), HardwareError> {
+        (**self).send_all(sends)
     }
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
         (**self).run_until(at_ms)

@@ -396,6 +396,20 @@ impl Core {
                     taken: self.manager.stats().messages_delivered > before,
                 }
             }
+            ControlRequest::DeliverAll { deliveries } => {
+                let before = self.manager.stats().messages_delivered;
+                for (to, message) in deliveries {
+                    let envelope = Envelope::Deliver {
+                        from: None,
+                        to,
+                        message,
+                    };
+                    self.arrive(None, envelope);
+                }
+                ControlResponse::DeliveredAll {
+                    taken: self.manager.stats().messages_delivered - before,
+                }
+            }
             ControlRequest::NodeStates => ControlResponse::NodeStates {
                 nodes: self.manager.node_states(),
             },

@@ -45,4 +45,4 @@ pub use checks::{InvariantBroken, States, Violation};
 pub use client::Client;
 pub use client::Reply;
 pub use error::SystemError;
-pub use sim::{Checks, Pacer, Sim, Typed, SETTLE_QUIET_MS};
+pub use sim::{Checks, Pacer, Sends, Sim, Typed, SETTLE_QUIET_MS};

@@ -58,6 +58,33 @@ pub struct Sim<'a> {
     not_applied: Vec<crate::faults::FaultKind>,
 }
 
+/// Messages to send from outside the system at one instant, to nodes of any types (see
+/// [`Sim::send_all`]).
+#[derive(Debug, Default)]
+pub struct Sends(Vec<(NodeHandle, crate::messages::Message)>);
+
+impl Sends {
+    /// Adds `message` for `to`, after those already added.
+    pub fn push<N: TypedNode>(
+        &mut self,
+        to: Handle<N>,
+        message: &N::Message,
+    ) -> Result<(), SystemError> {
+        self.0.push((to.untyped(), message_for::<N>(message)?));
+        Ok(())
+    }
+
+    /// How many messages there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// What a [`Pacer`] calls at each stop.
 pub type Observer<'a> = Box<dyn FnMut(&mut dyn Hardware) -> Result<(), SystemError> + 'a>;
 
@@ -239,6 +266,14 @@ impl<'a> Sim<'a> {
     ) -> Result<(), SystemError> {
         let message = message_for::<N>(message)?;
         self.hardware.send(to.untyped(), message)?;
+        Ok(())
+    }
+
+    /// Sends every message of `sends` to its node from outside the system, in order, as
+    /// [`Sim::send`] one after another would at this instant; hardware on the real clock hands
+    /// each machine its share in one round trip.
+    pub fn send_all(&mut self, sends: Sends) -> Result<(), SystemError> {
+        self.hardware.send_all(sends.0)?;
         Ok(())
     }
 

@@ -8,13 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{
-    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
-};
+use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions};
 use bollard::Docker;
 use dist_zero::hardware::docker::owner::LABEL_OWNER_PID;
 use dist_zero::hardware::docker::DockerHardware;
-use dist_zero::hardware::docker::{VirtualConfig, LABEL_RUN};
+use dist_zero::hardware::docker::{clean, CleanOptions, VirtualConfig, LABEL_RUN};
 use dist_zero::hardware::{Hardware, Mode};
 use dist_zero::scenario::{run_scenario, Progress, Scenario};
 use dist_zero::settings::Settings;
@@ -109,10 +107,11 @@ pub fn running_containers_of_pid(pid: u32) -> Vec<String> {
     })
 }
 
-/// Removes every container and network labelled with the runner `pid` (test clean-up).
-pub fn remove_everything_of_pid(pid: u32) {
+/// Removes every run the runner `pid` created (test clean-up), through `dist-zero clean`'s own
+/// code, which outlasts an engine slow to let go of a network. Returns what it could not remove.
+pub fn remove_everything_of_pid(pid: u32) -> Vec<String> {
     let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_OWNER_PID}={pid}")])]);
-    with_docker(|docker| async move {
+    let runs: std::collections::BTreeSet<String> = with_docker(|docker| async move {
         let containers = docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
@@ -121,23 +120,32 @@ pub fn remove_everything_of_pid(pid: u32) {
             }))
             .await
             .unwrap_or_default();
-        for id in containers.into_iter().filter_map(|c| c.id) {
-            let options = RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            };
-            let _ = docker.remove_container(&id, Some(options)).await;
-        }
         let networks = docker
             .list_networks(Some(ListNetworksOptions {
                 filters: Some(filters),
             }))
             .await
             .unwrap_or_default();
-        for id in networks.into_iter().filter_map(|n| n.id) {
-            let _ = docker.remove_network(&id).await;
-        }
+        containers
+            .into_iter()
+            .filter_map(|c| c.labels)
+            .chain(networks.into_iter().filter_map(|n| n.labels))
+            .filter_map(|mut labels| labels.remove(LABEL_RUN))
+            .collect()
     });
+    let settings = Settings::load().expect("settings load");
+    let mut failed = Vec::new();
+    for run in runs {
+        let options = CleanOptions {
+            all: true,
+            run: Some(run),
+        };
+        match clean(&settings.docker_host, &options) {
+            Ok(cleaned) => failed.extend(cleaned.failed),
+            Err(error) => failed.push(error.to_string()),
+        }
+    }
+    failed
 }
 
 /// A fresh directory for one test's files, removed when dropped.
@@ -183,12 +191,28 @@ pub fn two_machine_scenario(run_ms: u64) -> serde_json::Value {
     })
 }
 
-/// `dist-zero ARGS` run to its end.
+/// `dist-zero ARGS` run to its end; it must leave nothing of its own in Docker (a run that
+/// leaks fails the test that made it, not a later check of the whole engine).
 pub fn dist_zero(args: &[&str]) -> Output {
-    Command::new(binary())
+    let child = Command::new(binary())
         .args(args)
-        .output()
-        .expect("dist-zero runs")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dist-zero starts");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("dist-zero runs");
+    let left = leftovers_of_pid(pid);
+    if !left.is_empty() {
+        let failed = remove_everything_of_pid(pid);
+        panic!(
+            "`dist-zero {}` left {left:?} in Docker (removing them: {failed:?}); it printed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    output
 }
 
 /// A `dist-zero` child process; on drop it is killed and whatever it created is removed, so a
@@ -276,7 +300,10 @@ impl Drop for Runner {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        remove_everything_of_pid(self.pid());
+        let failed = remove_everything_of_pid(self.pid());
+        if !failed.is_empty() && !std::thread::panicking() {
+            panic!("could not remove what the runner left: {failed:?}");
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use super::tree::{
 };
 use super::{
     CrowdContext, InputConfig, InputLeafNode, InputNode, OutputConfig, OutputLeafNode, OutputNode,
-    SumConfig, SumMessage, SumNode, SumSection, TreeSpec,
+    SumConfig, SumMessage, SumNode, SumSection, TreeSpec, User,
 };
 use crate::app::{
     states_of, Application, Common, FieldError, Input, Invariant, PlayError, Verdict,
@@ -18,7 +18,7 @@ use crate::app::{
 use crate::manager::NodeState;
 use crate::messages::MachineId;
 use crate::node::NodeRegistry;
-use crate::system::Sim;
+use crate::system::{Sends, Sim};
 use crate::system::{States, Violation};
 
 /// How many outputs the readable summary lists before it only counts them.
@@ -28,6 +28,10 @@ const LISTED_OUTPUTS: usize = 12;
 const NAME_COLUMN: usize = 24;
 /// Runs with at least this many users are large enough for a progress bar.
 const LARGE_RUN_USERS: usize = 500;
+
+/// The most messages the runner sends at once when it is behind its users (see
+/// [`play_joins`]): a control request of this many joins stays far below the frame limit.
+const JOIN_GROUP: usize = 512;
 
 /// The sum network: the default application of scenarios that name none.
 #[derive(Debug, Clone, Copy, Default)]
@@ -124,15 +128,14 @@ impl Application for SumApp {
                 persist,
             },
         )?;
-        for user in section.joining_order() {
-            sim.run_until(user.join_ms().0)?;
+        play_joins(section, sim, |user, sends| {
             let recording = user.recording()?;
             let machine = user.machine_id();
-            sim.send(input, &SumMessage::AddInputKid { machine, recording })?;
+            sends.push(input, &SumMessage::AddInputKid { machine, recording })?;
             let user = user.name().into_owned();
-            sim.send(output, &SumMessage::AddOutputKid { machine, user })?;
-        }
-        Ok(())
+            sends.push(output, &SumMessage::AddOutputKid { machine, user })?;
+            Ok(())
+        })
     }
 
     /// Correct when every user's output equals the sum of every increment.
@@ -274,8 +277,7 @@ fn play_trees(section: &SumSection, tree: TreeSpec, sim: &mut Sim<'_>) -> Result
         },
     )?;
     let input = sim.spawn::<TreeNode>(machine, &root(Role::Input, Some(centre.untyped())))?;
-    for user in section.joining_order() {
-        sim.run_until(user.join_ms().0)?;
+    play_joins(section, sim, |user, sends| {
         let join = JoinRequest {
             machine: user.machine_id(),
             user: user.name().into_owned(),
@@ -286,9 +288,40 @@ fn play_trees(section: &SumSection, tree: TreeSpec, sim: &mut Sim<'_>) -> Result
             recording: None,
             ..join.clone()
         };
-        sim.send(input, &TreeMessage::Join { join, id: None })?;
+        sends.push(input, &TreeMessage::Join { join, id: None })?;
         let join = output_join;
-        sim.send(output, &TreeMessage::Join { join, id: None })?;
+        sends.push(output, &TreeMessage::Join { join, id: None })?;
+        Ok(())
+    })
+}
+
+/// Lets every user join at its time: `join` adds what the user's joining sends. The users go in
+/// joining order, in groups sent at once: a group is the first user whose time has not come
+/// yet, run to, and every next user whose time had already passed by then (at most
+/// [`JOIN_GROUP`]). In simulation time stops at each user's moment, so every group is one user
+/// and the trace is that of one send after another; on the real clock a runner behind its
+/// users catches up with one round trip per machine, not one per message.
+fn play_joins(
+    section: &SumSection,
+    sim: &mut Sim<'_>,
+    mut join: impl FnMut(&User<'_>, &mut Sends) -> Result<(), PlayError>,
+) -> Result<(), PlayError> {
+    let users = section.joining_order();
+    let mut next = 0;
+    while let Some(first) = users.get(next) {
+        sim.run_until(first.join_ms().0)?;
+        let now = sim.now_ms();
+        let mut sends = Sends::default();
+        join(first, &mut sends)?;
+        next += 1;
+        while let Some(user) = users.get(next) {
+            if user.join_ms().0 >= now || sends.len() >= JOIN_GROUP {
+                break;
+            }
+            join(user, &mut sends)?;
+            next += 1;
+        }
+        sim.send_all(sends)?;
     }
     Ok(())
 }

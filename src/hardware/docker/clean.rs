@@ -16,6 +16,7 @@ use bollard::Docker;
 
 use super::engine::{self, failed};
 use super::owner::{Liveness, Owner};
+use super::resources::remove_network;
 use super::{LABEL_ALL, LABEL_RUN};
 use crate::hardware::HardwareError;
 
@@ -193,10 +194,16 @@ async fn remove_run(docker: &Docker, run: &Run, cleaned: &mut Cleaned) {
             Err(error) => cleaned.failed.push(format!("container {name}: {error}")),
         }
     }
+    // Every container of the run, by name: the engine may still count an endpoint of one it has
+    // just removed, which a forced disconnect by name frees.
+    let known: Vec<String> = run
+        .containers
+        .iter()
+        .map(|(_, name)| name.clone())
+        .collect();
     for (id, name) in &run.networks {
-        match docker.remove_network(id).await {
+        match remove_network(docker, id, &known).await {
             Ok(()) => cleaned.networks.push(name.clone()),
-            Err(error) if gone(&error) => {}
             Err(error) => {
                 let hint = if matches!(
                     error,

@@ -232,6 +232,19 @@ impl Resources {
         self.runtime.block_on(async move {
             let filters = HashMap::from([("label".to_owned(), vec![run_label])]);
             let mut problems = Vec::new();
+            // One endpoint at a time: the engine counts a network's endpoints in one record, and
+            // concurrent removals of endpoints on one network can lose a decrement (moby#42119),
+            // leaving a network it refuses to remove. Containers without endpoints are then
+            // removed concurrently.
+            if let Some(network) = &network {
+                for name in &names {
+                    let request = bollard::models::NetworkDisconnectRequest {
+                        container: Some(name.clone()),
+                        force: Some(true),
+                    };
+                    let _ = docker.disconnect_network(network, request).await;
+                }
+            }
             remove_containers(&docker, &names, &mut problems).await;
             // Anything else with the run's label (e.g. created but never recorded).
             let listed = docker

@@ -318,6 +318,10 @@ impl<P: Provider> Hardware for RemoteHardware<P> {
         self.with_machines(async |machines| machines.deliver(to, message).await)
     }
 
+    fn send_all(&mut self, sends: Vec<(NodeHandle, Message)>) -> Result<(), HardwareError> {
+        self.with_machines(async |machines| machines.deliver_all(sends).await)
+    }
+
     fn run_until(&mut self, at_ms: u64) -> Result<(), HardwareError> {
         let limit = Millis(at_ms).to_micros_saturating();
         let deadline = self.started + Duration::from_millis(at_ms);

@@ -17,7 +17,7 @@ use crate::counters::Counters;
 use crate::faults::Fault;
 use crate::hardware::{FailureReport, HardwareError, Mode};
 use crate::manager::{NodeFailure, NodeState};
-use crate::messages::{MachineId, Message, NodeConfig, NodeHandle};
+use crate::messages::{MachineId, Message, NodeConfig, NodeHandle, NodeId};
 use crate::observe::merge::host_now_us;
 use crate::time::Micros;
 
@@ -313,6 +313,35 @@ impl<B: Backend> Machines<B> {
             ControlResponse::Delivered { .. } => Ok(()),
             other => Err(unexpected(to.machine, &other)),
         }
+    }
+
+    /// Delivers each message to its node from outside the system, in order: one control request
+    /// per machine for its share (a paused or down machine's wait, as with [`Self::deliver`]).
+    pub(crate) async fn deliver_all(
+        &mut self,
+        sends: Vec<(NodeHandle, Message)>,
+    ) -> Result<(), HardwareError> {
+        let mut shares: Vec<Vec<(NodeId, Message)>> = vec![Vec::new(); self.slots.len()];
+        for (to, message) in sends {
+            let slot = self.slot(to.machine)?;
+            if slot.pauses > 0 || slot.down {
+                slot.missed.push(Missed::Deliver(to, message));
+            } else {
+                shares[to.machine.index()].push((to.id, message));
+            }
+        }
+        for (index, deliveries) in shares.into_iter().enumerate() {
+            if deliveries.is_empty() {
+                continue;
+            }
+            let machine = machine_id(index);
+            let request = ControlRequest::DeliverAll { deliveries };
+            match self.call(machine, request, B::TIMEOUTS.call).await? {
+                ControlResponse::DeliveredAll { .. } => {}
+                other => return Err(unexpected(machine, &other)),
+            }
+        }
+        Ok(())
     }
 
     /// Every node's state, machine by machine (a paused machine's as it was paused).

@@ -67,6 +67,12 @@ pub enum ControlRequest {
         /// The message.
         message: Message,
     },
+    /// Deliver each message to its node on this machine, in order, from outside the system
+    /// (answered with [`ControlResponse::DeliveredAll`]).
+    DeliverAll {
+        /// (receiving node, message) pairs.
+        deliveries: Vec<(NodeId, Message)>,
+    },
     /// The state of every node on this machine.
     NodeStates,
     /// Measure `count` round trips to machine `to` over a dedicated peer connection.
@@ -129,6 +135,11 @@ pub enum ControlResponse {
     Delivered {
         /// Whether a node took it (false: the machine has no such node).
         taken: bool,
+    },
+    /// The messages of a [`ControlRequest::DeliverAll`] were handed to the NodeManager.
+    DeliveredAll {
+        /// How many a node took (the others were for nodes the machine does not have).
+        taken: u64,
     },
     /// A piece of the structured trace: whole JSON lines.
     Trace {
@@ -214,6 +225,24 @@ mod tests {
                 },
                 message,
             },
+        };
+        let text = serde_json::to_string(&request).expect("encodes");
+        let back: Authorized = serde_json::from_slice(text.as_bytes()).expect("decodes");
+        assert_eq!(back, request);
+    }
+
+    #[test]
+    fn virtual_a_group_of_deliveries_keeps_its_order_on_the_wire() {
+        let deliveries: Vec<(NodeId, Message)> = (0..3)
+            .map(|serial| {
+                let message = Message::new(serde_json::json!({"type": "increment", "n": serial}))
+                    .expect("message");
+                (NodeId { origin: 0, serial }, message)
+            })
+            .collect();
+        let request = Authorized {
+            token: "t".into(),
+            request: ControlRequest::DeliverAll { deliveries },
         };
         let text = serde_json::to_string(&request).expect("encodes");
         let back: Authorized = serde_json::from_slice(text.as_bytes()).expect("decodes");
