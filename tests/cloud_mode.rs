@@ -165,6 +165,10 @@ fn cloud_tags_security_group_rules_and_user_data_follow_the_design() {
             assert!(script.contains("exec /opt/dist-zero/dist-zero machine"));
             assert!(script.contains("\"tls\""), "TLS material in the config");
             assert!(
+                script.contains("\"sync_disk\":true"),
+                "a forced stop keeps what the machine wrote to its disk"
+            );
+            assert!(
                 !script.contains(EMULATOR_SECRET),
                 "no AWS credentials on the instance"
             );

@@ -3,8 +3,8 @@
 //! through the one start path of every mode (`system::Builder::on`, `hardware::start`, or the
 //! command line with `--mode`), plays the built-in applications, strikes with the fault verbs,
 //! and checks what the application checks. The `conformance!` lines at the end run every body
-//! in simulated and virtual mode, and the bodies cloud mode can run (no pauses, crashes or
-//! node types of its own there) on moto and its realizer too, named `conformance_simulated_…`,
+//! in simulated and virtual mode, and the bodies cloud mode can run (no pauses or node types of
+//! its own there) on moto and its realizer too, named `conformance_simulated_…`,
 //! `conformance_virtual_…` and `conformance_cloud_…` so that `cargo test simulated`, `virtual`
 //! and `cloud` still select by mode.
 //!
@@ -351,7 +351,7 @@ type Body = fn(&Harness) -> Result<(), SystemError>;
 
 /// Runs `body` in `mode`: on the simulator; in containers running this binary; or on instances
 /// of moto, each realized as a container on the realizer's own Docker network, with nothing
-/// left in moto or Docker afterwards.
+/// left in moto or Docker afterwards (no instance, no container, no network).
 fn run(mode: Mode, body: Body) -> Result<(), Failed> {
     match mode {
         Mode::Simulated => body(&Harness {
@@ -388,7 +388,13 @@ fn run(mode: Mode, body: Body) -> Result<(), Failed> {
                 cloud_support::cloud_leftovers(&emulator),
                 Vec::<String>::new()
             );
+            let subnet = emulator.settings.cloud.subnet.clone();
             emulator.stop()?;
+            assert_eq!(
+                cloud_support::realizer_leftovers(&subnet),
+                Vec::<String>::new(),
+                "the realizer removed its containers and its network"
+            );
         }
     }
     Ok(())
@@ -474,7 +480,7 @@ conformance! {
     late_joiner in [simulated, virtual, cloud];
     recorded_users in [simulated, virtual, cloud];
     broadcast_through_a_healing_partition in [simulated, virtual];
-    crash_and_restart_of_a_machine_holding_part_of_the_sum_network in [simulated, virtual];
+    crash_and_restart_of_a_machine_holding_part_of_the_sum_network in [simulated, virtual, cloud];
     a_pause in [simulated, virtual];
     the_spawn_race in [simulated, virtual];
     the_example_crates_own_node_types in [simulated, virtual];

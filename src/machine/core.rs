@@ -2,7 +2,7 @@
 //! exactly as the simulator drives it with virtual time — envelopes in, effects out.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,8 +81,28 @@ pub(crate) struct Core {
     scratch: Vec<Effect>,
     /// Where the machine's disk lives (its image and the run's start), if it keeps one.
     state_dir: Option<PathBuf>,
+    /// Whether every write to the disk reaches the device before the machine goes on.
+    sync_disk: bool,
     /// Whether events happened since the disk image was last written.
     unsaved_events: bool,
+}
+
+/// Writes `bytes` to `name` in `dir` atomically (a file renamed into place); with `sync`, the
+/// file and then the directory entry reach the device before it returns.
+fn write_file(dir: &Path, name: &str, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let fresh = dir.join(format!("{name}.new"));
+    let mut file = std::fs::File::create(&fresh)?;
+    file.write_all(bytes)?;
+    if sync {
+        file.sync_all()?;
+    }
+    drop(file);
+    std::fs::rename(&fresh, dir.join(name))?;
+    if sync {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The machine's disk image in its state directory: what survives a kill of its process.
@@ -154,15 +174,19 @@ impl Core {
             bad_frames,
             scratch: Vec::new(),
             state_dir: None,
+            sync_disk: false,
             unsaved_events: false,
         }
     }
 
     /// Keeps the machine's disk in `dir`: its image ([`DISK_FILE`]) is written before anything
     /// an event made leaves the machine, and the run's start ([`CLOCK_FILE`]) when the clock
-    /// starts, so that a process killed and started again boots from them.
-    pub(crate) fn keep_disk(&mut self, dir: PathBuf) {
+    /// starts, so that a process killed and started again boots from them. With `sync`, each
+    /// write reaches the device (fsync) before the machine goes on, so that a power cut (an
+    /// instance's forced stop) keeps it too.
+    pub(crate) fn keep_disk(&mut self, dir: PathBuf, sync: bool) {
         self.state_dir = Some(dir);
+        self.sync_disk = sync;
         self.outbox.after_disk = true;
     }
 
@@ -190,9 +214,7 @@ impl Core {
         let Some(dir) = &self.state_dir else { return };
         let write = || -> std::io::Result<()> {
             let image = serde_json::to_vec(&self.manager.disk()).map_err(std::io::Error::other)?;
-            let fresh = dir.join(format!("{DISK_FILE}.new"));
-            std::fs::write(&fresh, image)?;
-            std::fs::rename(&fresh, dir.join(DISK_FILE))
+            write_file(dir, DISK_FILE, &image, self.sync_disk)
         };
         if let Err(error) = write() {
             tracing::error!(%error, "cannot write the machine's disk image");
@@ -267,7 +289,7 @@ impl Core {
             let start = RunStart { run_start_unix_us };
             let written = serde_json::to_vec(&start)
                 .map_err(std::io::Error::other)
-                .and_then(|json| std::fs::write(dir.join(CLOCK_FILE), json));
+                .and_then(|json| write_file(dir, CLOCK_FILE, &json, self.sync_disk));
             if let Err(error) = written {
                 tracing::error!(%error, "cannot write the run's start to the machine's disk");
             }
@@ -612,6 +634,20 @@ impl Carrier for Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloud_a_disk_file_is_replaced_whole_with_or_without_sync() {
+        let dir = std::env::temp_dir().join(format!("dz-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        for sync in [false, true] {
+            write_file(&dir, DISK_FILE, b"first", sync).expect("written");
+            write_file(&dir, DISK_FILE, b"second", sync).expect("written again");
+            assert_eq!(std::fs::read(dir.join(DISK_FILE)).expect("read"), b"second");
+            assert!(!dir.join(format!("{DISK_FILE}.new")).exists());
+        }
+        assert!(write_file(&dir.join("missing"), DISK_FILE, b"x", true).is_err());
+        std::fs::remove_dir_all(&dir).expect("removed");
+    }
 
     #[test]
     fn virtual_the_run_start_becomes_the_instant_it_was_on_the_wall_clock() {

@@ -170,7 +170,7 @@ async fn serve_on(
     )
     .map_err(|e| MachineError::Config(MachineConfigError::Invalid(e.to_string())))?;
     let mut core = core::Core::new(manager, outbound, Arc::clone(&bad_frames), faults);
-    core.keep_disk(config.log_dir.clone());
+    core.keep_disk(config.log_dir.clone(), config.sync_disk);
     if config.record {
         let recorder = if rebooted.is_some() {
             recording::MachineRecorder::resume(config.machine, &config.log_dir)

@@ -125,6 +125,107 @@ pub fn docker_leftovers(run: &str) -> Vec<String> {
     })
 }
 
+fn docker() -> bollard::Docker {
+    let settings = Settings::load().expect("settings load");
+    let host = settings
+        .docker_host
+        .trim_start_matches("unix://")
+        .to_owned();
+    bollard::Docker::connect_with_unix(&host, 30, bollard::API_DEFAULT_VERSION).expect("docker")
+}
+
+/// Containers and networks the realizer of `subnet` labelled (its containers and its network):
+/// none once it stopped.
+pub fn realizer_leftovers(subnet: &str) -> Vec<String> {
+    use dist_zero::hardware::cloud::realizer::LABEL_REALIZER;
+    block_on(async {
+        let docker = docker();
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_REALIZER}={subnet}")],
+        )]);
+        let containers = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await
+            .expect("list containers");
+        let networks = docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .expect("list networks");
+        containers
+            .into_iter()
+            .filter_map(|c| c.names.and_then(|n| n.into_iter().next()))
+            .chain(networks.into_iter().filter_map(|n| n.name))
+            .collect()
+    })
+}
+
+/// What Docker says of a container: its id, whether it runs, and its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    /// Its id.
+    pub id: String,
+    /// Whether it runs.
+    pub running: bool,
+    /// Its IPv4 addresses, on every network.
+    pub ips: Vec<String>,
+}
+
+/// The container `name`, if it exists.
+pub fn container_state(name: &str) -> Option<ContainerState> {
+    block_on(async {
+        let inspected = docker()
+            .inspect_container(
+                name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .ok()?;
+        let ips = inspected
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default()
+            .into_values()
+            .filter_map(|e| e.ip_address)
+            .filter(|ip| !ip.is_empty())
+            .collect();
+        Some(ContainerState {
+            id: inspected.id?,
+            running: inspected.state.and_then(|s| s.running) == Some(true),
+            ips,
+        })
+    })
+}
+
+/// The file at `path` in container `name` (running or not), if it is there.
+pub fn container_file(name: &str, path: &str) -> Option<Vec<u8>> {
+    use futures_util::StreamExt;
+    use std::io::Read;
+    let archive = block_on(async {
+        let options = bollard::query_parameters::DownloadFromContainerOptions {
+            path: path.to_owned(),
+        };
+        let docker = docker();
+        let mut stream = docker.download_from_container(name, Some(options));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            archive.extend_from_slice(&chunk.ok()?);
+        }
+        Some(archive)
+    })?;
+    let mut archive = tar::Archive::new(archive.as_slice());
+    let mut entry = archive.entries().ok()?.next()?.ok()?;
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
 #[derive(Debug)]
 struct Rule {
     action: String,

@@ -1,16 +1,19 @@
 //! Instances as the machines of a run: a loopback forwarder per machine that carries the control
 //! connection over TLS pinned to the run's authority (so the plain control client is reused), how
-//! a message names an instance, and what EC2 says became of one that stopped answering. The
-//! control connections themselves are [`crate::hardware::remote::machines`].
+//! a message names an instance, what EC2 says became of one that stopped answering, and crashes
+//! and restarts as a forced stop and a start of the instance. The control connections
+//! themselves are [`crate::hardware::remote::machines`].
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::InstanceStateName;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
-use super::aws::{api, Clients};
+use super::aws::{api, eventually, Clients};
+use super::CONTROL_PORT;
 use crate::faults::{Fault, FaultKind, RuleKind};
 use crate::hardware::remote::machines::{self, Backend, Timeouts};
 use crate::hardware::remote::tls;
@@ -26,13 +29,27 @@ pub(crate) struct Instance {
     pub instance: String,
     /// Its private address.
     pub private_ip: Ipv4Addr,
-    /// The address the runner reaches its control port at.
-    pub remote: SocketAddr,
+    /// The address the runner reaches its control port at, which its forwarder follows (on AWS
+    /// a stopped and started instance has a new public address).
+    pub remote: watch::Sender<SocketAddr>,
 }
+
+/// How long an instance may take to reach `stopped` or `running` (EC2 takes seconds to minutes).
+const STATE_LIMIT: Duration = Duration::from_secs(600);
+/// How long a port may keep accepting after its instance stopped (with an emulator: until the
+/// realizer has taken its container down), or keep refusing after it runs again.
+const PORT_LIMIT: Duration = Duration::from_secs(120);
+/// How long one TLS handshake with a control port may take while waiting on it: on the
+/// emulator's local network, and across the internet to an instance.
+const PORT_ATTEMPT: (Duration, Duration) = (Duration::from_millis(300), Duration::from_secs(3));
 
 /// A run's instances, machine `i` in `instances[i]`, and the forwarders to them.
 pub struct Instances {
     clients: Clients,
+    /// Whether the instances are an emulator's (the runner reaches their private addresses).
+    emulated: bool,
+    /// TLS to the machines, pinned to the run's authority.
+    connector: TlsConnector,
     instances: Vec<Instance>,
     forwarders: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -49,6 +66,7 @@ impl Drop for Instances {
 /// every machine answers a status request.
 pub(crate) async fn connect(
     clients: Clients,
+    emulated: bool,
     connector: TlsConnector,
     machines: Vec<(String, Ipv4Addr, SocketAddr)>,
     token: String,
@@ -57,6 +75,8 @@ pub(crate) async fn connect(
 ) -> Result<Machines, HardwareError> {
     let mut instances = Instances {
         clients,
+        emulated,
+        connector: connector.clone(),
         instances: Vec::new(),
         forwarders: Vec::new(),
     };
@@ -70,12 +90,13 @@ pub(crate) async fn connect(
             .await
             .map_err(cannot_listen)?;
         let local = listener.local_addr().map_err(cannot_listen)?;
+        let (remote, follows) = watch::channel(remote);
         instances
             .forwarders
-            .push(tokio::spawn(tls::forward_over_tls(
+            .push(tokio::spawn(tls::forward_over_tls_to(
                 listener,
                 connector.clone(),
-                remote,
+                follows,
             )));
         instances.instances.push(Instance {
             instance,
@@ -90,6 +111,112 @@ pub(crate) async fn connect(
 impl Instances {
     fn get(&self, machine: MachineId) -> Option<&Instance> {
         self.instances.get(machine.index())
+    }
+
+    fn known(&self, machine: MachineId) -> Result<&Instance, HardwareError> {
+        self.get(machine).ok_or(HardwareError::NoSuchMachine {
+            machine,
+            machines: self.instances.len(),
+        })
+    }
+
+    /// Waits until machine `machine`'s instance is `wanted`, and returns it as EC2 describes it
+    /// then; an instance that terminates meanwhile is a lost machine.
+    async fn wait_for(
+        &self,
+        machine: MachineId,
+        slot: &Instance,
+        wanted: InstanceStateName,
+    ) -> Result<aws_sdk_ec2::types::Instance, HardwareError> {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let described = eventually(|| async {
+                self.clients
+                    .ec2
+                    .describe_instances()
+                    .instance_ids(&slot.instance)
+                    .send()
+                    .await
+                    .map_err(api("DescribeInstances"))
+            })
+            .await?;
+            let instance = described
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .next();
+            let state = instance.and_then(|i| i.state()).and_then(|s| s.name());
+            match (instance, state) {
+                (Some(instance), Some(state)) if *state == wanted => return Ok(instance.clone()),
+                (_, Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)) => {
+                    return Err(HardwareError::MachineLost {
+                        machine,
+                        reason: format!(
+                            "instance {} ({}) terminated while the runner waited for it to be {}",
+                            slot.instance,
+                            slot.private_ip,
+                            wanted.as_str()
+                        ),
+                    })
+                }
+                _ => {}
+            }
+            if started.elapsed() > STATE_LIMIT {
+                return Err(HardwareError::Infrastructure(format!(
+                    "instance {} ({}) was not {} within {} s",
+                    slot.instance,
+                    slot.private_ip,
+                    wanted.as_str(),
+                    STATE_LIMIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Waits until machine `machine`'s control port completes a TLS handshake (`accepting`) or
+    /// no longer does, for at most [`PORT_LIMIT`].
+    async fn wait_for_port(
+        &self,
+        machine: MachineId,
+        slot: &Instance,
+        accepting: bool,
+    ) -> Result<(), HardwareError> {
+        let started = tokio::time::Instant::now();
+        let attempt = if self.emulated {
+            PORT_ATTEMPT.0
+        } else {
+            PORT_ATTEMPT.1
+        };
+        loop {
+            let addr = *slot.remote.borrow();
+            let accepts = matches!(
+                tokio::time::timeout(attempt, tls::connect(&self.connector, addr)).await,
+                Ok(Ok(_))
+            );
+            if accepts == accepting {
+                return Ok(());
+            }
+            if started.elapsed() > PORT_LIMIT {
+                let what = if accepting {
+                    "runs but its control port does not accept connections"
+                } else {
+                    "stopped but its control port still accepts connections"
+                };
+                return Err(HardwareError::MachineLost {
+                    machine,
+                    reason: format!(
+                        "instance {} ({}) {what} after {} s ({addr})",
+                        slot.instance,
+                        slot.private_ip,
+                        PORT_LIMIT.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -113,7 +240,7 @@ impl Backend for Instances {
     }
 
     fn shown_addr(&self, machine: MachineId) -> Option<SocketAddr> {
-        self.get(machine).map(|slot| slot.remote)
+        self.get(machine).map(|slot| *slot.remote.borrow())
     }
 
     async fn gone(&self, machine: MachineId) -> Option<String> {
@@ -123,7 +250,8 @@ impl Backend for Instances {
     const MODE: Mode = Mode::Cloud;
 
     /// The link verbs (partitions, holds, drops and duplicates), which every machine applies to
-    /// what it sends; not yet pauses, crashes or reordering.
+    /// what it sends, and crashes and restarts (a forced stop and a start of the instance); not
+    /// pauses (EC2 cannot freeze an instance) or reordering.
     fn applies(fault: &Fault) -> bool {
         matches!(
             fault,
@@ -131,6 +259,8 @@ impl Backend for Instances {
                 | Fault::Repair { .. }
                 | Fault::Hold { .. }
                 | Fault::Release { .. }
+                | Fault::Crash { .. }
+                | Fault::Restart { .. }
                 | Fault::Rule {
                     kind: RuleKind::Drop | RuleKind::Duplicate,
                     ..
@@ -138,27 +268,83 @@ impl Backend for Instances {
         )
     }
 
+    /// Not applied: EC2 has no way to freeze an instance with its memory (hibernation needs a
+    /// prepared instance and takes minutes).
     async fn pause(&self, _machine: MachineId) -> Result<(), HardwareError> {
-        Err(not_applied(FaultKind::Pause))
+        Err(pause_not_applied())
     }
 
+    /// Not applied, as [`Instances::pause`].
     async fn unpause(&self, _machine: MachineId) -> Result<(), HardwareError> {
-        Err(not_applied(FaultKind::Pause))
+        Err(pause_not_applied())
     }
 
-    async fn kill(&self, _machine: MachineId) -> Result<(), HardwareError> {
-        Err(not_applied(FaultKind::Crash))
+    /// `StopInstances` with `Force`: the power is pulled, without a clean shutdown; the instance
+    /// keeps its private address and its EBS root volume, which holds the machine's disk.
+    /// Returns once EC2 says `stopped` and, with an emulator (whose stop takes no time), once the
+    /// machine's control port no longer accepts connections (the realizer killed its container).
+    async fn kill(&self, machine: MachineId) -> Result<(), HardwareError> {
+        let slot = self.known(machine)?;
+        eventually(|| async {
+            self.clients
+                .ec2
+                .stop_instances()
+                .instance_ids(&slot.instance)
+                .force(true)
+                .send()
+                .await
+                .map_err(api("StopInstances"))
+        })
+        .await?;
+        self.wait_for(machine, slot, InstanceStateName::Stopped)
+            .await?;
+        if self.emulated {
+            self.wait_for_port(machine, slot, false).await?;
+        }
+        Ok(())
     }
 
-    async fn start(&self, _machine: MachineId) -> Result<(), HardwareError> {
-        Err(not_applied(FaultKind::Crash))
+    /// `StartInstances` (tried again while the instance is still stopping), then waits until it
+    /// is `running` and its control port accepts connections: the bootstrap's per-boot script
+    /// runs the machine again on its disk, at the same private address. On AWS the instance has
+    /// a new public address, which the runner's forwarder follows from then on.
+    async fn start(&self, machine: MachineId) -> Result<(), HardwareError> {
+        let slot = self.known(machine)?;
+        eventually(|| async {
+            self.clients
+                .ec2
+                .start_instances()
+                .instance_ids(&slot.instance)
+                .send()
+                .await
+                .map_err(api("StartInstances"))
+        })
+        .await?;
+        let running = self
+            .wait_for(machine, slot, InstanceStateName::Running)
+            .await?;
+        if !self.emulated {
+            let public = running
+                .public_ip_address()
+                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+                .ok_or_else(|| HardwareError::MachineLost {
+                    machine,
+                    reason: format!(
+                        "instance {} ({}) runs again without a public address",
+                        slot.instance, slot.private_ip
+                    ),
+                })?;
+            slot.remote
+                .send_replace(SocketAddr::from((public, CONTROL_PORT)));
+        }
+        self.wait_for_port(machine, slot, true).await
     }
 }
 
-/// Cloud mode does not pause, kill or restart instances yet.
-fn not_applied(kind: FaultKind) -> HardwareError {
+/// Cloud mode does not pause instances.
+fn pause_not_applied() -> HardwareError {
     HardwareError::FaultNotApplied {
-        kind,
+        kind: FaultKind::Pause,
         mode: Mode::Cloud,
     }
 }

@@ -5,8 +5,10 @@
 //! table, subnet and security group, and a bucket holding the runner's own binary under its
 //! SHA-256. It launches one instance per machine at a fixed private address (so every machine's
 //! address book is known before launch) with a bootstrap as user data ([`bootstrap`]): fetch the
-//! binary through a presigned URL, check its hash, write the machine config, `exec dist-zero
-//! machine`. No SSH, no key pair, no AWS credentials on the instances.
+//! binary through a presigned URL, check its hash, write the machine config, install a per-boot
+//! script (a crash is a forced stop of the instance, a restart a start of it, which boots the
+//! machine again from its disk), `exec dist-zero machine`. No SSH, no key pair, no AWS
+//! credentials on the instances.
 //!
 //! Machines talk TLS to each other and to the runner, with a certificate authority made for the
 //! run ([`crate::hardware::remote::tls`]); the run's token only travels inside it. The security group
@@ -348,7 +350,15 @@ impl RemoteHardware<CloudRun> {
         let timeout = Duration::from_secs(cloud.ready_timeout_s);
         let machines = stopper.block_on(
             &run.runtime,
-            machines::connect(clients, connector, targets, token, config.seed, timeout),
+            machines::connect(
+                clients,
+                emulated,
+                connector,
+                targets,
+                token,
+                config.seed,
+                timeout,
+            ),
         )?;
         tracing::info!(run = %run_id, machines = machines.len(), "cloud system ready");
         Ok(RemoteHardware::new(run, machines, stopper, run_id))
@@ -413,6 +423,7 @@ impl Plan<'_> {
             duplicate: self.config.duplicate.clone(),
             tls: Some(self.tls.machines.clone()),
             record: self.config.record,
+            sync_disk: true,
         }
     }
 }

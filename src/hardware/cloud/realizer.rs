@@ -3,9 +3,13 @@
 //! The [`Realizer`] first creates a Docker network with the run's subnet range (before any
 //! instance exists), then watches the emulator: for every DistZero instance it reports running
 //! in that range, it starts a container at the instance's private address and runs the
-//! instance's user data in it; when the instance terminates, it removes the container. The
-//! image is `FROM scratch` plus a static busybox (Debian's `busybox-static`), which gives the user
-//! data a shell, `wget` and `sha256sum`.
+//! instance's user data in it; when the instance stops, it kills the container (kept, with its
+//! file system: the instance's root volume), and starts it again when the instance runs again,
+//! which then runs cloud-init's per-boot scripts instead of the user data, as a second boot on
+//! EC2 does; when the instance terminates, it removes the container. One task, the watch loop,
+//! does every one of these container operations, one after another. The image is `FROM scratch`
+//! plus a static busybox (Debian's `busybox-static`), which gives the user data a shell, `wget`
+//! and `sha256sum`.
 //!
 //! The emulator listens on 127.0.0.1 only. So that the user data's presigned URL
 //! (`http://127.0.0.1:<port>/...`) works unchanged inside a container, the realizer relays the
@@ -36,6 +40,7 @@ use futures_util::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::aws::{api, Clients, TAG_ALL, TAG_RUN};
+use super::bootstrap::PER_BOOT_DIR;
 use super::Subnet;
 use crate::hardware::docker::engine::{self, DockerError};
 use crate::hardware::docker::{remove_network, LABEL_ALL, LABEL_RUN};
@@ -55,6 +60,9 @@ pub const EMULATOR_SECRET: &str = "dist-zero-emulator-secret";
 /// How many looks the realizer tries to realize one instance before giving up on it (at
 /// least a minute and a half, for a container being removed under load).
 const REALIZE_ATTEMPTS: u32 = 300;
+/// Where a realized container keeps its user data, as cloud-init does: its presence means the
+/// first boot has happened.
+const USER_DATA: &str = "/var/lib/cloud/instance/user-data.txt";
 /// How often the realizer asks the emulator what runs.
 const POLL: Duration = Duration::from_millis(300);
 
@@ -486,8 +494,9 @@ impl Watch {
     /// finished first.
     async fn run(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         let mut failures: HashMap<String, u32> = HashMap::new();
+        let mut halted: HashSet<String> = HashSet::new();
         while !*stopped.borrow() {
-            if let Err(error) = self.step(&mut failures).await {
+            if let Err(error) = self.step(&mut failures, &mut halted).await {
                 tracing::warn!(%error, "realizer step failed");
             }
             tokio::select! {
@@ -497,10 +506,16 @@ impl Watch {
         }
     }
 
-    /// One look at the emulator: realize new instances, remove terminated ones. An instance
-    /// that cannot be realized (its address still held by a container being removed) is tried
-    /// again at the next look, [`REALIZE_ATTEMPTS`] times at most.
-    async fn step(&self, failures: &mut HashMap<String, u32>) -> Result<(), HardwareError> {
+    /// One look at the emulator: realize new instances, kill the containers of stopped ones
+    /// (`halted` holds them) and start them again when their instances run again, remove
+    /// terminated ones. An instance that cannot be realized (its address still held by a
+    /// container being removed) is tried again at the next look, [`REALIZE_ATTEMPTS`] times at
+    /// most; a container that cannot be killed or started yet, at the next look.
+    async fn step(
+        &self,
+        failures: &mut HashMap<String, u32>,
+        halted: &mut HashSet<String>,
+    ) -> Result<(), HardwareError> {
         let described = self
             .clients
             .ec2
@@ -515,6 +530,7 @@ impl Watch {
             .await
             .map_err(api("DescribeInstances"))?;
         let mut alive = HashSet::new();
+        let mut stopped = HashSet::new();
         for instance in described.reservations().iter().flat_map(|r| r.instances()) {
             let (Some(id), Some(ip)) = (
                 instance.instance_id(),
@@ -524,21 +540,30 @@ impl Watch {
             ) else {
                 continue;
             };
-            let state = instance.state().and_then(|s| s.name());
-            if !matches!(
-                state,
-                Some(InstanceStateName::Running | InstanceStateName::Pending)
-            ) || !self.subnet.contains(ip)
-            {
+            if !self.subnet.contains(ip) {
                 continue;
             }
+            match instance.state().and_then(|s| s.name()) {
+                Some(InstanceStateName::Running | InstanceStateName::Pending) => {}
+                Some(InstanceStateName::Stopping | InstanceStateName::Stopped) => {
+                    stopped.insert(id.to_owned());
+                    continue;
+                }
+                _ => continue,
+            }
             alive.insert(id.to_owned());
-            let known = self
+            let container = self
                 .realized
                 .lock()
-                .map(|m| m.contains_key(id))
-                .unwrap_or(true);
-            if known || failures.get(id).is_some_and(|n| *n >= REALIZE_ATTEMPTS) {
+                .map(|m| m.get(id).cloned())
+                .unwrap_or_default();
+            if let Some(container) = container {
+                if halted.contains(id) {
+                    self.boot_again(id, &container, halted).await;
+                }
+                continue;
+            }
+            if failures.get(id).is_some_and(|n| *n >= REALIZE_ATTEMPTS) {
                 continue;
             }
             let run = instance
@@ -562,13 +587,23 @@ impl Watch {
                 }
             }
         }
-        self.shut_down_exited(&alive).await?;
+        for id in stopped.difference(halted).cloned().collect::<Vec<_>>() {
+            let container = self
+                .realized
+                .lock()
+                .map(|m| m.get(&id).cloned())
+                .unwrap_or_default();
+            if let Some(container) = container {
+                self.power_off(&id, &container, halted).await;
+            }
+        }
+        self.shut_down_exited(&alive, halted).await?;
         let ended: Vec<(String, String)> = self
             .realized
             .lock()
             .map(|m| {
                 m.iter()
-                    .filter(|(id, _)| !alive.contains(*id))
+                    .filter(|(id, _)| !alive.contains(*id) && !stopped.contains(*id))
                     .map(|(id, c)| (id.clone(), c.clone()))
                     .collect()
             })
@@ -577,6 +612,7 @@ impl Watch {
             let mut problems = Vec::new();
             remove_container(&self.docker, &container, &mut problems).await;
             if problems.is_empty() {
+                halted.remove(&id);
                 if let Ok(mut m) = self.realized.lock() {
                     m.remove(&id);
                 }
@@ -585,10 +621,68 @@ impl Watch {
         Ok(())
     }
 
+    /// A stopped instance loses power: its container is killed (SIGKILL, no clean shutdown)
+    /// and kept, file system and address, as EC2 keeps a stopped instance's root volume and
+    /// private address. One that is not running any more (its process ended) counts as killed.
+    async fn power_off(&self, instance: &str, container: &str, halted: &mut HashSet<String>) {
+        let killed = self
+            .docker
+            .kill_container(
+                container,
+                Some(bollard::query_parameters::KillContainerOptions {
+                    signal: "SIGKILL".into(),
+                }),
+            )
+            .await;
+        match killed {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {
+                tracing::info!(instance, container, "instance stopped: container killed");
+                halted.insert(instance.to_owned());
+            }
+            Err(error) => {
+                tracing::warn!(instance, container, %error, "cannot kill a stopped instance's container yet");
+            }
+        }
+    }
+
+    /// A stopped instance that runs again boots again: its container starts again at the same
+    /// address on the same file system, and runs the per-boot scripts its first boot wrote.
+    async fn boot_again(&self, instance: &str, container: &str, halted: &mut HashSet<String>) {
+        let started = self
+            .docker
+            .start_container(
+                container,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await;
+        match started {
+            Ok(()) => {
+                tracing::info!(
+                    instance,
+                    container,
+                    "instance runs again: container started"
+                );
+                halted.remove(instance);
+            }
+            Err(error) => {
+                tracing::warn!(instance, container, %error, "cannot start a container again yet");
+            }
+        }
+    }
+
     /// An instance whose container exited (its user data failed, or it powered itself off when
     /// its time to live ran out) shuts down as EC2 would have it: terminated or stopped, as its
-    /// `InstanceInitiatedShutdownBehavior` says. The container's last lines go to the log.
-    async fn shut_down_exited(&self, alive: &HashSet<String>) -> Result<(), HardwareError> {
+    /// `InstanceInitiatedShutdownBehavior` says. The container's last lines go to the log. A
+    /// container the realizer killed itself (`halted`: its instance stopped, and is not started
+    /// again yet) is not one of them.
+    async fn shut_down_exited(
+        &self,
+        alive: &HashSet<String>,
+        halted: &HashSet<String>,
+    ) -> Result<(), HardwareError> {
         let filters = HashMap::from([
             (
                 "label".to_owned(),
@@ -610,7 +704,7 @@ impl Watch {
                 .labels
                 .as_ref()
                 .and_then(|labels| labels.get(LABEL_INSTANCE))
-                .filter(|instance| alive.contains(*instance))
+                .filter(|instance| alive.contains(*instance) && !halted.contains(*instance))
                 .cloned()
             else {
                 continue;
@@ -701,11 +795,7 @@ impl Watch {
                 "{instance}: not a dist-zero bootstrap; not run"
             )));
         }
-        let port = self.port;
-        let gateway = self.gateway;
-        let wrapper = format!(
-            "nc -ll -p {port} -e nc {gateway} {port} & printf '%s' \"$DZ_USER_DATA\" > /userdata && unset DZ_USER_DATA && exec /bin/sh /userdata"
-        );
+        let wrapper = boot_script(self.port, self.gateway);
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
             cmd: Some(vec!["/bin/sh".into(), "-c".into(), wrapper]),
@@ -767,6 +857,27 @@ impl Watch {
         tracing::info!(instance, %ip, container = %name, "instance realized");
         Ok(())
     }
+}
+
+/// What a realized container runs at each start: the relay to the emulator, then, as cloud-init
+/// does, the user data at the first boot (saved where cloud-init keeps it) and the per-boot
+/// scripts at every later one. The user data is in `DZ_USER_DATA`.
+fn boot_script(port: u16, gateway: Ipv4Addr) -> String {
+    format!(
+        r#"nc -ll -p {port} -e nc {gateway} {port} &
+if [ -e {USER_DATA} ]; then
+  unset DZ_USER_DATA
+  for script in {PER_BOOT_DIR}/*; do
+    if [ -x "$script" ]; then "$script"; fi
+  done
+else
+  mkdir -p {PER_BOOT_DIR} "$(dirname {USER_DATA})"
+  printf '%s' "$DZ_USER_DATA" > {USER_DATA}
+  unset DZ_USER_DATA
+  exec /bin/sh {USER_DATA}
+fi
+"#
+    )
 }
 
 /// moto's server on 127.0.0.1 and a realizer watching it: what `dist-zero cloud-emulator`

@@ -189,6 +189,7 @@ impl RemoteHardware<DockerRun> {
                 duplicate: config.duplicate.clone(),
                 tls: None,
                 record: config.record,
+                sync_disk: false,
             };
             let json =
                 serde_json::to_string(&machine_config).map_err(|source| HardwareError::Encode {

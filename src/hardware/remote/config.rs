@@ -49,6 +49,11 @@ pub struct MachineConfig {
     /// directory, for the runner to merge into the run's report.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub record: bool,
+    /// Write the machine's disk through to the device (fsync) before what it holds leaves the
+    /// machine (cloud mode: a crash is a forced stop, which loses what the instance's kernel
+    /// had not written; a killed process in a container leaves that to the host).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sync_disk: bool,
 }
 
 /// A run's TLS material as a machine gets it, all in PEM.
@@ -172,6 +177,7 @@ mod tests {
             duplicate: None,
             tls: None,
             record: false,
+            sync_disk: false,
         }
     }
 

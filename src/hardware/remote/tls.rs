@@ -179,12 +179,23 @@ pub async fn connect(
 
 /// Accepts plain connections on `listener` and carries each over TLS to `remote`.
 pub async fn forward_over_tls(listener: TcpListener, connector: TlsConnector, remote: SocketAddr) {
+    forward_over_tls_to(listener, connector, tokio::sync::watch::channel(remote).1).await;
+}
+
+/// Accepts plain connections on `listener` and carries each over TLS to the address `remote`
+/// holds when it is accepted (an instance started again may have a new public address).
+pub async fn forward_over_tls_to(
+    listener: TcpListener,
+    connector: TlsConnector,
+    remote: tokio::sync::watch::Receiver<SocketAddr>,
+) {
     loop {
         let Ok((mut plain, _)) = listener.accept().await else {
             tokio::time::sleep(ACCEPT_PAUSE).await;
             continue;
         };
         let connector = connector.clone();
+        let remote = *remote.borrow();
         tokio::spawn(async move {
             let _ = plain.set_nodelay(true);
             match connect(&connector, remote).await {
