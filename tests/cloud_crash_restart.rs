@@ -8,14 +8,13 @@
 
 mod cloud_support;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::InstanceStateName;
 use dist_zero::app::Application;
 use dist_zero::apps::sum::{SumApp, SumSection, UserAction, UserSpec};
-use dist_zero::hardware::cloud::realizer::{Emulator, EMULATOR_KEY_ID, EMULATOR_SECRET};
+use dist_zero::hardware::cloud::realizer::Emulator;
 use dist_zero::hardware::cloud::{CloudHardware, TAG_RUN};
 use dist_zero::node::NodeRegistry;
 use dist_zero::observe::{read_records, RecordKind};
@@ -52,31 +51,23 @@ fn assert_nothing_left(emulator: Emulator, run: &str) {
 #[test]
 fn cloud_crash_restart_scenario_keeps_every_total_exact_and_its_report_counts_the_crashes() {
     let emulator = cloud_support::emulator();
-    let cloud = &emulator.settings.cloud;
     let out = std::env::temp_dir().join(format!("dz-cloud-crash-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let output = Command::new(env!("CARGO_BIN_EXE_dist-zero"))
-        .args([
+    let output = cloud_support::dist_zero(
+        &emulator,
+        &[
             "run",
             "examples/crash_restart.json",
             "--mode",
             "cloud",
             "--json",
-        ])
-        .arg("--report")
-        .arg(&out)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env(
-            "AWS_ENDPOINT_URL",
-            cloud.endpoint_url.as_deref().expect("endpoint"),
-        )
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", EMULATOR_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", EMULATOR_SECRET)
-        .env("DIST_ZERO_CLOUD_SUBNET", &cloud.subnet)
-        .env("DIST_ZERO_CLOUD_READY_TIMEOUT_S", "90")
-        .output()
-        .expect("runs");
+        ],
+    )
+    .arg("--report")
+    .arg(&out)
+    .env("DIST_ZERO_CLOUD_READY_TIMEOUT_S", "90")
+    .output()
+    .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");

@@ -5,6 +5,7 @@
 #![cfg(feature = "cloud")]
 
 mod cloud_support;
+use cloud_support::dist_zero;
 mod report_support;
 
 use std::path::Path;
@@ -16,9 +17,7 @@ use aws_sdk_ec2::types::Filter;
 use base64::Engine as _;
 use dist_zero::apps::builtin;
 use dist_zero::hardware::cloud::aws::ApiError;
-use dist_zero::hardware::cloud::realizer::{
-    Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
-};
+use dist_zero::hardware::cloud::realizer::{Emulator, EmulatorOptions, EMULATOR_SECRET};
 use dist_zero::hardware::cloud::{CloudHardware, CONTROL_PORT, PEER_PORT, TAG_EXPIRES, TAG_RUN};
 use dist_zero::hardware::{BackendKind, Hardware, HardwareError, Mode};
 use dist_zero::messages::MachineId;
@@ -403,25 +402,6 @@ fn cloud_throttling_and_eventual_consistency_are_retried() {
     );
     wait_until_unrealized(&emulator);
     assert_nothing_left(&emulator, &run);
-}
-
-/// The `dist-zero` binary with the emulator's settings.
-fn dist_zero(emulator: &Emulator, args: &[&str]) -> Command {
-    let cloud = &emulator.settings.cloud;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dist-zero"));
-    command
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env(
-            "AWS_ENDPOINT_URL",
-            cloud.endpoint_url.as_deref().expect("endpoint"),
-        )
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", EMULATOR_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", EMULATOR_SECRET)
-        .env("DIST_ZERO_CLOUD_SUBNET", &cloud.subnet)
-        .env("DIST_ZERO_CLOUD_READY_TIMEOUT_S", "300");
-    command
 }
 
 #[test]

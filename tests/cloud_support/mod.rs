@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::client::http::{
@@ -18,7 +19,9 @@ use aws_smithy_types::body::SdkBody;
 use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions};
 use dist_zero::hardware::cloud::aws::{Clients, HttpWrapper};
 use dist_zero::hardware::cloud::inventory::discover;
-use dist_zero::hardware::cloud::realizer::{Emulator, EmulatorOptions};
+use dist_zero::hardware::cloud::realizer::{
+    Emulator, EmulatorOptions, EMULATOR_KEY_ID, EMULATOR_SECRET,
+};
 use dist_zero::hardware::cloud::CloudConfig;
 use dist_zero::hardware::docker::LABEL_RUN;
 use dist_zero::settings::Settings;
@@ -94,35 +97,7 @@ pub fn cloud_leftovers(emulator: &Emulator) -> Vec<String> {
 /// Containers and networks carrying `run`'s label (the realizer labels its containers with the
 /// instance's run).
 pub fn docker_leftovers(run: &str) -> Vec<String> {
-    let settings = Settings::load().expect("settings load");
-    block_on(async {
-        let host = settings
-            .docker_host
-            .trim_start_matches("unix://")
-            .to_owned();
-        let docker = bollard::Docker::connect_with_unix(&host, 30, bollard::API_DEFAULT_VERSION)
-            .expect("docker");
-        let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_RUN}={run}")])]);
-        let containers = docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters.clone()),
-                ..Default::default()
-            }))
-            .await
-            .expect("list containers");
-        let networks = docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .expect("list networks");
-        containers
-            .into_iter()
-            .filter_map(|c| c.names.and_then(|n| n.into_iter().next()))
-            .chain(networks.into_iter().filter_map(|n| n.name))
-            .collect()
-    })
+    labelled(&format!("{LABEL_RUN}={run}"))
 }
 
 fn docker() -> bollard::Docker {
@@ -138,12 +113,14 @@ fn docker() -> bollard::Docker {
 /// none once it stopped.
 pub fn realizer_leftovers(subnet: &str) -> Vec<String> {
     use dist_zero::hardware::cloud::realizer::LABEL_REALIZER;
+    labelled(&format!("{LABEL_REALIZER}={subnet}"))
+}
+
+/// Names of the containers and networks carrying `label` (`key=value`).
+fn labelled(label: &str) -> Vec<String> {
     block_on(async {
         let docker = docker();
-        let filters = HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{LABEL_REALIZER}={subnet}")],
-        )]);
+        let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
         let containers = docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
@@ -337,4 +314,23 @@ pub fn fault_layer(faults: Arc<Faults>) -> HttpWrapper {
             faults: Arc::clone(&faults),
         })
     }))
+}
+
+/// The `dist-zero` binary with the emulator's settings.
+pub fn dist_zero(emulator: &Emulator, args: &[&str]) -> Command {
+    let cloud = &emulator.settings.cloud;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dist-zero"));
+    command
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env(
+            "AWS_ENDPOINT_URL",
+            cloud.endpoint_url.as_deref().expect("endpoint"),
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", EMULATOR_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", EMULATOR_SECRET)
+        .env("DIST_ZERO_CLOUD_SUBNET", &cloud.subnet)
+        .env("DIST_ZERO_CLOUD_READY_TIMEOUT_S", "300");
+    command
 }
