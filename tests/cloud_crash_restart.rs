@@ -7,19 +7,19 @@
 #![cfg(feature = "cloud")]
 
 mod cloud_support;
+mod sum_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::InstanceStateName;
 use dist_zero::app::Application;
-use dist_zero::apps::sum::{SumApp, SumSection, UserAction, UserSpec};
+use dist_zero::apps::sum::SumApp;
 use dist_zero::hardware::cloud::realizer::Emulator;
 use dist_zero::hardware::cloud::{CloudHardware, TAG_RUN};
 use dist_zero::node::NodeRegistry;
 use dist_zero::observe::{read_records, RecordKind};
 use dist_zero::system::{Checks, Sim, SystemError};
-use dist_zero::time::Millis;
 use serde_json::Value;
 
 /// The realizer removes a container once its instance terminated (it polls).
@@ -113,23 +113,6 @@ fn cloud_crash_restart_scenario_keeps_every_total_exact_and_its_report_counts_th
     assert_nothing_left(emulator, &run);
 }
 
-/// Two users on machines 1 and 2, adding 5 and 7 four times, 300 ms apart.
-fn sum_section() -> SumSection {
-    let user = |name: &str, machine, amount| UserSpec {
-        name: name.into(),
-        machine,
-        join_ms: Millis(0),
-        actions: (0..4)
-            .map(|i| (Millis(100 + 300 * i), UserAction::Increment { amount }))
-            .collect(),
-        leave_ms: None,
-    };
-    SumSection {
-        users: vec![user("a", 1, 5), user("b", 2, 7)],
-        ..SumSection::default()
-    }
-}
-
 /// The state moto says instance `id` is in.
 fn state(emulator: &Emulator, run: &str, id: &str) -> Option<InstanceStateName> {
     let clients = cloud_support::clients(emulator);
@@ -160,7 +143,7 @@ fn cloud_a_crash_stops_the_instance_and_a_restart_boots_its_container_again_from
     assert!(before.running);
     let mut registry = NodeRegistry::new();
     SumApp.register(&mut registry);
-    let section = sum_section();
+    let section = sum_support::two_users_on_machines_1_and_2();
     {
         let mut sim = Sim::over(
             Box::new(&mut hardware),

@@ -4,18 +4,18 @@
 //! containers cannot apply (reordering, the latency model) said, not skipped.
 #![cfg(feature = "docker")]
 
+mod sum_support;
 mod virtual_support;
 
 use std::sync::Arc;
 
 use dist_zero::app::Application;
-use dist_zero::apps::sum::{SumApp, SumSection, UserAction, UserSpec};
+use dist_zero::apps::sum::SumApp;
 use dist_zero::faults::{Fault, FaultKind, RuleKind};
 use dist_zero::hardware::docker::DockerHardware;
 use dist_zero::hardware::HardwareError;
 use dist_zero::node::NodeRegistry;
 use dist_zero::system::{Checks, Sim, SystemError};
-use dist_zero::time::Millis;
 use serde_json::Value;
 
 #[test]
@@ -54,23 +54,6 @@ fn paused(run_id: &str, suffix: &str) -> Option<bool> {
         let inspected = docker.inspect_container(&name, options).await.ok()?;
         inspected.state?.paused
     })
-}
-
-/// Two users on machines 1 and 2, adding 5 and 7 now and then, on three containers.
-fn sum_section() -> SumSection {
-    let user = |name: &str, machine, amount| UserSpec {
-        name: name.into(),
-        machine,
-        join_ms: Millis(0),
-        actions: (0..4)
-            .map(|i| (Millis(100 + 300 * i), UserAction::Increment { amount }))
-            .collect(),
-        leave_ms: None,
-    };
-    SumSection {
-        users: vec![user("a", 1, 5), user("b", 2, 7)],
-        ..SumSection::default()
-    }
 }
 
 /// Runs `examples/<name>` in containers and returns its JSON report and its logs directory.
@@ -135,7 +118,7 @@ fn virtual_a_test_partitions_holds_and_pauses_containers_at_any_moment_and_the_s
     let run_id = hardware.run_id().to_owned();
     let mut registry = NodeRegistry::new();
     SumApp.register(&mut registry);
-    let section = sum_section();
+    let section = sum_support::two_users_on_machines_1_and_2();
     {
         let mut sim = Sim::over(
             Box::new(&mut hardware),
