@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
-use super::aws::{api, eventually, Clients};
+use super::aws::{api, eventually, ApiError, Clients};
 use super::CONTROL_PORT;
 use crate::faults::{Fault, FaultKind, RuleKind};
 use crate::hardware::remote::machines::{self, Backend, Timeouts};
@@ -131,23 +131,12 @@ impl Instances {
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
-            let described = eventually(|| async {
-                self.clients
-                    .ec2
-                    .describe_instances()
-                    .instance_ids(&slot.instance)
-                    .send()
-                    .await
-                    .map_err(api("DescribeInstances"))
-            })
-            .await?;
-            let instance = described
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .next();
-            let state = instance.and_then(|i| i.state()).and_then(|s| s.name());
-            match (instance, state) {
+            let instance = eventually(|| describe(&self.clients, &slot.instance)).await?;
+            let state = instance
+                .as_ref()
+                .and_then(|i| i.state())
+                .and_then(|s| s.name());
+            match (&instance, state) {
                 (Some(instance), Some(state)) if *state == wanted => return Ok(instance.clone()),
                 (_, Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)) => {
                     return Err(HardwareError::MachineLost {
@@ -349,27 +338,35 @@ fn pause_not_applied() -> HardwareError {
     }
 }
 
-/// If the instance is no longer running: what EC2 says became of it.
-async fn gone(clients: &Clients, slot: &Instance) -> Option<String> {
+/// What EC2 says of instance `id` (nothing if it lists none).
+async fn describe(
+    clients: &Clients,
+    id: &str,
+) -> Result<Option<aws_sdk_ec2::types::Instance>, ApiError> {
     let described = clients
         .ec2
         .describe_instances()
-        .instance_ids(&slot.instance)
+        .instance_ids(id)
         .send()
         .await
-        .map_err(api("DescribeInstances"));
-    let described = match described {
-        Ok(described) => described,
+        .map_err(api("DescribeInstances"))?;
+    Ok(described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .cloned())
+}
+
+/// If the instance is no longer running: what EC2 says became of it.
+async fn gone(clients: &Clients, slot: &Instance) -> Option<String> {
+    let instance = match describe(clients, &slot.instance).await {
+        Ok(instance) => instance?,
         Err(error) if error.is_gone() => {
             return Some(format!("instance {} is gone", slot.instance))
         }
         Err(_) => return None,
     };
-    let instance = described
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .next()?;
     let state = instance.state().and_then(|s| s.name())?;
     if matches!(
         state,
